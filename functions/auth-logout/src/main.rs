@@ -1,0 +1,5 @@
+//! `POST /auth/logout`
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::http::serve(parley::api::auth::logout).await
+}

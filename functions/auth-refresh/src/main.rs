@@ -1,0 +1,5 @@
+//! `POST /auth/refresh`
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::http::serve(parley::api::auth::refresh).await
+}

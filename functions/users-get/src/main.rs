@@ -1,0 +1,5 @@
+//! `GET /users/{userId}`
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::http::serve(parley::api::users::get_user).await
+}

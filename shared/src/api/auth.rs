@@ -1,0 +1,86 @@
+//! `/auth/*` routes.
+
+use serde::Deserialize;
+
+use crate::domain::accounts::{self, Registration};
+use crate::error::ApiError;
+use crate::http::{ApiRequest, Reply};
+use crate::AppContext;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegisterBody {
+    username: String,
+    password: String,
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+#[derive(Deserialize)]
+struct ChallengeBody {
+    address: String,
+}
+
+#[derive(Deserialize)]
+struct VerifyBody {
+    address: String,
+    signature: String,
+}
+
+/// `POST /auth/register`
+pub async fn register(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let body: RegisterBody = request.json()?;
+    let signed_in = accounts::register(
+        context,
+        Registration {
+            username: body.username,
+            password: body.password,
+            display_name: body.display_name,
+        },
+    )
+    .await?;
+    Reply::created(&signed_in)
+}
+
+/// `POST /auth/login`
+pub async fn login(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let body: LoginBody = request.json()?;
+    Reply::ok(&accounts::login(context, &body.username, &body.password).await?)
+}
+
+/// `POST /auth/refresh`
+pub async fn refresh(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let body: RefreshBody = request.json()?;
+    Reply::ok(&accounts::refresh(context, &body.refresh_token).await?)
+}
+
+/// `POST /auth/logout`: revokes the session of the access token presented.
+pub async fn logout(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let claims = request.authenticate(context)?;
+    accounts::logout(context, &claims).await?;
+    Ok(Reply::no_content())
+}
+
+/// `POST /auth/wallet/challenge`
+pub async fn wallet_challenge(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let body: ChallengeBody = request.json()?;
+    Reply::ok(&accounts::wallet_challenge(context, &body.address).await?)
+}
+
+/// `POST /auth/wallet/verify`
+pub async fn wallet_verify(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let body: VerifyBody = request.json()?;
+    Reply::ok(&accounts::wallet_verify(context, &body.address, &body.signature).await?)
+}

@@ -1,0 +1,4 @@
+//! One handler per HTTP route: read the request, call the domain, shape the reply.
+
+pub mod auth;
+pub mod users;

@@ -1,0 +1,73 @@
+//! `/users*` routes.
+
+use serde::{Deserialize, Deserializer};
+
+use crate::domain::users::{self, Presence, ProfileChange};
+use crate::error::ApiError;
+use crate::http::{ApiRequest, Reply};
+use crate::validate;
+use crate::AppContext;
+
+/// API.md: `GET /users?ids=` takes 1..=100 ids.
+const MAX_IDS: usize = 100;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PatchBody {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    status: Option<Presence>,
+    /// Absent: unchanged; `null` or `""`: cleared.
+    #[serde(default, deserialize_with = "present")]
+    status_text: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from a field not sent (`None`, through `default`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `GET /users/me`
+pub async fn get_me(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let claims = request.authenticate(context)?;
+    Reply::ok(&users::get(context, &claims.sub).await?)
+}
+
+/// `PATCH /users/me`
+pub async fn update_me(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let claims = request.authenticate(context)?;
+    let body: PatchBody = request.json()?;
+    let change = ProfileChange {
+        display_name: body.display_name,
+        status: body.status,
+        status_text: body.status_text,
+    };
+    Reply::ok(&users::update_own_profile(context, &claims.sub, change).await?)
+}
+
+/// `GET /users/{userId}`
+pub async fn get_user(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    request.authenticate(context)?;
+    let user_id = validate::ulid("userId", request.path_param("userId")?)?;
+    Reply::ok(&users::get(context, &user_id).await?)
+}
+
+/// `GET /users?ids=a,b,c`
+pub async fn batch_get(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    request.authenticate(context)?;
+    let raw = request
+        .query("ids")
+        .ok_or_else(|| ApiError::invalid("ids", "is required: a comma-separated list of user ids"))?;
+    let ids = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(|id| validate::ulid("ids", id))
+        .collect::<Result<Vec<_>, _>>()?;
+    if ids.is_empty() || ids.len() > MAX_IDS {
+        return Err(ApiError::invalid("ids", format!("must list 1 to {MAX_IDS} user ids")));
+    }
+    let items = users::get_many(context, &ids).await?;
+    Reply::ok(&serde_json::json!({ "items": items }))
+}

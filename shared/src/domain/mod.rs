@@ -1,0 +1,4 @@
+//! The rules, over plain values: no HTTP, no AWS event types.
+
+pub mod accounts;
+pub mod users;

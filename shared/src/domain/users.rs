@@ -1,0 +1,123 @@
+//! Profiles: what a user looks like to others, and the changes a user may make to their own.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::wallet::Address;
+use crate::context::AppContext;
+use crate::error::ApiError;
+use crate::store::{ProfilePatch, UserRecord};
+use crate::validate;
+
+/// API.md's `user`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wallet_address: Option<String>,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<String>,
+    pub created_at: String,
+}
+
+impl From<UserRecord> for User {
+    fn from(record: UserRecord) -> Self {
+        User {
+            id: record.id,
+            username: record.username,
+            display_name: record.display_name,
+            // Stored lowercase for lookups; shown with its EIP-55 checksum.
+            wallet_address: record
+                .wallet_address
+                .map(|a| Address::parse(&a).map(|a| a.checksummed()).unwrap_or(a)),
+            status: record.status,
+            status_text: record.status_text,
+            last_seen_at: record.last_seen_at,
+            created_at: record.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    Online,
+    Away,
+    Busy,
+    Offline,
+}
+
+impl Presence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Online => "online",
+            Presence::Away => "away",
+            Presence::Busy => "busy",
+            Presence::Offline => "offline",
+        }
+    }
+}
+
+/// A change to one's own profile. `status_text: Some(None)` (or an empty text) clears it.
+#[derive(Debug, Default, Clone)]
+pub struct ProfileChange {
+    pub display_name: Option<String>,
+    pub status: Option<Presence>,
+    pub status_text: Option<Option<String>>,
+}
+
+pub async fn get(context: &AppContext, user_id: &str) -> Result<User, ApiError> {
+    context
+        .store
+        .get_user(user_id)
+        .await?
+        .map(User::from)
+        .ok_or_else(|| ApiError::NotFound("There is no user with that id.".to_owned()))
+}
+
+/// Up to 100 users in one batched read, in the order asked for; unknown ids are left out.
+pub async fn get_many(context: &AppContext, ids: &[String]) -> Result<Vec<User>, ApiError> {
+    let mut unique: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !unique.contains(id) {
+            unique.push(id.clone());
+        }
+    }
+    let mut found = context.store.batch_get_users(&unique).await?;
+    found.sort_by_key(|u| unique.iter().position(|id| *id == u.id));
+    Ok(found.into_iter().map(User::from).collect())
+}
+
+pub async fn update_own_profile(context: &AppContext, user_id: &str, change: ProfileChange) -> Result<User, ApiError> {
+    if change.display_name.is_none() && change.status.is_none() && change.status_text.is_none() {
+        return Err(ApiError::invalid("body", "give at least one of displayName, status, statusText"));
+    }
+    let mut problems = validate::Problems::default();
+    let display_name = change
+        .display_name
+        .and_then(|name| problems.check(validate::display_name(&name)));
+    let status_text = match change.status_text {
+        Some(Some(text)) if !text.trim().is_empty() => problems
+            .check(validate::text("statusText", &text, 1..=validate::STATUS_TEXT_MAX))
+            .map(Some),
+        Some(_) => Some(None),
+        None => None,
+    };
+    problems.finish()?;
+    let patch = ProfilePatch {
+        display_name,
+        status: change.status.map(|s| s.as_str().to_owned()),
+        status_text,
+    };
+    context
+        .store
+        .update_profile(user_id, &patch)
+        .await?
+        .map(User::from)
+        .ok_or_else(|| ApiError::NotFound("Your account no longer exists.".to_owned()))
+}

@@ -1,0 +1,70 @@
+//! The HTTP edge: API Gateway HTTP API (payload v2.0) events in, responses out.
+//!
+//! A route handler is an `async fn(&'static AppContext, ApiRequest) -> Result<Reply, ApiError>`.
+//! [`serve`] runs one as a Lambda function; [`handle`] is the same path for one event, which is what
+//! tests call.
+
+mod request;
+mod response;
+
+use std::future::Future;
+use std::time::Instant;
+
+use lambda_http::{service_fn, Body, Request, Response};
+
+pub use request::{ApiRequest, MAX_BODY_BYTES};
+pub use response::{FieldSelection, Reply};
+
+use crate::context::AppContext;
+use crate::error::ApiError;
+
+pub type LambdaError = lambda_http::Error;
+
+/// Runs `handler` as this process's Lambda function: builds the shared context once, then serves
+/// events until the runtime stops the process.
+pub async fn serve<H, Fut>(handler: H) -> Result<(), LambdaError>
+where
+    H: Fn(&'static AppContext, ApiRequest) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<Reply, ApiError>> + Send + 'static,
+{
+    crate::logging::init();
+    let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env().await?));
+    lambda_http::run(service_fn(move |event: Request| async move {
+        Ok::<_, LambdaError>(handle(context, handler, event).await)
+    }))
+    .await
+}
+
+/// One event through one handler: parse, run, and turn the outcome into the response API.md promises
+/// (JSON, a request id, error bodies with codes). Never panics on bad input.
+pub async fn handle<H, Fut>(context: &'static AppContext, handler: H, event: Request) -> Response<Body>
+where
+    H: Fn(&'static AppContext, ApiRequest) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+{
+    let started = Instant::now();
+    let request = ApiRequest::from_lambda(event);
+    let request_id = request.request_id.clone();
+    let route = format!("{} {}", request.method, request.path);
+    let result = match (request.check_body_size(), FieldSelection::from_request(&request)) {
+        (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(fields)) => handler(context, request).await.map(|reply| reply.select(fields.as_ref())),
+    };
+    let response = match result {
+        Ok(reply) => reply.into_response(&request_id),
+        Err(error) => {
+            if let ApiError::Internal(detail) = &error {
+                tracing::error!(requestId = %request_id, route = %route, error = %detail, "request failed");
+            }
+            response::error_response(&error, &request_id)
+        }
+    };
+    tracing::info!(
+        requestId = %request_id,
+        route = %route,
+        status = response.status().as_u16(),
+        durationMs = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}

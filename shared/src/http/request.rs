@@ -1,0 +1,151 @@
+//! A request as the route handlers see it, read out of the API Gateway event once.
+
+use std::collections::HashMap;
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt};
+use serde::de::DeserializeOwned;
+
+use crate::auth::tokens::AccessClaims;
+use crate::context::AppContext;
+use crate::error::{ApiError, FieldProblem};
+
+/// API.md's request body limit.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    pub request_id: String,
+    pub method: String,
+    pub path: String,
+    pub source_ip: Option<String>,
+    headers: http::HeaderMap,
+    path_params: HashMap<String, String>,
+    query: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl ApiRequest {
+    pub fn from_lambda(event: Request) -> Self {
+        let (request_id, source_ip) = match event.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => (ctx.request_id.clone(), ctx.http.source_ip.clone()),
+            _ => (None, None),
+        };
+        let request_id = request_id
+            .or_else(|| event.lambda_context_ref().map(|c| c.request_id.clone()))
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| ulid::Ulid::generate().to_string());
+        // API Gateway joins repeated query keys with commas, as `queryStringParameters` does.
+        let query = event
+            .query_string_parameters_ref()
+            .map(|q| q.iter().map(|(k, _)| (k.to_owned(), q.all(k).unwrap_or_default().join(","))).collect())
+            .unwrap_or_default();
+        let path_params = event
+            .path_parameters_ref()
+            .map(|p| p.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+            .unwrap_or_default();
+        let (parts, body) = event.into_parts();
+        let body = match body {
+            Body::Empty => Vec::new(),
+            Body::Text(text) => text.into_bytes(),
+            Body::Binary(bytes) => bytes,
+            _ => Vec::new(),
+        };
+        ApiRequest {
+            request_id,
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            source_ip,
+            headers: parts.headers,
+            path_params,
+            query,
+            body,
+        }
+    }
+
+    pub fn check_body_size(&self) -> Result<(), ApiError> {
+        if self.body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "The request body is {} bytes; the limit is {MAX_BODY_BYTES} bytes (64 KiB).",
+                self.body.len()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+
+    /// A path parameter of the route. A route without it is a wiring bug, reported as not found.
+    pub fn path_param(&self, name: &str) -> Result<&str, ApiError> {
+        self.path_params
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| ApiError::NotFound(format!("The path has no {name}.")))
+    }
+
+    /// The JSON body as `T`: 415 for another declared media type, 400 `invalid_json` for bytes that are
+    /// not JSON, 400 `validation_failed` (naming the field) for JSON of the wrong shape. Unknown fields
+    /// are ignored.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if let Some(content_type) = self.header("content-type") {
+            let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            if media_type != "application/json" && !media_type.ends_with("+json") {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "The body must be JSON (Content-Type: application/json), not {media_type}."
+                )));
+            }
+        }
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::InvalidJson("The request needs a JSON body.".to_owned()));
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(&self.body);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(path_error)?;
+        deserializer
+            .end()
+            .map_err(|e| ApiError::InvalidJson(format!("The request body is not valid JSON: {e}.")))?;
+        Ok(value)
+    }
+
+    /// Verifies the `Authorization: Bearer` access token.
+    pub fn authenticate(&self, context: &AppContext) -> Result<AccessClaims, ApiError> {
+        let header = self
+            .header("authorization")
+            .ok_or_else(|| ApiError::Unauthorized("Sign in first: send Authorization: Bearer <accessToken>.".to_owned()))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Unauthorized("The Authorization header must be: Bearer <accessToken>.".to_owned()))?;
+        context.tokens.verify(token)
+    }
+}
+
+fn path_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    use serde_json::error::Category;
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    match inner.classify() {
+        Category::Data => {
+            let text = inner.to_string();
+            let problem = text.split(" at line ").next().unwrap_or(&text).to_owned();
+            // serde reports a missing field at its parent; name the field itself.
+            let field = match (path.as_str(), problem.strip_prefix("missing field `")) {
+                (".", Some(rest)) => rest.trim_end_matches('`').to_owned(),
+                (".", None) => "body".to_owned(),
+                _ => path,
+            };
+            ApiError::Validation {
+                message: format!("{field}: {problem}"),
+                details: vec![FieldProblem { field, problem }],
+            }
+        }
+        _ => ApiError::InvalidJson(format!("The request body is not valid JSON: {inner}.")),
+    }
+}

@@ -1,0 +1,119 @@
+//! The single-table DynamoDB store (see DESIGN.md "Data"). Every item has `PK` and `SK`; items expire
+//! through the table's TTL attribute `expiresAt` (epoch seconds).
+//!
+//! Functions here do DynamoDB work and nothing else: no validation, no HTTP. Writes that must be unique
+//! are conditional writes or transactions, and say which condition failed through [`WriteConflict`].
+
+mod keys;
+mod sessions;
+mod users;
+mod wallet;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use serde::Serialize;
+
+pub use sessions::SessionRecord;
+pub use users::{CreateUserError, ProfilePatch, UserRecord};
+pub use wallet::ChallengeRecord;
+
+use crate::error::ApiError;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// One DynamoDB client (built once per process) and the table it works on.
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+/// Which of a transaction's conditional writes failed.
+#[derive(Debug)]
+pub enum WriteConflict {
+    /// The indexes (in the order given) of the writes whose conditions failed.
+    Conditions(Vec<usize>),
+    Other(ApiError),
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Store {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A transaction write that puts `item` only if no item has its key yet.
+    pub(crate) fn put_if_absent(&self, item: Item) -> Result<TransactWriteItem, ApiError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(ApiError::internal)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+/// `{PK, SK}` as a DynamoDB key.
+pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([
+        ("PK".to_owned(), AttributeValue::S(pk.into())),
+        ("SK".to_owned(), AttributeValue::S(sk.into())),
+    ])
+}
+
+/// Serialises `value` and adds its key.
+pub(crate) fn item_with_key<T: Serialize>(pk: String, sk: &str, value: &T) -> Result<Item, ApiError> {
+    let mut item: Item = serde_dynamo::to_item(value)?;
+    item.extend(key(pk, sk));
+    Ok(item)
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Sorts a failed transaction into "these conditions failed" and everything else.
+pub(crate) fn classify_transaction_error<R: std::fmt::Debug>(err: SdkError<TransactWriteItemsError, R>) -> WriteConflict {
+    if let SdkError::ServiceError(service) = &err {
+        if let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err() {
+            let failed: Vec<usize> = cancelled
+                .cancellation_reasons()
+                .iter()
+                .enumerate()
+                .filter(|(_, reason)| reason.code() == Some("ConditionalCheckFailed"))
+                .map(|(i, _)| i)
+                .collect();
+            if !failed.is_empty() {
+                return WriteConflict::Conditions(failed);
+            }
+        }
+    }
+    WriteConflict::Other(err.into())
+}
+
+/// True when a single-item write failed only because its condition did not hold.
+pub(crate) fn is_condition_failure<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    matches!(err, SdkError::ServiceError(service) if service.err().code() == Some("ConditionalCheckFailedException"))
+}

@@ -1,0 +1,61 @@
+//! Pending wallet sign-in challenges: one per address, the newest replacing the last, used once.
+
+use serde::{Deserialize, Serialize};
+
+use super::{is_condition_failure, item_with_key, key, keys, n, s, Store};
+use crate::error::ApiError;
+
+/// A challenge as stored under `WALLETCHALLENGE#<address>` / `CHALLENGE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeRecord {
+    pub address: String,
+    pub nonce: String,
+    pub message: String,
+    /// TTL and validity: epoch seconds.
+    pub expires_at: u64,
+}
+
+impl Store {
+    pub async fn put_challenge(&self, challenge: &ChallengeRecord) -> Result<(), ApiError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item_with_key(keys::wallet_challenge(&challenge.address), keys::CHALLENGE, challenge)?))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_challenge(&self, address_lowercase: &str) -> Result<Option<ChallengeRecord>, ApiError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::wallet_challenge(address_lowercase), keys::CHALLENGE)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out.item.map(serde_dynamo::from_item).transpose()?)
+    }
+
+    /// Deletes the challenge if it still carries `nonce` and has not expired at `now_secs`.
+    /// `Ok(false)`: it was already used (a replay) or replaced or expired.
+    pub async fn consume_challenge(&self, challenge: &ChallengeRecord, now_secs: u64) -> Result<bool, ApiError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::wallet_challenge(&challenge.address), keys::CHALLENGE)))
+            .condition_expression("nonce = :nonce AND expiresAt > :now")
+            .expression_attribute_values(":nonce", s(&challenge.nonce))
+            .expression_attribute_values(":now", n(now_secs))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failure(&err) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
