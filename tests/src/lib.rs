@@ -1,1 +1,292 @@
+//! The test harness: one AWS DynamoDB Local per test process (started on first use, killed with the
+//! process), a fresh table per test created from template.yaml's definition, and requests shaped as
+//! API Gateway HTTP API (payload v2.0) events fed through the same edge the Lambda functions use.
 
+use std::future::Future;
+use std::sync::OnceLock;
+
+use dynamodb_local::{DynamoDbLocal, Options};
+use lambda_http::Body;
+use parley::config::Config;
+use parley::http::{ApiRequest, Reply};
+use parley::{ApiError, AppContext};
+use parley_template::{workspace_template_path, Template};
+use serde_json::{json, Value};
+
+/// The token secret every test context uses.
+pub const TEST_TOKEN_SECRET: &str = "parley-test-secret-0123456789abcdef";
+
+static DYNAMODB: OnceLock<Result<DynamoDbLocal, String>> = OnceLock::new();
+
+/// The endpoint of this process's DynamoDB Local, starting it on first call.
+pub fn dynamodb_endpoint() -> String {
+    let server = DYNAMODB.get_or_init(|| DynamoDbLocal::start(Options::default()).map_err(|e| e.to_string()));
+    match server {
+        Ok(server) => server.endpoint(),
+        Err(e) => panic!("cannot run the tests without DynamoDB Local: {e}"),
+    }
+}
+
+/// One test's world: its own table and a context on it, as a function would build at cold start.
+pub struct TestApp {
+    pub context: &'static AppContext,
+    pub client: aws_sdk_dynamodb::Client,
+    pub table: String,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        let endpoint = tokio::task::spawn_blocking(dynamodb_endpoint)
+            .await
+            .expect("DynamoDB Local start-up thread");
+        let sdk = dynamodb_local::sdk_config(&endpoint).await;
+        let client = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = format!("test-{}", ulid::Ulid::generate());
+        let definition = Template::load(&workspace_template_path())
+            .and_then(|t| t.table())
+            .expect("template.yaml defines the table");
+        dynamodb_local::create_table(&client, &table, &definition)
+            .await
+            .expect("create the test table");
+        let config = Config::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(table.clone()),
+            "TOKEN_SECRET" => Some(TEST_TOKEN_SECRET.to_owned()),
+            _ => None,
+        })
+        .expect("test configuration");
+        // Leaked on purpose: a function's context lives for its whole process, and handlers take it as 'static.
+        let context: &'static AppContext = Box::leak(Box::new(AppContext::new(config, &sdk)));
+        TestApp { context, client, table }
+    }
+
+    /// Runs `handler` on `request` through the same edge as the deployed function.
+    pub async fn call<H, Fut>(&self, handler: H, request: TestRequest) -> TestResponse
+    where
+        H: Fn(&'static AppContext, ApiRequest) -> Fut,
+        Fut: Future<Output = Result<Reply, ApiError>>,
+    {
+        self.call_event(handler, &request.to_event()).await
+    }
+
+    /// Runs `handler` on a raw API Gateway event (for the samples in events/).
+    pub async fn call_event<H, Fut>(&self, handler: H, event: &Value) -> TestResponse
+    where
+        H: Fn(&'static AppContext, ApiRequest) -> Fut,
+        Fut: Future<Output = Result<Reply, ApiError>>,
+    {
+        let request = lambda_http::request::from_str(&event.to_string()).expect("an API Gateway v2 event");
+        let response = parley::http::handle(self.context, handler, request).await;
+        TestResponse::from(response)
+    }
+
+    /// Every item in the test's table (tests may scan; request paths never do).
+    pub async fn all_items(&self) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        self.client
+            .scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .expect("scan the test table")
+            .items
+            .unwrap_or_default()
+    }
+
+    /// The `(PK, SK)` of every item, sorted.
+    pub async fn all_keys(&self) -> Vec<(String, String)> {
+        let mut keys: Vec<(String, String)> = self
+            .all_items()
+            .await
+            .iter()
+            .map(|item| {
+                let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                (s("PK"), s("SK"))
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Registers `username` (password `password-<username>`) and returns the 201 body.
+    pub async fn register(&self, username: &str) -> Value {
+        let response = self
+            .call(
+                parley::api::auth::register,
+                TestRequest::new("POST", "/auth/register")
+                    .json(json!({ "username": username, "password": format!("password-{username}") })),
+            )
+            .await;
+        assert_eq!(response.status, 201, "register {username}: {}", response.body);
+        response.body
+    }
+}
+
+/// An HTTP request, to be shaped into the event API Gateway would send.
+#[derive(Debug, Clone)]
+pub struct TestRequest {
+    method: String,
+    route_path: String,
+    path: String,
+    path_params: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+}
+
+impl TestRequest {
+    /// A request to a route without path parameters.
+    pub fn new(method: &str, path: &str) -> Self {
+        TestRequest {
+            method: method.to_owned(),
+            route_path: path.to_owned(),
+            path: path.to_owned(),
+            path_params: Vec::new(),
+            query: Vec::new(),
+            headers: vec![("user-agent".into(), "parley-tests".into())],
+            body: None,
+        }
+    }
+
+    /// A request to `route` (e.g. `/users/{userId}`) with its parameters filled in.
+    pub fn route(method: &str, route: &str, params: &[(&str, &str)]) -> Self {
+        let mut path = route.to_owned();
+        for (name, value) in params {
+            path = path.replace(&format!("{{{name}}}"), value);
+        }
+        let mut request = Self::new(method, &path);
+        request.route_path = route.to_owned();
+        request.path_params = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        request
+    }
+
+    pub fn json(self, body: Value) -> Self {
+        self.header("content-type", "application/json").raw_body(&body.to_string())
+    }
+
+    pub fn raw_body(mut self, body: &str) -> Self {
+        self.body = Some(body.to_owned());
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.query.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The HTTP API payload v2.0 event API Gateway sends for this request.
+    pub fn to_event(&self) -> Value {
+        let raw_query = self
+            .query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.replace(',', "%2C")))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut query = serde_json::Map::new();
+        for (k, v) in &self.query {
+            let joined = match query.get(k).and_then(Value::as_str) {
+                Some(existing) => format!("{existing},{v}"),
+                None => v.clone(),
+            };
+            query.insert(k.clone(), Value::String(joined));
+        }
+        let headers: serde_json::Map<String, Value> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let route_key = format!("{} {}", self.method, self.route_path);
+        let mut event = json!({
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": self.path,
+            "rawQueryString": raw_query,
+            "headers": headers,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "parleytest",
+                "domainName": "parleytest.execute-api.us-east-1.amazonaws.com",
+                "domainPrefix": "parleytest",
+                "http": {
+                    "method": self.method,
+                    "path": self.path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": "parley-tests"
+                },
+                "requestId": ulid::Ulid::generate().to_string(),
+                "routeKey": route_key,
+                "stage": "$default",
+                "time": "25/Nov/2026:20:00:00 +0000",
+                "timeEpoch": 1_795_636_800_000u64
+            },
+            "isBase64Encoded": false
+        });
+        if !query.is_empty() {
+            event["queryStringParameters"] = Value::Object(query);
+        }
+        if !self.path_params.is_empty() {
+            event["pathParameters"] = self
+                .path_params
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
+        if let Some(body) = &self.body {
+            event["body"] = Value::String(body.clone());
+        }
+        event
+    }
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    /// The JSON body, or `Null` when there is none.
+    pub body: Value,
+}
+
+impl TestResponse {
+    /// `error.code` of an error body.
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("<no error code>")
+    }
+
+    /// Asserts an API.md error: this status and code, a message, and the request id.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.error_code()), (status, code), "body: {}", self.body);
+        assert!(
+            self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "an error has a message: {}",
+            self.body
+        );
+        assert!(self.body["requestId"].is_string(), "an error names the request: {}", self.body);
+    }
+}
+
+impl From<lambda_http::Response<Body>> for TestResponse {
+    fn from(response: lambda_http::Response<Body>) -> Self {
+        let (parts, body) = response.into_parts();
+        let body = match body {
+            Body::Empty => Value::Null,
+            Body::Text(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            Body::Binary(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        TestResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+}

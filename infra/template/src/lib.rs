@@ -1,1 +1,394 @@
+//! Reads Parley's SAM `template.yaml`, CloudFormation short-form tags (`!Ref`, `!GetAtt`, `!Sub`, ...)
+//! included, into the few typed things the local tools need: the table definition and the functions
+//! with their routes and environment. Errors name the resource and the property at fault.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_yaml_ng::{Mapping, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("template is not valid YAML: {0}")]
+    Yaml(String),
+    #[error("template: {0}")]
+    Shape(String),
+    #[error("resource {resource}: {problem}")]
+    Resource { resource: String, problem: String },
+}
+
+fn resource_error(resource: &str, problem: impl Into<String>) -> TemplateError {
+    TemplateError::Resource {
+        resource: resource.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// A value that may be a CloudFormation intrinsic function, left unresolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intrinsic {
+    Literal(String),
+    Ref(String),
+    GetAtt(String),
+    Sub(String),
+    /// Any other function (`!If`, `!Join`, ...), kept as its name.
+    Other(String),
+}
+
+impl Intrinsic {
+    fn from_value(value: &Value) -> Intrinsic {
+        match value {
+            Value::String(s) => Intrinsic::Literal(s.clone()),
+            Value::Number(n) => Intrinsic::Literal(n.to_string()),
+            Value::Bool(b) => Intrinsic::Literal(b.to_string()),
+            Value::Tagged(tagged) => {
+                let name = tagged.tag.to_string().trim_start_matches('!').to_owned();
+                let arg = match &tagged.value {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Sequence(items) => Some(
+                        items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("."),
+                    ),
+                    _ => None,
+                };
+                match (name.as_str(), arg) {
+                    ("Ref", Some(arg)) => Intrinsic::Ref(arg),
+                    ("GetAtt", Some(arg)) => Intrinsic::GetAtt(arg),
+                    ("Sub", Some(arg)) => Intrinsic::Sub(arg),
+                    _ => Intrinsic::Other(name),
+                }
+            }
+            Value::Mapping(map) if map.len() == 1 => {
+                let (k, v) = map.iter().next().expect("one entry");
+                let key = k.as_str().unwrap_or_default();
+                match (key, v.as_str()) {
+                    ("Ref", Some(arg)) => Intrinsic::Ref(arg.to_owned()),
+                    ("Fn::GetAtt", _) => Intrinsic::GetAtt(match v {
+                        Value::Sequence(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("."),
+                        other => other.as_str().unwrap_or_default().to_owned(),
+                    }),
+                    ("Fn::Sub", Some(arg)) => Intrinsic::Sub(arg.to_owned()),
+                    _ => Intrinsic::Other(key.to_owned()),
+                }
+            }
+            _ => Intrinsic::Other("value".to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyElement {
+    pub attribute: String,
+    /// `HASH` or `RANGE`.
+    pub key_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexDefinition {
+    pub name: String,
+    pub key_schema: Vec<KeyElement>,
+    pub projection_type: String,
+}
+
+/// An `AWS::DynamoDB::Table`'s key structure: what a local table needs to match the deployed one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDefinition {
+    pub logical_id: String,
+    /// (name, type) pairs: `S`, `N` or `B`.
+    pub attributes: Vec<(String, String)>,
+    pub key_schema: Vec<KeyElement>,
+    pub global_indexes: Vec<IndexDefinition>,
+    pub ttl_attribute: Option<String>,
+    pub stream_view_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    /// Upper case, or `ANY`.
+    pub method: String,
+    /// As written: `/users/{userId}`, `/files/{proxy+}`.
+    pub path: String,
+}
+
+/// An `AWS::Serverless::Function`, with the template's `Globals` applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionDefinition {
+    pub logical_id: String,
+    /// The crate (and binary) name: `Metadata.BuildProperties.Binary`.
+    pub binary: String,
+    pub timeout_secs: u64,
+    pub memory_mb: u64,
+    pub environment: BTreeMap<String, Intrinsic>,
+    pub http_routes: Vec<HttpRoute>,
+}
+
+#[derive(Debug)]
+pub struct Template {
+    resources: Mapping,
+    globals: Mapping,
+}
+
+const DEFAULT_TIMEOUT_SECS: u64 = 3;
+const DEFAULT_MEMORY_MB: u64 = 128;
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let root: Value = serde_yaml_ng::from_str(text).map_err(|e| TemplateError::Yaml(e.to_string()))?;
+        let resources = root
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .cloned()
+            .ok_or_else(|| TemplateError::Shape("it has no Resources section".to_owned()))?;
+        let globals = root
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(Value::as_mapping)
+            .cloned()
+            .unwrap_or_default();
+        Ok(Template { resources, globals })
+    }
+
+    fn resources_of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+        self.resources.iter().filter_map(move |(id, resource)| {
+            let id = id.as_str()?;
+            (resource.get("Type").and_then(Value::as_str) == Some(kind)).then_some((id, resource))
+        })
+    }
+
+    /// The one `AWS::DynamoDB::Table`.
+    pub fn table(&self) -> Result<TableDefinition, TemplateError> {
+        let tables: Vec<_> = self.resources_of_type("AWS::DynamoDB::Table").collect();
+        let [(id, resource)] = tables.as_slice() else {
+            return Err(TemplateError::Shape(format!(
+                "expected exactly one AWS::DynamoDB::Table, found {}",
+                tables.len()
+            )));
+        };
+        let props = resource
+            .get("Properties")
+            .ok_or_else(|| resource_error(id, "has no Properties"))?;
+        let attributes = sequence(props, "AttributeDefinitions", id)?
+            .iter()
+            .map(|a| Ok((string(a, "AttributeName", id)?, string(a, "AttributeType", id)?)))
+            .collect::<Result<Vec<_>, TemplateError>>()?;
+        let key_schema = read_key_schema(props, id)?;
+        let global_indexes = match props.get("GlobalSecondaryIndexes") {
+            None => Vec::new(),
+            Some(_) => sequence(props, "GlobalSecondaryIndexes", id)?
+                .iter()
+                .map(|index| {
+                    Ok(IndexDefinition {
+                        name: string(index, "IndexName", id)?,
+                        key_schema: read_key_schema(index, id)?,
+                        projection_type: index
+                            .get("Projection")
+                            .and_then(|p| p.get("ProjectionType"))
+                            .and_then(Value::as_str)
+                            .unwrap_or("ALL")
+                            .to_owned(),
+                    })
+                })
+                .collect::<Result<Vec<_>, TemplateError>>()?,
+        };
+        for element in key_schema.iter().chain(global_indexes.iter().flat_map(|i| &i.key_schema)) {
+            if !attributes.iter().any(|(name, _)| *name == element.attribute) {
+                return Err(resource_error(
+                    id,
+                    format!("key attribute {} is not in AttributeDefinitions", element.attribute),
+                ));
+            }
+        }
+        let ttl = props.get("TimeToLiveSpecification");
+        Ok(TableDefinition {
+            logical_id: id.to_string(),
+            attributes,
+            key_schema,
+            global_indexes,
+            ttl_attribute: ttl
+                .filter(|t| t.get("Enabled").and_then(Value::as_bool).unwrap_or(false))
+                .and_then(|t| t.get("AttributeName"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            stream_view_type: props
+                .get("StreamSpecification")
+                .and_then(|s| s.get("StreamViewType"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+
+    /// Every `AWS::Serverless::Function`, sorted by logical id.
+    pub fn functions(&self) -> Result<Vec<FunctionDefinition>, TemplateError> {
+        let mut functions = Vec::new();
+        for (id, resource) in self.resources_of_type("AWS::Serverless::Function") {
+            let props = resource
+                .get("Properties")
+                .ok_or_else(|| resource_error(id, "has no Properties"))?;
+            let binary = resource
+                .get("Metadata")
+                .and_then(|m| m.get("BuildProperties"))
+                .and_then(|b| b.get("Binary"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| resource_error(id, "Metadata.BuildProperties.Binary (the function crate) is missing"))?
+                .to_owned();
+            let number = |name: &str, default: u64| -> Result<u64, TemplateError> {
+                match props.get(name).or_else(|| self.globals.get(name)) {
+                    None => Ok(default),
+                    Some(v) => v
+                        .as_u64()
+                        .ok_or_else(|| resource_error(id, format!("{name} must be a whole number"))),
+                }
+            };
+            let mut environment = BTreeMap::new();
+            for source in [self.globals.get("Environment"), props.get("Environment")].into_iter().flatten() {
+                if let Some(vars) = source.get("Variables").and_then(Value::as_mapping) {
+                    for (k, v) in vars {
+                        let key = k
+                            .as_str()
+                            .ok_or_else(|| resource_error(id, "an environment variable name is not a string"))?;
+                        environment.insert(key.to_owned(), Intrinsic::from_value(v));
+                    }
+                }
+            }
+            let mut http_routes = Vec::new();
+            if let Some(events) = props.get("Events").and_then(Value::as_mapping) {
+                for (name, event) in events {
+                    if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+                        continue;
+                    }
+                    let name = name.as_str().unwrap_or("?");
+                    let event_props = event
+                        .get("Properties")
+                        .ok_or_else(|| resource_error(id, format!("event {name} has no Properties")))?;
+                    let method = string(event_props, "Method", id)?.to_ascii_uppercase();
+                    let path = string(event_props, "Path", id)?;
+                    if !path.starts_with('/') {
+                        return Err(resource_error(id, format!("event {name}: Path must start with '/', got {path:?}")));
+                    }
+                    http_routes.push(HttpRoute { method, path });
+                }
+            }
+            functions.push(FunctionDefinition {
+                logical_id: id.to_owned(),
+                binary,
+                timeout_secs: number("Timeout", DEFAULT_TIMEOUT_SECS)?,
+                memory_mb: number("MemorySize", DEFAULT_MEMORY_MB)?,
+                environment,
+                http_routes,
+            });
+        }
+        functions.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
+        Ok(functions)
+    }
+}
+
+fn string(value: &Value, key: &str, resource: &str) -> Result<String, TemplateError> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| resource_error(resource, format!("{key} is missing or not a string")))
+}
+
+fn sequence<'a>(value: &'a Value, key: &str, resource: &str) -> Result<&'a Vec<Value>, TemplateError> {
+    value
+        .get(key)
+        .and_then(Value::as_sequence)
+        .ok_or_else(|| resource_error(resource, format!("{key} is missing or not a list")))
+}
+
+fn read_key_schema(value: &Value, resource: &str) -> Result<Vec<KeyElement>, TemplateError> {
+    sequence(value, "KeySchema", resource)?
+        .iter()
+        .map(|k| {
+            Ok(KeyElement {
+                attribute: string(k, "AttributeName", resource)?,
+                key_type: string(k, "KeyType", resource)?,
+            })
+        })
+        .collect()
+}
+
+/// `template.yaml` at the root of this workspace.
+pub fn workspace_template_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_projects_template() {
+        let template = Template::load(&workspace_template_path()).unwrap();
+        let table = template.table().unwrap();
+        assert_eq!(table.logical_id, "ChatTable");
+        assert_eq!(table.key_schema[0].attribute, "PK");
+        assert_eq!(table.global_indexes[0].name, "GSI1");
+        assert_eq!(table.ttl_attribute.as_deref(), Some("expiresAt"));
+        let functions = template.functions().unwrap();
+        let register = functions.iter().find(|f| f.binary == "auth-register").unwrap();
+        assert_eq!(register.http_routes, vec![HttpRoute { method: "POST".into(), path: "/auth/register".into() }]);
+        assert_eq!(register.environment["TABLE_NAME"], Intrinsic::Ref("ChatTable".into()));
+        assert!(register.timeout_secs > 0);
+    }
+
+    #[test]
+    fn understands_short_and_long_form_intrinsics() {
+        let template = Template::parse(
+            r#"
+Globals:
+  Function:
+    Timeout: 7
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: f } }
+    Properties:
+      Environment:
+        Variables:
+          A: !Ref T
+          B: !GetAtt T.Arn
+          C: !Sub "${AWS::Region}-x"
+          D: { "Fn::GetAtt": [T, StreamArn] }
+          E: plain
+          G: !If [Cond, a, b]
+"#,
+        )
+        .unwrap();
+        let f = &template.functions().unwrap()[0];
+        assert_eq!(f.timeout_secs, 7);
+        assert_eq!(f.environment["A"], Intrinsic::Ref("T".into()));
+        assert_eq!(f.environment["B"], Intrinsic::GetAtt("T.Arn".into()));
+        assert_eq!(f.environment["C"], Intrinsic::Sub("${AWS::Region}-x".into()));
+        assert_eq!(f.environment["D"], Intrinsic::GetAtt("T.StreamArn".into()));
+        assert_eq!(f.environment["E"], Intrinsic::Literal("plain".into()));
+        assert_eq!(f.environment["G"], Intrinsic::Other("If".into()));
+    }
+
+    #[test]
+    fn errors_name_the_resource() {
+        let no_binary = Template::parse("Resources:\n  Broken:\n    Type: AWS::Serverless::Function\n    Properties: {}\n").unwrap();
+        let err = no_binary.functions().unwrap_err().to_string();
+        assert!(err.contains("Broken") && err.contains("Binary"), "{err}");
+
+        let bad_key = Template::parse(
+            "Resources:\n  T:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      AttributeDefinitions: [{AttributeName: PK, AttributeType: S}]\n      KeySchema: [{AttributeName: ID, KeyType: HASH}]\n",
+        )
+        .unwrap();
+        let err = bad_key.table().unwrap_err().to_string();
+        assert!(err.contains("resource T") && err.contains("ID"), "{err}");
+
+        assert!(Template::parse(": : not yaml [").is_err());
+        assert!(Template::parse("Foo: 1").unwrap_err().to_string().contains("Resources"));
+    }
+}

@@ -89,7 +89,7 @@ impl ApiRequest {
             .ok_or_else(|| ApiError::NotFound(format!("The path has no {name}.")))
     }
 
-    /// The JSON body as `T`: 415 for another declared media type, 400 `invalid_json` for bytes that are
+    /// The JSON object body as `T`: 415 for another declared media type, 400 `invalid_json` for bytes that are
     /// not JSON, 400 `validation_failed` (naming the field) for JSON of the wrong shape. Unknown fields
     /// are ignored.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
@@ -104,11 +104,15 @@ impl ApiRequest {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::InvalidJson("The request needs a JSON body.".to_owned()));
         }
-        let mut deserializer = serde_json::Deserializer::from_slice(&self.body);
-        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(path_error)?;
-        deserializer
-            .end()
+        // Syntax first, shape second: trailing garbage after a valid prefix is a JSON error, not a
+        // missing field.
+        let value: serde_json::Value = serde_json::from_slice(&self.body)
             .map_err(|e| ApiError::InvalidJson(format!("The request body is not valid JSON: {e}.")))?;
+        // Every body in API.md is an object; serde would otherwise accept a struct as an array of its fields.
+        if !value.is_object() {
+            return Err(ApiError::invalid("body", "must be a JSON object"));
+        }
+        let value = serde_path_to_error::deserialize(value).map_err(path_error)?;
         Ok(value)
     }
 
