@@ -92,8 +92,9 @@ impl ApiError {
     /// `Retry-After` seconds, for the codes that carry one.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            ApiError::RateLimited { retry_after_secs, .. }
-            | ApiError::Unavailable { retry_after_secs, .. } => Some(*retry_after_secs),
+            ApiError::RateLimited { retry_after_secs, .. } | ApiError::Unavailable { retry_after_secs, .. } => {
+                Some(*retry_after_secs)
+            }
             _ => None,
         }
     }
@@ -143,7 +144,10 @@ where
                 retry_after_secs: 1,
             };
         }
-        ApiError::Internal(format!("DynamoDB: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&err)))
+        ApiError::Internal(format!(
+            "DynamoDB: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&err)
+        ))
     }
 }
 

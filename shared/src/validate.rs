@@ -15,7 +15,10 @@ pub fn username(raw: &str) -> Result<String, ApiError> {
     if !USERNAME_LEN.contains(&len) {
         return Err(ApiError::invalid("username", "must be 3 to 32 characters long"));
     }
-    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c)) {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
+    {
         return Err(ApiError::invalid(
             "username",
             "may contain only letters a-z, digits, '_', '.' and '-'",
@@ -130,6 +133,9 @@ impl Problems {
             .map(|p| format!("{}: {}", p.field, p.problem))
             .collect::<Vec<_>>()
             .join("; ");
-        Err(ApiError::Validation { message, details: self.0 })
+        Err(ApiError::Validation {
+            message,
+            details: self.0,
+        })
     }
 }

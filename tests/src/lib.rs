@@ -159,7 +159,8 @@ impl TestRequest {
     }
 
     pub fn json(self, body: Value) -> Self {
-        self.header("content-type", "application/json").raw_body(&body.to_string())
+        self.header("content-type", "application/json")
+            .raw_body(&body.to_string())
     }
 
     pub fn raw_body(mut self, body: &str) -> Self {
@@ -187,7 +188,7 @@ impl TestRequest {
         let raw_query = self
             .query
             .iter()
-            .map(|(k, v)| format!("{k}={}", v.replace(',', "%2C")))
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
             .collect::<Vec<_>>()
             .join("&");
         let mut query = serde_json::Map::new();
@@ -248,6 +249,16 @@ impl TestRequest {
     }
 }
 
+/// Query-string encoding as a browser sends it: everything but unreserved characters as `%XX`.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[derive(Debug)]
 pub struct TestResponse {
     pub status: u16,
@@ -270,7 +281,11 @@ impl TestResponse {
             "an error has a message: {}",
             self.body
         );
-        assert!(self.body["requestId"].is_string(), "an error names the request: {}", self.body);
+        assert!(
+            self.body["requestId"].is_string(),
+            "an error names the request: {}",
+            self.body
+        );
     }
 }
 

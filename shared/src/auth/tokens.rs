@@ -90,7 +90,9 @@ mod tests {
     #[test]
     fn rejects_expired_tampered_and_foreign_tokens() {
         let keys = TokenKeys::new(SECRET, Duration::from_secs(900));
-        let old = keys.issue("U1", "S1", SystemTime::now() - Duration::from_secs(3600)).unwrap();
+        let old = keys
+            .issue("U1", "S1", SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
         assert_eq!(keys.verify(&old).unwrap_err().status(), 401);
 
         let token = keys.issue("U1", "S1", SystemTime::now()).unwrap();
@@ -100,7 +102,12 @@ mod tests {
         assert_eq!(keys.verify(&parts.join(".")).unwrap_err().status(), 401);
 
         let other = TokenKeys::new(b"another-secret-another-secret-xx", Duration::from_secs(900));
-        assert_eq!(keys.verify(&other.issue("U1", "S1", SystemTime::now()).unwrap()).unwrap_err().status(), 401);
+        assert_eq!(
+            keys.verify(&other.issue("U1", "S1", SystemTime::now()).unwrap())
+                .unwrap_err()
+                .status(),
+            401
+        );
         assert_eq!(keys.verify("garbage").unwrap_err().status(), 401);
     }
 }

@@ -17,7 +17,8 @@ impl Address {
             .filter(|h| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()))
             .ok_or_else(|| ApiError::invalid("address", "must be 0x followed by 40 hexadecimal digits"))?;
         let lower = format!("0x{}", hex_part.to_ascii_lowercase());
-        let mixed_case = hex_part.bytes().any(|b| b.is_ascii_lowercase()) && hex_part.bytes().any(|b| b.is_ascii_uppercase());
+        let mixed_case =
+            hex_part.bytes().any(|b| b.is_ascii_lowercase()) && hex_part.bytes().any(|b| b.is_ascii_uppercase());
         if mixed_case && checksummed(&lower) != raw {
             return Err(ApiError::invalid("address", "has an invalid EIP-55 checksum"));
         }
@@ -128,12 +129,21 @@ mod tests {
     #[test]
     fn derives_the_known_address_and_checksum() {
         assert_eq!(address_of_key(&key()).checksummed(), ADDRESS);
-        assert_eq!(Address::parse(ADDRESS).unwrap(), Address::parse(&ADDRESS.to_lowercase()).unwrap());
+        assert_eq!(
+            Address::parse(ADDRESS).unwrap(),
+            Address::parse(&ADDRESS.to_lowercase()).unwrap()
+        );
         // EIP-55's own examples.
-        for good in ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"] {
+        for good in [
+            "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+        ] {
             assert_eq!(Address::parse(good).unwrap().checksummed(), good);
         }
-        assert!(Address::parse("0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed").is_err(), "bad checksum");
+        assert!(
+            Address::parse("0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed").is_err(),
+            "bad checksum"
+        );
         assert!(Address::parse("5aaeb6053f3e94c9b9a09f33669435e7ef1beaed").is_err());
         assert!(Address::parse("0x5aaeb6053f3e94c9b9a09f33669435e7ef1bea").is_err());
     }

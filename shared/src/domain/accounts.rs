@@ -161,7 +161,11 @@ pub async fn refresh(context: &AppContext, raw_token: &str) -> Result<Tokens, Ap
     }
     let next = RefreshToken::generate(&session.id, session.generation + 1);
     let expires_at = epoch_secs(issued + context.config.refresh_token_ttl);
-    if !context.store.rotate_session(&session, &next.secret_hash(), expires_at).await? {
+    if !context
+        .store
+        .rotate_session(&session, &next.secret_hash(), expires_at)
+        .await?
+    {
         // Another request rotated this same token a moment ago: it was used twice.
         return Err(revoke_for_reuse(context, &session.id).await);
     }
@@ -174,7 +178,11 @@ pub async fn refresh(context: &AppContext, raw_token: &str) -> Result<Tokens, Ap
 
 async fn revoke_for_reuse(context: &AppContext, session_id: &str) -> ApiError {
     tracing::warn!(sessionId = %session_id, "rotated refresh token reused; revoking the session");
-    if let Err(e) = context.store.revoke_session(session_id, "refresh token reuse", &rfc3339(now())).await {
+    if let Err(e) = context
+        .store
+        .revoke_session(session_id, "refresh token reuse", &rfc3339(now()))
+        .await
+    {
         return e;
     }
     ApiError::Unauthorized(
@@ -183,7 +191,10 @@ async fn revoke_for_reuse(context: &AppContext, session_id: &str) -> ApiError {
 }
 
 pub async fn logout(context: &AppContext, claims: &AccessClaims) -> Result<(), ApiError> {
-    context.store.revoke_session(&claims.sid, "logout", &rfc3339(now())).await
+    context
+        .store
+        .revoke_session(&claims.sid, "logout", &rfc3339(now()))
+        .await
 }
 
 pub async fn wallet_challenge(context: &AppContext, address: &str) -> Result<WalletChallenge, ApiError> {
@@ -280,5 +291,7 @@ async fn wallet_user(context: &AppContext, address: &Address) -> Result<UserReco
             Err(CreateUserError::Store(e)) => return Err(e),
         }
     }
-    Err(ApiError::Conflict("Could not create an account for this wallet; please try again.".to_owned()))
+    Err(ApiError::Conflict(
+        "Could not create an account for this wallet; please try again.".to_owned(),
+    ))
 }

@@ -95,7 +95,10 @@ pub async fn get_many(context: &AppContext, ids: &[String]) -> Result<Vec<User>,
 
 pub async fn update_own_profile(context: &AppContext, user_id: &str, change: ProfileChange) -> Result<User, ApiError> {
     if change.display_name.is_none() && change.status.is_none() && change.status_text.is_none() {
-        return Err(ApiError::invalid("body", "give at least one of displayName, status, statusText"));
+        return Err(ApiError::invalid(
+            "body",
+            "give at least one of displayName, status, statusText",
+        ));
     }
     let mut problems = validate::Problems::default();
     let display_name = change

@@ -48,7 +48,9 @@ where
     let route = format!("{} {}", request.method, request.path);
     let result = match (request.check_body_size(), FieldSelection::from_request(&request)) {
         (Err(e), _) | (Ok(()), Err(e)) => Err(e),
-        (Ok(()), Ok(fields)) => handler(context, request).await.map(|reply| reply.select(fields.as_ref())),
+        (Ok(()), Ok(fields)) => handler(context, request)
+            .await
+            .map(|reply| reply.select(fields.as_ref())),
     };
     let response = match result {
         Ok(reply) => reply.into_response(&request_id),

@@ -38,7 +38,11 @@ impl ApiRequest {
         // API Gateway joins repeated query keys with commas, as `queryStringParameters` does.
         let query = event
             .query_string_parameters_ref()
-            .map(|q| q.iter().map(|(k, _)| (k.to_owned(), q.all(k).unwrap_or_default().join(","))).collect())
+            .map(|q| {
+                q.iter()
+                    .map(|(k, _)| (k.to_owned(), q.all(k).unwrap_or_default().join(",")))
+                    .collect()
+            })
             .unwrap_or_default();
         let path_params = event
             .path_parameters_ref()
@@ -118,15 +122,17 @@ impl ApiRequest {
 
     /// Verifies the `Authorization: Bearer` access token.
     pub fn authenticate(&self, context: &AppContext) -> Result<AccessClaims, ApiError> {
-        let header = self
-            .header("authorization")
-            .ok_or_else(|| ApiError::Unauthorized("Sign in first: send Authorization: Bearer <accessToken>.".to_owned()))?;
+        let header = self.header("authorization").ok_or_else(|| {
+            ApiError::Unauthorized("Sign in first: send Authorization: Bearer <accessToken>.".to_owned())
+        })?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::Unauthorized("The Authorization header must be: Bearer <accessToken>.".to_owned()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("The Authorization header must be: Bearer <accessToken>.".to_owned())
+            })?;
         context.tokens.verify(token)
     }
 }

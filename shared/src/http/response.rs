@@ -24,12 +24,18 @@ impl Reply {
     }
 
     pub fn no_content() -> Self {
-        Reply { status: 204, body: None }
+        Reply {
+            status: 204,
+            body: None,
+        }
     }
 
     pub fn with_status<T: Serialize>(status: u16, value: &T) -> Result<Self, ApiError> {
         let body = serde_json::to_value(value).map_err(|e| ApiError::internal(format!("response: {e}")))?;
-        Ok(Reply { status, body: Some(body) })
+        Ok(Reply {
+            status,
+            body: Some(body),
+        })
     }
 
     /// Keeps only the selected top-level fields (and `id`) of the object, or of each of its `items`.
@@ -57,9 +63,16 @@ impl FieldSelection {
         let Some(raw) = request.query("fields") else {
             return Ok(None);
         };
-        let names: Vec<String> = raw.split(',').map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect();
+        let names: Vec<String> = raw
+            .split(',')
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty())
+            .collect();
         if names.is_empty() || names.iter().any(|n| !n.chars().all(|c| c.is_ascii_alphanumeric())) {
-            return Err(ApiError::invalid("fields", "must be a comma-separated list of field names"));
+            return Err(ApiError::invalid(
+                "fields",
+                "must be a comma-separated list of field names",
+            ));
         }
         Ok(Some(FieldSelection(names)))
     }
@@ -72,7 +85,12 @@ impl FieldSelection {
 }
 
 pub(crate) fn error_response(error: &ApiError, request_id: &str) -> Response<Body> {
-    json_response(error.status(), Some(&error.body(request_id)), request_id, error.retry_after_secs())
+    json_response(
+        error.status(),
+        Some(&error.body(request_id)),
+        request_id,
+        error.retry_after_secs(),
+    )
 }
 
 fn json_response(status: u16, body: Option<&Value>, request_id: &str, retry_after: Option<u64>) -> Response<Body> {

@@ -92,7 +92,9 @@ pub(crate) fn n(value: impl ToString) -> AttributeValue {
 }
 
 /// Sorts a failed transaction into "these conditions failed" and everything else.
-pub(crate) fn classify_transaction_error<R: std::fmt::Debug>(err: SdkError<TransactWriteItemsError, R>) -> WriteConflict {
+pub(crate) fn classify_transaction_error<R: std::fmt::Debug>(
+    err: SdkError<TransactWriteItemsError, R>,
+) -> WriteConflict {
     if let SdkError::ServiceError(service) = &err {
         if let TransactWriteItemsError::TransactionCanceledException(cancelled) = service.err() {
             let failed: Vec<usize> = cancelled

@@ -134,7 +134,9 @@ impl Store {
         let mut users = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(BATCH_GET_MAX) {
             let keys_and_attributes = KeysAndAttributes::builder()
-                .set_keys(Some(chunk.iter().map(|id| key(keys::user(id), keys::PROFILE)).collect()))
+                .set_keys(Some(
+                    chunk.iter().map(|id| key(keys::user(id), keys::PROFILE)).collect(),
+                ))
                 .projection_expression(PUBLIC_PROJECTION)
                 .expression_attribute_names("#status", "status")
                 .build()
@@ -148,7 +150,12 @@ impl Store {
                     .request_items(&self.table, request)
                     .send()
                     .await?;
-                for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
                     users.push(serde_dynamo::from_item(item)?);
                 }
                 pending = out
@@ -217,4 +224,3 @@ impl Store {
         }
     }
 }
-

@@ -21,7 +21,11 @@ impl Store {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item_with_key(keys::wallet_challenge(&challenge.address), keys::CHALLENGE, challenge)?))
+            .set_item(Some(item_with_key(
+                keys::wallet_challenge(&challenge.address),
+                keys::CHALLENGE,
+                challenge,
+            )?))
             .send()
             .await?;
         Ok(())
