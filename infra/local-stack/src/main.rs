@@ -1,1 +1,99 @@
-fn main() {}
+//! `cargo run -p local-stack`: Parley on this machine.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use local_stack::{LocalStack, Options, Profile, Storage};
+
+const USAGE: &str = "\
+Runs Parley locally: DynamoDB Local, every function of template.yaml, and a gateway speaking API
+Gateway's HTTP and WebSocket protocols.
+
+Usage: cargo run -p local-stack -- [options]
+
+  --http-port N          HTTP API port (default 3000)
+  --ws-port N            WebSocket API and @connections port (default 3001)
+  --in-memory            keep no data (default: kept under .local/dynamodb)
+  --data-dir DIR         where DynamoDB Local keeps its data
+  --release              build and run the functions with the release profile
+  --no-build             run the binaries already built
+  --template FILE        another SAM template (default: the workspace's template.yaml)
+  --parameter NAME=VALUE a template parameter (TokenSecret has a local default)
+  --max-instances N      concurrent instances per function (default 10)
+  --quiet                do not echo function logs
+";
+
+fn parse(args: Vec<String>) -> Result<Options, String> {
+    let mut options = Options::new(local_stack::workspace_template());
+    let mut args = args.into_iter();
+    let mut template: Option<PathBuf> = None;
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--http-port" => options.http_port = value("--http-port")?.parse().map_err(|_| "--http-port needs a port number")?,
+            "--ws-port" => options.ws_port = value("--ws-port")?.parse().map_err(|_| "--ws-port needs a port number")?,
+            "--in-memory" => options.storage = Storage::InMemory,
+            "--data-dir" => options.storage = Storage::Directory(PathBuf::from(value("--data-dir")?)),
+            "--release" => options.profile = Profile::Release,
+            "--no-build" => options.build = false,
+            "--template" => template = Some(PathBuf::from(value("--template")?)),
+            "--parameter" => {
+                let pair = value("--parameter")?;
+                let (name, val) = pair.split_once('=').ok_or("--parameter takes NAME=VALUE")?;
+                options.parameters.insert(name.to_owned(), val.to_owned());
+            }
+            "--max-instances" => {
+                options.max_instances_per_function =
+                    value("--max-instances")?.parse().map_err(|_| "--max-instances needs a number")?
+            }
+            "--quiet" => options.echo_logs = false,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    if let Some(template) = template {
+        if let Storage::Directory(_) = options.storage {
+            options.storage = Storage::Directory(template.parent().unwrap_or(&PathBuf::from(".")).join(".local/dynamodb"));
+        }
+        options.template = template;
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = match parse(std::env::args().skip(1).collect()) {
+        Ok(options) => options,
+        Err(problem) => {
+            if !problem.is_empty() {
+                eprintln!("error: {problem}\n");
+            }
+            eprint!("{USAGE}");
+            return if problem.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) };
+        }
+    };
+    let stack = match LocalStack::start(options).await {
+        Ok(stack) => stack,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("Parley is running.");
+    println!("  HTTP API:       {}", stack.http_url());
+    println!("  WebSocket API:  {}", stack.ws_url());
+    println!("  @connections:   {}/{{connectionId}}", stack.connections_url());
+    if let Some(endpoint) = stack.dynamodb_endpoint() {
+        println!("  DynamoDB Local: {endpoint}");
+    }
+    println!("Press Ctrl-C to stop.");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+    }
+    println!("Stopping...");
+    stack.stop().await;
+    println!("Stopped.");
+    ExitCode::SUCCESS
+}

@@ -123,10 +123,46 @@ pub struct FunctionDefinition {
     pub http_routes: Vec<HttpRoute>,
 }
 
+/// A route of an `AWS::ApiGatewayV2::Api` with `ProtocolType: WEBSOCKET`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketRoute {
+    /// `$connect`, `$disconnect`, `$default` or a value of the selection expression.
+    pub route_key: String,
+    /// The logical id of the function its integration invokes.
+    pub function: String,
+    /// The logical id of the REQUEST authorizer's function (only `$connect` may have one).
+    pub authorizer: Option<WebSocketAuthorizer>,
+    /// True when an `AWS::ApiGatewayV2::RouteResponse` makes the route two-way.
+    pub has_response: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketAuthorizer {
+    pub function: String,
+    /// e.g. `route.request.querystring.token`, `route.request.header.Auth`.
+    pub identity_sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketApi {
+    pub logical_id: String,
+    /// e.g. `$request.body.action`.
+    pub route_selection_expression: String,
+    pub routes: Vec<WebSocketRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parameter {
+    pub name: String,
+    pub default: Option<String>,
+    pub no_echo: bool,
+}
+
 #[derive(Debug)]
 pub struct Template {
     resources: Mapping,
     globals: Mapping,
+    parameters: Mapping,
 }
 
 const DEFAULT_TIMEOUT_SECS: u64 = 3;
@@ -154,7 +190,12 @@ impl Template {
             .and_then(Value::as_mapping)
             .cloned()
             .unwrap_or_default();
-        Ok(Template { resources, globals })
+        let parameters = root.get("Parameters").and_then(Value::as_mapping).cloned().unwrap_or_default();
+        Ok(Template {
+            resources,
+            globals,
+            parameters,
+        })
     }
 
     fn resources_of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
@@ -229,6 +270,129 @@ impl Template {
         })
     }
 
+    pub fn parameters(&self) -> Vec<Parameter> {
+        self.parameters
+            .iter()
+            .filter_map(|(name, spec)| {
+                Some(Parameter {
+                    name: name.as_str()?.to_owned(),
+                    default: spec.get("Default").and_then(|d| match Intrinsic::from_value(d) {
+                        Intrinsic::Literal(v) => Some(v),
+                        _ => None,
+                    }),
+                    no_echo: spec.get("NoEcho").and_then(Value::as_bool).unwrap_or(false),
+                })
+            })
+            .collect()
+    }
+
+    /// Every logical id the template defines.
+    pub fn resource_ids(&self) -> Vec<String> {
+        self.resources.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect()
+    }
+
+    /// The `Type` of a resource.
+    pub fn resource_type(&self, logical_id: &str) -> Option<&str> {
+        self.resources.get(logical_id)?.get("Type")?.as_str()
+    }
+
+    /// The WebSocket APIs, their routes resolved down to function logical ids.
+    pub fn websocket_apis(&self) -> Result<Vec<WebSocketApi>, TemplateError> {
+        let mut apis = Vec::new();
+        for (api_id, api) in self.resources_of_type("AWS::ApiGatewayV2::Api") {
+            let props = api.get("Properties").ok_or_else(|| resource_error(api_id, "has no Properties"))?;
+            if props.get("ProtocolType").and_then(Value::as_str) != Some("WEBSOCKET") {
+                continue;
+            }
+            let route_selection_expression = string(props, "RouteSelectionExpression", api_id)?;
+            let mut routes = Vec::new();
+            for (route_id, route) in self.resources_of_type("AWS::ApiGatewayV2::Route") {
+                let rprops = route.get("Properties").ok_or_else(|| resource_error(route_id, "has no Properties"))?;
+                if self.reference(rprops.get("ApiId")).as_deref() != Some(api_id) {
+                    continue;
+                }
+                let route_key = string(rprops, "RouteKey", route_id)?;
+                let integration = self
+                    .reference(rprops.get("Target"))
+                    .ok_or_else(|| resource_error(route_id, "Target must name an integration: !Sub integrations/${Integration}"))?;
+                let function = self.integration_function(&integration, route_id)?;
+                let authorizer = match rprops.get("AuthorizationType").and_then(Value::as_str) {
+                    Some("CUSTOM") => {
+                        let authorizer_id = self
+                            .reference(rprops.get("AuthorizerId"))
+                            .ok_or_else(|| resource_error(route_id, "AuthorizationType CUSTOM needs an AuthorizerId"))?;
+                        let authorizer = self
+                            .resources
+                            .get(authorizer_id.as_str())
+                            .and_then(|a| a.get("Properties"))
+                            .ok_or_else(|| resource_error(route_id, format!("authorizer {authorizer_id} is not defined")))?;
+                        let uri = authorizer.get("AuthorizerUri");
+                        let function = self
+                            .function_in_uri(uri)
+                            .ok_or_else(|| resource_error(&authorizer_id, "AuthorizerUri must name a function's Arn"))?;
+                        let identity_sources = authorizer
+                            .get("IdentitySource")
+                            .and_then(Value::as_sequence)
+                            .map(|s| s.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                            .unwrap_or_default();
+                        Some(WebSocketAuthorizer { function, identity_sources })
+                    }
+                    _ => None,
+                };
+                let has_response = self.resources_of_type("AWS::ApiGatewayV2::RouteResponse").any(|(_, response)| {
+                    self.reference(response.get("Properties").and_then(|p| p.get("RouteId"))).as_deref() == Some(route_id)
+                });
+                routes.push(WebSocketRoute {
+                    route_key,
+                    function,
+                    authorizer,
+                    has_response,
+                });
+            }
+            routes.sort_by(|a, b| a.route_key.cmp(&b.route_key));
+            apis.push(WebSocketApi {
+                logical_id: api_id.to_owned(),
+                route_selection_expression,
+                routes,
+            });
+        }
+        Ok(apis)
+    }
+
+    /// The logical id a value points at: `!Ref X`, `!GetAtt X.Attr`, or the one `${X}` / `${X.Attr}` of a `!Sub`
+    /// that names a resource.
+    fn reference(&self, value: Option<&Value>) -> Option<String> {
+        match Intrinsic::from_value(value?) {
+            Intrinsic::Ref(id) => Some(id),
+            Intrinsic::GetAtt(path) => path.split('.').next().map(str::to_owned),
+            Intrinsic::Sub(text) => sub_references(&text)
+                .into_iter()
+                .map(|r| r.split('.').next().unwrap_or_default().to_owned())
+                .find(|id| self.resources.contains_key(id.as_str())),
+            Intrinsic::Literal(text) => text
+                .strip_prefix("integrations/")
+                .map(str::to_owned)
+                .filter(|id| self.resources.contains_key(id.as_str())),
+            Intrinsic::Other(_) => None,
+        }
+    }
+
+    /// The function logical id in a Lambda invocation URI (`...functions/${Fn.Arn}/invocations`).
+    fn function_in_uri(&self, value: Option<&Value>) -> Option<String> {
+        let id = self.reference(value)?;
+        (self.resource_type(&id) == Some("AWS::Serverless::Function")).then_some(id)
+    }
+
+    fn integration_function(&self, integration_id: &str, route_id: &str) -> Result<String, TemplateError> {
+        let integration = self
+            .resources
+            .get(integration_id)
+            .and_then(|i| i.get("Properties"))
+            .ok_or_else(|| resource_error(route_id, format!("integration {integration_id} is not defined")))?;
+        self.function_in_uri(integration.get("IntegrationUri"))
+            .ok_or_else(|| resource_error(integration_id, "IntegrationUri must name a function's Arn"))
+    }
+
     /// Every `AWS::Serverless::Function`, sorted by logical id.
     pub fn functions(&self) -> Result<Vec<FunctionDefinition>, TemplateError> {
         let mut functions = Vec::new();
@@ -298,6 +462,22 @@ impl Template {
         functions.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
         Ok(functions)
     }
+}
+
+/// The `X` of every `${X}` in a `!Sub` text (`${!Literal}` escapes are skipped).
+pub fn sub_references(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        let name = &after[..end];
+        if !name.starts_with('!') {
+            found.push(name.to_owned());
+        }
+        rest = &after[end + 1..];
+    }
+    found
 }
 
 fn string(value: &Value, key: &str, resource: &str) -> Result<String, TemplateError> {

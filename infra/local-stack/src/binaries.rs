@@ -1,0 +1,48 @@
+//! Building the function binaries (one `cargo build` for all) and finding them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Debug,
+    Release,
+}
+
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
+        }
+    }
+}
+
+pub fn target_dir(workspace: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| if dir.is_relative() { workspace.join(dir) } else { dir })
+        .unwrap_or_else(|| workspace.join("target"))
+}
+
+pub fn executable(workspace: &Path, profile: Profile, binary: &str) -> PathBuf {
+    target_dir(workspace).join(profile.dir()).join(binary)
+}
+
+/// `cargo build --bin a --bin b ...` in the workspace; cargo does nothing when they are fresh.
+pub fn build(workspace: &Path, profile: Profile, binaries: &[String]) -> Result<(), String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.arg("build").arg("--quiet").current_dir(workspace);
+    if profile == Profile::Release {
+        command.arg("--release");
+    }
+    for binary in binaries {
+        command.arg("--bin").arg(binary);
+    }
+    let status = command.status().map_err(|e| format!("could not run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build of the functions failed ({status})"));
+    }
+    Ok(())
+}

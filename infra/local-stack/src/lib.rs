@@ -1,0 +1,392 @@
+//! Parley's local stack: AWS DynamoDB Local, every function of template.yaml run as Lambda runs it, and a
+//! gateway that speaks API Gateway's HTTP API (payload v2.0) and WebSocket API (with @connections).
+//!
+//! The binary (`cargo run -p local-stack`) is the README's run command; the library is what the
+//! end-to-end tests start, on free ports and in memory.
+
+mod binaries;
+mod http_api;
+mod ids;
+mod logs;
+mod resolve;
+mod runtime;
+mod websocket;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use binaries::Profile;
+pub use dynamodb_local::Storage;
+pub use logs::LogLine;
+pub use runtime::FunctionStats;
+pub use websocket::Limits;
+
+use dynamodb_local::DynamoDbLocal;
+use http_api::{HttpGateway, HttpRoute, HttpRouter};
+use logs::LogBook;
+use parley_template::Template;
+use resolve::Resolver;
+use runtime::{FunctionPool, FunctionSpec};
+use websocket::{WsApi, WsGateway, WsRoute};
+
+/// The token secret of local runs, unless `--parameter TokenSecret=...` says otherwise.
+pub const LOCAL_TOKEN_SECRET: &str = "parley-local-development-secret-not-for-production";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error(transparent)]
+    Template(#[from] parley_template::TemplateError),
+    #[error("resource {resource}: {problem}")]
+    Resource { resource: String, problem: String },
+    #[error("port {port} is already in use; pick another with {flag} (or stop what is using it)")]
+    PortInUse { port: u16, flag: &'static str },
+    #[error("building the functions failed: {0}")]
+    Build(String),
+    #[error("function binary {0} is missing; build it, or leave out --no-build")]
+    MissingBinary(String),
+    #[error(transparent)]
+    DynamoDb(#[from] dynamodb_local::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub template: PathBuf,
+    /// 0: any free port.
+    pub http_port: u16,
+    pub ws_port: u16,
+    pub storage: Storage,
+    pub profile: Profile,
+    /// Run `cargo build` for the functions first.
+    pub build: bool,
+    pub max_instances_per_function: usize,
+    pub limits: Limits,
+    /// Values for the template's parameters.
+    pub parameters: BTreeMap<String, String>,
+    /// Echo function output and gateway remarks to stdout.
+    pub echo_logs: bool,
+    pub dynamodb_heap_mb: u32,
+}
+
+impl Options {
+    /// The settings of the README's run command: ports 3000 and 3001, data kept under `.local/`.
+    pub fn new(template: PathBuf) -> Self {
+        let data = template.parent().unwrap_or(Path::new(".")).join(".local/dynamodb");
+        Options {
+            template,
+            http_port: 3000,
+            ws_port: 3001,
+            storage: Storage::Directory(data),
+            profile: Profile::Debug,
+            build: true,
+            max_instances_per_function: 10,
+            limits: Limits::default(),
+            parameters: BTreeMap::from([("TokenSecret".to_owned(), LOCAL_TOKEN_SECRET.to_owned())]),
+            echo_logs: true,
+            dynamodb_heap_mb: 512,
+        }
+    }
+
+    /// What tests want: free ports, an in-memory database, quiet.
+    pub fn for_tests(template: PathBuf) -> Self {
+        Options {
+            http_port: 0,
+            ws_port: 0,
+            storage: Storage::InMemory,
+            echo_logs: false,
+            dynamodb_heap_mb: 384,
+            ..Options::new(template)
+        }
+    }
+}
+
+pub struct LocalStack {
+    http_address: SocketAddr,
+    ws_address: SocketAddr,
+    dynamodb_endpoint: Option<String>,
+    pools: HashMap<String, Arc<FunctionPool>>,
+    http: Arc<HttpGateway>,
+    websocket: Arc<WsGateway>,
+    logs: Arc<LogBook>,
+    shutdown: watch::Sender<bool>,
+    dynamodb: Option<DynamoDbLocal>,
+}
+
+async fn bind(port: u16, flag: &'static str) -> Result<TcpListener, StackError> {
+    TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => StackError::PortInUse { port, flag },
+        _ => StackError::Io(e),
+    })
+}
+
+impl LocalStack {
+    pub async fn start(options: Options) -> Result<Self, StackError> {
+        let template = Template::load(&options.template)?;
+        let functions = template.functions()?;
+        let websocket_apis = template.websocket_apis()?;
+        let table = template.table().ok();
+        let workspace = workspace_root(&options.template);
+
+        // Claim the ports before anything slow, so a clash is reported at once.
+        let http_listener = bind(options.http_port, "--http-port").await?;
+        let ws_listener = bind(options.ws_port, "--ws-port").await?;
+        let http_address = http_listener.local_addr()?;
+        let ws_address = ws_listener.local_addr()?;
+        let logs = Arc::new(LogBook::new(options.echo_logs));
+
+        let binaries: Vec<String> = functions.iter().map(|f| f.binary.clone()).collect();
+        if options.build && !binaries.is_empty() {
+            logs.gateway(&format!("building {} functions", binaries.len()));
+            let (workspace, profile, binaries) = (workspace.clone(), options.profile, binaries.clone());
+            tokio::task::spawn_blocking(move || binaries::build(&workspace, profile, &binaries))
+                .await
+                .map_err(|e| StackError::Build(e.to_string()))?
+                .map_err(StackError::Build)?;
+        }
+
+        let (dynamodb, dynamodb_endpoint) = match &table {
+            Some(table) => {
+                let dynamo_options = dynamodb_local::Options {
+                    storage: options.storage.clone(),
+                    port: None,
+                    max_heap_mb: options.dynamodb_heap_mb,
+                };
+                let server = tokio::task::spawn_blocking(move || DynamoDbLocal::start(dynamo_options))
+                    .await
+                    .map_err(|e| StackError::Build(e.to_string()))??;
+                let endpoint = server.endpoint();
+                let sdk = dynamodb_local::sdk_config(&endpoint).await;
+                dynamodb_local::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table.logical_id, table).await?;
+                logs.gateway(&format!("DynamoDB Local on {endpoint}, table {}", table.logical_id));
+                (Some(server), Some(endpoint))
+            }
+            None => (None, None),
+        };
+
+        let resolver = Resolver::new(&template, options.parameters.clone());
+        let mut pools: HashMap<String, Arc<FunctionPool>> = HashMap::new();
+        for function in &functions {
+            let executable = binaries::executable(&workspace, options.profile, &function.binary);
+            if !executable.is_file() {
+                return Err(StackError::MissingBinary(executable.display().to_string()));
+            }
+            let mut environment = Vec::new();
+            for (name, value) in &function.environment {
+                let value = resolver.resolve(value).map_err(|problem| StackError::Resource {
+                    resource: function.logical_id.clone(),
+                    problem: format!("environment variable {name}: {problem}"),
+                })?;
+                environment.push((name.clone(), value));
+            }
+            environment.extend([
+                ("AWS_REGION".to_owned(), ids::REGION.to_owned()),
+                ("AWS_DEFAULT_REGION".to_owned(), ids::REGION.to_owned()),
+                ("AWS_ACCESS_KEY_ID".to_owned(), "local".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY".to_owned(), "local".to_owned()),
+                ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
+                ("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".to_owned(), format!("http://{ws_address}")),
+            ]);
+            if let Some(endpoint) = &dynamodb_endpoint {
+                environment.push(("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), endpoint.clone()));
+            }
+            let spec = FunctionSpec {
+                logical_id: function.logical_id.clone(),
+                binary: function.binary.clone(),
+                executable,
+                environment,
+                timeout: Duration::from_secs(function.timeout_secs),
+                memory_mb: function.memory_mb,
+            };
+            pools.insert(
+                function.logical_id.clone(),
+                FunctionPool::new(spec, options.max_instances_per_function, Arc::clone(&logs)),
+            );
+        }
+
+        let pool_of = |logical_id: &str, user: &str| {
+            pools.get(logical_id).cloned().ok_or_else(|| StackError::Resource {
+                resource: user.to_owned(),
+                problem: format!("{logical_id} is not an AWS::Serverless::Function"),
+            })
+        };
+        let mut http_routes = Vec::new();
+        for function in &functions {
+            for route in &function.http_routes {
+                http_routes.push(HttpRoute::new(&route.method, &route.path, pool_of(&function.logical_id, &function.logical_id)?));
+            }
+        }
+        let router = HttpRouter::new(http_routes);
+        let ws_api = match websocket_apis.as_slice() {
+            [] => None,
+            [api] => {
+                let selection_path = WsApi::selection_path(&api.route_selection_expression).map_err(|problem| {
+                    StackError::Resource {
+                        resource: api.logical_id.clone(),
+                        problem,
+                    }
+                })?;
+                let mut routes = HashMap::new();
+                for route in &api.routes {
+                    let authorizer = match &route.authorizer {
+                        Some(a) => Some((pool_of(&a.function, &api.logical_id)?, a.identity_sources.clone())),
+                        None => None,
+                    };
+                    routes.insert(
+                        route.route_key.clone(),
+                        WsRoute {
+                            route_key: route.route_key.clone(),
+                            function: pool_of(&route.function, &api.logical_id)?,
+                            authorizer,
+                            has_response: route.has_response,
+                        },
+                    );
+                }
+                Some(WsApi { selection_path, routes })
+            }
+            more => {
+                return Err(StackError::Resource {
+                    resource: more[1].logical_id.clone(),
+                    problem: "the local stack serves one WebSocket API".to_owned(),
+                })
+            }
+        };
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let http = Arc::new(HttpGateway {
+            router,
+            logs: Arc::clone(&logs),
+        });
+        let websocket = Arc::new(WsGateway::new(ws_api, options.limits.clone(), Arc::clone(&logs), ws_address.to_string()));
+        {
+            let http = Arc::clone(&http);
+            tokio::spawn(serve(http_listener, shutdown_rx.clone(), move |request, peer| {
+                Arc::clone(&http).handle(request, peer)
+            }));
+        }
+        {
+            let websocket = Arc::clone(&websocket);
+            tokio::spawn(serve(ws_listener, shutdown_rx, move |request, peer| {
+                Arc::clone(&websocket).handle(request, peer)
+            }));
+        }
+        Ok(LocalStack {
+            http_address,
+            ws_address,
+            dynamodb_endpoint,
+            pools,
+            http,
+            websocket,
+            logs,
+            shutdown,
+            dynamodb,
+        })
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http_address)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.ws_address)
+    }
+
+    /// The base URL of the @connections management API.
+    pub fn connections_url(&self) -> String {
+        format!("http://{}/@connections", self.ws_address)
+    }
+
+    pub fn dynamodb_endpoint(&self) -> Option<&str> {
+        self.dynamodb_endpoint.as_deref()
+    }
+
+    /// Counters of one function, by logical id or binary name.
+    pub fn stats(&self, function: &str) -> Option<FunctionStats> {
+        self.pools
+            .iter()
+            .find(|(id, pool)| *id == function || pool.spec.binary == function)
+            .map(|(_, pool)| pool.stats())
+    }
+
+    /// The HTTP routes served, most specific first: exactly the template's.
+    pub fn http_routes(&self) -> Vec<String> {
+        self.http.router.route_keys()
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.websocket.connection_count()
+    }
+
+    pub fn logs(&self) -> Vec<LogLine> {
+        self.logs.lines()
+    }
+
+    /// Stops serving, closes connections, stops every function instance and DynamoDB Local.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        self.websocket.close_all();
+        for pool in self.pools.values() {
+            pool.stop().await;
+        }
+        if let Some(mut dynamodb) = self.dynamodb.take() {
+            let _ = tokio::task::spawn_blocking(move || dynamodb.stop()).await;
+        }
+    }
+}
+
+/// Accepts HTTP/1.1 connections (with upgrades) until shutdown.
+async fn serve<H, F>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: H)
+where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible>> + Send + 'static,
+{
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+            _ = shutdown.changed() => return,
+        };
+        let handler = handler.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| handler(request, peer));
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::select! {
+                _ = connection => {}
+                _ = shutdown.changed() => {}
+            }
+        });
+    }
+}
+
+/// The Cargo workspace that holds the template's function crates: the nearest folder above the template
+/// whose Cargo.toml declares `[workspace]`.
+fn workspace_root(template: &Path) -> PathBuf {
+    let start = template.parent().unwrap_or(Path::new("."));
+    start
+        .ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|manifest| manifest.contains("[workspace]"))
+        })
+        .unwrap_or(start)
+        .to_path_buf()
+}
+
+/// `template.yaml` of this workspace.
+pub fn workspace_template() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
+}

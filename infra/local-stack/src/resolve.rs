@@ -1,0 +1,82 @@
+//! Resolves the intrinsic functions of a function's environment to local values: `!Ref` to a parameter
+//! or a resource's local name, `!GetAtt X.Arn` to a local ARN, `!Sub` by both.
+
+use std::collections::BTreeMap;
+
+use parley_template::{sub_references, Intrinsic, Template};
+
+use crate::ids::{ACCOUNT_ID, REGION};
+
+pub struct Resolver {
+    parameters: BTreeMap<String, String>,
+    resource_types: BTreeMap<String, String>,
+}
+
+impl Resolver {
+    pub fn new(template: &Template, parameters: BTreeMap<String, String>) -> Self {
+        let resource_types = template
+            .resource_ids()
+            .into_iter()
+            .map(|id| {
+                let kind = template.resource_type(&id).unwrap_or_default().to_owned();
+                (id, kind)
+            })
+            .collect();
+        Resolver {
+            parameters,
+            resource_types,
+        }
+    }
+
+    pub fn resolve(&self, value: &Intrinsic) -> Result<String, String> {
+        match value {
+            Intrinsic::Literal(text) => Ok(text.clone()),
+            Intrinsic::Ref(name) => self.reference(name),
+            Intrinsic::GetAtt(path) => self.attribute(path),
+            Intrinsic::Sub(text) => {
+                let mut out = text.clone();
+                for name in sub_references(text) {
+                    let value = if name.contains('.') { self.attribute(&name)? } else { self.reference(&name)? };
+                    out = out.replace(&format!("${{{name}}}"), &value);
+                }
+                Ok(out.replace("${!", "${"))
+            }
+            Intrinsic::Other(function) => Err(format!("the local stack cannot evaluate Fn::{function}")),
+        }
+    }
+
+    fn reference(&self, name: &str) -> Result<String, String> {
+        match name {
+            "AWS::Region" => return Ok(REGION.to_owned()),
+            "AWS::AccountId" => return Ok(ACCOUNT_ID.to_owned()),
+            "AWS::StackName" => return Ok("parley-local".to_owned()),
+            "AWS::Partition" => return Ok("aws".to_owned()),
+            "AWS::URLSuffix" => return Ok("amazonaws.com".to_owned()),
+            _ => {}
+        }
+        if let Some(value) = self.parameters.get(name) {
+            return Ok(value.clone());
+        }
+        match self.resource_types.get(name) {
+            // Locally, a resource's physical name is its logical id (the local table is named so).
+            Some(_) => Ok(name.to_owned()),
+            None => Err(format!(
+                "{name} is neither a resource nor a parameter with a value (pass --parameter {name}=VALUE)"
+            )),
+        }
+    }
+
+    fn attribute(&self, path: &str) -> Result<String, String> {
+        let (id, attribute) = path.split_once('.').ok_or_else(|| format!("GetAtt {path} names no attribute"))?;
+        let kind = self.resource_types.get(id).ok_or_else(|| format!("GetAtt {path}: no resource {id}"))?;
+        match (kind.as_str(), attribute) {
+            ("AWS::DynamoDB::Table", "Arn") => Ok(format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{id}")),
+            ("AWS::DynamoDB::Table", "StreamArn") => {
+                Ok(format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{id}/stream/local"))
+            }
+            ("AWS::Serverless::Function", "Arn") => Ok(crate::ids::function_arn(id)),
+            ("AWS::SNS::Topic", "TopicArn") => Ok(format!("arn:aws:sns:{REGION}:{ACCOUNT_ID}:{id}")),
+            _ => Err(format!("the local stack has no value for GetAtt {path}")),
+        }
+    }
+}
