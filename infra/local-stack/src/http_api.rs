@@ -121,7 +121,9 @@ impl HttpRouter {
     }
 
     fn find(&self, method: &str, path: &str) -> Option<(&HttpRoute, BTreeMap<String, String>)> {
-        self.routes.iter().find_map(|route| route.matches(method, path).map(|params| (route, params)))
+        self.routes
+            .iter()
+            .find_map(|route| route.matches(method, path).map(|params| (route, params)))
     }
 }
 
@@ -182,8 +184,13 @@ fn is_text(content_type: Option<&str>, body: &[u8]) -> bool {
             ct.starts_with("text/")
                 || ct.ends_with("+json")
                 || ct.ends_with("+xml")
-                || ["application/json", "application/xml", "application/javascript", "application/x-www-form-urlencoded"]
-                    .contains(&ct.as_str())
+                || [
+                    "application/json",
+                    "application/xml",
+                    "application/javascript",
+                    "application/x-www-form-urlencoded",
+                ]
+                .contains(&ct.as_str())
         }
     };
     textual && std::str::from_utf8(body).is_ok()
@@ -195,7 +202,11 @@ pub struct HttpGateway {
 }
 
 impl HttpGateway {
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, peer: SocketAddr) -> Result<HttpResponse, Infallible> {
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<HttpResponse, Infallible> {
         let request_id = ids::request_id();
         let method = request.method().as_str().to_owned();
         let raw_path = request.uri().path().to_owned();
@@ -206,15 +217,32 @@ impl HttpGateway {
         let (parts, body) = request.into_parts();
         let body = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
             Ok(body) => body.to_bytes(),
-            Err(_) => return Ok(gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large", &request_id)),
+            Err(_) => {
+                return Ok(gateway_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request Entity Too Large",
+                    &request_id,
+                ))
+            }
         };
-        let event = v2_event(&parts, &raw_path, &raw_query, route, &path_params, &body, peer, &request_id);
+        let event = v2_event(
+            &parts,
+            &raw_path,
+            &raw_query,
+            route,
+            &path_params,
+            &body,
+            peer,
+            &request_id,
+        );
         let result = route.function.invoke(Bytes::from(event.to_string())).await;
         Ok(match result.map(|payload| v2_response(&payload, &request_id)) {
             Ok(Ok(response)) => response,
             Ok(Err(problem)) => {
-                self.logs
-                    .gateway(&format!("{} {raw_path}: malformed Lambda response: {problem}", route.route_key()));
+                self.logs.gateway(&format!(
+                    "{} {raw_path}: malformed Lambda response: {problem}",
+                    route.route_key()
+                ));
                 gateway_error(StatusCode::BAD_GATEWAY, "Internal Server Error", &request_id)
             }
             Err(InvokeError::Timeout) => gateway_error(StatusCode::BAD_GATEWAY, "Internal Server Error", &request_id),
@@ -239,7 +267,13 @@ fn v2_event(
     for (name, value) in &parts.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         if name == hyper::header::COOKIE {
-            cookies.extend(value.split(';').map(|c| c.trim()).filter(|c| !c.is_empty()).map(|c| json!(c)));
+            cookies.extend(
+                value
+                    .split(';')
+                    .map(|c| c.trim())
+                    .filter(|c| !c.is_empty())
+                    .map(|c| json!(c)),
+            );
             continue;
         }
         let key = name.as_str().to_ascii_lowercase();
@@ -249,8 +283,16 @@ fn v2_event(
         };
         headers.insert(key, Value::String(joined));
     }
-    let host = headers.get("host").and_then(Value::as_str).unwrap_or("127.0.0.1").to_owned();
-    let user_agent = headers.get("user-agent").and_then(Value::as_str).unwrap_or("").to_owned();
+    let host = headers
+        .get("host")
+        .and_then(Value::as_str)
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    let user_agent = headers
+        .get("user-agent")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let now = SystemTime::now();
     let route_key = route.route_key();
     let mut event = json!({
@@ -290,7 +332,10 @@ fn v2_event(
         event["pathParameters"] = json!(path_params);
     }
     if !body.is_empty() {
-        let content_type = parts.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = parts
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         if is_text(content_type, body) {
             event["body"] = json!(String::from_utf8_lossy(body));
         } else {
@@ -398,12 +443,18 @@ mod tests {
         let key = |m: &str, p: &str| router.find(m, p).map(|(r, params)| (r.route_key(), params));
         assert_eq!(key("GET", "/users/me").unwrap().0, "GET /users/me");
         let (k, params) = key("GET", "/users/01ABC").unwrap();
-        assert_eq!((k.as_str(), params["userId"].as_str()), ("GET /users/{userId}", "01ABC"));
+        assert_eq!(
+            (k.as_str(), params["userId"].as_str()),
+            ("GET /users/{userId}", "01ABC")
+        );
         assert_eq!(key("GET", "/users").unwrap().0, "GET /users");
         let (k, params) = key("GET", "/files/a/b%20c").unwrap();
         assert_eq!((k.as_str(), params["proxy"].as_str()), ("GET /files/{proxy+}", "a/b c"));
         assert_eq!(key("DELETE", "/files/x").unwrap().0, "ANY /files/{proxy+}");
-        assert!(key("GET", "/files").is_none(), "a greedy parameter needs at least one segment");
+        assert!(
+            key("GET", "/files").is_none(),
+            "a greedy parameter needs at least one segment"
+        );
         assert!(key("POST", "/users/me").is_none());
         assert!(key("GET", "/users/me/extra").is_none());
     }

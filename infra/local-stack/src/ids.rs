@@ -30,14 +30,25 @@ pub fn invocation_id() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// An X-Ray trace header as Lambda passes it.
 pub fn trace_id() -> String {
     let epoch = epoch_millis(SystemTime::now()) / 1000;
     let hex = |bytes: &[u8]| bytes.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!("Root=1-{epoch:08x}-{};Parent={};Sampled=0", hex(&random::<12>()), hex(&random::<8>()))
+    format!(
+        "Root=1-{epoch:08x}-{};Parent={};Sampled=0",
+        hex(&random::<12>()),
+        hex(&random::<8>())
+    )
 }
 
 pub fn epoch_millis(at: SystemTime) -> u64 {
@@ -46,10 +57,18 @@ pub fn epoch_millis(at: SystemTime) -> u64 {
 
 /// `25/Nov/2026:20:00:00 +0000`, the `requestContext.time` format.
 pub fn clf_time(at: SystemTime) -> String {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let iso = humantime::format_rfc3339_seconds(at).to_string(); // 2026-11-25T20:00:00Z
     let month: usize = iso[5..7].parse().unwrap_or(1);
-    format!("{}/{}/{}:{} +0000", &iso[8..10], MONTHS[month - 1], &iso[0..4], &iso[11..19])
+    format!(
+        "{}/{}/{}:{} +0000",
+        &iso[8..10],
+        MONTHS[month - 1],
+        &iso[0..4],
+        &iso[11..19]
+    )
 }
 
 pub fn rfc3339(at: SystemTime) -> String {

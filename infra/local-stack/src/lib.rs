@@ -124,10 +124,12 @@ pub struct LocalStack {
 }
 
 async fn bind(port: u16, flag: &'static str) -> Result<TcpListener, StackError> {
-    TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::AddrInUse => StackError::PortInUse { port, flag },
-        _ => StackError::Io(e),
-    })
+    TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => StackError::PortInUse { port, flag },
+            _ => StackError::Io(e),
+        })
 }
 
 impl LocalStack {
@@ -177,10 +179,6 @@ impl LocalStack {
         let resolver = Resolver::new(&template, options.parameters.clone());
         let mut pools: HashMap<String, Arc<FunctionPool>> = HashMap::new();
         for function in &functions {
-            let executable = binaries::executable(&workspace, options.profile, &function.binary);
-            if !executable.is_file() {
-                return Err(StackError::MissingBinary(executable.display().to_string()));
-            }
             let mut environment = Vec::new();
             for (name, value) in &function.environment {
                 let value = resolver.resolve(value).map_err(|problem| StackError::Resource {
@@ -195,10 +193,17 @@ impl LocalStack {
                 ("AWS_ACCESS_KEY_ID".to_owned(), "local".to_owned()),
                 ("AWS_SECRET_ACCESS_KEY".to_owned(), "local".to_owned()),
                 ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
-                ("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".to_owned(), format!("http://{ws_address}")),
+                (
+                    "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".to_owned(),
+                    format!("http://{ws_address}"),
+                ),
             ]);
             if let Some(endpoint) = &dynamodb_endpoint {
                 environment.push(("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), endpoint.clone()));
+            }
+            let executable = binaries::executable(&workspace, options.profile, &function.binary);
+            if !executable.is_file() {
+                return Err(StackError::MissingBinary(executable.display().to_string()));
             }
             let spec = FunctionSpec {
                 logical_id: function.logical_id.clone(),
@@ -223,19 +228,22 @@ impl LocalStack {
         let mut http_routes = Vec::new();
         for function in &functions {
             for route in &function.http_routes {
-                http_routes.push(HttpRoute::new(&route.method, &route.path, pool_of(&function.logical_id, &function.logical_id)?));
+                http_routes.push(HttpRoute::new(
+                    &route.method,
+                    &route.path,
+                    pool_of(&function.logical_id, &function.logical_id)?,
+                ));
             }
         }
         let router = HttpRouter::new(http_routes);
         let ws_api = match websocket_apis.as_slice() {
             [] => None,
             [api] => {
-                let selection_path = WsApi::selection_path(&api.route_selection_expression).map_err(|problem| {
-                    StackError::Resource {
+                let selection_path =
+                    WsApi::selection_path(&api.route_selection_expression).map_err(|problem| StackError::Resource {
                         resource: api.logical_id.clone(),
                         problem,
-                    }
-                })?;
+                    })?;
                 let mut routes = HashMap::new();
                 for route in &api.routes {
                     let authorizer = match &route.authorizer {
@@ -267,7 +275,12 @@ impl LocalStack {
             router,
             logs: Arc::clone(&logs),
         });
-        let websocket = Arc::new(WsGateway::new(ws_api, options.limits.clone(), Arc::clone(&logs), ws_address.to_string()));
+        let websocket = Arc::new(WsGateway::new(
+            ws_api,
+            options.limits.clone(),
+            Arc::clone(&logs),
+            ws_address.to_string(),
+        ));
         {
             let http = Arc::clone(&http);
             tokio::spawn(serve(http_listener, shutdown_rx.clone(), move |request, peer| {
@@ -348,7 +361,9 @@ impl LocalStack {
 async fn serve<H, F>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: H)
 where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible>> + Send + 'static,
+    F: Future<Output = Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible>>
+        + Send
+        + 'static,
 {
     loop {
         let (stream, peer) = tokio::select! {

@@ -51,6 +51,11 @@ impl LogBook {
     }
 
     pub fn lines(&self) -> Vec<LogLine> {
-        self.lines.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+        self.lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 }

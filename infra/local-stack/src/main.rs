@@ -30,8 +30,16 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
-            "--http-port" => options.http_port = value("--http-port")?.parse().map_err(|_| "--http-port needs a port number")?,
-            "--ws-port" => options.ws_port = value("--ws-port")?.parse().map_err(|_| "--ws-port needs a port number")?,
+            "--http-port" => {
+                options.http_port = value("--http-port")?
+                    .parse()
+                    .map_err(|_| "--http-port needs a port number")?
+            }
+            "--ws-port" => {
+                options.ws_port = value("--ws-port")?
+                    .parse()
+                    .map_err(|_| "--ws-port needs a port number")?
+            }
             "--in-memory" => options.storage = Storage::InMemory,
             "--data-dir" => options.storage = Storage::Directory(PathBuf::from(value("--data-dir")?)),
             "--release" => options.profile = Profile::Release,
@@ -43,8 +51,9 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
                 options.parameters.insert(name.to_owned(), val.to_owned());
             }
             "--max-instances" => {
-                options.max_instances_per_function =
-                    value("--max-instances")?.parse().map_err(|_| "--max-instances needs a number")?
+                options.max_instances_per_function = value("--max-instances")?
+                    .parse()
+                    .map_err(|_| "--max-instances needs a number")?
             }
             "--quiet" => options.echo_logs = false,
             "-h" | "--help" => return Err(String::new()),
@@ -53,7 +62,8 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
     }
     if let Some(template) = template {
         if let Storage::Directory(_) = options.storage {
-            options.storage = Storage::Directory(template.parent().unwrap_or(&PathBuf::from(".")).join(".local/dynamodb"));
+            options.storage =
+                Storage::Directory(template.parent().unwrap_or(&PathBuf::from(".")).join(".local/dynamodb"));
         }
         options.template = template;
     }
@@ -69,7 +79,11 @@ async fn main() -> ExitCode {
                 eprintln!("error: {problem}\n");
             }
             eprint!("{USAGE}");
-            return if problem.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) };
+            return if problem.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
         }
     };
     let stack = match LocalStack::start(options).await {

@@ -13,7 +13,14 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub fn new(template: &Template, parameters: BTreeMap<String, String>) -> Self {
+    /// `given` values win over the template's `Default`s.
+    pub fn new(template: &Template, given: BTreeMap<String, String>) -> Self {
+        let mut parameters: BTreeMap<String, String> = template
+            .parameters()
+            .into_iter()
+            .filter_map(|p| p.default.map(|d| (p.name, d)))
+            .collect();
+        parameters.extend(given);
         let resource_types = template
             .resource_ids()
             .into_iter()
@@ -36,7 +43,11 @@ impl Resolver {
             Intrinsic::Sub(text) => {
                 let mut out = text.clone();
                 for name in sub_references(text) {
-                    let value = if name.contains('.') { self.attribute(&name)? } else { self.reference(&name)? };
+                    let value = if name.contains('.') {
+                        self.attribute(&name)?
+                    } else {
+                        self.reference(&name)?
+                    };
                     out = out.replace(&format!("${{{name}}}"), &value);
                 }
                 Ok(out.replace("${!", "${"))
@@ -67,13 +78,18 @@ impl Resolver {
     }
 
     fn attribute(&self, path: &str) -> Result<String, String> {
-        let (id, attribute) = path.split_once('.').ok_or_else(|| format!("GetAtt {path} names no attribute"))?;
-        let kind = self.resource_types.get(id).ok_or_else(|| format!("GetAtt {path}: no resource {id}"))?;
+        let (id, attribute) = path
+            .split_once('.')
+            .ok_or_else(|| format!("GetAtt {path} names no attribute"))?;
+        let kind = self
+            .resource_types
+            .get(id)
+            .ok_or_else(|| format!("GetAtt {path}: no resource {id}"))?;
         match (kind.as_str(), attribute) {
             ("AWS::DynamoDB::Table", "Arn") => Ok(format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{id}")),
-            ("AWS::DynamoDB::Table", "StreamArn") => {
-                Ok(format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{id}/stream/local"))
-            }
+            ("AWS::DynamoDB::Table", "StreamArn") => Ok(format!(
+                "arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{id}/stream/local"
+            )),
             ("AWS::Serverless::Function", "Arn") => Ok(crate::ids::function_arn(id)),
             ("AWS::SNS::Topic", "TopicArn") => Ok(format!("arn:aws:sns:{REGION}:{ACCOUNT_ID}:{id}")),
             _ => Err(format!("the local stack has no value for GetAtt {path}")),

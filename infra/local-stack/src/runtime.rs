@@ -183,7 +183,10 @@ impl FunctionPool {
         let warm = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let instance = match warm.filter(|i| i.is_alive()) {
             Some(instance) => instance,
-            None => self.start_instance().await.inspect_err(|_| self.record(|s| s.errors += 1))?,
+            None => self
+                .start_instance()
+                .await
+                .inspect_err(|_| self.record(|s| s.errors += 1))?,
         };
         let result = instance.invoke(payload, self.spec.timeout).await;
         match &result {
@@ -222,7 +225,12 @@ impl FunctionPool {
             current: Mutex::new(None),
             ready: Mutex::new(Some(ready_tx)),
         });
-        let server = tokio::spawn(serve_runtime_api(listener, Arc::clone(&api), Arc::clone(&self.logs), name.clone()));
+        let server = tokio::spawn(serve_runtime_api(
+            listener,
+            Arc::clone(&api),
+            Arc::clone(&self.logs),
+            name.clone(),
+        ));
 
         let mut command = tokio::process::Command::new(&self.spec.executable);
         command
@@ -248,7 +256,13 @@ impl FunctionPool {
             crashed(format!("cannot start {}: {e}", self.spec.executable.display()))
         })?;
         for (stream, label) in [
-            (child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>), "stdout"),
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+                "stdout",
+            ),
             (child.stderr.take().map(|s| Box::new(s) as _), "stderr"),
         ] {
             let Some(stream) = stream else { continue };
@@ -323,14 +337,19 @@ impl FunctionPool {
                     s.cold_starts += 1;
                     s.init_micros.push(init.as_micros() as u64);
                 });
-                self.logs.gateway(&format!("{name}: cold start, init {:.1} ms", init.as_secs_f64() * 1000.0));
+                self.logs.gateway(&format!(
+                    "{name}: cold start, init {:.1} ms",
+                    init.as_secs_f64() * 1000.0
+                ));
                 Ok(instance)
             }
             Ok(Ok(Err(why))) => Err(crashed(format!("{name} failed during init: {why}"))),
             Ok(Err(_)) => Err(crashed(format!("{name} failed during init"))),
             Err(_) => {
                 instance.kill();
-                Err(crashed(format!("{name} did not poll for an event within {INIT_TIMEOUT:?}")))
+                Err(crashed(format!(
+                    "{name} did not poll for an event within {INIT_TIMEOUT:?}"
+                )))
             }
         }
     }
@@ -339,7 +358,13 @@ impl FunctionPool {
     pub async fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.slots.close();
-        let instances: Vec<Arc<Instance>> = self.all.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let instances: Vec<Arc<Instance>> = self
+            .all
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
         for instance in &instances {
             instance.kill();
         }
@@ -366,8 +391,14 @@ fn lambda_environment(spec: &FunctionSpec, instance: &str, runtime_api: &str) ->
         ("AWS_LAMBDA_FUNCTION_NAME".into(), spec.logical_id.clone()),
         ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), spec.memory_mb.to_string()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME".into(), format!("/aws/lambda/{}", spec.logical_id)),
-        ("AWS_LAMBDA_LOG_STREAM_NAME".into(), format!("{}/[$LATEST]{}", today.replace('-', "/"), instance)),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME".into(),
+            format!("/aws/lambda/{}", spec.logical_id),
+        ),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME".into(),
+            format!("{}/[$LATEST]{}", today.replace('-', "/"), instance),
+        ),
         ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
         ("AWS_EXECUTION_ENV".into(), "AWS_Lambda_provided.al2023".into()),
         ("_HANDLER".into(), "bootstrap".into()),
@@ -387,7 +418,9 @@ fn reply(status: StatusCode, body: &str) -> RuntimeResponse {
 
 async fn serve_runtime_api(listener: TcpListener, api: Arc<RuntimeApi>, logs: Arc<LogBook>, name: String) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let api = Arc::clone(&api);
         let logs = Arc::clone(&logs);
         let name = name.clone();
@@ -405,12 +438,20 @@ async fn serve_runtime_api(listener: TcpListener, api: Arc<RuntimeApi>, logs: Ar
     }
 }
 
-async fn runtime_api_request(api: &RuntimeApi, logs: &LogBook, name: &str, request: Request<Incoming>) -> RuntimeResponse {
+async fn runtime_api_request(
+    api: &RuntimeApi,
+    logs: &LogBook,
+    name: &str,
+    request: Request<Incoming>,
+) -> RuntimeResponse {
     const PREFIX: &str = "/2018-06-01/runtime/";
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     let Some(route) = path.strip_prefix(PREFIX) else {
-        return reply(StatusCode::NOT_FOUND, r#"{"errorMessage":"unknown Runtime API path","errorType":"InvalidRequest"}"#);
+        return reply(
+            StatusCode::NOT_FOUND,
+            r#"{"errorMessage":"unknown Runtime API path","errorType":"InvalidRequest"}"#,
+        );
     };
     let body = match request.into_body().collect().await {
         Ok(body) => body.to_bytes(),
@@ -465,6 +506,9 @@ async fn runtime_api_request(api: &RuntimeApi, logs: &LogBook, name: &str, reque
             }
             reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
         }
-        _ => reply(StatusCode::NOT_FOUND, r#"{"errorMessage":"unknown Runtime API path","errorType":"InvalidRequest"}"#),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            r#"{"errorMessage":"unknown Runtime API path","errorType":"InvalidRequest"}"#,
+        ),
     }
 }

@@ -67,7 +67,9 @@ impl WsApi {
             .strip_prefix("$request.body.")
             .filter(|p| !p.is_empty())
             .map(|p| p.split('.').map(str::to_owned).collect())
-            .ok_or_else(|| format!("route selection expression {expression:?} is not of the form $request.body.<field>"))
+            .ok_or_else(|| {
+                format!("route selection expression {expression:?} is not of the form $request.body.<field>")
+            })
     }
 
     fn route_for(&self, frame: &str) -> Option<&WsRoute> {
@@ -183,7 +185,11 @@ impl WsGateway {
     }
 
     fn connection(&self, id: &str) -> Option<Arc<Connection>> {
-        self.connections.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.connections
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     fn forget(&self, id: &str) -> Option<Arc<Connection>> {
@@ -192,14 +198,25 @@ impl WsGateway {
 
     /// Closes every connection (without running `$disconnect`: the functions are stopping too).
     pub fn close_all(&self) {
-        let all: Vec<Arc<Connection>> =
-            self.connections.write().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, c)| c).collect();
+        let all: Vec<Arc<Connection>> = self
+            .connections
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, c)| c)
+            .collect();
         for connection in all {
-            let _ = connection.outbound.send(Outbound::Close(CloseCode::Away, "Going away".to_owned()));
+            let _ = connection
+                .outbound
+                .send(Outbound::Close(CloseCode::Away, "Going away".to_owned()));
         }
     }
 
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, peer: SocketAddr) -> Result<HttpResponse, Infallible> {
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<HttpResponse, Infallible> {
         let path = request.uri().path().to_owned();
         if let Some(at) = path.find("/@connections/") {
             let id = percent_decode(&path[at + "/@connections/".len()..]);
@@ -211,7 +228,10 @@ impl WsGateway {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
         if !is_upgrade {
-            return Ok(json_response(StatusCode::UPGRADE_REQUIRED, json!({ "message": "Upgrade Required" })));
+            return Ok(json_response(
+                StatusCode::UPGRADE_REQUIRED,
+                json!({ "message": "Upgrade Required" }),
+            ));
         }
         Ok(self.connect(request, peer).await)
     }
@@ -220,7 +240,10 @@ impl WsGateway {
         let gone = || management_error(StatusCode::GONE, "GoneException", &format!("connection {id} is gone"));
         match request.method().as_str() {
             "POST" => {
-                let body = match Limited::new(request.into_body(), self.limits.max_message_bytes).collect().await {
+                let body = match Limited::new(request.into_body(), self.limits.max_message_bytes)
+                    .collect()
+                    .await
+                {
                     Ok(body) => body.to_bytes(),
                     Err(_) => {
                         return management_error(
@@ -230,7 +253,9 @@ impl WsGateway {
                         )
                     }
                 };
-                let Some(connection) = self.connection(id) else { return gone() };
+                let Some(connection) = self.connection(id) else {
+                    return gone();
+                };
                 let message = match String::from_utf8(body.to_vec()) {
                     Ok(text) => Outbound::Text(text),
                     Err(_) => Outbound::Binary(body),
@@ -241,7 +266,9 @@ impl WsGateway {
                 json_response(StatusCode::OK, json!({}))
             }
             "GET" => {
-                let Some(connection) = self.connection(id) else { return gone() };
+                let Some(connection) = self.connection(id) else {
+                    return gone();
+                };
                 let last_active = *connection.last_active.lock().unwrap_or_else(|p| p.into_inner());
                 json_response(
                     StatusCode::OK,
@@ -253,14 +280,22 @@ impl WsGateway {
                 )
             }
             "DELETE" => {
-                let Some(connection) = self.connection(id) else { return gone() };
-                let _ = connection.outbound.send(Outbound::Close(CloseCode::Normal, String::new()));
+                let Some(connection) = self.connection(id) else {
+                    return gone();
+                };
+                let _ = connection
+                    .outbound
+                    .send(Outbound::Close(CloseCode::Normal, String::new()));
                 Response::builder()
                     .status(StatusCode::NO_CONTENT)
                     .body(Full::new(Bytes::new()))
                     .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
             }
-            _ => management_error(StatusCode::METHOD_NOT_ALLOWED, "BadRequestException", "use POST, GET or DELETE"),
+            _ => management_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "BadRequestException",
+                "use POST, GET or DELETE",
+            ),
         }
     }
 
@@ -268,14 +303,23 @@ impl WsGateway {
         let Some(api) = &self.api else {
             return json_response(StatusCode::NOT_FOUND, json!({ "message": "Not Found" }));
         };
-        let Some(key) = request.headers().get("sec-websocket-key").map(|k| k.as_bytes().to_vec()) else {
-            return json_response(StatusCode::BAD_REQUEST, json!({ "message": "Sec-WebSocket-Key is missing" }));
+        let Some(key) = request
+            .headers()
+            .get("sec-websocket-key")
+            .map(|k| k.as_bytes().to_vec())
+        else {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                json!({ "message": "Sec-WebSocket-Key is missing" }),
+            );
         };
         let mut headers = Map::new();
         let mut multi_headers = Map::new();
         for (name, value) in request.headers() {
             let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            let entry = multi_headers.entry(name.as_str().to_owned()).or_insert_with(|| json!([]));
+            let entry = multi_headers
+                .entry(name.as_str().to_owned())
+                .or_insert_with(|| json!([]));
             if let Some(list) = entry.as_array_mut() {
                 list.push(json!(value));
             }
@@ -284,7 +328,12 @@ impl WsGateway {
         let query = query_parameters(request.uri().query().unwrap_or(""));
         let multi_query: Map<String, Value> = query
             .iter()
-            .map(|(k, v)| (k.clone(), json!(v.as_str().unwrap_or("").split(',').collect::<Vec<_>>())))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    json!(v.as_str().unwrap_or("").split(',').collect::<Vec<_>>()),
+                )
+            })
             .collect();
         let user_agent = request
             .headers()
@@ -338,7 +387,10 @@ impl WsGateway {
                 }
                 Err(e) => {
                     self.logs.gateway(&format!("$connect authorizer failed: {e}"));
-                    return json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({ "message": "Internal Server Error" }));
+                    return json_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        json!({ "message": "Internal Server Error" }),
+                    );
                 }
             }
         }
@@ -359,7 +411,10 @@ impl WsGateway {
                     let status = status_of(&payload);
                     if !(200..300).contains(&status) {
                         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
-                        return json_response(status, json!({ "message": status.canonical_reason().unwrap_or("Refused") }));
+                        return json_response(
+                            status,
+                            json!({ "message": status.canonical_reason().unwrap_or("Refused") }),
+                        );
                     }
                 }
                 Err(e) => {
@@ -477,7 +532,9 @@ impl WsGateway {
     }
 
     async fn disconnect(&self, connection: &Connection, code: u16, reason: &str) {
-        let Some(route) = self.api.as_ref().and_then(|api| api.routes.get("$disconnect")) else { return };
+        let Some(route) = self.api.as_ref().and_then(|api| api.routes.get("$disconnect")) else {
+            return;
+        };
         let request_id = ids::request_id();
         let mut context = connection.request_context("$disconnect", "DISCONNECT", &request_id, &self.domain);
         context["disconnectStatusCode"] = json!(code);
@@ -538,12 +595,20 @@ fn policy_decision(payload: &[u8]) -> Option<Value> {
         Value::Array(list) => list.clone(),
         single => vec![single.clone()],
     };
-    let allowed = statements.iter().any(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"));
-    let denied = statements.iter().any(|s| s.get("Effect").and_then(Value::as_str) == Some("Deny"));
+    let allowed = statements
+        .iter()
+        .any(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"));
+    let denied = statements
+        .iter()
+        .any(|s| s.get("Effect").and_then(Value::as_str) == Some("Deny"));
     if !allowed || denied {
         return None;
     }
-    let mut context = value.get("context").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut context = value
+        .get("context")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     if let Some(principal) = value.get("principalId") {
         context.insert("principalId".to_owned(), principal.clone());
     }
@@ -579,14 +644,20 @@ mod tests {
     #[test]
     fn selection_expressions() {
         assert_eq!(WsApi::selection_path("$request.body.action").unwrap(), ["action"]);
-        assert_eq!(WsApi::selection_path("$request.body.meta.kind").unwrap(), ["meta", "kind"]);
+        assert_eq!(
+            WsApi::selection_path("$request.body.meta.kind").unwrap(),
+            ["meta", "kind"]
+        );
         assert!(WsApi::selection_path("${request.body.action}").is_err());
     }
 
     #[test]
     fn authorizer_policies() {
         let allow = br#"{"principalId":"u1","policyDocument":{"Version":"2012-10-17","Statement":[{"Action":"execute-api:Invoke","Effect":"Allow","Resource":"*"}]},"context":{"userId":"u1"}}"#;
-        assert_eq!(policy_decision(allow).unwrap(), json!({"userId": "u1", "principalId": "u1"}));
+        assert_eq!(
+            policy_decision(allow).unwrap(),
+            json!({"userId": "u1", "principalId": "u1"})
+        );
         let deny = br#"{"principalId":"u1","policyDocument":{"Statement":[{"Effect":"Deny","Action":"execute-api:Invoke","Resource":"*"}]}}"#;
         assert!(policy_decision(deny).is_none());
         assert!(policy_decision(b"garbage").is_none());
@@ -594,7 +665,10 @@ mod tests {
 
     #[test]
     fn two_way_bodies() {
-        assert_eq!(response_body(br#"{"statusCode":200,"body":"hi"}"#).as_deref(), Some("hi"));
+        assert_eq!(
+            response_body(br#"{"statusCode":200,"body":"hi"}"#).as_deref(),
+            Some("hi")
+        );
         assert_eq!(response_body(br#"{"statusCode":200}"#), None);
         assert_eq!(response_body(br#"{"a":1}"#).as_deref(), Some(r#"{"a":1}"#));
     }

@@ -190,7 +190,11 @@ impl Template {
             .and_then(Value::as_mapping)
             .cloned()
             .unwrap_or_default();
-        let parameters = root.get("Parameters").and_then(Value::as_mapping).cloned().unwrap_or_default();
+        let parameters = root
+            .get("Parameters")
+            .and_then(Value::as_mapping)
+            .cloned()
+            .unwrap_or_default();
         Ok(Template {
             resources,
             globals,
@@ -288,7 +292,10 @@ impl Template {
 
     /// Every logical id the template defines.
     pub fn resource_ids(&self) -> Vec<String> {
-        self.resources.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect()
+        self.resources
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect()
     }
 
     /// The `Type` of a resource.
@@ -300,48 +307,64 @@ impl Template {
     pub fn websocket_apis(&self) -> Result<Vec<WebSocketApi>, TemplateError> {
         let mut apis = Vec::new();
         for (api_id, api) in self.resources_of_type("AWS::ApiGatewayV2::Api") {
-            let props = api.get("Properties").ok_or_else(|| resource_error(api_id, "has no Properties"))?;
+            let props = api
+                .get("Properties")
+                .ok_or_else(|| resource_error(api_id, "has no Properties"))?;
             if props.get("ProtocolType").and_then(Value::as_str) != Some("WEBSOCKET") {
                 continue;
             }
             let route_selection_expression = string(props, "RouteSelectionExpression", api_id)?;
             let mut routes = Vec::new();
             for (route_id, route) in self.resources_of_type("AWS::ApiGatewayV2::Route") {
-                let rprops = route.get("Properties").ok_or_else(|| resource_error(route_id, "has no Properties"))?;
+                let rprops = route
+                    .get("Properties")
+                    .ok_or_else(|| resource_error(route_id, "has no Properties"))?;
                 if self.reference(rprops.get("ApiId")).as_deref() != Some(api_id) {
                     continue;
                 }
                 let route_key = string(rprops, "RouteKey", route_id)?;
-                let integration = self
-                    .reference(rprops.get("Target"))
-                    .ok_or_else(|| resource_error(route_id, "Target must name an integration: !Sub integrations/${Integration}"))?;
+                let integration = self.reference(rprops.get("Target")).ok_or_else(|| {
+                    resource_error(
+                        route_id,
+                        "Target must name an integration: !Sub integrations/${Integration}",
+                    )
+                })?;
                 let function = self.integration_function(&integration, route_id)?;
                 let authorizer = match rprops.get("AuthorizationType").and_then(Value::as_str) {
                     Some("CUSTOM") => {
-                        let authorizer_id = self
-                            .reference(rprops.get("AuthorizerId"))
-                            .ok_or_else(|| resource_error(route_id, "AuthorizationType CUSTOM needs an AuthorizerId"))?;
+                        let authorizer_id = self.reference(rprops.get("AuthorizerId")).ok_or_else(|| {
+                            resource_error(route_id, "AuthorizationType CUSTOM needs an AuthorizerId")
+                        })?;
                         let authorizer = self
                             .resources
                             .get(authorizer_id.as_str())
                             .and_then(|a| a.get("Properties"))
-                            .ok_or_else(|| resource_error(route_id, format!("authorizer {authorizer_id} is not defined")))?;
+                            .ok_or_else(|| {
+                                resource_error(route_id, format!("authorizer {authorizer_id} is not defined"))
+                            })?;
                         let uri = authorizer.get("AuthorizerUri");
-                        let function = self
-                            .function_in_uri(uri)
-                            .ok_or_else(|| resource_error(&authorizer_id, "AuthorizerUri must name a function's Arn"))?;
+                        let function = self.function_in_uri(uri).ok_or_else(|| {
+                            resource_error(&authorizer_id, "AuthorizerUri must name a function's Arn")
+                        })?;
                         let identity_sources = authorizer
                             .get("IdentitySource")
                             .and_then(Value::as_sequence)
                             .map(|s| s.iter().filter_map(Value::as_str).map(str::to_owned).collect())
                             .unwrap_or_default();
-                        Some(WebSocketAuthorizer { function, identity_sources })
+                        Some(WebSocketAuthorizer {
+                            function,
+                            identity_sources,
+                        })
                     }
                     _ => None,
                 };
-                let has_response = self.resources_of_type("AWS::ApiGatewayV2::RouteResponse").any(|(_, response)| {
-                    self.reference(response.get("Properties").and_then(|p| p.get("RouteId"))).as_deref() == Some(route_id)
-                });
+                let has_response = self
+                    .resources_of_type("AWS::ApiGatewayV2::RouteResponse")
+                    .any(|(_, response)| {
+                        self.reference(response.get("Properties").and_then(|p| p.get("RouteId")))
+                            .as_deref()
+                            == Some(route_id)
+                    });
                 routes.push(WebSocketRoute {
                     route_key,
                     function,
