@@ -13,6 +13,66 @@ use parley::{ApiError, AppContext};
 use parley_template::{workspace_template_path, Template};
 use serde_json::{json, Value};
 
+/// URLs of this process's local stack (the real template, in memory), started on first use on a
+/// runtime of its own, so every test's runtime can talk to it; it stops with the process.
+pub struct Stack {
+    pub http_url: String,
+    pub ws_url: String,
+    pub connections_url: String,
+    stats: std::sync::mpsc::SyncSender<StatsQuery>,
+}
+
+type StatsQuery = (String, std::sync::mpsc::SyncSender<Option<local_stack::FunctionStats>>);
+
+impl Stack {
+    /// The counters of one function of the running stack.
+    pub fn stats(&self, function: &str) -> Option<local_stack::FunctionStats> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.stats.send((function.to_owned(), reply)).ok()?;
+        answer.recv().ok().flatten()
+    }
+}
+
+pub fn stack() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| {
+        let (ready, started) = std::sync::mpsc::sync_channel(1);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("a runtime for the local stack");
+            runtime.block_on(async move {
+                let options = local_stack::Options::for_tests(local_stack::workspace_template());
+                let stack = match local_stack::LocalStack::start(options).await {
+                    Ok(stack) => stack,
+                    Err(e) => {
+                        let _ = ready.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let (stats, queries) = std::sync::mpsc::sync_channel::<StatsQuery>(16);
+                let _ = ready.send(Ok(Stack {
+                    http_url: stack.http_url(),
+                    ws_url: stack.ws_url(),
+                    connections_url: stack.connections_url(),
+                    stats,
+                }));
+                let stack = std::sync::Arc::new(stack);
+                tokio::task::spawn_blocking(move || {
+                    while let Ok((function, reply)) = queries.recv() {
+                        let _ = reply.send(stack.stats(&function));
+                    }
+                })
+                .await
+                .ok();
+            });
+        });
+        match started.recv() {
+            Ok(Ok(stack)) => stack,
+            Ok(Err(e)) => panic!("the local stack did not start: {e}"),
+            Err(_) => panic!("the local stack thread ended"),
+        }
+    })
+}
+
 /// The token secret every test context uses.
 pub const TEST_TOKEN_SECRET: &str = "parley-test-secret-0123456789abcdef";
 

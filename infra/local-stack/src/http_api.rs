@@ -112,7 +112,7 @@ pub struct HttpRouter {
 
 impl HttpRouter {
     pub fn new(mut routes: Vec<HttpRoute>) -> Self {
-        routes.sort_by(|a, b| b.specificity().cmp(&a.specificity()));
+        routes.sort_by_key(|route| std::cmp::Reverse(route.specificity()));
         HttpRouter { routes }
     }
 

@@ -1,0 +1,134 @@
+//! End to end over real HTTP: the real function binaries behind the local stack's gateway, on
+//! DynamoDB Local, exactly as the README's run command serves them.
+
+use parley_template::{workspace_template_path, Template};
+use parley_tests::stack;
+use serde_json::{json, Value};
+
+async fn call(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut request = client.request(method.parse().unwrap(), format!("{}{path}", stack().http_url));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the gateway answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", &ulid::Ulid::generate().to_string()[16..].to_lowercase())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_function_in_the_template_starts_and_answers() {
+    let functions = Template::load(&workspace_template_path()).unwrap().functions().unwrap();
+    for function in &functions {
+        for route in &function.http_routes {
+            let path = route.path.replace("{userId}", &ulid::Ulid::generate().to_string());
+            let (status, body) = call(&route.method, &path, None, None).await;
+            assert!(
+                body["error"]["code"].is_string() && body["requestId"].is_string(),
+                "{} {} answered {status} {body}: not an API error from the function",
+                route.method,
+                route.path
+            );
+        }
+        let stats = stack().stats(&function.binary).unwrap();
+        assert!(stats.cold_starts >= 1, "{} never started", function.binary);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_lives_through_the_gateway() {
+    let username = unique("e2e");
+    let (status, registered) = call(
+        "POST",
+        "/auth/register",
+        None,
+        Some(json!({ "username": username, "password": "through the gateway", "displayName": "E2E" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{registered}");
+    let access = registered["accessToken"].as_str().unwrap();
+    let user_id = registered["user"]["id"].as_str().unwrap();
+
+    let (status, me) = call("GET", "/users/me?fields=username", Some(access), None).await;
+    assert_eq!((status, me), (200, json!({ "id": user_id, "username": username })));
+
+    let (status, patched) = call("PATCH", "/users/me", Some(access), Some(json!({ "status": "busy" }))).await;
+    assert_eq!((status, patched["status"].as_str()), (200, Some("busy")));
+
+    let (status, other) = call("GET", &format!("/users/{user_id}"), Some(access), None).await;
+    assert_eq!((status, other["status"].as_str()), (200, Some("busy")));
+
+    let (status, many) = call("GET", &format!("/users?ids={user_id}"), Some(access), None).await;
+    assert_eq!((status, many["items"][0]["id"].as_str()), (200, Some(user_id)));
+
+    let (status, login) = call(
+        "POST",
+        "/auth/login",
+        None,
+        Some(json!({ "username": username, "password": "through the gateway" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, refreshed) = call(
+        "POST",
+        "/auth/refresh",
+        None,
+        Some(json!({ "refreshToken": login["refreshToken"] })),
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    let (status, _) = call("POST", "/auth/logout", refreshed["accessToken"].as_str(), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = call(
+        "POST",
+        "/auth/refresh",
+        None,
+        Some(json!({ "refreshToken": refreshed["refreshToken"] })),
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_api_errors_through_the_gateway() {
+    let client = reqwest::Client::new();
+    let url = &stack().http_url;
+    let malformed = client
+        .post(format!("{url}/auth/register"))
+        .header("content-type", "application/json")
+        .body("{\"username\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(
+        malformed.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_json"
+    );
+
+    let oversize = client
+        .post(format!("{url}/auth/register"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"username\":\"{}\"}}", "x".repeat(70 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversize.status(), 413);
+    assert_eq!(
+        oversize.json::<Value>().await.unwrap()["error"]["code"],
+        "payload_too_large"
+    );
+
+    let (status, body) = call("GET", "/users/me", Some("not-a-token"), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
+
+    let (status, body) = call("GET", "/no/such/route", None, None).await;
+    assert_eq!((status, body), (404, json!({ "message": "Not Found" })));
+}
