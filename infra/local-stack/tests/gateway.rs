@@ -136,6 +136,7 @@ async fn routes_match_as_api_gateway_matches_them() {
             "GET /garbage",
             "GET /items/special",
             "GET /items/{itemId}",
+            "GET /noop",
             "GET /panic",
             "GET /sleep",
             "GET /slow",
