@@ -4,12 +4,14 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
+use crate::cursor::Cursors;
 use crate::store::Store;
 
 pub struct AppContext {
     pub config: Config,
     pub store: Store,
     pub tokens: TokenKeys,
+    pub cursors: Cursors,
 }
 
 impl AppContext {
@@ -24,6 +26,12 @@ impl AppContext {
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
         let store = Store::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name.clone());
         let tokens = TokenKeys::new(&config.token_secret, config.access_token_ttl);
-        AppContext { config, store, tokens }
+        let cursors = Cursors::new(&config.token_secret);
+        AppContext {
+            config,
+            store,
+            tokens,
+            cursors,
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod context;
+pub mod cursor;
 pub mod domain;
 pub mod error;
 pub mod http;

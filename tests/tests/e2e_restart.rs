@@ -27,7 +27,12 @@ async fn a_restart_keeps_the_accounts() {
     first.stop().await;
 
     let second = start(&data).await;
-    let login = client.post(format!("{}/auth/login", second.http_url())).json(&credentials).send().await.unwrap();
+    let login = client
+        .post(format!("{}/auth/login", second.http_url()))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(login.status(), 200, "the account is still there");
     let body: Value = login.json().await.unwrap();
     assert_eq!(body["user"]["id"], user["user"]["id"]);

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use k256::ecdsa::SigningKey;
-use parley::api::{auth, users};
+use parley::api::{auth, conversations, messages, users};
 use parley::auth::wallet::personal_sign;
 use parley_template::{workspace_template_path, Template};
 use parley_tests::{TestApp, TestRequest, TestResponse};
@@ -112,6 +112,12 @@ async fn prepare(app: &TestApp, name: &str, mut event: Value) -> Value {
             event["body"] = json!(json!({ "refreshToken": signed_in["refreshToken"] }).to_string());
         }
     }
+    if ["conversations-", "members-", "messages-"]
+        .iter()
+        .any(|p| name.starts_with(p))
+    {
+        event = conversation_world(app, &event).await;
+    }
     if name == "auth-wallet-verify" {
         // The address of the sample is that of this well-known test key; sign a live challenge with it.
         let key = SigningKey::from_slice(
@@ -130,6 +136,64 @@ async fn prepare(app: &TestApp, name: &str, mut event: Value) -> Value {
     event
 }
 
+/// The ids the conversation samples use, replaced with those of a live group.
+const SAMPLE_CONVERSATION: &str = "01JH3Z7Q2W8E4R6T8Y0U2I4O6P";
+const SAMPLE_MESSAGE: &str = "01JH3Z9D1F3G5H7J9K1L3M5N7P";
+const SAMPLE_OTHER_USER: &str = "01JH3Z5B7K2M9R4T6V8W0XYZAB";
+
+/// A group owned by the sample's caller, with one other member and one message; the sample's ids are
+/// swapped for live ones (for members-add, the other user is one not yet in the group).
+async fn conversation_world(app: &TestApp, event: &Value) -> Value {
+    let token = event["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("Bearer ")
+        .to_owned();
+    let member = app.register("samplemember").await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let outsider = app.register("sampleoutsider").await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let group = app
+        .call(
+            conversations::create,
+            TestRequest::new("POST", "/conversations")
+                .bearer(&token)
+                .json(json!({ "type": "group", "name": "samples", "memberIds": [member] })),
+        )
+        .await;
+    assert_eq!(group.status, 201, "{}", group.body);
+    let conversation = group.body["id"].as_str().unwrap().to_owned();
+    let sent = app
+        .call(
+            messages::send,
+            TestRequest::route(
+                "POST",
+                "/conversations/{conversationId}/messages",
+                &[("conversationId", &conversation)],
+            )
+            .bearer(&token)
+            .json(json!({ "clientMessageId": "sample-1", "body": "hello" })),
+        )
+        .await;
+    assert_eq!(sent.status, 201, "{}", sent.body);
+    let message = sent.body["id"].as_str().unwrap();
+    let other = if event["routeKey"] == "POST /conversations/{conversationId}/members" {
+        &outsider
+    } else {
+        &member
+    };
+    let text = event
+        .to_string()
+        .replace(SAMPLE_CONVERSATION, &conversation)
+        .replace(SAMPLE_MESSAGE, message)
+        .replace(SAMPLE_OTHER_USER, other);
+    serde_json::from_str(&text).unwrap()
+}
+
 async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
     match name {
         "auth-register" => app.call_event(auth::register, event).await,
@@ -142,6 +206,18 @@ async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
         "users-me-update" => app.call_event(users::update_me, event).await,
         "users-get" => app.call_event(users::get_user, event).await,
         "users-batch-get" => app.call_event(users::batch_get, event).await,
+        "conversations-create" => app.call_event(conversations::create, event).await,
+        "conversations-list" => app.call_event(conversations::list, event).await,
+        "conversations-get" => app.call_event(conversations::get, event).await,
+        "conversations-update" => app.call_event(conversations::rename, event).await,
+        "conversations-read" => app.call_event(conversations::mark_read, event).await,
+        "members-list" => app.call_event(conversations::members, event).await,
+        "members-add" => app.call_event(conversations::add_members, event).await,
+        "members-remove" => app.call_event(conversations::remove_member, event).await,
+        "messages-send" => app.call_event(messages::send, event).await,
+        "messages-list" => app.call_event(messages::history, event).await,
+        "messages-update" => app.call_event(messages::edit, event).await,
+        "messages-delete" => app.call_event(messages::delete, event).await,
         other => panic!("no handler is known for events/{other}.json: add it here"),
     }
 }

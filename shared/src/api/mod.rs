@@ -1,4 +1,6 @@
 //! One handler per HTTP route: read the request, call the domain, shape the reply.
 
 pub mod auth;
+pub mod conversations;
+pub mod messages;
 pub mod users;

@@ -6,7 +6,7 @@ pub mod tokens;
 pub mod wallet;
 
 /// `n` bytes from the operating system's CSPRNG.
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).expect("the operating system's random source is unavailable");
     bytes

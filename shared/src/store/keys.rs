@@ -25,3 +25,41 @@ pub fn wallet_challenge(address_lowercase: &str) -> String {
 pub fn session(session_id: &str) -> String {
     format!("SESSION#{session_id}")
 }
+
+pub const META: &str = "META";
+
+pub fn conversation(conversation_id: &str) -> String {
+    format!("CONV#{conversation_id}")
+}
+
+pub fn member(user_id: &str) -> String {
+    format!("MEMBER#{user_id}")
+}
+
+pub const MEMBER_PREFIX: &str = "MEMBER#";
+
+pub fn message(message_id: &str) -> String {
+    format!("MSG#{message_id}")
+}
+
+pub const MESSAGE_PREFIX: &str = "MSG#";
+
+pub fn client_message(sender_id: &str, client_message_id: &str) -> String {
+    format!("CLIENTMSG#{sender_id}#{client_message_id}")
+}
+
+/// One direct conversation per pair: the ids in sorted order.
+pub fn direct_pair(a: &str, b: &str) -> String {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    format!("DIRECT#{low}#{high}")
+}
+
+/// GSI1 partition of a user's direct conversations, sorted by last activity.
+pub fn user_directs(user_id: &str) -> String {
+    format!("USER#{user_id}")
+}
+
+/// GSI1 partition of a user's groups (their order lives on each group's META).
+pub fn user_groups(user_id: &str) -> String {
+    format!("USERGROUPS#{user_id}")
+}

@@ -4,8 +4,11 @@
 //! Functions here do DynamoDB work and nothing else: no validation, no HTTP. Writes that must be unique
 //! are conditional writes or transactions, and say which condition failed through [`WriteConflict`].
 
+mod conversations;
 mod keys;
+mod messages;
 mod sessions;
+mod usage;
 mod users;
 mod wallet;
 
@@ -17,7 +20,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use serde::Serialize;
 
+pub use conversations::{
+    direct_activity_key, ConversationRecord, CreateConversationError, MemberRecord, MessageRecord,
+};
+pub use messages::{HistoryBound, SendError};
 pub use sessions::SessionRecord;
+pub use usage::{Usage, UsageMeter};
 pub use users::{CreateUserError, ProfilePatch, UserRecord};
 pub use wallet::ChallengeRecord;
 
@@ -30,6 +38,7 @@ pub type Item = HashMap<String, AttributeValue>;
 pub struct Store {
     client: Client,
     table: String,
+    usage: UsageMeter,
 }
 
 /// Which of a transaction's conditional writes failed.
@@ -45,11 +54,17 @@ impl Store {
         Store {
             client,
             table: table.into(),
+            usage: UsageMeter::default(),
         }
     }
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// DynamoDB calls and capacity this store has used so far.
+    pub fn usage(&self) -> Usage {
+        self.usage.snapshot()
     }
 
     pub fn client(&self) -> &Client {

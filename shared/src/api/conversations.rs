@@ -1,0 +1,115 @@
+//! `/conversations*` routes (messages aside).
+
+use serde::Deserialize;
+
+use crate::cursor::page_limit;
+use crate::domain::conversations::{self as domain};
+use crate::error::ApiError;
+use crate::http::{ApiRequest, Reply};
+use crate::validate;
+use crate::AppContext;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateBody {
+    #[serde(rename = "type")]
+    kind: Kind,
+    #[serde(default)]
+    name: Option<String>,
+    member_ids: Vec<String>,
+}
+
+#[derive(Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Direct,
+    Group,
+}
+
+#[derive(Deserialize)]
+struct RenameBody {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AddBody {
+    user_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadBody {
+    message_id: String,
+}
+
+/// The `{conversationId}` of the path, as a canonical ULID.
+pub(crate) fn conversation_id(request: &ApiRequest) -> Result<String, ApiError> {
+    validate::ulid("conversationId", request.path_param("conversationId")?)
+}
+
+/// `POST /conversations`
+pub async fn create(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    let body: CreateBody = request.json()?;
+    if body.kind == Kind::Direct {
+        let (conversation, created) = domain::open_direct(context, &me, &body.member_ids).await?;
+        return Reply::with_status(if created { 201 } else { 200 }, &conversation);
+    }
+    Reply::created(&domain::create_group(context, &me, body.name.as_deref(), &body.member_ids).await?)
+}
+
+/// `GET /conversations`
+pub async fn list(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    let limit = page_limit(request.query("limit"))?;
+    Reply::ok(&domain::list(context, &me, limit, request.query("cursor")).await?)
+}
+
+/// `GET /conversations/{conversationId}`
+pub async fn get(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    Reply::ok(&domain::get(context, &me, &conversation_id(&request)?).await?)
+}
+
+/// `PATCH /conversations/{conversationId}`
+pub async fn rename(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    let id = conversation_id(&request)?;
+    let body: RenameBody = request.json()?;
+    Reply::ok(&domain::rename(context, &me, &id, &body.name).await?)
+}
+
+/// `GET /conversations/{conversationId}/members`
+pub async fn members(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    let id = conversation_id(&request)?;
+    let limit = page_limit(request.query("limit"))?;
+    Reply::ok(&domain::members(context, &me, &id, limit, request.query("cursor")).await?)
+}
+
+/// `POST /conversations/{conversationId}/members`
+pub async fn add_members(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    let id = conversation_id(&request)?;
+    let body: AddBody = request.json()?;
+    let added = domain::add_members(context, &me, &id, &body.user_ids).await?;
+    Reply::ok(&serde_json::json!({ "added": added }))
+}
+
+/// `DELETE /conversations/{conversationId}/members/{userId}`
+pub async fn remove_member(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    let id = conversation_id(&request)?;
+    domain::remove_member(context, &me, &id, request.path_param("userId")?).await?;
+    Ok(Reply::no_content())
+}
+
+/// `POST /conversations/{conversationId}/read`
+pub async fn mark_read(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    let id = conversation_id(&request)?;
+    let body: ReadBody = request.json()?;
+    domain::mark_read(context, &me, &id, &body.message_id).await?;
+    Ok(Reply::no_content())
+}

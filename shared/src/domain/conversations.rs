@@ -1,0 +1,445 @@
+//! Conversations: direct (one per pair) and groups (owner, admins, members; up to 1000), the caller's
+//! list by recent activity, membership changes and read markers. A caller who is not a member gets
+//! `not_found` for the conversation and everything under it.
+
+use serde::Serialize;
+
+use super::messages::Message;
+use crate::context::AppContext;
+use crate::error::ApiError;
+use crate::store::{ConversationRecord, CreateConversationError, MemberRecord};
+use crate::time::{now, rfc3339};
+use crate::validate;
+
+pub const MAX_GROUP_MEMBERS: u64 = 1000;
+pub const NAME_LEN: std::ops::RangeInclusive<usize> = 1..=100;
+
+/// API.md's `conversation`, as the caller sees it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversation {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<Message>,
+    pub member_count: u64,
+    pub unread_count: u64,
+    pub my_role: String,
+}
+
+impl Conversation {
+    pub fn new(record: ConversationRecord, member: &MemberRecord) -> Self {
+        Conversation {
+            unread_count: record.last_seq.saturating_sub(member.read_seq),
+            id: record.id,
+            kind: record.kind,
+            name: record.name,
+            created_by: record.created_by,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            last_message: record.last_message.map(Message::from),
+            member_count: record.member_count,
+            my_role: member.role.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub user_id: String,
+    pub role: String,
+    pub joined_at: String,
+}
+
+/// `{items, nextCursor}`; `nextCursor` is `null` on the last page.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("There is no conversation with that id among yours.".to_owned())
+}
+
+fn is_admin(member: &MemberRecord) -> bool {
+    member.role == "owner" || member.role == "admin"
+}
+
+/// The conversation and the caller's membership, or `not_found` for anyone else.
+pub async fn membership(
+    context: &AppContext,
+    conversation_id: &str,
+    user_id: &str,
+) -> Result<(ConversationRecord, MemberRecord), ApiError> {
+    match context.store.conversation_with_member(conversation_id, user_id).await? {
+        (Some(conversation), Some(member)) => Ok((conversation, member)),
+        _ => Err(not_found()),
+    }
+}
+
+/// Checks that every id names a user; the unknown ones are named in the error.
+async fn require_users(context: &AppContext, field: &str, ids: &[String]) -> Result<(), ApiError> {
+    let found = context.store.batch_get_users(ids).await?;
+    let missing: Vec<&String> = ids.iter().filter(|id| !found.iter().any(|u| u.id == **id)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+    Err(ApiError::invalid(field, format!("no user has the id {list}")))
+}
+
+fn unique_ids(field: &str, raw: &[String], exclude: &str) -> Result<Vec<String>, ApiError> {
+    let mut ids: Vec<String> = Vec::with_capacity(raw.len());
+    for id in raw {
+        let id = validate::ulid(field, id)?;
+        if id != exclude && !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// The direct conversation of the pair, created on first use: `(conversation, created)`.
+pub async fn open_direct(
+    context: &AppContext,
+    me: &str,
+    member_ids: &[String],
+) -> Result<(Conversation, bool), ApiError> {
+    let [other] = member_ids else {
+        return Err(ApiError::invalid(
+            "memberIds",
+            "a direct conversation takes exactly one other user",
+        ));
+    };
+    let other = validate::ulid("memberIds", other)?;
+    if other == me {
+        return Err(ApiError::invalid(
+            "memberIds",
+            "a direct conversation is with someone else",
+        ));
+    }
+    if let Some(existing) = context.store.direct_conversation_id(me, &other).await? {
+        let (conversation, member) = membership(context, &existing, me).await?;
+        return Ok((Conversation::new(conversation, &member), false));
+    }
+    require_users(context, "memberIds", std::slice::from_ref(&other)).await?;
+    let created = rfc3339(now());
+    let id = ulid::Ulid::generate().to_string();
+    let record = ConversationRecord {
+        id: id.clone(),
+        kind: "direct".to_owned(),
+        name: None,
+        created_by: me.to_owned(),
+        created_at: created.clone(),
+        updated_at: created.clone(),
+        member_count: 2,
+        members_version: 1,
+        last_seq: 0,
+        last_message: None,
+        activity: id.clone(),
+        direct_members: vec![me.to_owned(), other.clone()],
+    };
+    let members = [
+        MemberRecord::new(&record, me, "member", &created),
+        MemberRecord::new(&record, &other, "member", &created),
+    ];
+    match context.store.create_direct(&record, &members).await {
+        Ok(()) => Ok((Conversation::new(record, &members[0]), true)),
+        // The other side opened it a moment ago: answer with theirs.
+        Err(CreateConversationError::DirectExists) => {
+            let existing = context
+                .store
+                .direct_conversation_id(me, &other)
+                .await?
+                .ok_or_else(not_found)?;
+            let (conversation, member) = membership(context, &existing, me).await?;
+            Ok((Conversation::new(conversation, &member), false))
+        }
+        Err(CreateConversationError::Store(e)) => Err(e),
+    }
+}
+
+pub async fn create_group(
+    context: &AppContext,
+    me: &str,
+    name: Option<&str>,
+    member_ids: &[String],
+) -> Result<Conversation, ApiError> {
+    let mut problems = validate::Problems::default();
+    let name = problems.check(match name {
+        Some(name) => validate::text("name", name, NAME_LEN),
+        None => Err(ApiError::invalid("name", "a group needs a name")),
+    });
+    let others = problems.check(unique_ids("memberIds", member_ids, me));
+    problems.finish()?;
+    let (name, others) = (name.unwrap_or_default(), others.unwrap_or_default());
+    if others.len() as u64 + 1 > MAX_GROUP_MEMBERS {
+        return Err(ApiError::invalid(
+            "memberIds",
+            format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+        ));
+    }
+    require_users(context, "memberIds", &others).await?;
+    let created = rfc3339(now());
+    let id = ulid::Ulid::generate().to_string();
+    let record = ConversationRecord {
+        id: id.clone(),
+        kind: "group".to_owned(),
+        name: Some(name),
+        created_by: me.to_owned(),
+        created_at: created.clone(),
+        updated_at: created.clone(),
+        member_count: others.len() as u64 + 1,
+        members_version: 1,
+        last_seq: 0,
+        last_message: None,
+        activity: id,
+        direct_members: Vec::new(),
+    };
+    let mut members = vec![MemberRecord::new(&record, me, "owner", &created)];
+    members.extend(
+        others
+            .iter()
+            .map(|other| MemberRecord::new(&record, other, "member", &created)),
+    );
+    context.store.create_group(&record, &members).await?;
+    Ok(Conversation::new(record, &members[0]))
+}
+
+/// The caller's conversations, most recent activity first. See `store::conversations` for why a page
+/// costs what it does.
+pub async fn list(
+    context: &AppContext,
+    me: &str,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<Page<Conversation>, ApiError> {
+    let scope = format!("CONVERSATIONS#{me}");
+    let before = cursor.map(|c| context.cursors.open(&scope, c, "cursor")).transpose()?;
+    let (directs, more_directs) = context.store.direct_memberships(me, before.as_deref(), limit).await?;
+    let groups = context.store.group_memberships(me).await?;
+    let ids: Vec<String> = directs
+        .iter()
+        .chain(&groups)
+        .map(|m| m.conversation_id.clone())
+        .collect();
+    let metas = context.store.batch_get_conversations(&ids).await?;
+    let mut entries: Vec<(String, Conversation)> = Vec::with_capacity(ids.len());
+    for member in directs.iter().chain(&groups) {
+        let Some(meta) = metas.iter().find(|c| c.id == member.conversation_id) else {
+            continue;
+        };
+        let key = crate::store::direct_activity_key(&meta.activity, &meta.id);
+        if before.as_ref().is_some_and(|b| key >= *b) {
+            continue;
+        }
+        entries.push((key, Conversation::new(meta.clone(), member)));
+    }
+    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    let more = more_directs || entries.len() > limit;
+    entries.truncate(limit);
+    let next_cursor = if more {
+        entries.last().map(|(key, _)| context.cursors.seal(&scope, key))
+    } else {
+        None
+    };
+    Ok(Page {
+        items: entries.into_iter().map(|(_, c)| c).collect(),
+        next_cursor,
+    })
+}
+
+pub async fn get(context: &AppContext, me: &str, conversation_id: &str) -> Result<Conversation, ApiError> {
+    let (conversation, member) = membership(context, conversation_id, me).await?;
+    Ok(Conversation::new(conversation, &member))
+}
+
+pub async fn rename(
+    context: &AppContext,
+    me: &str,
+    conversation_id: &str,
+    name: &str,
+) -> Result<Conversation, ApiError> {
+    let name = validate::text("name", name, NAME_LEN)?;
+    let (conversation, member) = membership(context, conversation_id, me).await?;
+    if conversation.kind != "group" {
+        return Err(ApiError::invalid("name", "a direct conversation has no name to change"));
+    }
+    if !is_admin(&member) {
+        return Err(ApiError::Forbidden(
+            "Only the group's owner or an admin can rename it.".to_owned(),
+        ));
+    }
+    let renamed = context
+        .store
+        .rename_conversation(conversation_id, &name, &rfc3339(now()))
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Conversation::new(renamed, &member))
+}
+
+pub async fn members(
+    context: &AppContext,
+    me: &str,
+    conversation_id: &str,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<Page<Member>, ApiError> {
+    membership(context, conversation_id, me).await?;
+    let scope = format!("MEMBERS#{conversation_id}");
+    let after = cursor.map(|c| context.cursors.open(&scope, c, "cursor")).transpose()?;
+    let (records, more) = context
+        .store
+        .members_page(conversation_id, after.as_deref(), limit)
+        .await?;
+    let next_cursor = if more {
+        records.last().map(|m| context.cursors.seal(&scope, &m.user_id))
+    } else {
+        None
+    };
+    Ok(Page {
+        items: records
+            .into_iter()
+            .map(|m| Member {
+                user_id: m.user_id,
+                role: m.role,
+                joined_at: m.joined_at,
+            })
+            .collect(),
+        next_cursor,
+    })
+}
+
+/// Adds users to a group; those already in it are left out of `added`.
+pub async fn add_members(
+    context: &AppContext,
+    me: &str,
+    conversation_id: &str,
+    user_ids: &[String],
+) -> Result<Vec<String>, ApiError> {
+    if user_ids.is_empty() || user_ids.len() as u64 > MAX_GROUP_MEMBERS {
+        return Err(ApiError::invalid(
+            "userIds",
+            format!("list 1 to {MAX_GROUP_MEMBERS} user ids"),
+        ));
+    }
+    let ids = unique_ids("userIds", user_ids, "")?;
+    let (conversation, member) = membership(context, conversation_id, me).await?;
+    if conversation.kind != "group" {
+        return Err(ApiError::invalid(
+            "userIds",
+            "the members of a direct conversation cannot change",
+        ));
+    }
+    if !is_admin(&member) {
+        return Err(ApiError::Forbidden(
+            "Only the group's owner or an admin can add members.".to_owned(),
+        ));
+    }
+    let existing = context.store.members_of(conversation_id, &ids).await?;
+    let new: Vec<String> = ids
+        .into_iter()
+        .filter(|id| !existing.iter().any(|m| m.user_id == *id))
+        .collect();
+    if new.is_empty() {
+        return Ok(new);
+    }
+    if conversation.member_count + new.len() as u64 > MAX_GROUP_MEMBERS {
+        return Err(ApiError::invalid(
+            "userIds",
+            format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+        ));
+    }
+    require_users(context, "userIds", &new).await?;
+    let joined = rfc3339(now());
+    let records: Vec<MemberRecord> = new
+        .iter()
+        .map(|id| MemberRecord::new(&conversation, id, "member", &joined))
+        .collect();
+    if !context
+        .store
+        .add_members(conversation_id, &records, MAX_GROUP_MEMBERS, &joined)
+        .await?
+    {
+        return Err(ApiError::invalid(
+            "userIds",
+            format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+        ));
+    }
+    Ok(new)
+}
+
+/// Owners and admins remove members; anyone removes themself (leaves). Not for direct conversations.
+pub async fn remove_member(
+    context: &AppContext,
+    me: &str,
+    conversation_id: &str,
+    user_id: &str,
+) -> Result<(), ApiError> {
+    let user_id = validate::ulid("userId", user_id)?;
+    let (conversation, member) = membership(context, conversation_id, me).await?;
+    if conversation.kind != "group" {
+        return Err(ApiError::invalid(
+            "userId",
+            "the members of a direct conversation cannot change",
+        ));
+    }
+    if user_id != me {
+        if !is_admin(&member) {
+            return Err(ApiError::Forbidden(
+                "Only the group's owner or an admin can remove others.".to_owned(),
+            ));
+        }
+        let target = context
+            .store
+            .members_of(conversation_id, std::slice::from_ref(&user_id))
+            .await?;
+        let Some(target) = target.first() else {
+            return Err(ApiError::NotFound(
+                "That user is not a member of this conversation.".to_owned(),
+            ));
+        };
+        if target.role == "owner" {
+            return Err(ApiError::Forbidden("The group's owner cannot be removed.".to_owned()));
+        }
+    }
+    if !context
+        .store
+        .remove_member(conversation_id, &user_id, &rfc3339(now()))
+        .await?
+    {
+        return Err(ApiError::NotFound(
+            "That user is not a member of this conversation.".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Moves the caller's read marker forward to `message_id` (never back).
+pub async fn mark_read(
+    context: &AppContext,
+    me: &str,
+    conversation_id: &str,
+    message_id: &str,
+) -> Result<(), ApiError> {
+    let message_id = validate::ulid("messageId", message_id)?;
+    membership(context, conversation_id, me).await?;
+    let message = context
+        .store
+        .get_message(conversation_id, &message_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("There is no message with that id in this conversation.".to_owned()))?;
+    context
+        .store
+        .advance_read_marker(conversation_id, me, message.seq, &message.id)
+        .await
+}
