@@ -180,6 +180,79 @@ impl TestApp {
     }
 }
 
+/// A registered user of a test.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub token: String,
+}
+
+impl TestApp {
+    pub async fn user(&self, username: &str) -> TestUser {
+        let signed_in = self.register(username).await;
+        TestUser {
+            id: signed_in["user"]["id"].as_str().unwrap().to_owned(),
+            token: signed_in["accessToken"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Creates a group owned by `owner`; returns its id.
+    pub async fn group(&self, owner: &TestUser, name: &str, members: &[&TestUser]) -> String {
+        let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        let response = self
+            .call(
+                parley::api::conversations::create,
+                TestRequest::new("POST", "/conversations")
+                    .bearer(&owner.token)
+                    .json(json!({ "type": "group", "name": name, "memberIds": ids })),
+            )
+            .await;
+        assert_eq!(response.status, 201, "create group: {}", response.body);
+        response.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Opens the direct conversation of two users; returns its id.
+    pub async fn direct(&self, me: &TestUser, other: &TestUser) -> String {
+        let response = self
+            .call(
+                parley::api::conversations::create,
+                TestRequest::new("POST", "/conversations")
+                    .bearer(&me.token)
+                    .json(json!({ "type": "direct", "memberIds": [other.id] })),
+            )
+            .await;
+        assert!(matches!(response.status, 200 | 201), "open direct: {}", response.body);
+        response.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends `body` (client id `client_id`); returns the message.
+    pub async fn send(&self, sender: &TestUser, conversation: &str, client_id: &str, body: &str) -> Value {
+        let response = self
+            .call(
+                parley::api::messages::send,
+                TestRequest::route(
+                    "POST",
+                    "/conversations/{conversationId}/messages",
+                    &[("conversationId", conversation)],
+                )
+                .bearer(&sender.token)
+                .json(json!({ "clientMessageId": client_id, "body": body })),
+            )
+            .await;
+        assert_eq!(response.status, 201, "send: {}", response.body);
+        response.body
+    }
+
+    /// Items whose sort key starts with `prefix`.
+    pub async fn count_items(&self, sk_prefix: &str) -> usize {
+        self.all_keys()
+            .await
+            .iter()
+            .filter(|(_, sk)| sk.starts_with(sk_prefix))
+            .count()
+    }
+}
+
 /// An HTTP request, to be shaped into the event API Gateway would send.
 #[derive(Debug, Clone)]
 pub struct TestRequest {
