@@ -132,3 +132,95 @@ async fn bad_requests_get_api_errors_through_the_gateway() {
     let (status, body) = call("GET", "/no/such/route", None, None).await;
     assert_eq!((status, body), (404, json!({ "message": "Not Found" })));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conversation_lives_through_the_gateway() {
+    let mut users = Vec::new();
+    for name in ["chatter", "listener"] {
+        let (status, body) = call(
+            "POST",
+            "/auth/register",
+            None,
+            Some(json!({ "username": unique(name), "password": "through the gateway" })),
+        )
+        .await;
+        assert_eq!(status, 201);
+        users.push((
+            body["user"]["id"].as_str().unwrap().to_owned(),
+            body["accessToken"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let ((a_id, a), (b_id, b)) = (&users[0], &users[1]);
+    let (status, direct) = call(
+        "POST",
+        "/conversations",
+        Some(a),
+        Some(json!({ "type": "direct", "memberIds": [b_id] })),
+    )
+    .await;
+    assert_eq!(status, 201, "{direct}");
+    let id = direct["id"].as_str().unwrap();
+    let (status, again) = call(
+        "POST",
+        "/conversations",
+        Some(b),
+        Some(json!({ "type": "direct", "memberIds": [a_id] })),
+    )
+    .await;
+    assert_eq!((status, again["id"].as_str()), (200, Some(id)));
+
+    let messages = format!("/conversations/{id}/messages");
+    let (status, sent) = call(
+        "POST",
+        &messages,
+        Some(a),
+        Some(json!({ "clientMessageId": "e2e-1", "body": "over the wire" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{sent}");
+    let (status, retried) = call(
+        "POST",
+        &messages,
+        Some(a),
+        Some(json!({ "clientMessageId": "e2e-1", "body": "over the wire" })),
+    )
+    .await;
+    assert_eq!((status, retried["id"].clone()), (200, sent["id"].clone()));
+
+    let (status, page) = call("GET", &format!("{messages}?limit=10"), Some(b), None).await;
+    assert_eq!(
+        (status, page["items"][0]["body"].as_str()),
+        (200, Some("over the wire"))
+    );
+    let (status, listed) = call("GET", "/conversations", Some(b), None).await;
+    assert_eq!((status, listed["items"][0]["unreadCount"].as_u64()), (200, Some(1)));
+    let (status, _) = call(
+        "POST",
+        &format!("/conversations/{id}/read"),
+        Some(b),
+        Some(json!({ "messageId": sent["id"] })),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, listed) = call("GET", "/conversations", Some(b), None).await;
+    assert_eq!(listed["items"][0]["unreadCount"], 0);
+
+    let message = format!("{messages}/{}", sent["id"].as_str().unwrap());
+    let (status, _) = call("PATCH", &message, Some(b), Some(json!({ "body": "not mine" }))).await;
+    assert_eq!(status, 403);
+    let (status, edited) = call(
+        "PATCH",
+        &message,
+        Some(a),
+        Some(json!({ "body": "over the wire, edited" })),
+    )
+    .await;
+    assert_eq!((status, edited["body"].as_str()), (200, Some("over the wire, edited")));
+    let (status, _) = call("DELETE", &message, Some(a), None).await;
+    assert_eq!(status, 204);
+    let (_, page) = call("GET", &messages, Some(b), None).await;
+    assert_eq!(
+        (page["items"][0]["deleted"].as_bool(), page["items"][0]["body"].as_str()),
+        (Some(true), Some(""))
+    );
+}
