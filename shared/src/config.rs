@@ -21,6 +21,8 @@ pub struct Config {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub wallet_challenge_ttl: Duration,
+    /// The WebSocket API's management endpoint (`WEBSOCKET_ENDPOINT`), where fan-out posts events.
+    pub websocket_endpoint: Option<String>,
     /// Reported by `/health` (`PARLEY_VERSION`, else the crate version).
     pub version: String,
 }
@@ -61,6 +63,7 @@ impl Config {
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             wallet_challenge_ttl: Duration::from_secs(5 * 60),
+            websocket_endpoint: lookup("WEBSOCKET_ENDPOINT").filter(|v| !v.is_empty()),
             version: lookup("PARLEY_VERSION").unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
         })
     }

@@ -5,6 +5,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use crate::auth::tokens::TokenKeys;
 use crate::config::Config;
 use crate::cursor::Cursors;
+use crate::realtime::Fanout;
 use crate::store::Store;
 
 pub struct AppContext {
@@ -12,6 +13,7 @@ pub struct AppContext {
     pub store: Store,
     pub tokens: TokenKeys,
     pub cursors: Cursors,
+    pub fanout: Fanout,
 }
 
 impl AppContext {
@@ -27,11 +29,13 @@ impl AppContext {
         let store = Store::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name.clone());
         let tokens = TokenKeys::new(&config.token_secret, config.access_token_ttl);
         let cursors = Cursors::new(&config.token_secret);
+        let fanout = Fanout::new(sdk, config.websocket_endpoint.as_deref());
         AppContext {
             config,
             store,
             tokens,
             cursors,
+            fanout,
         }
     }
 }

@@ -16,9 +16,11 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod realtime;
 pub mod store;
 pub mod time;
 pub mod validate;
+pub mod ws;
 
 pub use context::AppContext;
 pub use error::ApiError;

@@ -19,6 +19,7 @@ pub struct Stack {
     pub http_url: String,
     pub ws_url: String,
     pub connections_url: String,
+    pub dynamodb_endpoint: String,
     stats: std::sync::mpsc::SyncSender<StatsQuery>,
 }
 
@@ -53,6 +54,7 @@ pub fn stack() -> &'static Stack {
                     http_url: stack.http_url(),
                     ws_url: stack.ws_url(),
                     connections_url: stack.connections_url(),
+                    dynamodb_endpoint: stack.dynamodb_endpoint().unwrap_or_default().to_owned(),
                     stats,
                 }));
                 let stack = std::sync::Arc::new(stack);

@@ -52,6 +52,9 @@ fn every_function_crate_has_one_template_entry_and_one_sample_event() {
 #[test]
 fn every_sample_event_matches_its_template_route() {
     for function in Template::load(&workspace_template_path()).unwrap().functions().unwrap() {
+        if function.http_routes.is_empty() {
+            continue;
+        }
         let event = load_event(&function.binary);
         let route_keys: Vec<String> = function
             .http_routes
@@ -224,7 +227,7 @@ async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
 
 #[tokio::test]
 async fn every_sample_event_succeeds_through_its_handler() {
-    for name in template_binaries() {
+    for name in template_binaries().into_iter().filter(|n| !n.starts_with("ws-")) {
         let app = TestApp::new().await;
         let event = prepare(&app, &name, load_event(&name)).await;
         let response = run(&app, &name, &event).await;
@@ -249,4 +252,82 @@ async fn the_samples_placeholder_token_is_refused() {
     let app = TestApp::new().await;
     let response = run(&app, "users-me-get", &load_event("users-me-get")).await;
     response.assert_error(401, "unauthorized");
+}
+
+/// The WebSocket samples: the authorizer lets the live user in; every route answers as API Gateway
+/// expects, with the sample's user, conversation and message swapped for live ones.
+#[tokio::test]
+async fn every_websocket_sample_event_succeeds_through_its_handler() {
+    use parley::api::ws;
+    use parley::ws::handle;
+    let app = TestApp::new().await;
+    let me = app.user("wsowner").await;
+    let other = app.user("wsother").await;
+    let group = app.group(&me, "ws samples", &[&other]).await;
+    let message = app.send(&other, &group, "w1", "hello").await;
+    let live = |name: &str| {
+        let text = load_event(name)
+            .to_string()
+            .replace(SAMPLE_USER, &me.id)
+            .replace(SAMPLE_CONVERSATION, &group)
+            .replace(SAMPLE_MESSAGE, message["id"].as_str().unwrap())
+            .replace(&sample_token(), &me.token);
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+
+    let policy = parley::ws::authorize(app.context, &live("ws-authorizer")).expect("the live token is allowed");
+    assert_eq!(policy["policyDocument"]["Statement"][0]["Effect"], "Allow");
+    assert_eq!(policy["context"]["userId"], me.id.as_str());
+    assert!(
+        parley::ws::authorize(app.context, &load_event("ws-authorizer")).is_err(),
+        "the sample's own token is not"
+    );
+
+    let connected = handle(app.context, ws::connect, live("ws-connect")).await;
+    assert_eq!(connected["statusCode"], 200);
+    assert_eq!(
+        app.count_items("CONN").await,
+        2,
+        "the connection item and the user's set"
+    );
+
+    let sent = handle(app.context, ws::send_message, live("ws-send-message")).await;
+    let ack: Value = serde_json::from_str(sent["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (ack["type"].as_str(), ack["message"]["body"].as_str()),
+        (Some("ack"), Some("On my way!"))
+    );
+
+    assert_eq!(
+        handle(app.context, ws::typing, live("ws-typing")).await,
+        json!({ "statusCode": 200 })
+    );
+    let read = handle(app.context, ws::mark_read, live("ws-mark-read")).await;
+    assert!(read["body"].as_str().unwrap().contains("\"ack\""));
+    let pong = handle(app.context, ws::ping, live("ws-ping")).await;
+    assert!(pong["body"].as_str().unwrap().contains("pong"));
+    assert_eq!(
+        handle(app.context, ws::unknown, live("ws-default")).await["statusCode"],
+        200
+    );
+
+    let disconnected = handle(app.context, ws::disconnect, live("ws-disconnect")).await;
+    assert_eq!(disconnected["statusCode"], 200);
+    let sets = app
+        .context
+        .store
+        .connection_sets(std::slice::from_ref(&me.id))
+        .await
+        .unwrap();
+    assert!(sets.is_empty(), "the connection is forgotten: {sets:?}");
+}
+
+const SAMPLE_USER: &str = "01JH3Z4S0N8XQ3A4YGS6SFE0CW";
+
+fn sample_token() -> String {
+    load_event("users-me-get")["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("Bearer ")
+        .to_owned()
 }

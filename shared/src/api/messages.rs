@@ -7,6 +7,7 @@ use crate::cursor::page_limit;
 use crate::domain::messages::{self as domain, NewMessage};
 use crate::error::ApiError;
 use crate::http::{ApiRequest, Reply};
+use crate::realtime::{events, Skip};
 use crate::AppContext;
 
 #[derive(Deserialize)]
@@ -33,8 +34,15 @@ pub async fn send(context: &'static AppContext, request: ApiRequest) -> Result<R
         body: body.body,
         encrypted: body.encrypted,
     };
-    let (message, created) = domain::send(context, &me, &id, input).await?;
-    Reply::with_status(if created { 201 } else { 200 }, &message)
+    let sent = domain::send(context, &me, &id, input).await?;
+    if sent.created {
+        let event = events::message("message.new", &sent.message);
+        context
+            .fanout
+            .to_conversation(&context.store, &sent.conversation, &[event], Skip::Nobody)
+            .await;
+    }
+    Reply::with_status(if sent.created { 201 } else { 200 }, &sent.message)
 }
 
 /// `GET /conversations/{conversationId}/messages`
@@ -57,13 +65,25 @@ pub async fn edit(context: &'static AppContext, request: ApiRequest) -> Result<R
     let me = request.authenticate(context)?.sub;
     let id = conversation_id(&request)?;
     let body: EditBody = request.json()?;
-    Reply::ok(&domain::edit(context, &me, &id, request.path_param("messageId")?, &body.body).await?)
+    let (message, conversation) = domain::edit(context, &me, &id, request.path_param("messageId")?, &body.body).await?;
+    let event = events::message("message.updated", &message);
+    context
+        .fanout
+        .to_conversation(&context.store, &conversation, &[event], Skip::Nobody)
+        .await;
+    Reply::ok(&message)
 }
 
 /// `DELETE /conversations/{conversationId}/messages/{messageId}`
 pub async fn delete(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
     let me = request.authenticate(context)?.sub;
     let id = conversation_id(&request)?;
-    domain::delete(context, &me, &id, request.path_param("messageId")?).await?;
+    if let Some((message, conversation)) = domain::delete(context, &me, &id, request.path_param("messageId")?).await? {
+        let event = events::message("message.deleted", &message);
+        context
+            .fanout
+            .to_conversation(&context.store, &conversation, &[event], Skip::Nobody)
+            .await;
+    }
     Ok(Reply::no_content())
 }

@@ -4,3 +4,4 @@ pub mod auth;
 pub mod conversations;
 pub mod messages;
 pub mod users;
+pub mod ws;

@@ -38,12 +38,26 @@ pub async fn get_me(context: &'static AppContext, request: ApiRequest) -> Result
 pub async fn update_me(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
     let claims = request.authenticate(context)?;
     let body: PatchBody = request.json()?;
+    let presence_changed = body.status.is_some() || body.status_text.is_some();
     let change = ProfileChange {
         display_name: body.display_name,
         status: body.status,
         status_text: body.status_text,
     };
-    Reply::ok(&users::update_own_profile(context, &claims.sub, change).await?)
+    let user = users::update_own_profile(context, &claims.sub, change).await?;
+    if presence_changed {
+        match crate::domain::conversations::co_members(context, &claims.sub).await {
+            Ok(people) => {
+                let event = crate::realtime::events::presence(&user);
+                context
+                    .fanout
+                    .to_users(&context.store, &people, &[event], crate::realtime::Skip::Nobody)
+                    .await;
+            }
+            Err(e) => tracing::warn!(error = %e, "presence fan-out skipped: co-members unreadable"),
+        }
+    }
+    Reply::ok(&user)
 }
 
 /// `GET /users/{userId}`

@@ -319,13 +319,14 @@ pub async fn members(
     })
 }
 
-/// Adds users to a group; those already in it are left out of `added`.
+/// Adds users to a group; those already in it are left out of `added`. Also returns the conversation
+/// as it now is (members version bumped), for the fan-out.
 pub async fn add_members(
     context: &AppContext,
     me: &str,
     conversation_id: &str,
     user_ids: &[String],
-) -> Result<Vec<String>, ApiError> {
+) -> Result<(Vec<String>, ConversationRecord), ApiError> {
     if user_ids.is_empty() || user_ids.len() as u64 > MAX_GROUP_MEMBERS {
         return Err(ApiError::invalid(
             "userIds",
@@ -351,7 +352,7 @@ pub async fn add_members(
         .filter(|id| !existing.iter().any(|m| m.user_id == *id))
         .collect();
     if new.is_empty() {
-        return Ok(new);
+        return Ok((new, conversation));
     }
     if conversation.member_count + new.len() as u64 > MAX_GROUP_MEMBERS {
         return Err(ApiError::invalid(
@@ -375,7 +376,10 @@ pub async fn add_members(
             format!("a group has at most {MAX_GROUP_MEMBERS} members"),
         ));
     }
-    Ok(new)
+    let mut changed = conversation;
+    changed.members_version += 1;
+    changed.member_count += new.len() as u64;
+    Ok((new, changed))
 }
 
 /// Owners and admins remove members; anyone removes themself (leaves). Not for direct conversations.
@@ -384,7 +388,7 @@ pub async fn remove_member(
     me: &str,
     conversation_id: &str,
     user_id: &str,
-) -> Result<(), ApiError> {
+) -> Result<(String, ConversationRecord), ApiError> {
     let user_id = validate::ulid("userId", user_id)?;
     let (conversation, member) = membership(context, conversation_id, me).await?;
     if conversation.kind != "group" {
@@ -421,18 +425,22 @@ pub async fn remove_member(
             "That user is not a member of this conversation.".to_owned(),
         ));
     }
-    Ok(())
+    let mut changed = conversation;
+    changed.members_version += 1;
+    changed.member_count = changed.member_count.saturating_sub(1);
+    Ok((user_id, changed))
 }
 
-/// Moves the caller's read marker forward to `message_id` (never back).
+/// Moves the caller's read marker forward to `message_id` (never back). Returns the message id and the
+/// conversation, for the `read` event.
 pub async fn mark_read(
     context: &AppContext,
     me: &str,
     conversation_id: &str,
     message_id: &str,
-) -> Result<(), ApiError> {
+) -> Result<(String, ConversationRecord), ApiError> {
     let message_id = validate::ulid("messageId", message_id)?;
-    membership(context, conversation_id, me).await?;
+    let (conversation, _) = membership(context, conversation_id, me).await?;
     let message = context
         .store
         .get_message(conversation_id, &message_id)
@@ -441,5 +449,37 @@ pub async fn mark_read(
     context
         .store
         .advance_read_marker(conversation_id, me, message.seq, &message.id)
-        .await
+        .await?;
+    Ok((message.id, conversation))
+}
+
+/// Everyone who shares a conversation with `user_id` (not the user): whom `presence` goes to.
+pub async fn co_members(context: &AppContext, user_id: &str) -> Result<Vec<String>, ApiError> {
+    let mut memberships = context.store.group_memberships(user_id).await?;
+    let mut before: Option<String> = None;
+    loop {
+        let (page, more) = context
+            .store
+            .direct_memberships(user_id, before.as_deref(), 100)
+            .await?;
+        before = page.last().map(|m| m.gsi1_sk.clone());
+        memberships.extend(page);
+        if !more || before.is_none() {
+            break;
+        }
+    }
+    let ids: Vec<String> = memberships.into_iter().map(|m| m.conversation_id).collect();
+    let mut people = std::collections::BTreeSet::new();
+    for conversation in context.store.batch_get_conversations(&ids).await? {
+        people.extend(
+            context
+                .fanout
+                .members(&context.store, &conversation)
+                .await?
+                .iter()
+                .cloned(),
+        );
+    }
+    people.remove(user_id);
+    Ok(people.into_iter().collect())
 }

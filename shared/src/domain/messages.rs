@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::conversations::{membership, Page};
 use crate::context::AppContext;
 use crate::error::ApiError;
-use crate::store::{HistoryBound, MessageRecord, SendError};
+use crate::store::{ConversationRecord, HistoryBound, MessageRecord, SendError};
 use crate::time::{now, rfc3339};
 use crate::validate;
 
@@ -68,14 +68,16 @@ pub fn client_message_id(raw: &str) -> Result<String, ApiError> {
 /// How many times a send re-reads the conversation after losing the race for the next position.
 const SEND_ATTEMPTS: u32 = 8;
 
-/// Stores the message once: `(message, true)` when stored now, `(original, false)` when this sender
-/// already sent this `clientMessageId` here.
-pub async fn send(
-    context: &AppContext,
-    me: &str,
-    conversation_id: &str,
-    input: NewMessage,
-) -> Result<(Message, bool), ApiError> {
+/// What a send did, with the conversation as it was read (for the fan-out).
+pub struct Sent {
+    pub message: Message,
+    /// False when this sender already sent this `clientMessageId` here: `message` is the original.
+    pub created: bool,
+    pub conversation: ConversationRecord,
+}
+
+/// Stores the message once.
+pub async fn send(context: &AppContext, me: &str, conversation_id: &str, input: NewMessage) -> Result<Sent, ApiError> {
     let mut problems = validate::Problems::default();
     let client_id = problems.check(client_message_id(&input.client_message_id));
     let text = problems.check(body(&input.body));
@@ -100,14 +102,24 @@ pub async fn send(
             .put_message(&conversation, &message, &conversation.direct_members)
             .await
         {
-            Ok(()) => return Ok((message.into(), true)),
+            Ok(()) => {
+                return Ok(Sent {
+                    message: message.into(),
+                    created: true,
+                    conversation,
+                })
+            }
             Err(SendError::Duplicate) => {
                 let original = context
                     .store
                     .message_by_client_id(conversation_id, me, &client_id)
                     .await?
                     .ok_or_else(|| ApiError::internal("client message claim without its message"))?;
-                return Ok((original.into(), false));
+                return Ok(Sent {
+                    message: original.into(),
+                    created: false,
+                    conversation,
+                });
             }
             Err(SendError::NotMember) => {
                 return Err(ApiError::NotFound(
@@ -204,10 +216,10 @@ pub async fn edit(
     conversation_id: &str,
     message_id: &str,
     raw_body: &str,
-) -> Result<Message, ApiError> {
+) -> Result<(Message, ConversationRecord), ApiError> {
     let message_id = validate::ulid("messageId", message_id)?;
     let text = body(raw_body)?;
-    membership(context, conversation_id, me).await?;
+    let (conversation, _) = membership(context, conversation_id, me).await?;
     let edited = context
         .store
         .edit_message(conversation_id, &message_id, me, &text, &rfc3339(now()))
@@ -225,10 +237,16 @@ pub async fn edit(
         });
     };
     context.store.refresh_last_message(&edited).await?;
-    Ok(edited.into())
+    Ok((edited.into(), conversation))
 }
 
-pub async fn delete(context: &AppContext, me: &str, conversation_id: &str, message_id: &str) -> Result<(), ApiError> {
+/// `Some` when the message was deleted now (`None`: it already was).
+pub async fn delete(
+    context: &AppContext,
+    me: &str,
+    conversation_id: &str,
+    message_id: &str,
+) -> Result<Option<(Message, ConversationRecord)>, ApiError> {
     let message_id = validate::ulid("messageId", message_id)?;
     let (conversation, member) = membership(context, conversation_id, me).await?;
     let existing = context
@@ -243,12 +261,13 @@ pub async fn delete(context: &AppContext, me: &str, conversation_id: &str, messa
         ));
     }
     if existing.deleted {
-        return Ok(());
+        return Ok(None);
     }
     let deleted = context
         .store
         .delete_message(conversation_id, &message_id)
         .await?
         .ok_or_else(message_not_found)?;
-    context.store.refresh_last_message(&deleted).await
+    context.store.refresh_last_message(&deleted).await?;
+    Ok(Some((deleted.into(), conversation)))
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use lambda_http::{service_fn, Body, Request, Response};
 
-pub use request::{ApiRequest, MAX_BODY_BYTES};
+pub use request::{parse_json_object, ApiRequest, MAX_BODY_BYTES};
 pub use response::{FieldSelection, Reply};
 
 use crate::context::AppContext;

@@ -105,19 +105,7 @@ impl ApiRequest {
                 )));
             }
         }
-        if self.body.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::InvalidJson("The request needs a JSON body.".to_owned()));
-        }
-        // Syntax first, shape second: trailing garbage after a valid prefix is a JSON error, not a
-        // missing field.
-        let value: serde_json::Value = serde_json::from_slice(&self.body)
-            .map_err(|e| ApiError::InvalidJson(format!("The request body is not valid JSON: {e}.")))?;
-        // Every body in API.md is an object; serde would otherwise accept a struct as an array of its fields.
-        if !value.is_object() {
-            return Err(ApiError::invalid("body", "must be a JSON object"));
-        }
-        let value = serde_path_to_error::deserialize(value).map_err(path_error)?;
-        Ok(value)
+        parse_json_object(&self.body)
     }
 
     /// Verifies the `Authorization: Bearer` access token.
@@ -135,6 +123,23 @@ impl ApiRequest {
             })?;
         context.tokens.verify(token)
     }
+}
+
+/// Parses `bytes` as one JSON object of shape `T`: `invalid_json` for bytes that are not JSON,
+/// `validation_failed` (naming the field) for JSON of the wrong shape. Unknown fields are ignored.
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::InvalidJson("The request needs a JSON body.".to_owned()));
+    }
+    // Syntax first, shape second: trailing garbage after a valid prefix is a JSON error, not a
+    // missing field.
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::InvalidJson(format!("The request body is not valid JSON: {e}.")))?;
+    // Every body in API.md is an object; serde would otherwise accept a struct as an array of its fields.
+    if !value.is_object() {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
+    serde_path_to_error::deserialize(value).map_err(path_error)
 }
 
 fn path_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {

@@ -63,3 +63,10 @@ pub fn user_directs(user_id: &str) -> String {
 pub fn user_groups(user_id: &str) -> String {
     format!("USERGROUPS#{user_id}")
 }
+
+pub const CONNS: &str = "CONNS";
+pub const CONN: &str = "CONN";
+
+pub fn connection(connection_id: &str) -> String {
+    format!("CONN#{connection_id}")
+}

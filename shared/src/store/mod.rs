@@ -4,6 +4,7 @@
 //! Functions here do DynamoDB work and nothing else: no validation, no HTTP. Writes that must be unique
 //! are conditional writes or transactions, and say which condition failed through [`WriteConflict`].
 
+mod connections;
 mod conversations;
 mod keys;
 mod messages;
@@ -20,6 +21,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use serde::Serialize;
 
+pub use connections::ConnectionRecord;
 pub use conversations::{
     direct_activity_key, ConversationRecord, CreateConversationError, MemberRecord, MessageRecord,
 };

@@ -1,0 +1,5 @@
+//! WebSocket $connect
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::ws::serve(parley::api::ws::connect).await
+}

@@ -1,0 +1,5 @@
+//! WebSocket $default
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::ws::serve(parley::api::ws::unknown).await
+}

@@ -1,0 +1,5 @@
+//! WebSocket $disconnect
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::ws::serve(parley::api::ws::disconnect).await
+}

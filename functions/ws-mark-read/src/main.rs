@@ -1,0 +1,5 @@
+//! WebSocket markRead
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::ws::serve(parley::api::ws::mark_read).await
+}

@@ -1,0 +1,5 @@
+//! WebSocket sendMessage
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::ws::serve(parley::api::ws::send_message).await
+}

@@ -1,0 +1,5 @@
+//! WebSocket typing
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::ws::serve(parley::api::ws::typing).await
+}

@@ -1,0 +1,152 @@
+//! WebSocket routes (API.md "WebSocket"): connect and disconnect, `sendMessage`, `typing`, `markRead`,
+//! `ping`, and `$default` for everything else.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::domain::conversations::{self, membership};
+use crate::domain::messages::{self, NewMessage};
+use crate::error::ApiError;
+use crate::realtime::{events, Skip};
+use crate::store::ConnectionRecord;
+use crate::time::{epoch_secs, now, rfc3339};
+use crate::validate;
+use crate::ws::{WsReply, WsRequest};
+use crate::AppContext;
+
+/// Past API Gateway's 2 hour connection limit, so a connection whose `$disconnect` never arrived expires.
+const CONNECTION_TTL: Duration = Duration::from_secs(2 * 3600 + 15 * 60);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendFrame {
+    conversation_id: String,
+    client_message_id: String,
+    body: String,
+    #[serde(default)]
+    encrypted: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TypingFrame {
+    conversation_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadFrame {
+    conversation_id: String,
+    message_id: String,
+}
+
+/// `$connect` (after the authorizer): remember the connection for its user.
+pub async fn connect(context: &'static AppContext, request: WsRequest) -> Result<WsReply, ApiError> {
+    let user = request.user()?.to_owned();
+    let connected = now();
+    context
+        .store
+        .put_connection(&ConnectionRecord {
+            connection_id: request.connection_id.clone(),
+            user_id: user,
+            connected_at: rfc3339(connected),
+            expires_at: epoch_secs(connected + CONNECTION_TTL),
+        })
+        .await?;
+    Ok(WsReply::Status(200))
+}
+
+/// `$disconnect`: forget the connection (best effort; expiry and 410s cover a missing disconnect).
+pub async fn disconnect(context: &'static AppContext, request: WsRequest) -> Result<WsReply, ApiError> {
+    context.store.delete_connection(&request.connection_id).await?;
+    Ok(WsReply::Status(200))
+}
+
+/// `sendMessage`: the HTTP send's path and idempotency; an `ack` to the sender, `message.new` to every
+/// other connection of every member.
+pub async fn send_message(context: &'static AppContext, request: WsRequest) -> Result<WsReply, ApiError> {
+    let me = request.user()?.to_owned();
+    let frame: SendFrame = request.frame()?;
+    let conversation_id = validate::ulid("conversationId", &frame.conversation_id)?;
+    let input = NewMessage {
+        client_message_id: frame.client_message_id,
+        body: frame.body,
+        encrypted: frame.encrypted,
+    };
+    let sent = messages::send(context, &me, &conversation_id, input).await?;
+    if sent.created {
+        let event = events::message("message.new", &sent.message);
+        let skip = Skip::Connection(&request.connection_id);
+        context
+            .fanout
+            .to_conversation(&context.store, &sent.conversation, &[event], skip)
+            .await;
+    }
+    Ok(WsReply::Frame(json!({
+        "type": "ack",
+        "clientMessageId": sent.message.client_message_id,
+        "message": sent.message,
+    })))
+}
+
+/// `typing`: the other members see it; nothing comes back.
+pub async fn typing(context: &'static AppContext, request: WsRequest) -> Result<WsReply, ApiError> {
+    let me = request.user()?.to_owned();
+    let frame: TypingFrame = request.frame()?;
+    let conversation_id = validate::ulid("conversationId", &frame.conversation_id)?;
+    let (conversation, _) = membership(context, &conversation_id, &me).await?;
+    let event = events::typing(&conversation_id, &me);
+    context
+        .fanout
+        .to_conversation(&context.store, &conversation, &[event], Skip::User(&me))
+        .await;
+    Ok(WsReply::Nothing)
+}
+
+/// `markRead`: moves the read marker forward; the members (and the reader's other devices) get `read`.
+pub async fn mark_read(context: &'static AppContext, request: WsRequest) -> Result<WsReply, ApiError> {
+    let me = request.user()?.to_owned();
+    let frame: ReadFrame = request.frame()?;
+    let conversation_id = validate::ulid("conversationId", &frame.conversation_id)?;
+    let (message_id, conversation) =
+        conversations::mark_read(context, &me, &conversation_id, &frame.message_id).await?;
+    let event = events::read(&conversation_id, &me, &message_id);
+    let skip = Skip::Connection(&request.connection_id);
+    context
+        .fanout
+        .to_conversation(&context.store, &conversation, &[event], skip)
+        .await;
+    Ok(WsReply::Frame(json!({
+        "type": "ack",
+        "action": "markRead",
+        "conversationId": conversation_id,
+        "messageId": message_id,
+    })))
+}
+
+/// `ping`
+pub async fn ping(_context: &'static AppContext, _request: WsRequest) -> Result<WsReply, ApiError> {
+    Ok(WsReply::Frame(json!({ "type": "pong", "at": rfc3339(now()) })))
+}
+
+/// `$default`: a frame that is not JSON, has no `action`, or an action nobody serves.
+pub async fn unknown(_context: &'static AppContext, request: WsRequest) -> Result<WsReply, ApiError> {
+    #[derive(Deserialize)]
+    struct Action {
+        #[serde(default)]
+        action: Option<serde_json::Value>,
+    }
+    let frame: Action = request.frame().map_err(|e| match e {
+        ApiError::InvalidJson(_) => ApiError::InvalidJson("Frames must be JSON objects with an \"action\".".to_owned()),
+        other => other,
+    })?;
+    Err(match frame.action {
+        None => ApiError::invalid("action", "is missing; use sendMessage, typing, markRead or ping"),
+        Some(action) => ApiError::invalid(
+            "action",
+            format!("{action} is not an action; use sendMessage, typing, markRead or ping"),
+        ),
+    })
+}
