@@ -3,7 +3,7 @@
 //! DynamoDB Local reports them (ReturnConsumedCapacity=TOTAL on every call).
 
 use parley::api::{conversations, messages};
-use parley::store::{Usage, UserRecord};
+use parley::store::Usage;
 use parley_tests::{TestApp, TestRequest, TestUser};
 use serde_json::json;
 
@@ -14,24 +14,10 @@ async fn measure<F: std::future::Future<Output = u16>>(app: &TestApp, action: F)
     app.context.store.usage() - before
 }
 
-/// Users written straight to the store: registering a thousand through argon2 would only measure argon2.
 async fn silent_users(app: &TestApp, count: usize) -> Vec<String> {
     let mut ids = Vec::with_capacity(count);
     for i in 0..count {
-        let id = ulid::Ulid::generate().to_string();
-        let record = UserRecord {
-            id: id.clone(),
-            username: format!("member{i}"),
-            display_name: format!("Member {i}"),
-            status: "online".into(),
-            status_text: None,
-            wallet_address: None,
-            password_hash: None,
-            last_seen_at: None,
-            created_at: "2026-11-25T00:00:00.000Z".into(),
-        };
-        app.context.store.create_user(&record).await.expect("user");
-        ids.push(id);
+        ids.push(parley_tests::silent_user(&app.context.store, &format!("member{i}")).await);
     }
     ids
 }

@@ -14,7 +14,6 @@ use futures_util::StreamExt;
 use local_stack::{LocalStack, Options, LOCAL_TOKEN_SECRET};
 use parley::auth::tokens::TokenKeys;
 use parley::config::Config;
-use parley::store::UserRecord;
 use parley::AppContext;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -50,19 +49,7 @@ async fn main() {
         // Users and tokens.
         let mut users = Vec::with_capacity(members);
         for i in 0..members {
-            let id = ulid::Ulid::generate().to_string();
-            let record = UserRecord {
-                id: id.clone(),
-                username: format!("rt{members}x{i}"),
-                display_name: format!("Member {i}"),
-                status: "online".into(),
-                status_text: None,
-                wallet_address: None,
-                password_hash: None,
-                last_seen_at: None,
-                created_at: parley::time::rfc3339(SystemTime::now()),
-            };
-            context.store.create_user(&record).await.expect("user");
+            let id = parley_tests::silent_user(&context.store, &format!("rt{members}x{i}")).await;
             let token = keys.issue(&id, "bench", SystemTime::now()).unwrap();
             users.push((id, token));
         }
@@ -87,7 +74,9 @@ async fn main() {
             let mut connecting = Vec::new();
             for (_, token) in chunk {
                 let url = format!("{}/?token={token}", stack.ws_url());
-                connecting.push(tokio::spawn(async move { tokio_tungstenite::connect_async(url).await.expect("connect").0 }));
+                connecting.push(tokio::spawn(async move {
+                    tokio_tungstenite::connect_async(url).await.expect("connect").0
+                }));
             }
             for socket in connecting {
                 let mut socket = socket.await.unwrap();
@@ -98,7 +87,10 @@ async fn main() {
                         if let Message::Text(text) = frame {
                             let value: Value = serde_json::from_str(&text).unwrap_or_default();
                             if value["type"] == "message.new" {
-                                let id = value["message"]["clientMessageId"].as_str().unwrap_or_default().to_owned();
+                                let id = value["message"]["clientMessageId"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .to_owned();
                                 arrivals.lock().unwrap().entry(id).or_default().push(at);
                             }
                         }
@@ -109,7 +101,11 @@ async fn main() {
 
         // Warm the send path, then measure.
         let send = |client_id: String| {
-            let (http, url, token) = (http.clone(), format!("{}/conversations/{conversation}/messages", stack.http_url()), owner_token.clone());
+            let (http, url, token) = (
+                http.clone(),
+                format!("{}/conversations/{conversation}/messages", stack.http_url()),
+                owner_token.clone(),
+            );
             async move {
                 let started = Instant::now();
                 let response = http
@@ -133,7 +129,12 @@ async fn main() {
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            let done = arrivals.lock().unwrap().iter().filter(|(k, v)| started.contains_key(*k) && v.len() == members).count();
+            let done = arrivals
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(k, v)| started.contains_key(*k) && v.len() == members)
+                .count();
             if done == MESSAGES {
                 break;
             }
@@ -159,10 +160,25 @@ async fn main() {
         // The DynamoDB work of one fan-out, measured in-process on the same data (warm member cache).
         let record = context.store.get_conversation(&conversation).await.unwrap().unwrap();
         let event = json!({ "type": "bench" });
-        context.fanout.to_conversation(&context.store, &record, std::slice::from_ref(&event), parley::realtime::Skip::Nobody).await;
+        context
+            .fanout
+            .to_conversation(
+                &context.store,
+                &record,
+                std::slice::from_ref(&event),
+                parley::realtime::Skip::Nobody,
+            )
+            .await;
         let before = context.store.usage();
-        let delivery =
-            context.fanout.to_conversation(&context.store, &record, std::slice::from_ref(&event), parley::realtime::Skip::Nobody).await;
+        let delivery = context
+            .fanout
+            .to_conversation(
+                &context.store,
+                &record,
+                std::slice::from_ref(&event),
+                parley::realtime::Skip::Nobody,
+            )
+            .await;
         let used = context.store.usage() - before;
         fanout_work.push((members, used, delivery));
         for reader in readers {
@@ -172,7 +188,10 @@ async fn main() {
     println!("\n| members | DynamoDB calls per fan-out | read units | connections posted |");
     println!("|---|---|---|---|");
     for (members, used, delivery) in fanout_work {
-        println!("| {members} | {} | {:.1} | {} |", used.calls, used.read_units, delivery.delivered);
+        println!(
+            "| {members} | {} | {:.1} | {} |",
+            used.calls, used.read_units, delivery.delivered
+        );
     }
     stack.stop().await;
 }

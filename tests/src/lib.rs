@@ -440,3 +440,22 @@ impl From<lambda_http::Response<Body>> for TestResponse {
         }
     }
 }
+
+/// A user written straight to the store, without a password: for benchmarks that need hundreds
+/// (registering them through argon2 would only measure argon2). Returns the id.
+pub async fn silent_user(store: &parley::store::Store, username: &str) -> String {
+    let id = ulid::Ulid::generate().to_string();
+    let record = parley::store::UserRecord {
+        id: id.clone(),
+        username: username.to_owned(),
+        display_name: username.to_owned(),
+        status: "online".into(),
+        status_text: None,
+        wallet_address: None,
+        password_hash: None,
+        last_seen_at: None,
+        created_at: parley::time::rfc3339(std::time::SystemTime::now()),
+    };
+    store.create_user(&record).await.expect("a silent user");
+    id
+}

@@ -27,11 +27,18 @@ fn unique(prefix: &str) -> String {
 async fn every_function_in_the_template_starts_and_answers() {
     let functions = Template::load(&workspace_template_path()).unwrap().functions().unwrap();
     // The WebSocket functions: connect (authorizer, $connect), a frame for each route, close ($disconnect).
-    let (status, registered) =
-        call("POST", "/auth/register", None, Some(json!({ "username": unique("wsall"), "password": "every function" }))).await;
+    let (status, registered) = call(
+        "POST",
+        "/auth/register",
+        None,
+        Some(json!({ "username": unique("wsall"), "password": "every function" })),
+    )
+    .await;
     assert_eq!(status, 201);
     let token = registered["accessToken"].as_str().unwrap();
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{}/?token={token}", stack().ws_url)).await.unwrap();
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{}/?token={token}", stack().ws_url))
+        .await
+        .unwrap();
     let somewhere = ulid::Ulid::generate().to_string();
     for frame in [
         json!({ "action": "ping" }),
@@ -41,10 +48,20 @@ async fn every_function_in_the_template_starts_and_answers() {
         json!({ "action": "nothing" }),
     ] {
         use futures_util::{SinkExt, StreamExt};
-        socket.send(tokio_tungstenite::tungstenite::Message::text(frame.to_string())).await.unwrap();
-        let answer = tokio::time::timeout(std::time::Duration::from_secs(15), socket.next()).await.unwrap().unwrap().unwrap();
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::text(frame.to_string()))
+            .await
+            .unwrap();
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(15), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         let answer: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
-        assert!(matches!(answer["type"].as_str(), Some("pong" | "error")), "{frame} -> {answer}");
+        assert!(
+            matches!(answer["type"].as_str(), Some("pong" | "error")),
+            "{frame} -> {answer}"
+        );
     }
     socket.close(None).await.unwrap();
     let disconnect = functions.iter().find(|f| f.binary == "ws-disconnect").unwrap();

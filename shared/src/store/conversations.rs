@@ -12,7 +12,7 @@
 //! group sizes.
 
 use aws_sdk_dynamodb::types::{
-    ConsumedCapacity, Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
+    ConsumedCapacity, Delete, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 
@@ -123,7 +123,6 @@ pub enum CreateConversationError {
 
 /// DynamoDB's TransactWriteItems limit.
 const TRANSACTION_MAX: usize = 100;
-const BATCH_GET_MAX: usize = 100;
 
 impl Store {
     pub(crate) fn put_item(&self, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, ApiError> {
@@ -304,53 +303,6 @@ impl Store {
             }
         }
         Ok((conversation, member))
-    }
-
-    /// BatchGetItem over any keys, 100 a call, retrying unprocessed keys with backoff.
-    pub(crate) async fn batch_get(&self, keys_wanted: Vec<Item>, consistent: bool) -> Result<Vec<Item>, ApiError> {
-        let mut found = Vec::with_capacity(keys_wanted.len());
-        for chunk in keys_wanted.chunks(BATCH_GET_MAX) {
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.to_vec()))
-                    .consistent_read(consistent)
-                    .build()
-                    .map_err(ApiError::internal)?,
-            );
-            let mut attempt = 0u32;
-            while let Some(request) = pending.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-                    .await?;
-                self.usage.record(false, out.consumed_capacity());
-                found.extend(
-                    out.responses
-                        .unwrap_or_default()
-                        .remove(&self.table)
-                        .unwrap_or_default(),
-                );
-                pending = out
-                    .unprocessed_keys
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .filter(|k| !k.keys().is_empty());
-                if pending.is_some() {
-                    attempt += 1;
-                    if attempt > 6 {
-                        return Err(ApiError::Unavailable {
-                            message: "The service is busy; please retry shortly.".to_owned(),
-                            retry_after_secs: 1,
-                        });
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
-                }
-            }
-        }
-        Ok(found)
     }
 
     pub async fn batch_get_conversations(&self, ids: &[String]) -> Result<Vec<ConversationRecord>, ApiError> {

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use serde::Serialize;
 
@@ -82,6 +82,79 @@ impl Store {
             .build()
             .map_err(ApiError::internal)?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+/// DynamoDB's BatchGetItem limit.
+const BATCH_GET_MAX: usize = 100;
+
+impl Store {
+    /// BatchGetItem over any keys, 100 a call, retrying unprocessed keys with backoff.
+    pub(crate) async fn batch_get(&self, keys_wanted: Vec<Item>, consistent: bool) -> Result<Vec<Item>, ApiError> {
+        self.batch_get_projected(keys_wanted, consistent, None).await
+    }
+
+    /// The same, reading only `projection`: (expression, attribute names it uses).
+    pub(crate) async fn batch_get_projected(
+        &self,
+        keys_wanted: Vec<Item>,
+        consistent: bool,
+        projection: Option<(&str, &[(&str, &str)])>,
+    ) -> Result<Vec<Item>, ApiError> {
+        let mut found = Vec::with_capacity(keys_wanted.len());
+        for chunk in keys_wanted.chunks(BATCH_GET_MAX) {
+            let mut pending = Some(
+                projection
+                    .into_iter()
+                    .fold(
+                        KeysAndAttributes::builder()
+                            .set_keys(Some(chunk.to_vec()))
+                            .consistent_read(consistent),
+                        |builder, (expression, names)| {
+                            names
+                                .iter()
+                                .fold(builder.projection_expression(expression), |b, (placeholder, name)| {
+                                    b.expression_attribute_names(*placeholder, *name)
+                                })
+                        },
+                    )
+                    .build()
+                    .map_err(ApiError::internal)?,
+            );
+            let mut attempt = 0u32;
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await?;
+                self.usage.record(false, out.consumed_capacity());
+                found.extend(
+                    out.responses
+                        .unwrap_or_default()
+                        .remove(&self.table)
+                        .unwrap_or_default(),
+                );
+                pending = out
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .filter(|k| !k.keys().is_empty());
+                if pending.is_some() {
+                    attempt += 1;
+                    if attempt > 6 {
+                        return Err(ApiError::Unavailable {
+                            message: "The service is busy; please retry shortly.".to_owned(),
+                            retry_after_secs: 1,
+                        });
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+                }
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -1,6 +1,6 @@
 //! User profiles and the claims that keep usernames and wallet addresses unique.
 
-use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::ReturnValue;
 use serde::{Deserialize, Serialize};
 
 use super::{classify_transaction_error, item_with_key, key, keys, s, Store, WriteConflict};
@@ -56,9 +56,6 @@ pub struct ProfilePatch {
 
 /// The profile attributes a response may show (never `passwordHash`).
 const PUBLIC_PROJECTION: &str = "id, username, displayName, #status, statusText, walletAddress, lastSeenAt, createdAt";
-
-/// DynamoDB's BatchGetItem limit.
-const BATCH_GET_MAX: usize = 100;
 
 impl Store {
     /// Writes the profile and its username claim (and wallet claim, if the user has a wallet) in one
@@ -128,54 +125,16 @@ impl Store {
             .map(|c| c.user_id))
     }
 
-    /// Reads many profiles with BatchGetItem, 100 keys a call, retrying unprocessed keys. Unknown ids
-    /// are left out; the order of the result is not the order of `ids`.
+    /// Reads many profiles (public attributes only) with BatchGetItem, 100 keys a call. Unknown ids are
+    /// left out; the order of the result is not the order of `ids`.
     pub async fn batch_get_users(&self, ids: &[String]) -> Result<Vec<UserRecord>, ApiError> {
-        let mut users = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH_GET_MAX) {
-            let keys_and_attributes = KeysAndAttributes::builder()
-                .set_keys(Some(
-                    chunk.iter().map(|id| key(keys::user(id), keys::PROFILE)).collect(),
-                ))
-                .projection_expression(PUBLIC_PROJECTION)
-                .expression_attribute_names("#status", "status")
-                .build()
-                .map_err(ApiError::internal)?;
-            let mut pending = Some(keys_and_attributes);
-            let mut attempt = 0u32;
-            while let Some(request) = pending.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    users.push(serde_dynamo::from_item(item)?);
-                }
-                pending = out
-                    .unprocessed_keys
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .filter(|k| !k.keys().is_empty());
-                if pending.is_some() {
-                    attempt += 1;
-                    if attempt > 6 {
-                        return Err(ApiError::Unavailable {
-                            message: "The service is busy; please retry shortly.".to_owned(),
-                            retry_after_secs: 1,
-                        });
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
-                }
-            }
-        }
-        Ok(users)
+        let keys_wanted = ids.iter().map(|id| key(keys::user(id), keys::PROFILE)).collect();
+        let projection = (PUBLIC_PROJECTION, &[("#status", "status")][..]);
+        self.batch_get_projected(keys_wanted, false, Some(projection))
+            .await?
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).map_err(ApiError::from))
+            .collect()
     }
 
     /// Applies `patch` to an existing profile and returns the profile as it now is.
