@@ -35,6 +35,14 @@ pub struct HttpRoute {
     path: String,
     segments: Vec<Segment>,
     pub function: Arc<FunctionPool>,
+    pub authorizer: Option<RouteAuthorizer>,
+}
+
+/// A Lambda authorizer (payload format 2.0) in front of a route.
+pub struct RouteAuthorizer {
+    pub function: Arc<FunctionPool>,
+    pub identity_headers: Vec<String>,
+    pub simple_responses: bool,
 }
 
 impl HttpRoute {
@@ -55,6 +63,7 @@ impl HttpRoute {
             path: path.to_owned(),
             segments,
             function,
+            authorizer: None,
         }
     }
 
@@ -225,7 +234,7 @@ impl HttpGateway {
                 ))
             }
         };
-        let event = v2_event(
+        let mut event = v2_event(
             &parts,
             &raw_path,
             &raw_query,
@@ -235,6 +244,12 @@ impl HttpGateway {
             peer,
             &request_id,
         );
+        if let Some(authorizer) = &route.authorizer {
+            match self.authorize(authorizer, &event).await {
+                Ok(context) => event["requestContext"]["authorizer"] = json!({ "lambda": context }),
+                Err(refusal) => return Ok(refusal(&request_id)),
+            }
+        }
         let result = route.function.invoke(Bytes::from(event.to_string())).await;
         Ok(match result.map(|payload| v2_response(&payload, &request_id)) {
             Ok(Ok(response)) => response,
@@ -248,6 +263,60 @@ impl HttpGateway {
             Err(InvokeError::Timeout) => gateway_error(StatusCode::BAD_GATEWAY, "Internal Server Error", &request_id),
             Err(_) => gateway_error(StatusCode::BAD_GATEWAY, "Internal Server Error", &request_id),
         })
+    }
+}
+
+type Refusal = fn(&str) -> HttpResponse;
+
+impl HttpGateway {
+    /// Runs the route's Lambda authorizer as HTTP APIs do: a missing identity header is 401 without a
+    /// call, a "no" is 403, a failing authorizer is 500; a "yes" gives the context for the event.
+    async fn authorize(&self, authorizer: &RouteAuthorizer, event: &Value) -> Result<Value, Refusal> {
+        let unauthorized: Refusal = |id| gateway_error(StatusCode::UNAUTHORIZED, "Unauthorized", id);
+        let forbidden: Refusal = |id| gateway_error(StatusCode::FORBIDDEN, "Forbidden", id);
+        let failed: Refusal = |id| gateway_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", id);
+        let mut identity = Vec::new();
+        for header in &authorizer.identity_headers {
+            match event["headers"]
+                .get(header.to_ascii_lowercase())
+                .and_then(Value::as_str)
+            {
+                Some(value) if !value.is_empty() => identity.push(json!(value)),
+                _ => return Err(unauthorized),
+            }
+        }
+        let mut request = event.clone();
+        if let Some(fields) = request.as_object_mut() {
+            fields.remove("body");
+            fields.remove("isBase64Encoded");
+        }
+        request["type"] = json!("REQUEST");
+        request["identitySource"] = json!(identity);
+        request["routeArn"] = json!(format!(
+            "arn:aws:execute-api:{}:{}:local/$default/{}{}",
+            ids::REGION,
+            ids::ACCOUNT_ID,
+            event["requestContext"]["http"]["method"].as_str().unwrap_or("GET"),
+            event["rawPath"].as_str().unwrap_or("/")
+        ));
+        let payload = match authorizer.function.invoke(Bytes::from(request.to_string())).await {
+            Ok(payload) => payload,
+            Err(e) => {
+                self.logs.gateway(&format!("authorizer failed: {e}"));
+                return Err(failed);
+            }
+        };
+        let answer: Value = serde_json::from_slice(&payload).map_err(|_| failed)?;
+        let context = if authorizer.simple_responses {
+            match answer.get("isAuthorized").and_then(Value::as_bool) {
+                Some(true) => answer.get("context").cloned().unwrap_or_else(|| json!({})),
+                Some(false) => return Err(forbidden),
+                None => return Err(failed),
+            }
+        } else {
+            crate::websocket::policy_decision(&payload).ok_or(forbidden)?
+        };
+        Ok(context)
     }
 }
 
@@ -413,6 +482,7 @@ mod tests {
             path: path.into(),
             segments: HttpRoute::new(method, path, dummy_pool()).segments,
             function: dummy_pool(),
+            authorizer: None,
         }
     }
 

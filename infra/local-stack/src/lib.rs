@@ -32,7 +32,7 @@ pub use runtime::FunctionStats;
 pub use websocket::Limits;
 
 use dynamodb_local::DynamoDbLocal;
-use http_api::{HttpGateway, HttpRoute, HttpRouter};
+use http_api::{HttpGateway, HttpRoute, HttpRouter, RouteAuthorizer};
 use logs::LogBook;
 use parley_template::Template;
 use resolve::Resolver;
@@ -228,11 +228,16 @@ impl LocalStack {
         let mut http_routes = Vec::new();
         for function in &functions {
             for route in &function.http_routes {
-                http_routes.push(HttpRoute::new(
-                    &route.method,
-                    &route.path,
-                    pool_of(&function.logical_id, &function.logical_id)?,
-                ));
+                let pool = pool_of(&function.logical_id, &function.logical_id)?;
+                let mut served = HttpRoute::new(&route.method, &route.path, pool);
+                if let Some(authorizer) = &route.authorizer {
+                    served.authorizer = Some(RouteAuthorizer {
+                        function: pool_of(&authorizer.function, &function.logical_id)?,
+                        identity_headers: authorizer.identity_headers.clone(),
+                        simple_responses: authorizer.simple_responses,
+                    });
+                }
+                http_routes.push(served);
             }
         }
         let router = HttpRouter::new(http_routes);

@@ -588,7 +588,7 @@ impl WsGateway {
 }
 
 /// The authorizer's verdict: `Some(context)` when its policy allows `execute-api:Invoke`.
-fn policy_decision(payload: &[u8]) -> Option<Value> {
+pub(crate) fn policy_decision(payload: &[u8]) -> Option<Value> {
     let value: Value = serde_json::from_slice(payload).ok()?;
     let statements = value.get("policyDocument")?.get("Statement")?;
     let statements = match statements {

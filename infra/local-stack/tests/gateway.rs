@@ -138,6 +138,7 @@ async fn routes_match_as_api_gateway_matches_them() {
             "GET /items/{itemId}",
             "GET /noop",
             "GET /panic",
+            "GET /private",
             "GET /sleep",
             "GET /slow",
             "POST /echo"
@@ -192,7 +193,7 @@ async fn warm_instances_are_reused_and_concurrency_starts_more() {
         first["x-instance"], second["x-instance"],
         "one warm instance serves requests in turn"
     );
-    assert_eq!(stack.stats("fixture-echo").unwrap().cold_starts, 1);
+    assert_eq!(stack.stats("EchoFunction").unwrap().cold_starts, 1);
 
     let slow = format!("{url}?sleepMs=400");
     let (a, b, c) = tokio::join!(get_json(&slow), get_json(&slow), get_json(&slow));
@@ -204,7 +205,7 @@ async fn warm_instances_are_reused_and_concurrency_starts_more() {
         })
         .collect();
     assert_eq!(pids.len(), 3, "concurrent requests each get an instance: {pids:?}");
-    let stats = stack.stats("fixture-echo").unwrap();
+    let stats = stack.stats("EchoFunction").unwrap();
     assert_eq!(stats.cold_starts, 3);
     assert_eq!(stats.invocations, 5);
     assert_eq!(stats.init_micros.len(), 3);
@@ -512,4 +513,51 @@ async fn a_port_in_use_is_a_clear_error() {
         error.contains(&port.to_string()) && error.contains("--http-port"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn routes_behind_a_lambda_authorizer_get_its_context_or_its_refusal() {
+    let stack = start().await;
+    let url = format!("{}/private", stack.http_url());
+    let client = reqwest::Client::new();
+    let without = client.get(&url).send().await.unwrap();
+    assert_eq!(without.status(), 401, "no identity header: refused without a call");
+    assert_eq!(
+        without.json::<Value>().await.unwrap(),
+        json!({ "message": "Unauthorized" })
+    );
+    let denied = client
+        .get(&url)
+        .header("authorization", "Bearer nobody")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+    assert_eq!(denied.json::<Value>().await.unwrap(), json!({ "message": "Forbidden" }));
+    let failed = client
+        .get(&url)
+        .header("authorization", "Bearer explode")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 500);
+
+    let allowed = client
+        .get(&url)
+        .header("authorization", "Bearer good-zoe")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    let body: Value = allowed.json().await.unwrap();
+    let context = &body["event"]["requestContext"]["authorizer"]["lambda"];
+    assert_eq!(context["user"], "good-zoe");
+    assert!(context["routeArn"].as_str().unwrap().ends_with("/GET/private"));
+
+    let (_, _, open) = get_json(&format!("{}/items/x", stack.http_url())).await;
+    assert!(
+        open["event"]["requestContext"].get("authorizer").is_none(),
+        "routes without an authorizer have no context"
+    );
+    stack.stop().await;
 }

@@ -109,6 +109,20 @@ pub struct HttpRoute {
     pub method: String,
     /// As written: `/users/{userId}`, `/files/{proxy+}`.
     pub path: String,
+    /// The Lambda authorizer in front of the route, if any.
+    pub authorizer: Option<HttpAuthorizer>,
+}
+
+/// A Lambda authorizer of an `AWS::Serverless::HttpApi` (`Auth.Authorizers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAuthorizer {
+    pub name: String,
+    /// The logical id of its function.
+    pub function: String,
+    /// Header names that must be present (`Identity.Headers`).
+    pub identity_headers: Vec<String>,
+    /// `{isAuthorized, context}` answers (`EnableSimpleResponses`) rather than IAM policies.
+    pub simple_responses: bool,
 }
 
 /// An `AWS::Serverless::Function`, with the template's `Globals` applied.
@@ -416,6 +430,57 @@ impl Template {
             .ok_or_else(|| resource_error(integration_id, "IntegrationUri must name a function's Arn"))
     }
 
+    /// The authorizer a route of `api` (None: SAM's implicit API) uses: the event's `Auth.Authorizer`
+    /// (`NONE` for none), else the API's `DefaultAuthorizer`.
+    fn route_authorizer(
+        &self,
+        api: Option<&str>,
+        event_auth: Option<&Value>,
+        function: &str,
+    ) -> Result<Option<HttpAuthorizer>, TemplateError> {
+        let auth = api
+            .and_then(|id| self.resources.get(id))
+            .and_then(|r| r.get("Properties"))
+            .and_then(|p| p.get("Auth"));
+        let chosen = match event_auth.and_then(|a| a.get("Authorizer")).and_then(Value::as_str) {
+            Some("NONE") => return Ok(None),
+            Some(name) => Some(name.to_owned()),
+            None => auth
+                .and_then(|a| a.get("DefaultAuthorizer"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        };
+        let Some(name) = chosen else { return Ok(None) };
+        let definition = auth
+            .and_then(|a| a.get("Authorizers"))
+            .and_then(|a| a.get(name.as_str()))
+            .ok_or_else(|| resource_error(function, format!("authorizer {name} is not defined on its HttpApi")))?;
+        let authorizer_function = self
+            .reference(definition.get("FunctionArn"))
+            .filter(|id| self.resource_type(id) == Some("AWS::Serverless::Function"))
+            .ok_or_else(|| {
+                resource_error(
+                    api.unwrap_or(function),
+                    format!("authorizer {name}: FunctionArn must be a function's Arn"),
+                )
+            })?;
+        let identity_headers = definition
+            .get("Identity")
+            .and_then(|i| i.get("Headers"))
+            .and_then(Value::as_sequence)
+            .map(|h| h.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default();
+        Ok(Some(HttpAuthorizer {
+            name,
+            function: authorizer_function,
+            identity_headers,
+            simple_responses: definition
+                .get("EnableSimpleResponses")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        }))
+    }
+
     /// Every `AWS::Serverless::Function`, sorted by logical id.
     pub fn functions(&self) -> Result<Vec<FunctionDefinition>, TemplateError> {
         let mut functions = Vec::new();
@@ -470,7 +535,13 @@ impl Template {
                             format!("event {name}: Path must start with '/', got {path:?}"),
                         ));
                     }
-                    http_routes.push(HttpRoute { method, path });
+                    let api = self.reference(event_props.get("ApiId"));
+                    let authorizer = self.route_authorizer(api.as_deref(), event_props.get("Auth"), id)?;
+                    http_routes.push(HttpRoute {
+                        method,
+                        path,
+                        authorizer,
+                    });
                 }
             }
             functions.push(FunctionDefinition {
@@ -553,7 +624,8 @@ mod tests {
             register.http_routes,
             vec![HttpRoute {
                 method: "POST".into(),
-                path: "/auth/register".into()
+                path: "/auth/register".into(),
+                authorizer: None,
             }]
         );
         assert_eq!(register.environment["TABLE_NAME"], Intrinsic::Ref("ChatTable".into()));
