@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod realtime;
 pub mod store;
 pub mod time;

@@ -141,7 +141,22 @@ where
         request.request_id.clone(),
     );
     let user = request.user_id.clone();
+    let (started, usage_before) = (std::time::Instant::now(), context.store.usage());
     let result = handler(context, request).await;
+    let status = match &result {
+        Ok(WsReply::Status(status)) => *status,
+        Ok(_) => 200,
+        Err(error) => error.status(),
+    };
+    let error_code = result.as_ref().err().map(ApiError::code);
+    crate::metrics::invocation(
+        &route_key,
+        status,
+        started.elapsed(),
+        context.store.usage() - usage_before,
+        error_code,
+        &request_id,
+    );
     tracing::info!(requestId = %request_id, route = %route_key, connectionId = %connection_id, ok = result.is_ok(), "ws event");
     match result {
         Ok(WsReply::Frame(frame)) => json!({ "statusCode": 200, "body": frame.to_string() }),

@@ -23,14 +23,26 @@ pub struct Stack {
     stats: std::sync::mpsc::SyncSender<StatsQuery>,
 }
 
-type StatsQuery = (String, std::sync::mpsc::SyncSender<Option<local_stack::FunctionStats>>);
+enum StatsQuery {
+    Function(String, std::sync::mpsc::SyncSender<Option<local_stack::FunctionStats>>),
+    Logs(String, std::sync::mpsc::SyncSender<Vec<String>>),
+}
 
 impl Stack {
     /// The counters of one function of the running stack.
     pub fn stats(&self, function: &str) -> Option<local_stack::FunctionStats> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        self.stats.send((function.to_owned(), reply)).ok()?;
+        self.stats.send(StatsQuery::Function(function.to_owned(), reply)).ok()?;
         answer.recv().ok().flatten()
+    }
+
+    /// The output lines of one function (by binary name) so far.
+    pub fn logs_of(&self, binary: &str) -> Vec<String> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        if self.stats.send(StatsQuery::Logs(binary.to_owned(), reply)).is_err() {
+            return Vec::new();
+        }
+        answer.recv().unwrap_or_default()
     }
 }
 
@@ -59,8 +71,21 @@ pub fn stack() -> &'static Stack {
                 }));
                 let stack = std::sync::Arc::new(stack);
                 tokio::task::spawn_blocking(move || {
-                    while let Ok((function, reply)) = queries.recv() {
-                        let _ = reply.send(stack.stats(&function));
+                    while let Ok(query) = queries.recv() {
+                        match query {
+                            StatsQuery::Function(function, reply) => {
+                                let _ = reply.send(stack.stats(&function));
+                            }
+                            StatsQuery::Logs(binary, reply) => {
+                                let lines = stack
+                                    .logs()
+                                    .into_iter()
+                                    .filter(|l| l.source == binary)
+                                    .map(|l| l.text)
+                                    .collect();
+                                let _ = reply.send(lines);
+                            }
+                        }
                     }
                 })
                 .await

@@ -269,3 +269,42 @@ async fn a_conversation_lives_through_the_gateway() {
         (Some(true), Some(""))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_invocation_writes_an_embedded_metric_format_line() {
+    let (status, _) = call(
+        "POST",
+        "/auth/login",
+        None,
+        Some(json!({ "username": "nobody-here", "password": "wrong password" })),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let metrics = loop {
+        let found: Vec<Value> = stack()
+            .logs_of("auth-login")
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|doc| doc.get("_aws").is_some() && doc["statusCode"] == 401)
+            .collect();
+        if let Some(doc) = found.into_iter().next() {
+            break doc;
+        }
+        assert!(std::time::Instant::now() < deadline, "no EMF line from auth-login");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Parley");
+    assert_eq!(metrics["Route"], "POST /auth/login", "keyed by route, not raw path");
+    assert_eq!(metrics["Function"], "AuthLoginFunction");
+    assert_eq!(
+        (metrics["Errors4xx"].as_f64(), metrics["Errors5xx"].as_f64()),
+        (Some(1.0), Some(0.0))
+    );
+    assert_eq!(metrics["errorCode"], "unauthorized");
+    assert!(metrics["Latency"].as_f64().unwrap() > 0.0);
+    assert!(
+        metrics["DynamoDBCalls"].as_f64().unwrap() >= 1.0,
+        "the username lookup is counted"
+    );
+}

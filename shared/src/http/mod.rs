@@ -43,15 +43,17 @@ where
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
     let started = Instant::now();
+    let usage_before = context.store.usage();
     let request = ApiRequest::from_lambda(event);
     let request_id = request.request_id.clone();
-    let route = format!("{} {}", request.method, request.path);
+    let route = request.route_key.clone();
     let result = match (request.check_body_size(), FieldSelection::from_request(&request)) {
         (Err(e), _) | (Ok(()), Err(e)) => Err(e),
         (Ok(()), Ok(fields)) => handler(context, request)
             .await
             .map(|reply| reply.select(fields.as_ref())),
     };
+    let error_code = result.as_ref().err().map(ApiError::code);
     let response = match result {
         Ok(reply) => reply.into_response(&request_id),
         Err(error) => {
@@ -61,12 +63,21 @@ where
             response::error_response(&error, &request_id)
         }
     };
+    let status = response.status().as_u16();
     tracing::info!(
         requestId = %request_id,
         route = %route,
-        status = response.status().as_u16(),
+        status,
         durationMs = started.elapsed().as_secs_f64() * 1000.0,
         "request"
+    );
+    crate::metrics::invocation(
+        &route,
+        status,
+        started.elapsed(),
+        context.store.usage() - usage_before,
+        error_code,
+        &request_id,
     );
     response
 }

@@ -16,6 +16,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct ApiRequest {
     pub request_id: String,
+    /// The matched route, `GET /users/{userId}`: what metrics are keyed by (not the raw path).
+    pub route_key: String,
     pub method: String,
     pub path: String,
     pub source_ip: Option<String>,
@@ -27,9 +29,13 @@ pub struct ApiRequest {
 
 impl ApiRequest {
     pub fn from_lambda(event: Request) -> Self {
-        let (request_id, source_ip) = match event.request_context_ref() {
-            Some(RequestContext::ApiGatewayV2(ctx)) => (ctx.request_id.clone(), ctx.http.source_ip.clone()),
-            _ => (None, None),
+        let (request_id, source_ip, route_key) = match event.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => (
+                ctx.request_id.clone(),
+                ctx.http.source_ip.clone(),
+                ctx.route_key.clone(),
+            ),
+            _ => (None, None, None),
         };
         let request_id = request_id
             .or_else(|| event.lambda_context_ref().map(|c| c.request_id.clone()))
@@ -55,8 +61,10 @@ impl ApiRequest {
             Body::Binary(bytes) => bytes,
             _ => Vec::new(),
         };
+        let route_key = route_key.unwrap_or_else(|| format!("{} {}", parts.method, parts.uri.path()));
         ApiRequest {
             request_id,
+            route_key,
             method: parts.method.to_string(),
             path: parts.uri.path().to_owned(),
             source_ip,

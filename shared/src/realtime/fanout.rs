@@ -180,6 +180,7 @@ impl Fanout {
         }
         let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
         tracing::info!(events = ?kinds, delivery = ?delivery, "fan-out");
+        crate::metrics::fanout(&delivery);
         delivery
     }
 

@@ -26,13 +26,16 @@ pub struct SessionRecord {
 
 impl Store {
     pub async fn put_session(&self, session: &SessionRecord) -> Result<(), ApiError> {
-        self.client
+        let out = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item_with_key(keys::session(&session.id), keys::SESSION, session)?))
             .condition_expression("attribute_not_exists(PK)")
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await?;
+        self.usage.record(true, out.consumed_capacity());
         Ok(())
     }
 
@@ -43,8 +46,10 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(keys::session(session_id), keys::SESSION)))
             .consistent_read(true)
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await?;
+        self.usage.record(false, out.consumed_capacity());
         Ok(out.item.map(serde_dynamo::from_item).transpose()?)
     }
 
@@ -69,8 +74,12 @@ impl Store {
             .expression_attribute_values(":oldHash", s(&session.token_hash))
             .expression_attribute_values(":expiresAt", n(new_expires_at))
             .return_values(ReturnValue::None)
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await;
+        if let Ok(out) = &result {
+            self.usage.record(true, out.consumed_capacity());
+        }
         match result {
             Ok(_) => Ok(true),
             Err(err) if is_condition_failure(&err) => Ok(false),
@@ -89,8 +98,12 @@ impl Store {
             .condition_expression("attribute_exists(PK) AND attribute_not_exists(revokedAt)")
             .expression_attribute_values(":at", s(at))
             .expression_attribute_values(":reason", s(reason))
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await;
+        if let Ok(out) = &result {
+            self.usage.record(true, out.consumed_capacity());
+        }
         match result {
             Ok(_) => Ok(()),
             Err(err) if is_condition_failure(&err) => Ok(()),

@@ -78,8 +78,12 @@ impl Store {
             .client
             .transact_write_items()
             .set_transact_items(Some(writes))
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await;
+        if let Ok(out) = &result {
+            self.usage.record(true, out.consumed_capacity());
+        }
         match result.map_err(classify_transaction_error) {
             Ok(_) => Ok(()),
             Err(WriteConflict::Conditions(failed)) if failed.contains(&1) => Err(CreateUserError::UsernameTaken),
@@ -95,8 +99,10 @@ impl Store {
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::user(user_id), keys::PROFILE)))
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await?;
+        self.usage.record(false, out.consumed_capacity());
         Ok(out.item.map(serde_dynamo::from_item).transpose()?)
     }
 
@@ -116,8 +122,10 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(pk, keys::CLAIM)))
             .consistent_read(true)
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await?;
+        self.usage.record(false, out.consumed_capacity());
         Ok(out
             .item
             .map(serde_dynamo::from_item::<_, ClaimRead>)
@@ -176,8 +184,12 @@ impl Store {
         if expression.is_empty() {
             return self.get_user(user_id).await;
         }
+        let request = request.return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total);
         match request.update_expression(expression.trim()).send().await {
-            Ok(out) => Ok(out.attributes.map(serde_dynamo::from_item).transpose()?),
+            Ok(out) => {
+                self.usage.record(true, out.consumed_capacity());
+                Ok(out.attributes.map(serde_dynamo::from_item).transpose()?)
+            }
             Err(err) if super::is_condition_failure(&err) => Ok(None),
             Err(err) => Err(err.into()),
         }

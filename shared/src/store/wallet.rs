@@ -18,7 +18,8 @@ pub struct ChallengeRecord {
 
 impl Store {
     pub async fn put_challenge(&self, challenge: &ChallengeRecord) -> Result<(), ApiError> {
-        self.client
+        let out = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item_with_key(
@@ -26,8 +27,10 @@ impl Store {
                 keys::CHALLENGE,
                 challenge,
             )?))
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await?;
+        self.usage.record(true, out.consumed_capacity());
         Ok(())
     }
 
@@ -38,8 +41,10 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(keys::wallet_challenge(address_lowercase), keys::CHALLENGE)))
             .consistent_read(true)
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await?;
+        self.usage.record(false, out.consumed_capacity());
         Ok(out.item.map(serde_dynamo::from_item).transpose()?)
     }
 
@@ -54,8 +59,12 @@ impl Store {
             .condition_expression("nonce = :nonce AND expiresAt > :now")
             .expression_attribute_values(":nonce", s(&challenge.nonce))
             .expression_attribute_values(":now", n(now_secs))
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await;
+        if let Ok(out) = &result {
+            self.usage.record(true, out.consumed_capacity());
+        }
         match result {
             Ok(_) => Ok(true),
             Err(err) if is_condition_failure(&err) => Ok(false),
