@@ -405,6 +405,7 @@ impl Template {
             Intrinsic::Sub(text) => sub_references(&text)
                 .into_iter()
                 .map(|r| r.split('.').next().unwrap_or_default().to_owned())
+                .map(|id| self.function_of_alias(&id).unwrap_or(id))
                 .find(|id| self.resources.contains_key(id.as_str())),
             Intrinsic::Literal(text) => text
                 .strip_prefix("integrations/")
@@ -412,6 +413,19 @@ impl Template {
                 .filter(|id| self.resources.contains_key(id.as_str())),
             Intrinsic::Other(_) => None,
         }
+    }
+
+    /// SAM names the alias it publishes for `AutoPublishAlias: live` `<Function>Aliaslive`: the function
+    /// behind such an id.
+    fn function_of_alias(&self, id: &str) -> Option<String> {
+        let (function, alias) = id.split_once("Alias")?;
+        let published = self
+            .resources
+            .get(function)?
+            .get("Properties")?
+            .get("AutoPublishAlias")?
+            .as_str()?;
+        (published == alias).then(|| function.to_owned())
     }
 
     /// The function logical id in a Lambda invocation URI (`...functions/${Fn.Arn}/invocations`).
