@@ -17,6 +17,7 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod ops;
 pub mod realtime;
 pub mod store;
 pub mod time;

@@ -32,7 +32,8 @@ pub fn document(dimensions: &[(&str, &str)], metrics: &[(&str, &str, f64)], prop
             "Timestamp": timestamp,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                "Dimensions": [dimensions.iter().map(|(name, _)| *name).collect::<Vec<_>>()],
+                // The named dimensions, and none at all: the alarms and the dashboard read the service-wide totals.
+                "Dimensions": [dimensions.iter().map(|(name, _)| *name).collect::<Vec<_>>(), Vec::<&str>::new()],
                 "Metrics": metrics.iter().map(|(name, unit, _)| json!({ "Name": name, "Unit": unit })).collect::<Vec<_>>(),
             }],
         }),
@@ -114,7 +115,7 @@ mod tests {
         );
         let spec = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(spec["Namespace"], NAMESPACE);
-        assert_eq!(spec["Dimensions"], json!([["Function", "Route"]]));
+        assert_eq!(spec["Dimensions"], json!([["Function", "Route"], []]));
         assert_eq!(spec["Metrics"], json!([{ "Name": "Latency", "Unit": "Milliseconds" }]));
         assert_eq!(
             (doc["Function"].as_str(), doc["Route"].as_str(), doc["Latency"].as_f64()),

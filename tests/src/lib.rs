@@ -26,6 +26,7 @@ pub struct Stack {
 enum StatsQuery {
     Function(String, std::sync::mpsc::SyncSender<Option<local_stack::FunctionStats>>),
     Logs(String, std::sync::mpsc::SyncSender<Vec<String>>),
+    Invoke(String, Value, std::sync::mpsc::SyncSender<Result<Value, String>>),
 }
 
 impl Stack {
@@ -34,6 +35,15 @@ impl Stack {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         self.stats.send(StatsQuery::Function(function.to_owned(), reply)).ok()?;
         answer.recv().ok().flatten()
+    }
+
+    /// Invokes a function of the running stack directly (blocking; call it from `spawn_blocking`).
+    pub fn invoke(&self, function: &str, payload: Value) -> Result<Value, String> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.stats
+            .send(StatsQuery::Invoke(function.to_owned(), payload, reply))
+            .map_err(|e| e.to_string())?;
+        answer.recv().map_err(|e| e.to_string())?
     }
 
     /// The output lines of one function (by binary name) so far.
@@ -70,11 +80,18 @@ pub fn stack() -> &'static Stack {
                     stats,
                 }));
                 let stack = std::sync::Arc::new(stack);
+                let runtime = tokio::runtime::Handle::current();
                 tokio::task::spawn_blocking(move || {
                     while let Ok(query) = queries.recv() {
                         match query {
                             StatsQuery::Function(function, reply) => {
                                 let _ = reply.send(stack.stats(&function));
+                            }
+                            StatsQuery::Invoke(function, payload, reply) => {
+                                let stack = std::sync::Arc::clone(&stack);
+                                runtime.spawn(async move {
+                                    let _ = reply.send(stack.invoke(&function, &payload).await);
+                                });
                             }
                             StatsQuery::Logs(binary, reply) => {
                                 let lines = stack

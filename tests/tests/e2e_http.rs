@@ -71,6 +71,26 @@ async fn every_function_in_the_template_starts_and_answers() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // Functions no API routes to are invoked directly with their sample event.
+    for function in functions
+        .iter()
+        .filter(|f| f.http_routes.is_empty() && !f.binary.starts_with("ws-"))
+    {
+        let sample: Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                workspace_template_path()
+                    .with_file_name("events")
+                    .join(format!("{}.json", function.binary)),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let name = function.binary.clone();
+        let result = tokio::task::spawn_blocking(move || stack().invoke(&name, sample))
+            .await
+            .unwrap();
+        assert!(result.is_ok(), "{} failed: {result:?}", function.binary);
+    }
     for function in &functions {
         for route in &function.http_routes {
             let path = route.path.replace("{userId}", &ulid::Ulid::generate().to_string());

@@ -21,7 +21,11 @@ fn linters() -> PathBuf {
     lock.lock().unwrap();
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let created = Command::new(&python).args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv");
+        let created = Command::new(&python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 -m venv");
         assert!(created.success(), "could not create {}", venv.display());
         let installed = Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
@@ -41,7 +45,11 @@ fn run(program: &Path, args: &[&str]) -> (bool, String) {
         .env("SAM_CLI_TELEMETRY", "0")
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     (output.status.success(), text)
 }
 
@@ -51,7 +59,10 @@ fn the_template_passes_cfn_lint_and_sam_validate() {
     let (ok, output) = run(&bin.join("cfn-lint"), &["template.yaml"]);
     assert!(ok, "cfn-lint found problems:\n{output}");
     let (ok, output) = run(&bin.join("sam"), &["validate", "--lint", "--template", "template.yaml"]);
-    assert!(ok && output.contains("is a valid SAM Template"), "sam validate --lint failed:\n{output}");
+    assert!(
+        ok && output.contains("is a valid SAM Template"),
+        "sam validate --lint failed:\n{output}"
+    );
 }
 
 #[test]
@@ -59,8 +70,15 @@ fn a_broken_template_fails_the_checks() {
     let bin = linters();
     let broken = std::env::temp_dir().join(format!("parley-broken-{}.yaml", std::process::id()));
     let template = std::fs::read_to_string(workspace().join("template.yaml")).unwrap();
-    std::fs::write(&broken, template.replace("BillingMode: PAY_PER_REQUEST", "BillingMode: WHENEVER")).unwrap();
+    std::fs::write(
+        &broken,
+        template.replace("BillingMode: PAY_PER_REQUEST", "BillingMode: WHENEVER"),
+    )
+    .unwrap();
     let (ok, output) = run(&bin.join("cfn-lint"), &[broken.to_str().unwrap()]);
     std::fs::remove_file(&broken).ok();
-    assert!(!ok && output.contains("WHENEVER"), "cfn-lint accepted a bad billing mode:\n{output}");
+    assert!(
+        !ok && output.contains("WHENEVER"),
+        "cfn-lint accepted a bad billing mode:\n{output}"
+    );
 }

@@ -336,6 +336,22 @@ impl LocalStack {
             .map(|(_, pool)| pool.stats())
     }
 
+    /// Invokes a function directly with `payload`, as `aws lambda invoke` would (for functions no API
+    /// routes to, such as the alarm responder). The function's result, or why there is none.
+    pub async fn invoke(&self, function: &str, payload: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let pool = self
+            .pools
+            .iter()
+            .find(|(id, pool)| *id == function || pool.spec.binary == function)
+            .map(|(_, pool)| Arc::clone(pool))
+            .ok_or_else(|| format!("no function {function}"))?;
+        let result = pool
+            .invoke(bytes::Bytes::from(payload.to_string()))
+            .await
+            .map_err(|e| e.to_string())?;
+        serde_json::from_slice(&result).map_err(|e| format!("the result is not JSON: {e}"))
+    }
+
     /// The HTTP routes served, most specific first: exactly the template's.
     pub fn http_routes(&self) -> Vec<String> {
         self.http.router.route_keys()

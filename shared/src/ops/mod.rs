@@ -1,0 +1,3 @@
+//! Operating Parley: what runs beside the chat, not for its users.
+
+pub mod alarms;
