@@ -11,9 +11,7 @@
 //! bounded by the page size and the number of groups the user is in, and never by message traffic or
 //! group sizes.
 
-use aws_sdk_dynamodb::types::{
-    ConsumedCapacity, Delete, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{ConsumedCapacity, Delete, Put, ReturnConsumedCapacity, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -428,28 +426,18 @@ impl Store {
         name: &str,
         now: &str,
     ) -> Result<Option<ConversationRecord>, ApiError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
-            .update_expression("SET #name = :name, updatedAt = :now")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_names("#name", "name")
-            .expression_attribute_values(":name", s(name))
-            .expression_attribute_values(":now", s(now))
-            .return_values(ReturnValue::AllNew)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                self.usage.record(true, out.consumed_capacity());
-                Ok(out.attributes.map(serde_dynamo::from_item).transpose()?)
-            }
-            Err(err) if is_condition_failure(&err) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        self.conditional_update(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
+                .update_expression("SET #name = :name, updatedAt = :now")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_values(":name", s(name))
+                .expression_attribute_values(":now", s(now)),
+        )
+        .await
     }
 
     /// Adds members (none of them members yet) and bumps the count and version, refusing to pass

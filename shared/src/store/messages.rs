@@ -1,6 +1,6 @@
 //! Messages: the idempotent send transaction, history pages, edits and deletes.
 
-use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, TransactWriteItem, Update};
 use serde::Deserialize;
 
 use super::conversations::{direct_activity_key, ConversationRecord, MessageRecord};
@@ -230,32 +230,22 @@ impl Store {
         body: &str,
         now: &str,
     ) -> Result<Option<MessageRecord>, ApiError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::conversation(conversation_id),
-                keys::message(message_id),
-            )))
-            .update_expression("SET body = :body, editedAt = :now")
-            .condition_expression("attribute_exists(PK) AND senderId = :sender AND deleted = :false")
-            .expression_attribute_values(":body", s(body))
-            .expression_attribute_values(":now", s(now))
-            .expression_attribute_values(":sender", s(sender_id))
-            .expression_attribute_values(":false", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
-            .return_values(ReturnValue::AllNew)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                self.usage.record(true, out.consumed_capacity());
-                Ok(out.attributes.map(serde_dynamo::from_item).transpose()?)
-            }
-            Err(err) if is_condition_failure(&err) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        self.conditional_update(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(
+                    keys::conversation(conversation_id),
+                    keys::message(message_id),
+                )))
+                .update_expression("SET body = :body, editedAt = :now")
+                .condition_expression("attribute_exists(PK) AND senderId = :sender AND deleted = :false")
+                .expression_attribute_values(":body", s(body))
+                .expression_attribute_values(":now", s(now))
+                .expression_attribute_values(":sender", s(sender_id))
+                .expression_attribute_values(":false", aws_sdk_dynamodb::types::AttributeValue::Bool(false)),
+        )
+        .await
     }
 
     /// Marks the message deleted and drops its body; it keeps its id, time and place.
@@ -264,30 +254,20 @@ impl Store {
         conversation_id: &str,
         message_id: &str,
     ) -> Result<Option<MessageRecord>, ApiError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::conversation(conversation_id),
-                keys::message(message_id),
-            )))
-            .update_expression("SET deleted = :true, body = :empty")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":true", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
-            .expression_attribute_values(":empty", s(""))
-            .return_values(ReturnValue::AllNew)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                self.usage.record(true, out.consumed_capacity());
-                Ok(out.attributes.map(serde_dynamo::from_item).transpose()?)
-            }
-            Err(err) if is_condition_failure(&err) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        self.conditional_update(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(
+                    keys::conversation(conversation_id),
+                    keys::message(message_id),
+                )))
+                .update_expression("SET deleted = :true, body = :empty")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(":true", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+                .expression_attribute_values(":empty", s("")),
+        )
+        .await
     }
 
     /// Keeps the conversation's `lastMessage` in step with an edit or delete of that same message.

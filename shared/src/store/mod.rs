@@ -158,6 +158,29 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Sends a conditional UpdateItem and returns the item as it now is, or `None` when the condition
+    /// did not hold.
+    pub(crate) async fn conditional_update<T: serde::de::DeserializeOwned>(
+        &self,
+        request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> Result<Option<T>, ApiError> {
+        let result = request
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                self.usage.record(true, out.consumed_capacity());
+                Ok(out.attributes.map(serde_dynamo::from_item).transpose()?)
+            }
+            Err(err) if is_condition_failure(&err) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
 /// `{PK, SK}` as a DynamoDB key.
 pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([

@@ -1,6 +1,5 @@
 //! User profiles and the claims that keep usernames and wallet addresses unique.
 
-use aws_sdk_dynamodb::types::ReturnValue;
 use serde::{Deserialize, Serialize};
 
 use super::{classify_transaction_error, item_with_key, key, keys, s, Store, WriteConflict};
@@ -154,8 +153,7 @@ impl Store {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::user(user_id), keys::PROFILE)))
-            .condition_expression("attribute_exists(PK)")
-            .return_values(ReturnValue::AllNew);
+            .condition_expression("attribute_exists(PK)");
         if let Some(name) = &patch.display_name {
             set.push("displayName = :displayName");
             request = request.expression_attribute_values(":displayName", s(name));
@@ -184,14 +182,7 @@ impl Store {
         if expression.is_empty() {
             return self.get_user(user_id).await;
         }
-        let request = request.return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total);
-        match request.update_expression(expression.trim()).send().await {
-            Ok(out) => {
-                self.usage.record(true, out.consumed_capacity());
-                Ok(out.attributes.map(serde_dynamo::from_item).transpose()?)
-            }
-            Err(err) if super::is_condition_failure(&err) => Ok(None),
-            Err(err) => Err(err.into()),
-        }
+        self.conditional_update(request.update_expression(expression.trim()))
+            .await
     }
 }
