@@ -328,3 +328,71 @@ async fn every_invocation_writes_an_embedded_metric_format_line() {
         "the username lookup is counted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_responses_are_compressed_as_the_client_accepts() {
+    use std::io::Read;
+    let (status, body) = call(
+        "POST",
+        "/auth/register",
+        None,
+        Some(json!({ "username": unique("zip"), "password": "squeeze me please" })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let token = body["accessToken"].as_str().unwrap().to_owned();
+    let (_, group) = call(
+        "POST",
+        "/conversations",
+        Some(&token),
+        Some(json!({ "type": "group", "name": "zip", "memberIds": [] })),
+    )
+    .await;
+    let messages = format!("/conversations/{}/messages", group["id"].as_str().unwrap());
+    for i in 0..20 {
+        let body = json!({ "clientMessageId": format!("z{i}"), "body": "a message long enough to make the page bigger than a kibibyte" });
+        assert_eq!(call("POST", &messages, Some(&token), Some(body)).await.0, 201);
+    }
+    let fetch = |encoding: &'static str, path: String| {
+        let token = token.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .get(format!("{}{path}", stack().http_url))
+                .bearer_auth(token)
+                .header("accept-encoding", encoding)
+                .send()
+                .await
+                .unwrap();
+            let encoding = response
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (encoding, response.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (plain_encoding, plain) = fetch("identity", messages.clone()).await;
+    assert_eq!(plain_encoding, None);
+    let page: Value = serde_json::from_slice(&plain).unwrap();
+    assert!(plain.len() > 1024 && page["items"].as_array().unwrap().len() == 20);
+
+    let (encoding, bytes) = fetch("gzip, deflate, br", messages.clone()).await;
+    assert_eq!(encoding.as_deref(), Some("br"));
+    let mut text = Vec::new();
+    brotli::Decompressor::new(&bytes[..], 4096)
+        .read_to_end(&mut text)
+        .unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&text).unwrap(), page);
+    assert!(bytes.len() < plain.len() / 2);
+
+    let (encoding, bytes) = fetch("gzip", messages.clone()).await;
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    let mut text = Vec::new();
+    flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut text).unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&text).unwrap(), page);
+
+    let (encoding, _) = fetch("zstd-from-the-future", messages.clone()).await;
+    assert_eq!(encoding, None, "an unknown coding gets the plain body");
+    let (encoding, small) = fetch("br", "/users/me".to_owned()).await;
+    assert_eq!(encoding, None, "a body under 1 KiB is left alone");
+    assert!(serde_json::from_slice::<Value>(&small).is_ok());
+}

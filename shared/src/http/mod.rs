@@ -4,6 +4,7 @@
 //! [`serve`] runs one as a Lambda function; [`handle`] is the same path for one event, which is what
 //! tests call.
 
+mod compression;
 mod request;
 mod response;
 
@@ -35,6 +36,33 @@ where
     .await
 }
 
+/// Compresses a JSON body over 1 KiB with the negotiated encoding; API Gateway passes binary bodies
+/// base64-encoded, which lambda_http does for `Body::Binary`.
+fn compressed(response: Response<Body>, encoding: Option<compression::Encoding>) -> Response<Body> {
+    let Some(encoding) = encoding else { return response };
+    let (mut parts, body) = response.into_parts();
+    parts
+        .headers
+        .insert(http::header::VARY, http::HeaderValue::from_static("accept-encoding"));
+    let text = match body {
+        Body::Text(text) if text.len() > compression::MIN_COMPRESSED_BYTES => text,
+        other => return Response::from_parts(parts, other),
+    };
+    match compression::compress(encoding, text.as_bytes()) {
+        Ok(bytes) => {
+            parts.headers.insert(
+                http::header::CONTENT_ENCODING,
+                http::HeaderValue::from_static(encoding.header_value()),
+            );
+            Response::from_parts(parts, Body::Binary(bytes))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "compression failed; answering uncompressed");
+            Response::from_parts(parts, Body::Text(text))
+        }
+    }
+}
+
 /// One event through one handler: parse, run, and turn the outcome into the response API.md promises
 /// (JSON, a request id, error bodies with codes). Never panics on bad input.
 pub async fn handle<H, Fut>(context: &'static AppContext, handler: H, event: Request) -> Response<Body>
@@ -47,6 +75,7 @@ where
     let request = ApiRequest::from_lambda(event);
     let request_id = request.request_id.clone();
     let route = request.route_key.clone();
+    let encoding = compression::negotiate(request.header("accept-encoding"));
     let result = match (request.check_body_size(), FieldSelection::from_request(&request)) {
         (Err(e), _) | (Ok(()), Err(e)) => Err(e),
         (Ok(()), Ok(fields)) => handler(context, request)
@@ -63,6 +92,7 @@ where
             response::error_response(&error, &request_id)
         }
     };
+    let response = compressed(response, encoding);
     let status = response.status().as_u16();
     tracing::info!(
         requestId = %request_id,
