@@ -209,6 +209,7 @@ async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
         "users-me-update" => app.call_event(users::update_me, event).await,
         "users-get" => app.call_event(users::get_user, event).await,
         "users-batch-get" => app.call_event(users::batch_get, event).await,
+        "health" => app.call_event(parley::api::health::health, event).await,
         "conversations-create" => app.call_event(conversations::create, event).await,
         "conversations-list" => app.call_event(conversations::list, event).await,
         "conversations-get" => app.call_event(conversations::get, event).await,

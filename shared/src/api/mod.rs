@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod conversations;
+pub mod health;
 pub mod messages;
 pub mod users;
 pub mod ws;

@@ -64,6 +64,20 @@ impl Store {
         &self.table
     }
 
+    /// One eventually consistent read of a key that never exists: the cheapest proof DynamoDB answers.
+    pub async fn ping(&self) -> Result<(), ApiError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key("HEALTH", "HEALTH")))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await?;
+        self.usage.record(false, out.consumed_capacity());
+        Ok(())
+    }
+
     /// DynamoDB calls and capacity this store has used so far.
     pub fn usage(&self) -> Usage {
         self.usage.snapshot()
