@@ -236,3 +236,44 @@ async fn fields_selects_top_level_fields_and_always_keeps_id() {
         response.assert_error(400, "validation_failed");
     }
 }
+
+#[tokio::test]
+async fn unchanged_resources_answer_304_to_if_none_match() {
+    let app = TestApp::new().await;
+    let ivan = app.register("ivan").await;
+    let t = token(&ivan);
+    let me = || TestRequest::new("GET", "/users/me").bearer(t);
+    let first = app.call(users::get_me, me()).await;
+    let tag = first.headers["etag"].to_str().unwrap().to_owned();
+    assert!(tag.starts_with('"') && tag.len() > 10, "{tag}");
+
+    let again = app.call(users::get_me, me().header("if-none-match", &tag)).await;
+    assert_eq!(again.status, 304);
+    assert_eq!(again.body, Value::Null, "no body with a 304");
+    assert_eq!(again.headers["etag"].to_str().unwrap(), tag);
+    let weak = app
+        .call(
+            users::get_me,
+            me().header("if-none-match", &format!("\"other\", W/{tag}")),
+        )
+        .await;
+    assert_eq!(weak.status, 304, "a list, and a weak validator, still match");
+
+    app.call(
+        users::update_me,
+        patch_me(t, json!({ "displayName": "Ivan the Changed" })),
+    )
+    .await;
+    let changed = app.call(users::get_me, me().header("if-none-match", &tag)).await;
+    assert_eq!(changed.status, 200, "a changed resource is sent again");
+    assert_ne!(changed.headers["etag"].to_str().unwrap(), tag);
+    assert_eq!(changed.body["displayName"], "Ivan the Changed");
+
+    let patched = app
+        .call(
+            users::update_me,
+            patch_me(t, json!({ "status": "busy" })).header("if-none-match", "*"),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "only GETs are conditional");
+}

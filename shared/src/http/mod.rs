@@ -76,6 +76,7 @@ where
     let request_id = request.request_id.clone();
     let route = request.route_key.clone();
     let encoding = compression::negotiate(request.header("accept-encoding"));
+    let conditional = (request.method == "GET").then(|| request.header("if-none-match").unwrap_or("").to_owned());
     let result = match (request.check_body_size(), FieldSelection::from_request(&request)) {
         (Err(e), _) | (Ok(()), Err(e)) => Err(e),
         (Ok(()), Ok(fields)) => handler(context, request)
@@ -84,7 +85,12 @@ where
     };
     let error_code = result.as_ref().err().map(ApiError::code);
     let response = match result {
-        Ok(reply) => reply.into_response(&request_id),
+        Ok(reply) => match &conditional {
+            Some(if_none_match) => {
+                reply.into_conditional_response(&request_id, Some(if_none_match.as_str()).filter(|h| !h.is_empty()))
+            }
+            None => reply.into_response(&request_id),
+        },
         Err(error) => {
             if let ApiError::Internal(detail) = &error {
                 tracing::error!(requestId = %request_id, route = %route, error = %detail, "request failed");

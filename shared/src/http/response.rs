@@ -3,6 +3,7 @@
 use lambda_http::{Body, Response};
 use serde::Serialize;
 use serde_json::Value;
+use sha2::Digest;
 
 use super::ApiRequest;
 use crate::error::ApiError;
@@ -51,6 +52,34 @@ impl Reply {
 
     pub(crate) fn into_response(self, request_id: &str) -> Response<Body> {
         json_response(self.status, self.body.as_ref(), request_id, None)
+    }
+
+    /// The response to a GET: with an `ETag` of the body, or `304 Not Modified` (no body) when the
+    /// client's `If-None-Match` already names it.
+    pub(crate) fn into_conditional_response(self, request_id: &str, if_none_match: Option<&str>) -> Response<Body> {
+        let Some(body) = self.body.as_ref().filter(|_| self.status == 200) else {
+            return self.into_response(request_id);
+        };
+        let text = body.to_string();
+        let tag = format!("\"{}\"", &hex::encode(sha2::Sha256::digest(text.as_bytes()))[..32]);
+        let matches = if_none_match.is_some_and(|header| {
+            header
+                .split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == tag || t == "*")
+        });
+        let builder = Response::builder()
+            .header("x-request-id", request_id)
+            .header("etag", &tag);
+        let response = if matches {
+            builder.status(304).body(Body::Empty)
+        } else {
+            builder
+                .status(200)
+                .header("content-type", "application/json")
+                .body(Body::Text(text))
+        };
+        response.unwrap_or_else(|_| Response::new(Body::Empty))
     }
 }
 
