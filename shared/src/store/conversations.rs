@@ -15,7 +15,8 @@ use aws_sdk_dynamodb::types::{ConsumedCapacity, Delete, Put, ReturnConsumedCapac
 use serde::{Deserialize, Serialize};
 
 use super::{
-    classify_transaction_error, is_condition_failure, item_with_key, key, keys, n, s, Item, Store, WriteConflict,
+    classify_transaction_error, is_condition_failure, item_with_key, key, keys, n, records, s, Item, Store,
+    WriteConflict,
 };
 use crate::error::ApiError;
 
@@ -305,11 +306,7 @@ impl Store {
 
     pub async fn batch_get_conversations(&self, ids: &[String]) -> Result<Vec<ConversationRecord>, ApiError> {
         let keys_wanted = ids.iter().map(|id| key(keys::conversation(id), keys::META)).collect();
-        self.batch_get(keys_wanted, false)
-            .await?
-            .into_iter()
-            .map(|item| serde_dynamo::from_item(item).map_err(ApiError::from))
-            .collect()
+        records(self.batch_get(keys_wanted, false).await?)
     }
 
     /// A page of the user's direct conversations, most recent activity first, after `before` (an
@@ -338,13 +335,7 @@ impl Store {
         let out = query.send().await?;
         self.usage.record(false, out.consumed_capacity());
         let more = out.last_evaluated_key.is_some();
-        let members = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| serde_dynamo::from_item(item).map_err(ApiError::from))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((members, more))
+        Ok((records(out.items.unwrap_or_default())?, more))
     }
 
     /// All of the user's group memberships.
@@ -400,24 +391,14 @@ impl Store {
         let out = query.send().await?;
         self.usage.record(false, out.consumed_capacity());
         let more = out.last_evaluated_key.is_some();
-        let members = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| serde_dynamo::from_item(item).map_err(ApiError::from))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((members, more))
+        Ok((records(out.items.unwrap_or_default())?, more))
     }
 
     /// The member items of these users in one conversation (those that exist).
     pub async fn members_of(&self, conversation_id: &str, user_ids: &[String]) -> Result<Vec<MemberRecord>, ApiError> {
         let pk = keys::conversation(conversation_id);
         let keys_wanted = user_ids.iter().map(|u| key(pk.clone(), keys::member(u))).collect();
-        self.batch_get(keys_wanted, true)
-            .await?
-            .into_iter()
-            .map(|item| serde_dynamo::from_item(item).map_err(ApiError::from))
-            .collect()
+        records(self.batch_get(keys_wanted, true).await?)
     }
 
     pub async fn rename_conversation(

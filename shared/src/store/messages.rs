@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, TransactWriteItem, Update}
 use serde::Deserialize;
 
 use super::conversations::{direct_activity_key, ConversationRecord, MessageRecord};
-use super::{is_condition_failure, item_with_key, key, keys, n, s, Store, WriteConflict};
+use super::{is_condition_failure, item_with_key, key, keys, n, records, s, Store, WriteConflict};
 use crate::error::ApiError;
 
 /// Why a send did not store the message.
@@ -207,12 +207,7 @@ impl Store {
         let out = query.limit(fetch as i32).send().await?;
         self.usage.record(false, out.consumed_capacity());
         let more_in_table = out.last_evaluated_key.is_some();
-        let mut messages: Vec<MessageRecord> = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| serde_dynamo::from_item(item).map_err(ApiError::from))
-            .collect::<Result<_, _>>()?;
+        let mut messages: Vec<MessageRecord> = records(out.items.unwrap_or_default())?;
         if let Some(id) = exclude {
             messages.retain(|m| m.id != *id);
         }

@@ -195,6 +195,16 @@ impl Store {
     }
 }
 
+/// Deserialises items into records; one bad item fails the whole read (it would be a store bug).
+pub(crate) fn records<T: serde::de::DeserializeOwned>(
+    items: impl IntoIterator<Item = Item>,
+) -> Result<Vec<T>, ApiError> {
+    items
+        .into_iter()
+        .map(|item| serde_dynamo::from_item(item).map_err(ApiError::from))
+        .collect()
+}
+
 /// `{PK, SK}` as a DynamoDB key.
 pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{classify_transaction_error, item_with_key, key, keys, s, Store, WriteConflict};
+use super::{classify_transaction_error, item_with_key, key, keys, records, s, Store, WriteConflict};
 use crate::error::ApiError;
 
 /// A user as stored under `USER#<id>` / `PROFILE`.
@@ -137,11 +137,7 @@ impl Store {
     pub async fn batch_get_users(&self, ids: &[String]) -> Result<Vec<UserRecord>, ApiError> {
         let keys_wanted = ids.iter().map(|id| key(keys::user(id), keys::PROFILE)).collect();
         let projection = (PUBLIC_PROJECTION, &[("#status", "status")][..]);
-        self.batch_get_projected(keys_wanted, false, Some(projection))
-            .await?
-            .into_iter()
-            .map(|item| serde_dynamo::from_item(item).map_err(ApiError::from))
-            .collect()
+        records(self.batch_get_projected(keys_wanted, false, Some(projection)).await?)
     }
 
     /// Applies `patch` to an existing profile and returns the profile as it now is.
