@@ -25,6 +25,44 @@ pub struct Config {
     pub websocket_endpoint: Option<String>,
     /// Reported by `/health` (`PARLEY_VERSION`, else the crate version).
     pub version: String,
+    pub rate_limits: RateLimits,
+    /// DynamoDB calls slower than this are logged with their operation and key (`DYNAMODB_SLOW_CALL_MS`).
+    pub dynamodb_slow_call: Duration,
+}
+
+/// Requests allowed per window, enforced across all containers; 0 turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Requests without a valid access token, per source IP and hour (`RATE_LIMIT_IP_PER_HOUR`).
+    pub ip_per_hour: u64,
+    /// Authenticated requests, per user and hour (`RATE_LIMIT_USER_PER_HOUR`).
+    pub user_per_hour: u64,
+    /// Sign-in and registration attempts, per source IP and minute (`RATE_LIMIT_SENSITIVE_PER_MINUTE`).
+    pub sensitive_per_minute: u64,
+}
+
+impl RateLimits {
+    /// The seeds' numbers.
+    pub const DEFAULT: RateLimits = RateLimits {
+        ip_per_hour: 1000,
+        user_per_hour: 10_000,
+        sensitive_per_minute: 100,
+    };
+    pub const OFF: RateLimits = RateLimits {
+        ip_per_hour: 0,
+        user_per_hour: 0,
+        sensitive_per_minute: 0,
+    };
+}
+
+fn number(lookup: &impl Fn(&str) -> Option<String>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match lookup(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(value) => value.trim().parse().map_err(|_| ConfigError::Invalid {
+            name,
+            problem: format!("{value:?} is not a whole number"),
+        }),
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -65,6 +103,16 @@ impl Config {
             wallet_challenge_ttl: Duration::from_secs(5 * 60),
             websocket_endpoint: lookup("WEBSOCKET_ENDPOINT").filter(|v| !v.is_empty()),
             version: lookup("PARLEY_VERSION").unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
+            rate_limits: RateLimits {
+                ip_per_hour: number(&lookup, "RATE_LIMIT_IP_PER_HOUR", RateLimits::DEFAULT.ip_per_hour)?,
+                user_per_hour: number(&lookup, "RATE_LIMIT_USER_PER_HOUR", RateLimits::DEFAULT.user_per_hour)?,
+                sensitive_per_minute: number(
+                    &lookup,
+                    "RATE_LIMIT_SENSITIVE_PER_MINUTE",
+                    RateLimits::DEFAULT.sensitive_per_minute,
+                )?,
+            },
+            dynamodb_slow_call: Duration::from_millis(number(&lookup, "DYNAMODB_SLOW_CALL_MS", 100)?),
         })
     }
 }
@@ -92,5 +140,38 @@ mod tests {
         .unwrap();
         assert_eq!(ok.table_name, "t");
         assert!(!format!("{ok:?}").contains("xxxx"), "the secret never reaches logs");
+        assert_eq!(ok.rate_limits, RateLimits::DEFAULT);
+        assert_eq!(ok.dynamodb_slow_call, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn reads_rate_limits_and_refuses_garbage() {
+        let base = |k: &str| match k {
+            "TABLE_NAME" => Some("t".to_owned()),
+            "TOKEN_SECRET" => Some("x".repeat(32)),
+            _ => None,
+        };
+        let tuned = Config::from_lookup(|k| match k {
+            "RATE_LIMIT_IP_PER_HOUR" => Some("0".to_owned()),
+            "RATE_LIMIT_SENSITIVE_PER_MINUTE" => Some(" 5 ".to_owned()),
+            "DYNAMODB_SLOW_CALL_MS" => Some("250".to_owned()),
+            other => base(other),
+        })
+        .unwrap();
+        assert_eq!(
+            tuned.rate_limits,
+            RateLimits {
+                ip_per_hour: 0,
+                user_per_hour: 10_000,
+                sensitive_per_minute: 5
+            }
+        );
+        assert_eq!(tuned.dynamodb_slow_call, Duration::from_millis(250));
+        let bad = Config::from_lookup(|k| match k {
+            "RATE_LIMIT_USER_PER_HOUR" => Some("lots".to_owned()),
+            other => base(other),
+        })
+        .unwrap_err();
+        assert!(bad.to_string().contains("RATE_LIMIT_USER_PER_HOUR"), "{bad}");
     }
 }

@@ -1,19 +1,29 @@
 //! What a function builds once per process (container) and every invocation shares.
 
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::auth::tokens::TokenKeys;
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::cursor::Cursors;
+use crate::domain::users::{self, User};
 use crate::realtime::Fanout;
 use crate::store::Store;
 
 pub struct AppContext {
     pub config: Config,
+    /// The process's one AWS configuration, for clients a route builds on first use.
+    pub sdk: SdkConfig,
     pub store: Store,
     pub tokens: TokenKeys,
     pub cursors: Cursors,
     pub fanout: Fanout,
+    /// Other users' public profiles, for a few seconds (see `domain::users::PROFILE_CACHE_TTL`).
+    pub profiles: Cache<User>,
 }
 
 impl AppContext {
@@ -21,21 +31,58 @@ impl AppContext {
     /// `AWS_ENDPOINT_URL_DYNAMODB`) from the environment.
     pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
         let config = Config::from_env()?;
-        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(lambda_timeouts())
+            .retry_config(lambda_retries())
+            .load()
+            .await;
         Ok(Self::new(config, &sdk))
     }
 
+    /// Opens the DynamoDB connection (TCP and TLS) during init, where Lambda gives the process a full CPU
+    /// and nobody is waiting, instead of in the first request. A failure only means the first request
+    /// connects itself.
+    pub async fn warm_up(&self) {
+        match tokio::time::timeout(Duration::from_secs(1), self.store.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "DynamoDB warm-up call failed"),
+            Err(_) => tracing::debug!("DynamoDB warm-up call timed out"),
+        }
+    }
+
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
-        let store = Store::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name.clone());
+        let store = Store::new(sdk, config.table_name.clone(), config.dynamodb_slow_call);
         let tokens = TokenKeys::new(&config.token_secret, config.access_token_ttl);
         let cursors = Cursors::new(&config.token_secret);
         let fanout = Fanout::new(sdk, config.websocket_endpoint.as_deref());
         AppContext {
             config,
+            sdk: sdk.clone(),
             store,
             tokens,
             cursors,
             fanout,
+            profiles: Cache::new(users::PROFILE_CACHE_TTL, users::PROFILE_CACHE_USERS),
         }
     }
+}
+
+/// DynamoDB answers in single-digit milliseconds; an attempt that takes a second is stuck, and another
+/// attempt on a fresh connection is the better bet. The whole operation stays well inside a function's
+/// timeout (10 s by default), retries included.
+fn lambda_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .operation_attempt_timeout(Duration::from_secs(1))
+        .operation_timeout(Duration::from_secs(4))
+        .build()
+}
+
+/// Three attempts with full jitter from 20 ms, capped at 500 ms: a throttled or failed call is retried
+/// quickly, and a request never spends seconds sleeping between attempts.
+fn lambda_retries() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(20))
+        .with_max_backoff(Duration::from_millis(500))
 }

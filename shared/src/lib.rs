@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod context;
 pub mod cursor;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod ops;
+pub mod rate_limit;
 pub mod realtime;
 pub mod store;
 pub mod time;

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
+use crate::cache::CacheStats;
 use crate::realtime::Delivery;
 use crate::store::Usage;
 
@@ -19,7 +20,9 @@ fn function_name() -> String {
 }
 
 /// One EMF document: `metrics` as (name, unit, value), `dimensions` as (name, value), and extra
-/// properties that are searchable in Logs Insights but are not metrics.
+/// properties that are searchable in Logs Insights but are not metrics. Each metric is published under
+/// every leading run of the dimensions: `[Function, Route]` gives per route, per function (what
+/// `/admin/metrics` reads) and the service-wide totals (what the alarms read).
 pub fn document(dimensions: &[(&str, &str)], metrics: &[(&str, &str, f64)], properties: &[(&str, Value)]) -> Value {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -32,8 +35,10 @@ pub fn document(dimensions: &[(&str, &str)], metrics: &[(&str, &str, f64)], prop
             "Timestamp": timestamp,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
-                // The named dimensions, and none at all: the alarms and the dashboard read the service-wide totals.
-                "Dimensions": [dimensions.iter().map(|(name, _)| *name).collect::<Vec<_>>(), Vec::<&str>::new()],
+                "Dimensions": (0..=dimensions.len())
+                    .rev()
+                    .map(|n| dimensions[..n].iter().map(|(name, _)| *name).collect::<Vec<_>>())
+                    .collect::<Vec<_>>(),
                 "Metrics": metrics.iter().map(|(name, unit, _)| json!({ "Name": name, "Unit": unit })).collect::<Vec<_>>(),
             }],
         }),
@@ -50,15 +55,28 @@ pub fn document(dimensions: &[(&str, &str)], metrics: &[(&str, &str, f64)], prop
     Value::Object(root)
 }
 
-/// Per invocation: latency, cold start, status class, DynamoDB calls and capacity.
-pub fn invocation(
-    route: &str,
-    status: u16,
-    elapsed: Duration,
-    usage: Usage,
-    error_code: Option<&str>,
-    request_id: &str,
-) {
+/// What one invocation did, as the edge measured it.
+pub struct Invocation<'a> {
+    pub route: &'a str,
+    pub status: u16,
+    pub elapsed: Duration,
+    pub usage: Usage,
+    pub cache: CacheStats,
+    pub error_code: Option<&'a str>,
+    pub request_id: &'a str,
+}
+
+/// Per invocation: latency, cold start, status class, DynamoDB calls, capacity and latency, cache hits.
+pub fn invocation(invocation: &Invocation<'_>) {
+    let Invocation {
+        route,
+        status,
+        elapsed,
+        usage,
+        cache,
+        error_code,
+        request_id,
+    } = *invocation;
     let cold = COLD.swap(false, Ordering::SeqCst);
     let function = function_name();
     let line = document(
@@ -75,6 +93,9 @@ pub fn invocation(
             ("DynamoDBCalls", "Count", usage.calls as f64),
             ("ReadCapacityUnits", "Count", usage.read_units),
             ("WriteCapacityUnits", "Count", usage.write_units),
+            ("DynamoDBLatency", "Milliseconds", usage.latency.as_secs_f64() * 1000.0),
+            ("CacheHits", "Count", cache.hits as f64),
+            ("CacheMisses", "Count", cache.misses as f64),
         ],
         &[
             ("statusCode", json!(status)),
@@ -83,6 +104,17 @@ pub fn invocation(
         ],
     );
     println!("{line}");
+    if let Some(code) = error_code {
+        // Errors by API.md code, as their own series: which refusals surge is what an operator asks first.
+        println!(
+            "{}",
+            document(
+                &[("Function", &function), ("ErrorCode", code)],
+                &[("Errors", "Count", 1.0)],
+                &[("requestId", json!(request_id))],
+            )
+        );
+    }
 }
 
 /// Per fan-out: how many connections, delivered, gone (410) and failed posts.
@@ -93,6 +125,11 @@ pub fn fanout(delivery: &Delivery) {
         &[
             ("FanoutMembers", "Count", delivery.members as f64),
             ("FanoutConnections", "Count", delivery.connections as f64),
+            (
+                "FanoutPosts",
+                "Count",
+                (delivery.delivered + delivery.gone + delivery.failed) as f64,
+            ),
             ("FanoutDelivered", "Count", delivery.delivered as f64),
             ("StaleConnections", "Count", delivery.gone as f64),
             ("FanoutFailures", "Count", delivery.failed as f64),
@@ -115,7 +152,7 @@ mod tests {
         );
         let spec = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(spec["Namespace"], NAMESPACE);
-        assert_eq!(spec["Dimensions"], json!([["Function", "Route"], []]));
+        assert_eq!(spec["Dimensions"], json!([["Function", "Route"], ["Function"], []]));
         assert_eq!(spec["Metrics"], json!([{ "Name": "Latency", "Unit": "Milliseconds" }]));
         assert_eq!(
             (doc["Function"].as_str(), doc["Route"].as_str(), doc["Latency"].as_f64()),

@@ -113,6 +113,7 @@ where
 {
     crate::logging::init();
     let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env().await?));
+    context.warm_up().await;
     // Boxed so the runtime's future does not nest the (deep) route future's type.
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<Value>| -> BoxFuture<'static, Result<Value, LambdaError>> {
@@ -141,22 +142,30 @@ where
         request.request_id.clone(),
     );
     let user = request.user_id.clone();
-    let (started, usage_before) = (std::time::Instant::now(), context.store.usage());
-    let result = handler(context, request).await;
+    let (started, usage_before, cache_before) =
+        (std::time::Instant::now(), context.store.usage(), crate::cache::stats());
+    let result = match (&user, crate::rate_limit::counts_websocket_route(&route_key)) {
+        (Some(user), true) => match crate::rate_limit::admit_user(context, user).await {
+            Ok(()) => handler(context, request).await,
+            Err(refused) => Err(refused),
+        },
+        _ => handler(context, request).await,
+    };
     let status = match &result {
         Ok(WsReply::Status(status)) => *status,
         Ok(_) => 200,
         Err(error) => error.status(),
     };
     let error_code = result.as_ref().err().map(ApiError::code);
-    crate::metrics::invocation(
-        &route_key,
+    crate::metrics::invocation(&crate::metrics::Invocation {
+        route: &route_key,
         status,
-        started.elapsed(),
-        context.store.usage() - usage_before,
+        elapsed: started.elapsed(),
+        usage: context.store.usage() - usage_before,
+        cache: crate::cache::stats() - cache_before,
         error_code,
-        &request_id,
-    );
+        request_id: &request_id,
+    });
     tracing::info!(requestId = %request_id, route = %route_key, connectionId = %connection_id, ok = result.is_ok(), "ws event");
     match result {
         Ok(WsReply::Frame(frame)) => json!({ "statusCode": 200, "body": frame.to_string() }),

@@ -1,13 +1,19 @@
 //! Parley's local stack: AWS DynamoDB Local, every function of template.yaml run as Lambda runs it, and a
 //! gateway that speaks API Gateway's HTTP API (payload v2.0) and WebSocket API (with @connections).
+//! The WebSocket port also serves a CloudWatch metrics API (ListMetrics, GetMetricData,
+//! GetMetricStatistics) answering from the Embedded Metric Format lines the functions print; the
+//! functions find it, as they find @connections and DynamoDB Local, through `AWS_ENDPOINT_URL_*`.
 //!
 //! The binary (`cargo run -p local-stack`) is the README's run command; the library is what the
 //! end-to-end tests start, on free ports and in memory.
 
 mod binaries;
+mod cbor;
+mod cloudwatch;
 mod http_api;
 mod ids;
 mod logs;
+mod metrics;
 mod resolve;
 mod runtime;
 mod websocket;
@@ -197,6 +203,7 @@ impl LocalStack {
                     "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".to_owned(),
                     format!("http://{ws_address}"),
                 ),
+                ("AWS_ENDPOINT_URL_CLOUDWATCH".to_owned(), format!("http://{ws_address}")),
             ]);
             if let Some(endpoint) = &dynamodb_endpoint {
                 environment.push(("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), endpoint.clone()));
@@ -294,9 +301,22 @@ impl LocalStack {
         }
         {
             let websocket = Arc::clone(&websocket);
-            tokio::spawn(serve(ws_listener, shutdown_rx, move |request, peer| {
-                Arc::clone(&websocket).handle(request, peer)
-            }));
+            let metrics = Arc::clone(logs.metrics());
+            tokio::spawn(serve(
+                ws_listener,
+                shutdown_rx,
+                move |request: Request<Incoming>, peer| {
+                    let websocket = Arc::clone(&websocket);
+                    let metrics = Arc::clone(&metrics);
+                    async move {
+                        if cloudwatch::serves(request.uri().path()) {
+                            Ok(cloudwatch::handle(&metrics, request).await)
+                        } else {
+                            websocket.handle(request, peer).await
+                        }
+                    }
+                },
+            ));
         }
         Ok(LocalStack {
             http_address,
@@ -322,6 +342,11 @@ impl LocalStack {
     /// The base URL of the @connections management API.
     pub fn connections_url(&self) -> String {
         format!("http://{}/@connections", self.ws_address)
+    }
+
+    /// The endpoint of the local CloudWatch metrics API (`AWS_ENDPOINT_URL_CLOUDWATCH` of the functions).
+    pub fn cloudwatch_url(&self) -> String {
+        format!("http://{}", self.ws_address)
     }
 
     pub fn dynamodb_endpoint(&self) -> Option<&str> {

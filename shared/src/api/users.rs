@@ -62,9 +62,12 @@ pub async fn update_me(context: &'static AppContext, request: ApiRequest) -> Res
 
 /// `GET /users/{userId}`
 pub async fn get_user(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
-    request.authenticate(context)?;
+    let claims = request.authenticate(context)?;
     let user_id = validate::ulid("userId", request.path_param("userId")?)?;
-    Reply::ok(&users::get(context, &user_id).await?)
+    if user_id == claims.sub {
+        return Reply::ok(&users::get(context, &user_id).await?);
+    }
+    Reply::ok(&users::get_cached(context, &user_id).await?)
 }
 
 /// `GET /users?ids=a,b,c`

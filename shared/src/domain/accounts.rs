@@ -80,6 +80,7 @@ pub async fn register(context: &AppContext, input: Registration) -> Result<Signe
         password_hash: Some(password::hash(&input.password)?),
         last_seen_at: Some(rfc3339(created)),
         created_at: rfc3339(created),
+        role: None,
     };
     match context.store.create_user(&record).await {
         Ok(()) => {}
@@ -284,6 +285,7 @@ async fn wallet_user(context: &AppContext, address: &Address) -> Result<UserReco
             password_hash: None,
             last_seen_at: Some(rfc3339(created)),
             created_at: rfc3339(created),
+            role: None,
         };
         match context.store.create_user(&record).await {
             Ok(()) => return Ok(record),

@@ -71,16 +71,34 @@ pub struct ProfileChange {
     pub status_text: Option<Option<String>>,
 }
 
+/// How long another container's profile change may go unseen here. Profiles are read far more often
+/// than they change, and the real-time `presence` events carry status changes as they happen.
+pub const PROFILE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+pub const PROFILE_CACHE_USERS: usize = 5_000;
+
+/// A profile read from the table (and remembered for [`get_cached`]): what a user sees of themself,
+/// right after their own change.
 pub async fn get(context: &AppContext, user_id: &str) -> Result<User, ApiError> {
-    context
+    let user = context
         .store
         .get_user(user_id)
         .await?
         .map(User::from)
-        .ok_or_else(|| ApiError::NotFound("There is no user with that id.".to_owned()))
+        .ok_or_else(|| ApiError::NotFound("There is no user with that id.".to_owned()))?;
+    context.profiles.insert(user.id.clone(), user.clone());
+    Ok(user)
 }
 
-/// Up to 100 users in one batched read, in the order asked for; unknown ids are left out.
+/// Someone else's profile, from this container's cache when it is younger than [`PROFILE_CACHE_TTL`].
+pub async fn get_cached(context: &AppContext, user_id: &str) -> Result<User, ApiError> {
+    match context.profiles.get(user_id) {
+        Some(user) => Ok(user),
+        None => get(context, user_id).await,
+    }
+}
+
+/// Up to 100 users in the order asked for, unknown ids left out: the cached ones from the cache, the
+/// rest in one batched read.
 pub async fn get_many(context: &AppContext, ids: &[String]) -> Result<Vec<User>, ApiError> {
     let mut unique: Vec<String> = Vec::with_capacity(ids.len());
     for id in ids {
@@ -88,9 +106,28 @@ pub async fn get_many(context: &AppContext, ids: &[String]) -> Result<Vec<User>,
             unique.push(id.clone());
         }
     }
-    let mut found = context.store.batch_get_users(&unique).await?;
+    let mut found: Vec<User> = Vec::with_capacity(unique.len());
+    let mut missing: Vec<String> = Vec::new();
+    for id in &unique {
+        match context.profiles.get(id) {
+            Some(user) => found.push(user),
+            None => missing.push(id.clone()),
+        }
+    }
+    if !missing.is_empty() {
+        for user in context
+            .store
+            .batch_get_users(&missing)
+            .await?
+            .into_iter()
+            .map(User::from)
+        {
+            context.profiles.insert(user.id.clone(), user.clone());
+            found.push(user);
+        }
+    }
     found.sort_by_key(|u| unique.iter().position(|id| *id == u.id));
-    Ok(found.into_iter().map(User::from).collect())
+    Ok(found)
 }
 
 pub async fn update_own_profile(context: &AppContext, user_id: &str, change: ProfileChange) -> Result<User, ApiError> {
@@ -117,10 +154,12 @@ pub async fn update_own_profile(context: &AppContext, user_id: &str, change: Pro
         status: change.status.map(|s| s.as_str().to_owned()),
         status_text,
     };
-    context
+    let user = context
         .store
         .update_profile(user_id, &patch)
         .await?
         .map(User::from)
-        .ok_or_else(|| ApiError::NotFound("Your account no longer exists.".to_owned()))
+        .ok_or_else(|| ApiError::NotFound("Your account no longer exists.".to_owned()))?;
+    context.profiles.insert(user.id.clone(), user.clone());
+    Ok(user)
 }

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use lambda_http::{service_fn, Body, Request, Response};
 
+pub use compression::CompressionLayer;
 pub use request::{parse_json_object, ApiRequest, MAX_BODY_BYTES};
 pub use response::{FieldSelection, Reply};
 
@@ -30,40 +31,17 @@ where
 {
     crate::logging::init();
     let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env().await?));
-    lambda_http::run(service_fn(move |event: Request| async move {
-        Ok::<_, LambdaError>(handle(context, handler, event).await)
-    }))
-    .await
+    context.warm_up().await;
+    let service =
+        tower::ServiceBuilder::new()
+            .layer(CompressionLayer)
+            .service(service_fn(move |event: Request| async move {
+                Ok::<_, LambdaError>(handle(context, handler, event).await)
+            }));
+    lambda_http::run(service).await
 }
 
-/// Compresses a JSON body over 1 KiB with the negotiated encoding; API Gateway passes binary bodies
-/// base64-encoded, which lambda_http does for `Body::Binary`.
-fn compressed(response: Response<Body>, encoding: Option<compression::Encoding>) -> Response<Body> {
-    let Some(encoding) = encoding else { return response };
-    let (mut parts, body) = response.into_parts();
-    parts
-        .headers
-        .insert(http::header::VARY, http::HeaderValue::from_static("accept-encoding"));
-    let text = match body {
-        Body::Text(text) if text.len() > compression::MIN_COMPRESSED_BYTES => text,
-        other => return Response::from_parts(parts, other),
-    };
-    match compression::compress(encoding, text.as_bytes()) {
-        Ok(bytes) => {
-            parts.headers.insert(
-                http::header::CONTENT_ENCODING,
-                http::HeaderValue::from_static(encoding.header_value()),
-            );
-            Response::from_parts(parts, Body::Binary(bytes))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "compression failed; answering uncompressed");
-            Response::from_parts(parts, Body::Text(text))
-        }
-    }
-}
-
-/// One event through one handler: parse, run, and turn the outcome into the response API.md promises
+/// One event through one handler: parse, check the rate limits, run, and turn the outcome into the response API.md promises
 /// (JSON, a request id, error bodies with codes). Never panics on bad input.
 pub async fn handle<H, Fut>(context: &'static AppContext, handler: H, event: Request) -> Response<Body>
 where
@@ -72,16 +50,19 @@ where
 {
     let started = Instant::now();
     let usage_before = context.store.usage();
+    let cache_before = crate::cache::stats();
     let request = ApiRequest::from_lambda(event);
     let request_id = request.request_id.clone();
     let route = request.route_key.clone();
-    let encoding = compression::negotiate(request.header("accept-encoding"));
     let conditional = (request.method == "GET").then(|| request.header("if-none-match").unwrap_or("").to_owned());
     let result = match (request.check_body_size(), FieldSelection::from_request(&request)) {
         (Err(e), _) | (Ok(()), Err(e)) => Err(e),
-        (Ok(()), Ok(fields)) => handler(context, request)
-            .await
-            .map(|reply| reply.select(fields.as_ref())),
+        (Ok(()), Ok(fields)) => match crate::rate_limit::admit(context, &request).await {
+            Ok(()) => handler(context, request)
+                .await
+                .map(|reply| reply.select(fields.as_ref())),
+            Err(refused) => Err(refused),
+        },
     };
     let error_code = result.as_ref().err().map(ApiError::code);
     let response = match result {
@@ -98,7 +79,6 @@ where
             response::error_response(&error, &request_id)
         }
     };
-    let response = compressed(response, encoding);
     let status = response.status().as_u16();
     tracing::info!(
         requestId = %request_id,
@@ -107,13 +87,14 @@ where
         durationMs = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
-    crate::metrics::invocation(
-        &route,
+    crate::metrics::invocation(&crate::metrics::Invocation {
+        route: &route,
         status,
-        started.elapsed(),
-        context.store.usage() - usage_before,
+        elapsed: started.elapsed(),
+        usage: context.store.usage() - usage_before,
+        cache: crate::cache::stats() - cache_before,
         error_code,
-        &request_id,
-    );
+        request_id: &request_id,
+    });
     response
 }

@@ -4,8 +4,8 @@
 //! exactly that connection at once. Failures are logged and counted, never returned: the write that
 //! caused the event has already succeeded.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use futures_util::future::BoxFuture;
@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::events;
+use crate::cache::Cache;
 use crate::error::ApiError;
 use crate::store::{ConversationRecord, Store};
 
@@ -46,12 +47,16 @@ enum Posted {
     Failed,
 }
 
-/// Member ids per conversation id, with the `membersVersion` they were read at.
-type MemberCache = HashMap<String, (u64, Arc<Vec<String>>)>;
+/// Member ids per conversation id, with the `membersVersion` they were read at: a version mismatch is a
+/// miss, so a removed member never gets another event. The TTL only bounds how long an idle
+/// conversation's list stays in memory.
+type MemberCache = Cache<(u64, Arc<Vec<String>>)>;
+const MEMBER_CACHE_TTL: Duration = Duration::from_secs(600);
+const MEMBER_CACHE_CONVERSATIONS: usize = 500;
 
 pub struct Fanout {
     client: aws_sdk_apigatewaymanagement::Client,
-    members: Mutex<MemberCache>,
+    members: MemberCache,
 }
 
 impl Fanout {
@@ -65,7 +70,7 @@ impl Fanout {
         }
         Fanout {
             client: aws_sdk_apigatewaymanagement::Client::from_conf(config.build()),
-            members: Mutex::default(),
+            members: Cache::new(MEMBER_CACHE_TTL, MEMBER_CACHE_CONVERSATIONS),
         }
     }
 
@@ -78,18 +83,14 @@ impl Fanout {
         if !conversation.direct_members.is_empty() {
             return Ok(Arc::new(conversation.direct_members.clone()));
         }
-        let cached = self
-            .members
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&conversation.id)
-            .filter(|(version, _)| *version == conversation.members_version)
-            .map(|(_, members)| Arc::clone(members));
-        if let Some(members) = cached {
+        let cached = self.members.get_if(&conversation.id, |(version, _)| {
+            *version == conversation.members_version
+        });
+        if let Some((_, members)) = cached {
             return Ok(members);
         }
         let members = Arc::new(store.member_ids(&conversation.id).await?);
-        self.members.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        self.members.insert(
             conversation.id.clone(),
             (conversation.members_version, Arc::clone(&members)),
         );

@@ -70,3 +70,12 @@ pub const CONN: &str = "CONN";
 pub fn connection(connection_id: &str) -> String {
     format!("CONN#{connection_id}")
 }
+
+/// A rate-limit counter: one item per subject (`ip#1.2.3.4`, `user#01H...`) and window start.
+pub fn rate_counter(subject: &str) -> String {
+    format!("RATE#{subject}")
+}
+
+pub fn rate_window(window_start_secs: u64) -> String {
+    format!("W#{window_start_secs}")
+}

@@ -4,10 +4,12 @@
 //! Functions here do DynamoDB work and nothing else: no validation, no HTTP. Writes that must be unique
 //! are conditional writes or transactions, and say which condition failed through [`WriteConflict`].
 
+mod call_timer;
 mod connections;
 mod conversations;
 mod keys;
 mod messages;
+mod rate_limits;
 mod sessions;
 mod usage;
 mod users;
@@ -52,11 +54,17 @@ pub enum WriteConflict {
 }
 
 impl Store {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    /// Builds the process's one DynamoDB client from `sdk`, timing every call and logging those slower
+    /// than `slow_call`.
+    pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>, slow_call: std::time::Duration) -> Self {
+        let usage = UsageMeter::default();
+        let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .interceptor(call_timer::CallTimer::new(usage.clone(), slow_call))
+            .build();
         Store {
-            client,
+            client: Client::from_conf(config),
             table: table.into(),
-            usage: UsageMeter::default(),
+            usage,
         }
     }
 

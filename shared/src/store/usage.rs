@@ -10,6 +10,8 @@ pub struct Usage {
     pub calls: u64,
     pub read_units: f64,
     pub write_units: f64,
+    /// Time spent waiting on DynamoDB, summed over every attempt.
+    pub latency: std::time::Duration,
 }
 
 impl std::ops::Sub for Usage {
@@ -19,6 +21,7 @@ impl std::ops::Sub for Usage {
             calls: self.calls - earlier.calls,
             read_units: self.read_units - earlier.read_units,
             write_units: self.write_units - earlier.write_units,
+            latency: self.latency.saturating_sub(earlier.latency),
         }
     }
 }
@@ -29,6 +32,10 @@ pub struct UsageMeter(Arc<Mutex<Usage>>);
 impl UsageMeter {
     pub fn snapshot(&self) -> Usage {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn record_latency(&self, attempt: std::time::Duration) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).latency += attempt;
     }
 
     /// Records one call. DynamoDB Local reports only a total for some operations: `writes` says which

@@ -1,0 +1,124 @@
+//! Per-container caches: other users' profiles for a few seconds (and fresh after this container's own
+//! write), one's own profile always fresh, and the hit ratio published per invocation.
+
+use parley::api::users;
+use parley::store::Usage;
+use parley_tests::{stack, TestApp, TestRequest};
+use serde_json::{json, Value};
+
+async fn get_user(app: &TestApp, token: &str, id: &str) -> (Value, Usage) {
+    let before = app.context.store.usage();
+    let response = app
+        .call(
+            users::get_user,
+            TestRequest::route("GET", "/users/{userId}", &[("userId", id)]).bearer(token),
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    (response.body, app.context.store.usage() - before)
+}
+
+#[tokio::test]
+async fn another_users_profile_is_read_once_and_refreshed_by_this_containers_writes() {
+    let app = TestApp::new().await;
+    let alice = app.user("cachealice").await;
+    let bob = app.user("cachebob").await;
+
+    let (first, cold) = get_user(&app, &bob.token, &alice.id).await;
+    let (second, warm) = get_user(&app, &bob.token, &alice.id).await;
+    assert_eq!(first, second);
+    assert_eq!(warm.calls + 1, cold.calls, "the second read is served from the cache");
+    assert!(warm.read_units < cold.read_units, "{warm:?} vs {cold:?}");
+
+    // Alice renames herself through this container: its cache follows at once.
+    let renamed = app
+        .call(
+            users::update_me,
+            TestRequest::new("PATCH", "/users/me")
+                .bearer(&alice.token)
+                .json(json!({ "displayName": "Alice Cached" })),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    let (after, _) = get_user(&app, &bob.token, &alice.id).await;
+    assert_eq!(after["displayName"], "Alice Cached");
+}
+
+#[tokio::test]
+async fn ones_own_profile_is_never_served_from_the_cache() {
+    let app = TestApp::new().await;
+    let alice = app.user("cacheself").await;
+    let (_, first) = get_user(&app, &alice.token, &alice.id).await;
+    let (_, second) = get_user(&app, &alice.token, &alice.id).await;
+    assert_eq!(first.calls, second.calls, "both read the table");
+    // A write from elsewhere (another container, here straight to the store) shows at once.
+    app.context
+        .store
+        .update_profile(
+            &alice.id,
+            &parley::store::ProfilePatch {
+                display_name: Some("Changed Elsewhere".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (me, _) = get_user(&app, &alice.token, &alice.id).await;
+    assert_eq!(me["displayName"], "Changed Elsewhere");
+}
+
+async fn http(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+    let client = reqwest::Client::new();
+    let mut request = client.request(method.parse().unwrap(), format!("{}{path}", stack().http_url));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the gateway answers");
+    assert!(response.status().is_success(), "{method} {path}: {}", response.status());
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hits_and_misses_are_published_with_each_invocation() {
+    let mut users = Vec::new();
+    for name in ["metrica", "metricb"] {
+        let name = format!("{name}{}", &ulid::Ulid::generate().to_string()[18..].to_lowercase());
+        let registered = http(
+            "POST",
+            "/auth/register",
+            None,
+            Some(json!({ "username": name, "password": "cache metrics" })),
+        )
+        .await;
+        users.push((
+            registered["user"]["id"].as_str().unwrap().to_owned(),
+            registered["accessToken"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let path = format!("/users/{}", users[0].0);
+    http("GET", &path, Some(&users[1].1), None).await;
+    http("GET", &path, Some(&users[1].1), None).await;
+
+    let metric_lines: Vec<Value> = stack()
+        .logs_of("users-get")
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|doc| doc.get("_aws").is_some() && doc.get("CacheHits").is_some())
+        .collect();
+    let counts: Vec<(f64, f64)> = metric_lines
+        .iter()
+        .map(|doc| (doc["CacheHits"].as_f64().unwrap(), doc["CacheMisses"].as_f64().unwrap()))
+        .collect();
+    assert!(counts.contains(&(0.0, 1.0)), "the first read misses: {counts:?}");
+    assert!(counts.contains(&(1.0, 0.0)), "the second read hits: {counts:?}");
+    let declared = &metric_lines[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"];
+    for name in ["CacheHits", "CacheMisses", "DynamoDBLatency"] {
+        assert!(
+            declared.as_array().unwrap().iter().any(|m| m["Name"] == name),
+            "{name} is a declared metric: {declared}"
+        );
+    }
+}
