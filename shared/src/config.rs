@@ -28,6 +28,9 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// DynamoDB calls slower than this are logged with their operation and key (`DYNAMODB_SLOW_CALL_MS`).
     pub dynamodb_slow_call: Duration,
+    /// How long one attempt of an AWS call may take before it is retried (`SDK_ATTEMPT_TIMEOUT_MS`,
+    /// 1000 by default; the local stack allows DynamoDB Local more on a loaded laptop).
+    pub sdk_attempt_timeout: Duration,
 }
 
 /// Requests allowed per window, enforced across all containers; 0 turns a limit off.
@@ -113,6 +116,7 @@ impl Config {
                 )?,
             },
             dynamodb_slow_call: Duration::from_millis(number(&lookup, "DYNAMODB_SLOW_CALL_MS", 100)?),
+            sdk_attempt_timeout: Duration::from_millis(number(&lookup, "SDK_ATTEMPT_TIMEOUT_MS", 1000)?.max(1)),
         })
     }
 }
@@ -142,6 +146,7 @@ mod tests {
         assert!(!format!("{ok:?}").contains("xxxx"), "the secret never reaches logs");
         assert_eq!(ok.rate_limits, RateLimits::DEFAULT);
         assert_eq!(ok.dynamodb_slow_call, Duration::from_millis(100));
+        assert_eq!(ok.sdk_attempt_timeout, Duration::from_secs(1));
     }
 
     #[test]

@@ -32,7 +32,7 @@ impl AppContext {
     pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
         let config = Config::from_env()?;
         let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .timeout_config(lambda_timeouts())
+            .timeout_config(lambda_timeouts(config.sdk_attempt_timeout))
             .retry_config(lambda_retries())
             .load()
             .await;
@@ -67,14 +67,14 @@ impl AppContext {
     }
 }
 
-/// DynamoDB answers in single-digit milliseconds; an attempt that takes a second is stuck, and another
-/// attempt on a fresh connection is the better bet. The whole operation stays well inside a function's
-/// timeout (10 s by default), retries included.
-fn lambda_timeouts() -> TimeoutConfig {
+/// DynamoDB answers in single-digit milliseconds; an attempt that takes a second (the default `attempt`)
+/// is stuck, and another attempt on a fresh connection is the better bet. The whole operation, three
+/// attempts and their backoff, stays inside a function's timeout (10 s by default).
+fn lambda_timeouts(attempt: Duration) -> TimeoutConfig {
     TimeoutConfig::builder()
-        .connect_timeout(Duration::from_millis(500))
-        .operation_attempt_timeout(Duration::from_secs(1))
-        .operation_timeout(Duration::from_secs(4))
+        .connect_timeout(Duration::from_millis(500).min(attempt))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(attempt * 3 + Duration::from_secs(1))
         .build()
 }
 

@@ -204,6 +204,10 @@ impl LocalStack {
                     format!("http://{ws_address}"),
                 ),
                 ("AWS_ENDPOINT_URL_CLOUDWATCH".to_owned(), format!("http://{ws_address}")),
+                // DynamoDB Local is a JVM sharing a laptop's cores with every function and the clients:
+                // under load one call can take seconds, which DynamoDB itself never does. A retry then
+                // only doubles the work (and a retried transaction can fail its own condition).
+                ("SDK_ATTEMPT_TIMEOUT_MS".to_owned(), "5000".to_owned()),
             ]);
             if let Some(endpoint) = &dynamodb_endpoint {
                 environment.push(("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), endpoint.clone()));

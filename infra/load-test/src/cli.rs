@@ -1,0 +1,225 @@
+//! The command line: which scenario, what to change about it, where the load goes, where results go.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::scenario::{Overrides, Scenario, ScenarioKind};
+
+const AFTER_HELP: &str = "\
+By default the local stack is started in this process (DynamoDB Local in memory, free ports, debug
+function binaries, rate limits off) and stopped at the end. With --url and --ws-url the load goes to a
+stack that is already running; it must be on this machine's loopback unless --allow-remote is given,
+and it should run with RateLimitIpPerHour=0, RateLimitUserPerHour=0 and RateLimitSensitivePerMinute=0
+(all virtual users come from one address).
+
+Exit status: 0 when every threshold passed, 1 when one failed, 2 for a usage error or a refused target.
+
+Examples:
+  cargo run --release -p load-test -- --scenario peak
+  cargo run --release -p load-test -- --scenario normal --duration 2m
+  cargo run --release -p load-test -- --scenario stress --short
+  cargo run --release -p load-test -- --scenario soak --url http://127.0.0.1:3000 --ws-url ws://127.0.0.1:3001";
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "parley-load",
+    about = "Load-tests Parley: virtual users chat in groups over HTTP and WebSocket; reports latency, throughput, errors and send-to-delivery against the seeds' thresholds",
+    after_help = AFTER_HELP
+)]
+pub struct Args {
+    /// Which of the seeds' scenarios to run.
+    #[arg(long, value_enum, default_value_t = ScenarioKind::Normal)]
+    pub scenario: ScenarioKind,
+
+    /// A seconds-long version with a handful of users (a smoke test of the scenario).
+    #[arg(long)]
+    pub short: bool,
+
+    /// Users (spike: the top of the spike, base is a tenth; stress: the first step).
+    #[arg(long)]
+    pub users: Option<usize>,
+
+    /// Length of the run, e.g. 90, 90s, 2m, 2h (stress: the longest it may run).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Mean pause between a user's actions, in ms (default 1000; 200 with --short).
+    #[arg(long, value_name = "MS")]
+    pub think_ms: Option<u64>,
+
+    /// Users per group conversation (default 10; 5 with --short).
+    #[arg(long)]
+    pub group_size: Option<usize>,
+
+    /// Stress: users added per step (default: the first step's users).
+    #[arg(long)]
+    pub step_users: Option<usize>,
+
+    /// Stress: how long each step lasts (default 30s; 3s with --short).
+    #[arg(long, value_parser = parse_duration)]
+    pub step: Option<Duration>,
+
+    /// Stress: the most users to go up to (default 2000; 4x the first step with --short).
+    #[arg(long)]
+    pub max_users: Option<usize>,
+
+    /// HTTP API of a running stack instead of starting one (needs --ws-url).
+    #[arg(long, requires = "ws_url", value_name = "URL")]
+    pub url: Option<String>,
+
+    /// WebSocket API of a running stack (needs --url).
+    #[arg(long, requires = "url", value_name = "URL")]
+    pub ws_url: Option<String>,
+
+    /// Allow --url/--ws-url hosts that are not this machine's loopback.
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// Local stack: run release-built functions (fat LTO: a slow build).
+    #[arg(long, conflicts_with = "url")]
+    pub release: bool,
+
+    /// Local stack: use the function binaries already built.
+    #[arg(long, conflicts_with = "url")]
+    pub no_build: bool,
+
+    /// Local stack: concurrent instances per function.
+    #[arg(long, default_value_t = 10, conflicts_with = "url")]
+    pub max_instances: usize,
+
+    /// Local stack: echo the functions' logs.
+    #[arg(long, conflicts_with = "url")]
+    pub stack_logs: bool,
+
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Where to write the PNG chart (default: .local/load-test/<scenario>.png in the workspace).
+    #[arg(long, value_name = "FILE")]
+    pub chart: Option<PathBuf>,
+
+    /// Write no chart.
+    #[arg(long, conflicts_with = "chart")]
+    pub no_chart: bool,
+
+    /// Names this run's users `lt<run>_<n>` (lowercase letters and digits, 1..=8); random by default.
+    /// With a run id used before, the users log in instead of registering.
+    #[arg(long, value_parser = parse_run_id)]
+    pub run_id: Option<String>,
+
+    /// Give up on an HTTP request after this long (counted as a transport error).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub request_timeout: Duration,
+
+    /// A message not on a member's socket this long after its send counts as missing.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub delivery_timeout: Duration,
+
+    /// How often each socket sends a ping action (the WebSocket API closes sockets idle for 10 minutes).
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub heartbeat: Duration,
+
+    /// A progress line on stderr this often.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub progress: Duration,
+
+    /// No progress lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `90` (seconds) or anything humantime reads (`90s`, `2m`, `1h30m`, `500ms`).
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    if let Ok(secs) = raw.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let parsed = humantime::parse_duration(raw).map_err(|e| format!("{raw:?}: {e}"))?;
+    if parsed.is_zero() {
+        return Err("must be more than zero".to_owned());
+    }
+    Ok(parsed)
+}
+
+fn parse_run_id(raw: &str) -> Result<String, String> {
+    if (1..=8).contains(&raw.len()) && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+        Ok(raw.to_owned())
+    } else {
+        Err("1 to 8 lowercase letters or digits".to_owned())
+    }
+}
+
+impl Args {
+    pub fn scenario(&self) -> Scenario {
+        Scenario::build(
+            self.scenario,
+            &Overrides {
+                short: self.short,
+                users: self.users,
+                duration: self.duration,
+                think: self.think_ms.map(Duration::from_millis),
+                step_users: self.step_users,
+                step: self.step,
+                max_users: self.max_users,
+            },
+        )
+    }
+
+    pub fn group_size(&self) -> usize {
+        self.group_size.unwrap_or(if self.short { 5 } else { 10 }).max(1)
+    }
+
+    /// The chart's path, or None for `--no-chart`.
+    pub fn chart_path(&self) -> Option<PathBuf> {
+        if self.no_chart {
+            return None;
+        }
+        Some(self.chart.clone().unwrap_or_else(|| {
+            let template = local_stack::workspace_template();
+            let workspace = template.parent().map(PathBuf::from).unwrap_or_default();
+            let workspace = workspace.canonicalize().unwrap_or(workspace);
+            workspace
+                .join(".local/load-test")
+                .join(format!("{}.png", self.scenario.name()))
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("0s").is_err());
+    }
+
+    #[test]
+    fn arguments() {
+        let args = Args::try_parse_from(["parley-load", "--scenario", "spike", "--short", "--users", "40"]).unwrap();
+        assert_eq!(args.scenario, ScenarioKind::Spike);
+        assert_eq!(args.scenario().plan.max_users(), 40);
+        assert_eq!(args.group_size(), 5);
+        assert!(args.chart_path().unwrap().ends_with(".local/load-test/spike.png"));
+        // --url needs --ws-url, and the local stack's options make no sense with it.
+        assert!(Args::try_parse_from(["parley-load", "--url", "http://127.0.0.1:1"]).is_err());
+        assert!(Args::try_parse_from([
+            "parley-load",
+            "--url",
+            "http://127.0.0.1:1",
+            "--ws-url",
+            "ws://127.0.0.1:2",
+            "--release"
+        ])
+        .is_err());
+        assert!(Args::try_parse_from(["parley-load", "--run-id", "Bad_Id"]).is_err());
+        assert!(Args::try_parse_from(["parley-load", "--scenario", "nope"]).is_err());
+    }
+}
