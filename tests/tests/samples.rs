@@ -140,7 +140,7 @@ async fn prepare(app: &TestApp, name: &str, mut event: Value) -> Value {
 }
 
 /// The ids the conversation samples use, replaced with those of a live group.
-const SAMPLE_CONVERSATION: &str = "01JH3Z7Q2W8E4R6T8Y0U2I4O6P";
+const SAMPLE_CONVERSATION: &str = "01JH3Z7Q2W8E4R6T8Y0V2J4K6P";
 const SAMPLE_MESSAGE: &str = "01JH3Z9D1F3G5H7J9K1L3M5N7P";
 const SAMPLE_OTHER_USER: &str = "01JH3Z5B7K2M9R4T6V8W0XYZAB";
 

@@ -408,6 +408,12 @@ impl LocalStack {
 }
 
 /// Accepts HTTP/1.1 connections (with upgrades) until shutdown.
+/// After a failed accept (out of file descriptors, most likely): accept fails again at once until
+/// something closes, so spinning on it would take a whole core from the connections that could close.
+pub(crate) async fn accept_failed() {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
 async fn serve<H, F>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: H)
 where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
@@ -419,7 +425,10 @@ where
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
-                Err(_) => continue,
+                Err(_) => {
+                    accept_failed().await;
+                    continue;
+                }
             },
             _ = shutdown.changed() => return,
         };

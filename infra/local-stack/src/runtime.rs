@@ -419,6 +419,7 @@ fn reply(status: StatusCode, body: &str) -> RuntimeResponse {
 async fn serve_runtime_api(listener: TcpListener, api: Arc<RuntimeApi>, logs: Arc<LogBook>, name: String) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            crate::accept_failed().await;
             continue;
         };
         let api = Arc::clone(&api);
