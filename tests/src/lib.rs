@@ -23,6 +23,13 @@ pub struct Stack {
     stats: std::sync::mpsc::SyncSender<StatsQuery>,
 }
 
+/// What [`Stack::call`] got back; a body that is not JSON reads as `null`.
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
 enum StatsQuery {
     Function(String, std::sync::mpsc::SyncSender<Option<local_stack::FunctionStats>>),
     Logs(String, std::sync::mpsc::SyncSender<Vec<String>>),
@@ -44,6 +51,26 @@ impl Stack {
             .send(StatsQuery::Invoke(function.to_owned(), payload, reply))
             .map_err(|e| e.to_string())?;
         answer.recv().map_err(|e| e.to_string())?
+    }
+
+    /// One request to the stack's HTTP API, as a client sends it: JSON body, bearer token.
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> HttpAnswer {
+        let mut request = reqwest::Client::new().request(
+            method.parse().expect("an HTTP method"),
+            format!("{}{path}", self.http_url),
+        );
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the gateway answers");
+        HttpAnswer {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.json().await.unwrap_or(Value::Null),
+        }
     }
 
     /// The output lines of one function (by binary name) so far.

@@ -68,17 +68,13 @@ async fn ones_own_profile_is_never_served_from_the_cache() {
 }
 
 async fn http(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method.parse().unwrap(), format!("{}{path}", stack().http_url));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("the gateway answers");
-    assert!(response.status().is_success(), "{method} {path}: {}", response.status());
-    response.json().await.unwrap()
+    let answer = stack().call(method, path, token, body).await;
+    assert!(
+        (200..300).contains(&answer.status),
+        "{method} {path}: {}",
+        answer.status
+    );
+    answer.body
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,17 +6,8 @@ use parley_tests::stack;
 use serde_json::{json, Value};
 
 async fn call(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method.parse().unwrap(), format!("{}{path}", stack().http_url));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("the gateway answers");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let answer = stack().call(method, path, token, body).await;
+    (answer.status, answer.body)
 }
 
 async fn register(prefix: &str) -> (String, String) {

@@ -28,6 +28,7 @@ fn stack() -> &'static Stack {
     })
 }
 
+/// A reply, with `Retry-After` read as whole seconds.
 struct Answer {
     status: u16,
     retry_after: Option<u64>,
@@ -35,24 +36,15 @@ struct Answer {
 }
 
 async fn call(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method.parse().unwrap(), format!("{}{path}", stack().http_url));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("the gateway answers");
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
+    let answer = stack().call(method, path, token, body).await;
+    let retry_after = answer
+        .headers
         .get("retry-after")
         .map(|v| v.to_str().unwrap().parse().expect("Retry-After is whole seconds"));
     Answer {
-        status,
+        status: answer.status,
         retry_after,
-        body: response.json().await.unwrap_or(Value::Null),
+        body: answer.body,
     }
 }
 

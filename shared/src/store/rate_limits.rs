@@ -1,8 +1,6 @@
 //! Fixed-window request counters shared by every container: one conditional UpdateItem per check.
 
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
-
-use super::{is_condition_failure, key, keys, n, Store};
+use super::{key, keys, n, Store};
 use crate::error::ApiError;
 
 impl Store {
@@ -16,7 +14,7 @@ impl Store {
         window_secs: u64,
         limit: u64,
     ) -> Result<bool, ApiError> {
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -28,20 +26,10 @@ impl Store {
             .condition_expression("attribute_not_exists(hits) OR hits < :limit")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":limit", n(limit))
-            .expression_attribute_values(":expires", n(window_start_secs + 2 * window_secs))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                self.usage.record(true, out.consumed_capacity());
-                Ok(true)
-            }
-            Err(err) if is_condition_failure(&err) => {
-                self.usage.record(true, None);
-                Ok(false)
-            }
-            Err(err) => Err(err.into()),
-        }
+            .expression_attribute_values(":expires", n(window_start_secs + 2 * window_secs));
+        Ok(self
+            .conditional_update::<serde::de::IgnoredAny>(request)
+            .await?
+            .is_some())
     }
 }
