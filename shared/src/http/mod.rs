@@ -41,8 +41,9 @@ where
     lambda_http::run(service).await
 }
 
-/// One event through one handler: parse, check the rate limits, run, and turn the outcome into the response API.md promises
-/// (JSON, a request id, error bodies with codes). Never panics on bad input.
+/// One event through one handler: parse, check the rate limits, run, and turn the outcome into the
+/// response API.md promises (JSON, a request id, error bodies with codes). Never panics on bad input.
+/// Compression is the layer around this (see [`serve`]), so the latency metric leaves it out.
 pub async fn handle<H, Fut>(context: &'static AppContext, handler: H, event: Request) -> Response<Body>
 where
     H: Fn(&'static AppContext, ApiRequest) -> Fut,
