@@ -84,13 +84,9 @@ async fn main() {
         let mut options = Options::for_tests(template_path.clone());
         options.profile = profile;
         options.build = false;
-        for parameter in [
-            "RateLimitIpPerHour",
-            "RateLimitUserPerHour",
-            "RateLimitSensitivePerMinute",
-        ] {
-            options.parameters.insert(parameter.to_owned(), "0".to_owned());
-        }
+        options
+            .parameters
+            .extend(parley_tests::RATE_LIMITS_OFF.map(|(name, value)| (name.to_owned(), value.to_owned())));
         let stack = LocalStack::start(options).await.expect("the local stack");
         // A fresh DynamoDB Local answers its first calls slowly (class loading, JIT), and every function's
         // init makes one call (the connection warm-up, a GetItem): warm it with that call first, as the

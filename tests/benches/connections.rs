@@ -462,13 +462,9 @@ async fn main() {
     // A run can outlast API Gateway's 10 minute idle timeout; the clients are idle between steps.
     options.limits.idle_timeout = Duration::from_secs(6 * 3600);
     options.limits.max_connection_duration = Duration::from_secs(6 * 3600);
-    for parameter in [
-        "RateLimitIpPerHour",
-        "RateLimitUserPerHour",
-        "RateLimitSensitivePerMinute",
-    ] {
-        options.parameters.insert(parameter.to_owned(), "0".to_owned());
-    }
+    options
+        .parameters
+        .extend(parley_tests::RATE_LIMITS_OFF.map(|(name, value)| (name.to_owned(), value.to_owned())));
     let stack = LocalStack::start(options).await.expect("the local stack");
     let sdk = dynamodb_local::sdk_config(stack.dynamodb_endpoint().expect("DynamoDB Local")).await;
     let config = Config::from_lookup(|name| match name {
