@@ -165,7 +165,7 @@ async fn limits_refuse_with_429_and_change_nothing_else() {
     }
 
     // Signed-in users count per user, over HTTP and WebSocket alike, whatever the address's budget.
-    let (alice, alice_token) = users[0].clone();
+    let (_, alice_token) = users[0].clone();
     let (bob, bob_token) = users[1].clone();
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("{}/?token={alice_token}", stack().ws_url))
         .await
@@ -242,7 +242,6 @@ async fn limits_refuse_with_429_and_change_nothing_else() {
         .collect();
     assert_eq!(bodies.len() as u64, stored, "{bodies:?}");
     assert!(!bodies.contains(&"one too many") && !bodies.contains(&"no"));
-    let _ = alice;
 }
 
 #[tokio::test(flavor = "multi_thread")]
