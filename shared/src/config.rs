@@ -31,6 +31,16 @@ pub struct Config {
     /// How long one attempt of an AWS call may take before it is retried (`SDK_ATTEMPT_TIMEOUT_MS`,
     /// 1000 by default; the local stack allows DynamoDB Local more on a loaded laptop).
     pub sdk_attempt_timeout: Duration,
+    /// The delivery queue (`DELIVERY_QUEUE_URL`); unset, events are delivered in the writer's process.
+    pub delivery_queue_url: Option<String>,
+    /// Where deliveries that failed every attempt are parked (`DELIVERY_DEAD_LETTER_QUEUE_URL`).
+    pub delivery_dead_letter_url: Option<String>,
+    /// How long a DynamoDB operation may keep retrying conflicts, throttles and 5xx before the request
+    /// is answered 503 (`DYNAMODB_RETRY_BUDGET_MS`, 2000 by default).
+    pub dynamodb_retry_budget: Duration,
+    /// Added to this process's clock (`CLOCK_SKEW_MS`, may be negative): lets a test run a container
+    /// whose clock is wrong, as real fleets sometimes have.
+    pub clock_skew_ms: i64,
 }
 
 /// Requests allowed per window, enforced across all containers; 0 turns a limit off.
@@ -117,6 +127,16 @@ impl Config {
             },
             dynamodb_slow_call: Duration::from_millis(number(&lookup, "DYNAMODB_SLOW_CALL_MS", 100)?),
             sdk_attempt_timeout: Duration::from_millis(number(&lookup, "SDK_ATTEMPT_TIMEOUT_MS", 1000)?.max(1)),
+            delivery_queue_url: lookup("DELIVERY_QUEUE_URL").filter(|v| !v.is_empty()),
+            delivery_dead_letter_url: lookup("DELIVERY_DEAD_LETTER_QUEUE_URL").filter(|v| !v.is_empty()),
+            dynamodb_retry_budget: Duration::from_millis(number(&lookup, "DYNAMODB_RETRY_BUDGET_MS", 2000)?),
+            clock_skew_ms: match lookup("CLOCK_SKEW_MS").filter(|v| !v.trim().is_empty()) {
+                None => 0,
+                Some(value) => value.trim().parse().map_err(|_| ConfigError::Invalid {
+                    name: "CLOCK_SKEW_MS",
+                    problem: format!("{value:?} is not a whole number of milliseconds"),
+                })?,
+            },
         })
     }
 }

@@ -11,7 +11,7 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::cursor::Cursors;
 use crate::domain::users::{self, User};
-use crate::realtime::Fanout;
+use crate::realtime::{Fanout, Publisher};
 use crate::store::Store;
 
 pub struct AppContext {
@@ -22,6 +22,8 @@ pub struct AppContext {
     pub tokens: TokenKeys,
     pub cursors: Cursors,
     pub fanout: Fanout,
+    /// Where writes hand their events to the delivery worker.
+    pub publisher: Publisher,
     /// Other users' public profiles, for a few seconds (see `domain::users::PROFILE_CACHE_TTL`).
     pub profiles: Cache<User>,
 }
@@ -50,11 +52,39 @@ impl AppContext {
         }
     }
 
+    /// This container's clock (with `CLOCK_SKEW_MS` applied).
+    pub fn now(&self) -> std::time::SystemTime {
+        let skew = Duration::from_millis(self.config.clock_skew_ms.unsigned_abs());
+        if self.config.clock_skew_ms < 0 {
+            crate::time::now() - skew
+        } else {
+            crate::time::now() + skew
+        }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as u64
+    }
+
+    /// Hands events to the delivery worker (see `realtime`): the one way a write's events leave it.
+    pub async fn publish(&self, events: &[crate::realtime::Outgoing]) -> Result<(), crate::error::ApiError> {
+        self.publisher.publish(self, events).await
+    }
+
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
-        let store = Store::new(sdk, config.table_name.clone(), config.dynamodb_slow_call);
+        let store = Store::new(sdk, config.table_name.clone(), config.dynamodb_slow_call)
+            .with_retry_budget(config.dynamodb_retry_budget);
         let tokens = TokenKeys::new(&config.token_secret, config.access_token_ttl);
         let cursors = Cursors::new(&config.token_secret);
         let fanout = Fanout::new(sdk, config.websocket_endpoint.as_deref());
+        let publisher = Publisher::new(
+            sdk,
+            config.delivery_queue_url.clone(),
+            config.delivery_dead_letter_url.clone(),
+        );
         AppContext {
             config,
             sdk: sdk.clone(),
@@ -62,6 +92,7 @@ impl AppContext {
             tokens,
             cursors,
             fanout,
+            publisher,
             profiles: Cache::new(users::PROFILE_CACHE_TTL, users::PROFILE_CACHE_USERS),
         }
     }

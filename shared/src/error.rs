@@ -122,11 +122,19 @@ impl ApiError {
     }
 }
 
-/// DynamoDB throttling is the caller's cue to retry: 503 with `Retry-After`, not a 500.
-const THROTTLING_CODES: &[&str] = &[
+/// What DynamoDB answers when it is busy or briefly failing: the caller's cue to retry, so 503 with
+/// `Retry-After`, never a 500. A `TransactionCanceledException` gets here only when no condition failed
+/// (its reasons are conflicts or throttling).
+const TRANSIENT_CODES: &[&str] = &[
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
+    "TransactionConflictException",
+    "TransactionCanceledException",
+    "TransactionInProgressException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
 ];
 
 impl<E, R> From<SdkError<E, R>> for ApiError
@@ -135,8 +143,11 @@ where
     R: std::fmt::Debug,
 {
     fn from(err: SdkError<E, R>) -> Self {
-        let throttled = err.code().is_some_and(|code| THROTTLING_CODES.contains(&code));
-        let unreachable = matches!(err, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_));
+        let throttled = err.code().is_some_and(|code| TRANSIENT_CODES.contains(&code));
+        let unreachable = matches!(
+            err,
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+        );
         if throttled || unreachable {
             tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), "DynamoDB unavailable");
             return ApiError::Unavailable {

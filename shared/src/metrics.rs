@@ -139,6 +139,13 @@ pub fn fanout(delivery: &Delivery) {
     println!("{line}");
 }
 
+/// One count of something that happened (per function and in total), e.g. `DeliveriesParked`.
+pub fn count(metric: &str, value: f64) {
+    let function = function_name();
+    let line = document(&[("Function", &function)], &[(metric, "Count", value)], &[]);
+    println!("{line}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,10 @@
-//! `cargo bench -p parley-tests --bench realtime`: send-to-delivery latency through the local stack for
-//! groups of 10, 100 and 1000 connected members, and the DynamoDB work of one fan-out.
+//! `cargo bench -p parley-tests --bench realtime`: through the local stack, for groups of 2, 100 and 1000
+//! connected members: the send's own latency (HTTP round trip), send-to-delivery per delivery and to
+//! the last member, and the DynamoDB work per message, synchronous (the send) and asynchronous (the
+//! delivery worker), from the functions' own metric lines.
+//!
+//! `REALTIME_PROFILE=release` runs release-built functions (build them first:
+//! `cargo build --release $(ls functions | sed 's/^/-p /')`); the default is debug.
 //!
 //! Users are written straight to the stack's table and given tokens signed with the local secret
 //! (registering a thousand through argon2 would only measure argon2). Every member holds one real
@@ -11,30 +16,56 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
-use local_stack::{LocalStack, Options, LOCAL_TOKEN_SECRET};
+use local_stack::{LocalStack, Options, Profile, LOCAL_TOKEN_SECRET};
 use parley::auth::tokens::TokenKeys;
 use parley::config::Config;
 use parley::AppContext;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-const MESSAGES: usize = 20;
+const MESSAGES: usize = 30;
 const PACE: Duration = Duration::from_millis(100);
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Sums of the per-invocation metric lines of one route since `skip` lines.
+fn work(stack: &LocalStack, binary: &str, route: &str, skip: usize) -> (usize, f64, f64, f64) {
+    let mut totals = (0usize, 0.0, 0.0, 0.0);
+    for line in stack.logs().iter().filter(|l| l.source == binary).skip(skip) {
+        let Ok(value) = serde_json::from_str::<Value>(&line.text) else {
+            continue;
+        };
+        if value["Route"] == route && value.get("DynamoDBCalls").is_some() {
+            totals.0 += 1;
+            totals.1 += value["DynamoDBCalls"].as_f64().unwrap_or(0.0);
+            totals.2 += value["ReadCapacityUnits"].as_f64().unwrap_or(0.0);
+            totals.3 += value["WriteCapacityUnits"].as_f64().unwrap_or(0.0);
+        }
+    }
+    totals
+}
+
+fn lines_of(stack: &LocalStack, binary: &str) -> usize {
+    stack.logs().iter().filter(|l| l.source == binary).count()
 }
 
 #[tokio::main]
 async fn main() {
     let mut options = Options::for_tests(local_stack::workspace_template());
-    options.max_instances_per_function = 4;
+    if std::env::var("REALTIME_PROFILE").as_deref() == Ok("release") {
+        options.profile = Profile::Release;
+        options.build = false;
+    }
     let stack = LocalStack::start(options).await.expect("stack");
     let sdk = dynamodb_local::sdk_config(stack.dynamodb_endpoint().unwrap()).await;
     let config = Config::from_lookup(|name| match name {
         "TABLE_NAME" => Some("ChatTable".to_owned()),
         "TOKEN_SECRET" => Some(LOCAL_TOKEN_SECRET.to_owned()),
-        "WEBSOCKET_ENDPOINT" => Some(format!("http://{}", stack.ws_url().trim_start_matches("ws://"))),
         _ => None,
     })
     .unwrap();
@@ -42,11 +73,9 @@ async fn main() {
     let keys = TokenKeys::new(LOCAL_TOKEN_SECRET.as_bytes(), Duration::from_secs(3600));
     let http = reqwest::Client::new();
 
-    println!("| members connected | messages | deliveries | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) |");
-    println!("|---|---|---|---|---|---|---|");
-    let mut fanout_work = Vec::new();
-    for members in [10usize, 100, 1000] {
-        // Users and tokens.
+    let mut rows = Vec::new();
+    let mut work_rows = Vec::new();
+    for members in [2usize, 100, 1000] {
         let mut users = Vec::with_capacity(members);
         for i in 0..members {
             let id = parley_tests::silent_user(&context.store, &format!("rt{members}x{i}")).await;
@@ -55,19 +84,24 @@ async fn main() {
         }
         let owner_token = users[0].1.clone();
         let member_ids: Vec<&str> = users[1..].iter().map(|(id, _)| id.as_str()).collect();
+        let body = if members == 2 {
+            json!({ "type": "direct", "memberIds": member_ids })
+        } else {
+            json!({ "type": "group", "name": "bench", "memberIds": member_ids })
+        };
         let created: Value = http
             .post(format!("{}/conversations", stack.http_url()))
             .bearer_auth(&owner_token)
-            .json(&json!({ "type": "group", "name": "bench", "memberIds": member_ids }))
+            .json(&body)
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        let conversation = created["id"].as_str().expect("group created").to_owned();
+        let conversation = created["id"].as_str().expect("conversation created").to_owned();
 
-        // One WebSocket per member; each records when each message arrives.
+        // One WebSocket per member; each records when each message first arrives (batches opened).
         let arrivals: Arc<Mutex<HashMap<String, Vec<Instant>>>> = Arc::default();
         let mut readers = Vec::new();
         for chunk in users.chunks(50) {
@@ -82,15 +116,19 @@ async fn main() {
                 let mut socket = socket.await.unwrap();
                 let arrivals = Arc::clone(&arrivals);
                 readers.push(tokio::spawn(async move {
+                    let mut seen = std::collections::HashSet::new();
                     while let Some(Ok(frame)) = socket.next().await {
                         let at = Instant::now();
-                        if let Message::Text(text) = frame {
-                            let value: Value = serde_json::from_str(&text).unwrap_or_default();
-                            if value["type"] == "message.new" {
-                                let id = value["message"]["clientMessageId"]
-                                    .as_str()
-                                    .unwrap_or_default()
-                                    .to_owned();
+                        let Message::Text(text) = frame else { continue };
+                        let value: Value = serde_json::from_str(&text).unwrap_or_default();
+                        let events = if value["type"] == "batch" {
+                            value["events"].as_array().cloned().unwrap_or_default()
+                        } else {
+                            vec![value]
+                        };
+                        for event in events.into_iter().filter(|e| e["type"] == "message.new") {
+                            let id = event["message"]["clientMessageId"].as_str().unwrap_or_default().to_owned();
+                            if seen.insert(id.clone()) {
                                 arrivals.lock().unwrap().entry(id).or_default().push(at);
                             }
                         }
@@ -99,7 +137,6 @@ async fn main() {
             }
         }
 
-        // Warm the send path, then measure.
         let send = |client_id: String| {
             let (http, url, token) = (
                 http.clone(),
@@ -116,15 +153,22 @@ async fn main() {
                     .await
                     .unwrap();
                 assert_eq!(response.status(), 201);
-                started
+                (started, started.elapsed().as_secs_f64() * 1000.0)
             }
         };
-        send("warm".to_owned()).await;
+        // Warm both paths (the send function and the worker) before measuring.
+        for i in 0..3 {
+            send(format!("warm{i}")).await;
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
+        let (send_lines, worker_lines) = (lines_of(&stack, "messages-send"), lines_of(&stack, "delivery-worker"));
         let mut started = HashMap::new();
+        let mut send_ms = Vec::new();
         for i in 0..MESSAGES {
             let id = format!("m{i}");
-            started.insert(id.clone(), send(id).await);
+            let (at, took) = send(id.clone()).await;
+            started.insert(id, at);
+            send_ms.push(took);
             tokio::time::sleep(PACE).await;
         }
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -140,58 +184,59 @@ async fn main() {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let mut latencies: Vec<f64> = Vec::new();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut per_delivery = Vec::new();
+        let mut to_all = Vec::new();
+        let mut delivered = 0;
         for (id, times) in arrivals.lock().unwrap().iter() {
-            if let Some(start) = started.get(id) {
-                latencies.extend(times.iter().map(|t| t.duration_since(*start).as_secs_f64() * 1000.0));
+            let Some(start) = started.get(id) else { continue };
+            delivered += times.len();
+            let ms: Vec<f64> = times.iter().map(|t| t.duration_since(*start).as_secs_f64() * 1000.0).collect();
+            if times.len() == members {
+                to_all.push(ms.iter().copied().fold(0.0, f64::max));
             }
+            per_delivery.extend(ms);
         }
-        latencies.sort_by(f64::total_cmp);
-        println!(
-            "| {members} | {MESSAGES} | {}/{} | {:.1} | {:.1} | {:.1} | {:.1} |",
-            latencies.len(),
+        per_delivery.sort_by(f64::total_cmp);
+        to_all.sort_by(f64::total_cmp);
+        send_ms.sort_by(f64::total_cmp);
+        rows.push(format!(
+            "| {members} | {MESSAGES} | {delivered}/{} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} |",
             MESSAGES * members,
-            percentile(&latencies, 0.50),
-            percentile(&latencies, 0.95),
-            percentile(&latencies, 0.99),
-            latencies.last().copied().unwrap_or_default()
-        );
-
-        // The DynamoDB work of one fan-out, measured in-process on the same data (warm member cache).
-        let record = context.store.get_conversation(&conversation).await.unwrap().unwrap();
-        let event = json!({ "type": "bench" });
-        context
-            .fanout
-            .to_conversation(
-                &context.store,
-                &record,
-                std::slice::from_ref(&event),
-                parley::realtime::Skip::Nobody,
-            )
-            .await;
-        let before = context.store.usage();
-        let delivery = context
-            .fanout
-            .to_conversation(
-                &context.store,
-                &record,
-                std::slice::from_ref(&event),
-                parley::realtime::Skip::Nobody,
-            )
-            .await;
-        let used = context.store.usage() - before;
-        fanout_work.push((members, used, delivery));
+            percentile(&send_ms, 0.50),
+            percentile(&send_ms, 0.95),
+            percentile(&per_delivery, 0.50),
+            percentile(&per_delivery, 0.95),
+            percentile(&per_delivery, 0.99),
+            percentile(&to_all, 0.50),
+            percentile(&to_all, 0.95),
+        ));
+        let sync = work(&stack, "messages-send", "POST /conversations/{conversationId}/messages", send_lines);
+        let asynchronous = work(&stack, "delivery-worker", "SQS DeliveryQueue", worker_lines);
+        let per = |total: f64| total / MESSAGES as f64;
+        work_rows.push(format!(
+            "| {members} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            per(sync.1),
+            per(sync.2),
+            per(sync.3),
+            asynchronous.0 as f64 / MESSAGES as f64,
+            per(asynchronous.1),
+            per(asynchronous.2),
+            per(asynchronous.3),
+        ));
         for reader in readers {
             reader.abort();
         }
     }
-    println!("\n| members | DynamoDB calls per fan-out | read units | connections posted |");
-    println!("|---|---|---|---|");
-    for (members, used, delivery) in fanout_work {
-        println!(
-            "| {members} | {} | {:.1} | {} |",
-            used.calls, used.read_units, delivery.delivered
-        );
+    println!("| members connected | messages | deliveries | send p50 / p95 (ms) | send-to-delivery p50 / p95 / p99 (ms) | to the last member p50 / p95 (ms) |");
+    println!("|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
+    println!("\n| members | send: DynamoDB calls | send: RCU | send: WCU | worker invocations | worker: DynamoDB calls | worker: RCU | worker: WCU |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for row in work_rows {
+        println!("{row}");
     }
     stack.stop().await;
 }

@@ -2,6 +2,8 @@
 //! process), a fresh table per test created from template.yaml's definition, and requests shaped as
 //! API Gateway HTTP API (payload v2.0) events fed through the same edge the Lambda functions use.
 
+pub mod realtime;
+
 use std::future::Future;
 use std::sync::OnceLock;
 
@@ -34,6 +36,7 @@ enum StatsQuery {
     Function(String, std::sync::mpsc::SyncSender<Option<local_stack::FunctionStats>>),
     Logs(String, std::sync::mpsc::SyncSender<Vec<String>>),
     Invoke(String, Value, std::sync::mpsc::SyncSender<Result<Value, String>>),
+    Control(Box<dyn FnOnce(&local_stack::LocalStack) + Send>),
 }
 
 impl Stack {
@@ -73,6 +76,31 @@ impl Stack {
         }
     }
 
+    /// Runs `control` on the stack itself (pause event sources, read a queue, change faults); blocking,
+    /// so call it from `spawn_blocking` or through [`Stack::with`].
+    pub fn with_blocking<T: Send + 'static>(
+        &self,
+        control: impl FnOnce(&local_stack::LocalStack) -> T + Send + 'static,
+    ) -> T {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.stats
+            .send(StatsQuery::Control(Box::new(move |stack| {
+                let _ = reply.send(control(stack));
+            })))
+            .expect("the stack thread is running");
+        answer.recv().expect("the stack thread answers")
+    }
+
+    /// [`Stack::with_blocking`] from async code.
+    pub async fn with<T: Send + 'static>(
+        &'static self,
+        control: impl FnOnce(&local_stack::LocalStack) -> T + Send + 'static,
+    ) -> T {
+        tokio::task::spawn_blocking(move || self.with_blocking(control))
+            .await
+            .expect("control thread")
+    }
+
     /// The output lines of one function (by binary name) so far.
     pub fn logs_of(&self, binary: &str) -> Vec<String> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
@@ -99,6 +127,14 @@ pub fn stack() -> &'static Stack {
 /// Starts a local stack of the real template with `parameters`, on a runtime of its own; it stops
 /// with the process. Most tests share [`stack`]; a test that needs other parameters starts its own.
 pub fn start_stack(parameters: &[(&str, &str)]) -> Stack {
+    start_stack_with(parameters, |_| {})
+}
+
+/// [`start_stack`] with other options too (fault injection, a short queue visibility timeout, ...).
+pub fn start_stack_with(
+    parameters: &[(&str, &str)],
+    configure: impl FnOnce(&mut local_stack::Options) + Send + 'static,
+) -> Stack {
     let parameters: Vec<(String, String)> = parameters
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -110,6 +146,7 @@ pub fn start_stack(parameters: &[(&str, &str)]) -> Stack {
             runtime.block_on(async move {
                 let mut options = local_stack::Options::for_tests(local_stack::workspace_template());
                 options.parameters.extend(parameters);
+                configure(&mut options);
                 let stack = match local_stack::LocalStack::start(options).await {
                     Ok(stack) => stack,
                     Err(e) => {
@@ -139,6 +176,7 @@ pub fn start_stack(parameters: &[(&str, &str)]) -> Stack {
                                     let _ = reply.send(stack.invoke(&function, &payload).await);
                                 });
                             }
+                            StatsQuery::Control(control) => control(&stack),
                             StatsQuery::Logs(binary, reply) => {
                                 let lines = stack
                                     .logs()
@@ -198,15 +236,29 @@ impl TestApp {
         dynamodb_local::create_table(&client, &table, &definition)
             .await
             .expect("create the test table");
+        let context = Self::context(&sdk, &table, &[]);
+        TestApp { context, client, table }
+    }
+
+    /// A second container of the same deployment (same table and secret), with other settings: for
+    /// example `CLOCK_SKEW_MS` for a container whose clock is wrong.
+    pub async fn another_container(&self, settings: &[(&str, &str)]) -> &'static AppContext {
+        let endpoint = tokio::task::spawn_blocking(dynamodb_endpoint)
+            .await
+            .expect("DynamoDB Local start-up thread");
+        let sdk = dynamodb_local::sdk_config(&endpoint).await;
+        Self::context(&sdk, &self.table, settings)
+    }
+
+    fn context(sdk: &aws_config::SdkConfig, table: &str, settings: &[(&str, &str)]) -> &'static AppContext {
         let config = Config::from_lookup(|name| match name {
-            "TABLE_NAME" => Some(table.clone()),
+            "TABLE_NAME" => Some(table.to_owned()),
             "TOKEN_SECRET" => Some(TEST_TOKEN_SECRET.to_owned()),
-            _ => None,
+            other => settings.iter().find(|(n, _)| *n == other).map(|(_, v)| (*v).to_owned()),
         })
         .expect("test configuration");
         // Leaked on purpose: a function's context lives for its whole process, and handlers take it as 'static.
-        let context: &'static AppContext = Box::leak(Box::new(AppContext::new(config, &sdk)));
-        TestApp { context, client, table }
+        Box::leak(Box::new(AppContext::new(config, sdk)))
     }
 
     /// Runs `handler` on `request` through the same edge as the deployed function.

@@ -5,110 +5,37 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{SinkExt, StreamExt};
+use parley_tests::realtime::{events_of, next, send_frame, silent, Clients, Socket, User};
 use parley_tests::stack;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-struct User {
-    id: String,
-    token: String,
+fn rt() -> Clients {
+    Clients { stack: stack() }
 }
 
 async fn call(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let answer = stack().call(method, path, token, body).await;
-    (answer.status, answer.body)
+    rt().call(method, path, token, body).await
 }
 
 async fn user(prefix: &str) -> User {
-    let username = format!("{prefix}{}", &ulid::Ulid::generate().to_string()[18..].to_lowercase());
-    let (status, body) = call(
-        "POST",
-        "/auth/register",
-        None,
-        Some(json!({ "username": username, "password": "real time!" })),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    User {
-        id: body["user"]["id"].as_str().unwrap().to_owned(),
-        token: body["accessToken"].as_str().unwrap().to_owned(),
-    }
+    rt().user(prefix).await
 }
 
 async fn connect_with(query: &str) -> Result<Socket, u16> {
-    let request = format!("{}/?{query}", stack().ws_url).into_client_request().unwrap();
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
-        Err(e) => panic!("WebSocket error: {e}"),
-    }
+    rt().connect_with(query).await
 }
 
 async fn connect(user: &User) -> Socket {
-    connect_with(&format!("token={}", user.token)).await.expect("connected")
-}
-
-async fn next(socket: &mut Socket) -> Value {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(15), socket.next())
-            .await
-            .expect("a frame within 15 s")
-            .expect("open")
-            .expect("valid");
-        match frame {
-            Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
-            Message::Close(close) => panic!("closed: {close:?}"),
-            _ => continue,
-        }
-    }
-}
-
-/// Events of a frame: a `batch` is opened.
-fn events_of(frame: Value) -> Vec<Value> {
-    if frame["type"] == "batch" {
-        frame["events"].as_array().unwrap().clone()
-    } else {
-        vec![frame]
-    }
-}
-
-async fn silent(socket: &mut Socket, for_ms: u64) {
-    if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(Duration::from_millis(for_ms), socket.next()).await
-    {
-        panic!("expected nothing, got {text}");
-    }
-}
-
-async fn send_frame(socket: &mut Socket, frame: Value) {
-    socket.send(Message::text(frame.to_string())).await.unwrap();
+    rt().connect(user).await
 }
 
 async fn group(owner: &User, members: &[&User]) -> String {
-    let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
-    let (status, body) = call(
-        "POST",
-        "/conversations",
-        Some(&owner.token),
-        Some(json!({ "type": "group", "name": "rt", "memberIds": ids })),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().unwrap().to_owned()
+    rt().group(owner, members).await
 }
 
 async fn http_send(sender: &User, conversation: &str, client_id: &str, body: &str) -> Value {
-    let (status, message) = call(
-        "POST",
-        &format!("/conversations/{conversation}/messages"),
-        Some(&sender.token),
-        Some(json!({ "clientMessageId": client_id, "body": body })),
-    )
-    .await;
-    assert_eq!(status, 201, "{message}");
-    message
+    rt().http_send(sender, conversation, client_id, body).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -232,7 +232,9 @@ async fn every_sample_event_succeeds_through_its_handler() {
     // the admin metrics route needs CloudWatch, which the local stack stands in for (e2e_admin.rs).
     for name in template_binaries()
         .into_iter()
-        .filter(|n| !n.starts_with("ws-") && n != "alarm-responder" && n != "admin-metrics-get")
+        .filter(|n| {
+            !n.starts_with("ws-") && !["alarm-responder", "admin-metrics-get", "delivery-worker"].contains(&n.as_str())
+        })
     {
         let app = TestApp::new().await;
         let event = prepare(&app, &name, load_event(&name)).await;
@@ -326,6 +328,27 @@ async fn every_websocket_sample_event_succeeds_through_its_handler() {
         .await
         .unwrap();
     assert!(sets.is_empty(), "the connection is forgotten: {sets:?}");
+}
+
+/// The delivery worker's sample (an SQS batch of one envelope for the sample conversation): handled
+/// without a failure report; with a body that is no envelope, that record is reported for SQS to retry
+/// and, in the end, park.
+#[tokio::test]
+async fn the_delivery_worker_sample_is_handled() {
+    let app = TestApp::new().await;
+    let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(load_event("delivery-worker")).unwrap();
+    let answer = parley::realtime::worker::handle(app.context, event.clone()).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+
+    let mut broken = event;
+    broken.records[0].body = Some("{\"not\": \"an envelope\"}".to_owned());
+    let answer = parley::realtime::worker::handle(app.context, broken).await;
+    let failed: Vec<&str> = answer
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["5c1d0f2e-7b3a-4c9d-8e1f-2a3b4c5d6e7f"]);
 }
 
 const SAMPLE_USER: &str = "01JH3Z4S0N8XQ3A4YGS6SFE0CW";

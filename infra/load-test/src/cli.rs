@@ -97,8 +97,9 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
-    /// Where to write the PNG chart (default: .local/load-test/<scenario>.png in the workspace).
-    #[arg(long, value_name = "FILE")]
+    /// Where to write the PNG chart (default: .local/load-test/<scenario>.png in the workspace;
+    /// `--chart` alone means that default, as the README shows it).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
     pub chart: Option<PathBuf>,
 
     /// Write no chart.
@@ -176,7 +177,7 @@ impl Args {
         if self.no_chart {
             return None;
         }
-        Some(self.chart.clone().unwrap_or_else(|| {
+        Some(self.chart.clone().filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| {
             let template = local_stack::workspace_template();
             let workspace = template.parent().map(PathBuf::from).unwrap_or_default();
             let workspace = workspace.canonicalize().unwrap_or(workspace);
@@ -208,6 +209,11 @@ mod tests {
         assert_eq!(args.scenario().plan.max_users(), 40);
         assert_eq!(args.group_size(), 5);
         assert!(args.chart_path().unwrap().ends_with(".local/load-test/spike.png"));
+        // `--chart` without a file name, as the README writes it, is the default path.
+        let bare = Args::try_parse_from(["parley-load", "--scenario", "peak", "--chart"]).unwrap();
+        assert!(bare.chart_path().unwrap().ends_with(".local/load-test/peak.png"));
+        let named = Args::try_parse_from(["parley-load", "--chart", "out.png"]).unwrap();
+        assert_eq!(named.chart_path().unwrap(), PathBuf::from("out.png"));
         // --url needs --ws-url, and the local stack's options make no sense with it.
         assert!(Args::try_parse_from(["parley-load", "--url", "http://127.0.0.1:1"]).is_err());
         assert!(Args::try_parse_from([

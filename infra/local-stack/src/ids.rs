@@ -79,6 +79,15 @@ pub fn function_arn(name: &str) -> String {
     format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}")
 }
 
+pub fn queue_arn(name: &str) -> String {
+    format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}")
+}
+
+/// A queue's URL on the local SQS endpoint, shaped as SQS's own: `<endpoint>/<account>/<name>`.
+pub fn queue_url(endpoint: &str, name: &str) -> String {
+    format!("{}/{ACCOUNT_ID}/{name}", endpoint.trim_end_matches('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,9 @@
 //! Parley's local stack: AWS DynamoDB Local, every function of template.yaml run as Lambda runs it, and a
 //! gateway that speaks API Gateway's HTTP API (payload v2.0) and WebSocket API (with @connections).
 //! The WebSocket port also serves a CloudWatch metrics API (ListMetrics, GetMetricData,
-//! GetMetricStatistics) answering from the Embedded Metric Format lines the functions print; the
-//! functions find it, as they find @connections and DynamoDB Local, through `AWS_ENDPOINT_URL_*`.
+//! GetMetricStatistics) answering from the Embedded Metric Format lines the functions print, and the
+//! SQS API over the template's queues, which feed the functions' SQS event source mappings; the
+//! functions find both, as they find @connections and DynamoDB Local, through `AWS_ENDPOINT_URL_*`.
 //!
 //! The binary (`cargo run -p local-stack`) is the README's run command; the library is what the
 //! end-to-end tests start, on free ports and in memory.
@@ -10,12 +11,15 @@
 mod binaries;
 mod cbor;
 mod cloudwatch;
+mod event_sources;
+pub mod faults;
 mod http_api;
 mod ids;
 mod logs;
 mod metrics;
 mod resolve;
 mod runtime;
+mod sqs;
 mod websocket;
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,6 +37,7 @@ use tokio::sync::watch;
 
 pub use binaries::Profile;
 pub use dynamodb_local::Storage;
+pub use faults::{FaultConfig, FaultCounters, FaultInjector, FaultProxy};
 pub use logs::LogLine;
 pub use runtime::FunctionStats;
 pub use websocket::Limits;
@@ -62,6 +67,8 @@ pub enum StackError {
     MissingBinary(String),
     #[error(transparent)]
     DynamoDb(#[from] dynamodb_local::Error),
+    #[error("fault injection: {0}")]
+    Faults(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -83,6 +90,16 @@ pub struct Options {
     /// Echo function output and gateway remarks to stdout.
     pub echo_logs: bool,
     pub dynamodb_heap_mb: u32,
+    /// Every queue's visibility timeout; None: the template's. Tests set a short one, so failed
+    /// messages come back in a second rather than a minute.
+    pub queue_visibility_timeout: Option<Duration>,
+    /// Put the DynamoDB fault proxy between the functions and DynamoDB Local, break @connections
+    /// posts, and serve `/@faults`, as `faults` says (changeable while running). Off: no extra hop.
+    pub fault_injection: bool,
+    /// The configuration fault injection starts with.
+    pub faults: FaultConfig,
+    /// The functions' `SDK_ATTEMPT_TIMEOUT_MS`: fault runs set it low, so each held call costs little.
+    pub sdk_attempt_timeout: Duration,
 }
 
 impl Options {
@@ -101,6 +118,10 @@ impl Options {
             parameters: BTreeMap::from([("TokenSecret".to_owned(), LOCAL_TOKEN_SECRET.to_owned())]),
             echo_logs: true,
             dynamodb_heap_mb: 512,
+            queue_visibility_timeout: None,
+            fault_injection: false,
+            faults: FaultConfig::default(),
+            sdk_attempt_timeout: Duration::from_secs(5),
         }
     }
 
@@ -127,6 +148,10 @@ pub struct LocalStack {
     logs: Arc<LogBook>,
     shutdown: watch::Sender<bool>,
     dynamodb: Option<DynamoDbLocal>,
+    sqs: Arc<sqs::Sqs>,
+    event_sources: event_sources::EventSources,
+    faults: Option<Arc<FaultInjector>>,
+    fault_proxy: Option<FaultProxy>,
 }
 
 async fn bind(port: u16, flag: &'static str) -> Result<TcpListener, StackError> {
@@ -143,6 +168,7 @@ impl LocalStack {
         let template = Template::load(&options.template)?;
         let functions = template.functions()?;
         let websocket_apis = template.websocket_apis()?;
+        let queues = template.queues()?;
         let table = template.table().ok();
         let workspace = workspace_root(&options.template);
 
@@ -152,6 +178,13 @@ impl LocalStack {
         let http_address = http_listener.local_addr()?;
         let ws_address = ws_listener.local_addr()?;
         let logs = Arc::new(LogBook::new(options.echo_logs));
+        let sqs_endpoint = format!("http://{ws_address}");
+        let sqs = sqs::Sqs::new(
+            &queues,
+            options.queue_visibility_timeout,
+            &sqs_endpoint,
+            Arc::clone(&logs),
+        );
 
         let binaries: Vec<String> = functions.iter().map(|f| f.binary.clone()).collect();
         if options.build && !binaries.is_empty() {
@@ -181,8 +214,22 @@ impl LocalStack {
             }
             None => (None, None),
         };
+        let faults = match options.fault_injection {
+            true => Some(Arc::new(
+                FaultInjector::new(options.faults.clone()).map_err(StackError::Faults)?,
+            )),
+            false => None,
+        };
+        let fault_proxy = match (&faults, &dynamodb_endpoint) {
+            (Some(faults), Some(endpoint)) => Some(FaultProxy::start(endpoint, Arc::clone(faults)).await?),
+            _ => None,
+        };
+        let functions_dynamodb = fault_proxy
+            .as_ref()
+            .map(FaultProxy::endpoint)
+            .or(dynamodb_endpoint.clone());
 
-        let resolver = Resolver::new(&template, options.parameters.clone());
+        let resolver = Resolver::new(&template, options.parameters.clone()).with_sqs_endpoint(sqs_endpoint.clone());
         let mut pools: HashMap<String, Arc<FunctionPool>> = HashMap::new();
         for function in &functions {
             let mut environment = Vec::new();
@@ -204,12 +251,16 @@ impl LocalStack {
                     format!("http://{ws_address}"),
                 ),
                 ("AWS_ENDPOINT_URL_CLOUDWATCH".to_owned(), format!("http://{ws_address}")),
+                ("AWS_ENDPOINT_URL_SQS".to_owned(), sqs_endpoint.clone()),
                 // DynamoDB Local is a JVM sharing a laptop's cores with every function and the clients:
                 // under load one call can take seconds, which DynamoDB itself never does. A retry then
                 // only doubles the work (and a retried transaction can fail its own condition).
-                ("SDK_ATTEMPT_TIMEOUT_MS".to_owned(), "5000".to_owned()),
+                (
+                    "SDK_ATTEMPT_TIMEOUT_MS".to_owned(),
+                    options.sdk_attempt_timeout.as_millis().to_string(),
+                ),
             ]);
-            if let Some(endpoint) = &dynamodb_endpoint {
+            if let Some(endpoint) = &functions_dynamodb {
                 environment.push(("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), endpoint.clone()));
             }
             let executable = binaries::executable(&workspace, options.profile, &function.binary);
@@ -287,16 +338,29 @@ impl LocalStack {
         };
 
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let event_sources = event_sources::start(
+            &functions,
+            &pools,
+            &sqs,
+            options.max_instances_per_function,
+            options.queue_visibility_timeout.is_some(),
+            shutdown_rx.clone(),
+            &logs,
+        )?;
+        sqs.spawn_metrics(shutdown_rx.clone());
         let http = Arc::new(HttpGateway {
             router,
             logs: Arc::clone(&logs),
         });
-        let websocket = Arc::new(WsGateway::new(
-            ws_api,
-            options.limits.clone(),
-            Arc::clone(&logs),
-            ws_address.to_string(),
-        ));
+        let websocket = Arc::new(
+            WsGateway::new(
+                ws_api,
+                options.limits.clone(),
+                Arc::clone(&logs),
+                ws_address.to_string(),
+            )
+            .with_faults(faults.clone()),
+        );
         {
             let http = Arc::clone(&http);
             tokio::spawn(serve(http_listener, shutdown_rx.clone(), move |request, peer| {
@@ -306,15 +370,19 @@ impl LocalStack {
         {
             let websocket = Arc::clone(&websocket);
             let metrics = Arc::clone(logs.metrics());
+            let sqs = Arc::clone(&sqs);
             tokio::spawn(serve(
                 ws_listener,
                 shutdown_rx,
                 move |request: Request<Incoming>, peer| {
                     let websocket = Arc::clone(&websocket);
                     let metrics = Arc::clone(&metrics);
+                    let sqs = Arc::clone(&sqs);
                     async move {
                         if cloudwatch::serves(request.uri().path()) {
                             Ok(cloudwatch::handle(&metrics, request).await)
+                        } else if sqs::serves(&request) {
+                            Ok(sqs.handle(request).await)
                         } else {
                             websocket.handle(request, peer).await
                         }
@@ -332,6 +400,10 @@ impl LocalStack {
             logs,
             shutdown,
             dynamodb,
+            sqs,
+            event_sources,
+            faults,
+            fault_proxy,
         })
     }
 
@@ -355,6 +427,72 @@ impl LocalStack {
 
     pub fn dynamodb_endpoint(&self) -> Option<&str> {
         self.dynamodb_endpoint.as_deref()
+    }
+
+    /// The endpoint of the local SQS API (`AWS_ENDPOINT_URL_SQS` of the functions).
+    pub fn sqs_url(&self) -> String {
+        format!("http://{}", self.ws_address)
+    }
+
+    /// The URL of a template queue (what `!Ref` gives the functions), by logical id.
+    pub fn queue_url(&self, logical_id: &str) -> Option<String> {
+        self.sqs.queue(logical_id).map(|q| q.config.url.clone())
+    }
+
+    /// Stops (true) or resumes the SQS event source mappings: while stopped, messages pile up in the
+    /// queues, and on resume they go out in batches. Batches already running finish.
+    pub fn pause_event_sources(&self, paused: bool) {
+        self.event_sources.pause(paused);
+    }
+
+    /// A template queue's messages by state: (visible, in flight, delayed). Panics for a logical id that
+    /// is not a queue of the template.
+    pub fn queue_depth(&self, logical_id: &str) -> (usize, usize, usize) {
+        let depth = self.template_queue(logical_id).depth();
+        (depth.visible, depth.in_flight, depth.delayed)
+    }
+
+    /// The bodies of a template queue's messages (visible, in flight and delayed), oldest first; they
+    /// stay in the queue. Panics for a logical id that is not a queue of the template.
+    pub fn queue_messages(&self, logical_id: &str) -> Vec<String> {
+        self.template_queue(logical_id).bodies()
+    }
+
+    fn template_queue(&self, logical_id: &str) -> &Arc<sqs::Queue> {
+        self.sqs.queue(logical_id).unwrap_or_else(|| {
+            let known: Vec<&str> = self.sqs.queues().map(|q| q.config.logical_id.as_str()).collect();
+            panic!("{logical_id} is not an AWS::SQS::Queue of the template (its queues: {known:?})")
+        })
+    }
+
+    /// Where the functions' DynamoDB calls go when fault injection is on (the fault proxy).
+    pub fn fault_proxy_url(&self) -> Option<String> {
+        self.fault_proxy.as_ref().map(FaultProxy::endpoint)
+    }
+
+    /// The test harness's fault endpoint (`GET`/`PUT /@faults`), when fault injection is on.
+    pub fn faults_url(&self) -> Option<String> {
+        self.faults
+            .as_ref()
+            .map(|_| format!("http://{}/@faults", self.ws_address))
+    }
+
+    /// Replaces the fault configuration (as `PUT /@faults` does); an error when the shares are out of
+    /// range or the stack runs without fault injection.
+    pub fn set_faults(&self, config: FaultConfig) -> Result<(), String> {
+        match &self.faults {
+            Some(faults) => faults.set_config(config),
+            None => Err("the stack runs without fault injection (Options::fault_injection)".to_owned()),
+        }
+    }
+
+    /// The fault configuration and how many faults of each kind were injected (all zero without
+    /// fault injection).
+    pub fn faults(&self) -> (FaultConfig, FaultCounters) {
+        match &self.faults {
+            Some(faults) => (faults.config(), faults.counters()),
+            None => (FaultConfig::default(), FaultCounters::default()),
+        }
     }
 
     /// Counters of one function, by logical id or binary name.
@@ -400,6 +538,9 @@ impl LocalStack {
         self.websocket.close_all();
         for pool in self.pools.values() {
             pool.stop().await;
+        }
+        if let Some(proxy) = self.fault_proxy.take() {
+            proxy.stop();
         }
         if let Some(mut dynamodb) = self.dynamodb.take() {
             let _ = tokio::task::spawn_blocking(move || dynamodb.stop()).await;

@@ -21,6 +21,20 @@ Usage: cargo run -p local-stack -- [options]
   --parameter NAME=VALUE a template parameter (TokenSecret has a local default)
   --max-instances N      concurrent instances per function (default 10)
   --quiet                do not echo function logs
+  --queue-visibility-timeout SECONDS
+                         every SQS queue's visibility timeout instead of the template's (a failed
+                         message comes back after it)
+  --faults SPEC          inject AWS failures, e.g. dynamodb=0.05,connections=0.05 (a share split
+                         evenly over the kinds), or per kind: dynamodb.throttle, dynamodb.conflict,
+                         dynamodb.internal, dynamodb.internal_after_write (the write is applied),
+                         dynamodb.timeout, dynamodb.timeout_after_write, connections.error,
+                         connections.timeout; also gone=CONNECTION_ID, seed=N, hold=30s (how long
+                         a held request waits). The functions reach DynamoDB through a fault proxy,
+                         and GET/PUT /@faults on the WebSocket port reads and replaces the settings
+                         (--faults dynamodb=0 turns all that on with nothing broken yet)
+  --fault-seed N         seed of the fault draws (default 0), to replay a run
+  --sdk-attempt-timeout-ms N
+                         the functions' SDK attempt timeout (default 5000; lower it for timeouts)
 ";
 
 fn parse(args: Vec<String>) -> Result<Options, String> {
@@ -56,6 +70,29 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
                     .map_err(|_| "--max-instances needs a number")?
             }
             "--quiet" => options.echo_logs = false,
+            "--queue-visibility-timeout" => {
+                let seconds: f64 = value("--queue-visibility-timeout")?
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| (0.0..=43_200.0).contains(s))
+                    .ok_or("--queue-visibility-timeout needs a number of seconds from 0 to 43200")?;
+                options.queue_visibility_timeout = Some(std::time::Duration::from_secs_f64(seconds));
+            }
+            "--faults" => {
+                options.faults.apply_spec(&value("--faults")?)?;
+                options.fault_injection = true;
+            }
+            "--fault-seed" => {
+                options.faults.seed = value("--fault-seed")?
+                    .parse()
+                    .map_err(|_| "--fault-seed needs a whole number")?
+            }
+            "--sdk-attempt-timeout-ms" => {
+                let ms: u64 = value("--sdk-attempt-timeout-ms")?
+                    .parse()
+                    .map_err(|_| "--sdk-attempt-timeout-ms needs a number of milliseconds")?;
+                options.sdk_attempt_timeout = std::time::Duration::from_millis(ms.max(1));
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option {other}")),
         }
@@ -103,6 +140,13 @@ async fn main() -> ExitCode {
     );
     if let Some(endpoint) = stack.dynamodb_endpoint() {
         println!("  DynamoDB Local: {endpoint}");
+    }
+    println!("  SQS:            {} (the template's queues)", stack.sqs_url());
+    if let Some(proxy) = stack.fault_proxy_url() {
+        println!("  Fault proxy:    {proxy} (the functions' DynamoDB)");
+    }
+    if let Some(url) = stack.faults_url() {
+        println!("  Faults:         {url} (GET, PUT)");
     }
     println!("Press Ctrl-C to stop.");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

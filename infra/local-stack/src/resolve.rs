@@ -1,5 +1,5 @@
 //! Resolves the intrinsic functions of a function's environment to local values: `!Ref` to a parameter
-//! or a resource's local name, `!GetAtt X.Arn` to a local ARN, `!Sub` by both.
+//! or a resource's local name (a queue's local URL), `!GetAtt X.Arn` to a local ARN, `!Sub` by both.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +10,10 @@ use crate::ids::{ACCOUNT_ID, REGION};
 pub struct Resolver {
     parameters: BTreeMap<String, String>,
     resource_types: BTreeMap<String, String>,
+    /// Queue logical id -> queue name.
+    queue_names: BTreeMap<String, String>,
+    /// Where the local SQS API is served (`http://127.0.0.1:port`), which queue URLs start with.
+    sqs_endpoint: String,
 }
 
 impl Resolver {
@@ -29,10 +33,32 @@ impl Resolver {
                 (id, kind)
             })
             .collect();
+        // A broken queue definition is reported by the stack's start, which reads the queues first.
+        let queue_names = template
+            .queues()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|q| {
+                let name = q.queue_name.clone().unwrap_or_else(|| q.logical_id.clone());
+                (q.logical_id, name)
+            })
+            .collect();
         Resolver {
             parameters,
             resource_types,
+            queue_names,
+            sqs_endpoint: "http://127.0.0.1".to_owned(),
         }
+    }
+
+    /// Queue URLs point at the local SQS API served here.
+    pub fn with_sqs_endpoint(mut self, endpoint: String) -> Self {
+        self.sqs_endpoint = endpoint;
+        self
+    }
+
+    fn queue_name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.queue_names.get(id).map(String::as_str).unwrap_or(id)
     }
 
     pub fn resolve(&self, value: &Intrinsic) -> Result<String, String> {
@@ -68,7 +94,8 @@ impl Resolver {
         if let Some(value) = self.parameters.get(name) {
             return Ok(value.clone());
         }
-        match self.resource_types.get(name) {
+        match self.resource_types.get(name).map(String::as_str) {
+            Some("AWS::SQS::Queue") => Ok(crate::ids::queue_url(&self.sqs_endpoint, self.queue_name(name))),
             // Locally, a resource's physical name is its logical id (the local table is named so).
             Some(_) => Ok(name.to_owned()),
             None => Err(format!(
@@ -92,6 +119,9 @@ impl Resolver {
             )),
             ("AWS::Serverless::Function", "Arn") => Ok(crate::ids::function_arn(id)),
             ("AWS::SNS::Topic", "TopicArn") => Ok(format!("arn:aws:sns:{REGION}:{ACCOUNT_ID}:{id}")),
+            ("AWS::SQS::Queue", "Arn") => Ok(crate::ids::queue_arn(self.queue_name(id))),
+            ("AWS::SQS::Queue", "QueueName") => Ok(self.queue_name(id).to_owned()),
+            ("AWS::SQS::Queue", "QueueUrl") => Ok(crate::ids::queue_url(&self.sqs_endpoint, self.queue_name(id))),
             _ => Err(format!("the local stack has no value for GetAtt {path}")),
         }
     }

@@ -1,7 +1,8 @@
 //! The WebSocket API and its @connections management API, on one port as API Gateway's custom
 //! domain would serve them: upgrades become connections (through the `$connect` authorizer and
 //! function), text frames are routed by the route selection expression, and functions (or tests)
-//! post back to connections through `/@connections/{connectionId}`.
+//! post back to connections through `/@connections/{connectionId}`. With fault injection, posts fail
+//! as configured and `/@faults` is the test harness's handle on the configuration (see `faults`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -24,6 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::faults::{self, ConnectionFault, FaultInjector};
 use crate::http_api::{percent_decode, query_parameters};
 use crate::ids;
 use crate::logs::LogBook;
@@ -167,6 +169,8 @@ pub struct WsGateway {
     /// `127.0.0.1:3001`: the `domainName` of events.
     pub domain: String,
     connections: RwLock<HashMap<String, Arc<Connection>>>,
+    /// Breaks @connections posts as configured, and serves `/@faults`; `None`: neither.
+    faults: Option<Arc<FaultInjector>>,
 }
 
 impl WsGateway {
@@ -177,7 +181,13 @@ impl WsGateway {
             logs,
             domain,
             connections: RwLock::default(),
+            faults: None,
         }
+    }
+
+    pub fn with_faults(mut self, faults: Option<Arc<FaultInjector>>) -> Self {
+        self.faults = faults;
+        self
     }
 
     pub fn connection_count(&self) -> usize {
@@ -218,6 +228,9 @@ impl WsGateway {
         peer: SocketAddr,
     ) -> Result<HttpResponse, Infallible> {
         let path = request.uri().path().to_owned();
+        if faults::serves(&path) {
+            return Ok(faults::harness(self.faults.as_deref(), request).await);
+        }
         if let Some(at) = path.find("/@connections/") {
             let id = percent_decode(&path[at + "/@connections/".len()..]);
             return Ok(self.manage(request, &id).await);
@@ -253,6 +266,24 @@ impl WsGateway {
                         )
                     }
                 };
+                if let Some(faults) = &self.faults {
+                    let internal = || {
+                        management_error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "InternalServerErrorException",
+                            "Internal server error",
+                        )
+                    };
+                    match faults.roll_connection_post(id) {
+                        None => {}
+                        Some(ConnectionFault::Gone) => return gone(),
+                        Some(ConnectionFault::Error) => return internal(),
+                        Some(ConnectionFault::Timeout) => {
+                            faults.hold_connection().await;
+                            return internal();
+                        }
+                    }
+                }
                 let Some(connection) = self.connection(id) else {
                     return gone();
                 };

@@ -1,6 +1,7 @@
 //! Reads Parley's SAM `template.yaml`, CloudFormation short-form tags (`!Ref`, `!GetAtt`, `!Sub`, ...)
-//! included, into the few typed things the local tools need: the table definition and the functions
-//! with their routes and environment. Errors name the resource and the property at fault.
+//! included, into the few typed things the local tools need: the table definition, the SQS queues, and
+//! the functions with their routes, queue events and environment. Errors name the resource and the
+//! property at fault.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -135,6 +136,46 @@ pub struct FunctionDefinition {
     pub memory_mb: u64,
     pub environment: BTreeMap<String, Intrinsic>,
     pub http_routes: Vec<HttpRoute>,
+    /// The function's `Type: SQS` events: Lambda event source mappings.
+    pub queue_events: Vec<QueueEvent>,
+}
+
+/// An `AWS::SQS::Queue` (standard queues only), with SQS's defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDefinition {
+    pub logical_id: String,
+    /// `QueueName`, when the template names the queue.
+    pub queue_name: Option<String>,
+    pub visibility_timeout_secs: u64,
+    pub delay_secs: u64,
+    pub retention_secs: u64,
+    pub maximum_message_size: u64,
+    pub receive_wait_secs: u64,
+    pub sqs_managed_sse: bool,
+    pub redrive: Option<RedrivePolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedrivePolicy {
+    /// The logical id of the dead-letter queue (`deadLetterTargetArn: !GetAtt X.Arn`).
+    pub dead_letter_queue: String,
+    pub max_receive_count: u64,
+}
+
+/// A function event of `Type: SQS`: what Lambda's event source mapping is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEvent {
+    /// The event's name under `Events`.
+    pub name: String,
+    /// The logical id of the queue (`Queue: !GetAtt Q.Arn`).
+    pub queue: String,
+    pub batch_size: u64,
+    pub maximum_batching_window_secs: u64,
+    /// `FunctionResponseTypes: [ReportBatchItemFailures]`.
+    pub report_batch_item_failures: bool,
+    /// `ScalingConfig.MaximumConcurrency`; None: as many as the function can run.
+    pub maximum_concurrency: Option<u64>,
+    pub enabled: bool,
 }
 
 /// A route of an `AWS::ApiGatewayV2::Api` with `ProtocolType: WEBSOCKET`.
@@ -181,6 +222,17 @@ pub struct Template {
 
 const DEFAULT_TIMEOUT_SECS: u64 = 3;
 const DEFAULT_MEMORY_MB: u64 = 128;
+
+/// SQS's defaults and bounds (CreateQueue), and Lambda's for SQS event source mappings.
+const QUEUE_VISIBILITY_TIMEOUT: (u64, u64, u64) = (30, 0, 43_200);
+const QUEUE_DELAY: (u64, u64, u64) = (0, 0, 900);
+const QUEUE_RETENTION: (u64, u64, u64) = (345_600, 60, 1_209_600);
+const QUEUE_MAXIMUM_MESSAGE_SIZE: (u64, u64, u64) = (1_048_576, 1_024, 1_048_576);
+const QUEUE_RECEIVE_WAIT: (u64, u64, u64) = (0, 0, 20);
+const MAX_RECEIVE_COUNT: (u64, u64, u64) = (10, 1, 1_000);
+const SQS_BATCH_SIZE: (u64, u64, u64) = (10, 1, 10_000);
+const SQS_BATCHING_WINDOW: (u64, u64, u64) = (0, 0, 300);
+const SQS_MAXIMUM_CONCURRENCY: (u64, u64) = (2, 1_000);
 
 impl Template {
     pub fn load(path: &Path) -> Result<Self, TemplateError> {
@@ -495,6 +547,191 @@ impl Template {
         }))
     }
 
+    /// Every `AWS::SQS::Queue`, sorted by logical id. FIFO queues are refused: the local stack emulates
+    /// standard queues only.
+    pub fn queues(&self) -> Result<Vec<QueueDefinition>, TemplateError> {
+        let mut queues = Vec::new();
+        for (id, resource) in self.resources_of_type("AWS::SQS::Queue") {
+            let empty = Value::Mapping(Mapping::new());
+            let props = resource.get("Properties").unwrap_or(&empty);
+            if flag(props, "FifoQueue", id)?.unwrap_or(false) {
+                return Err(resource_error(
+                    id,
+                    "FifoQueue: true is not supported: the local stack emulates standard SQS queues only",
+                ));
+            }
+            let queue_name = match props.get("QueueName") {
+                None => None,
+                Some(value) => match Intrinsic::from_value(value) {
+                    Intrinsic::Literal(name) => Some(name),
+                    _ => {
+                        return Err(resource_error(
+                            id,
+                            "QueueName must be a plain string locally (or be left out: the queue is then named after its logical id)",
+                        ))
+                    }
+                },
+            };
+            let redrive = match props.get("RedrivePolicy") {
+                None => None,
+                Some(policy) => Some(self.redrive_policy(policy, id)?),
+            };
+            queues.push(QueueDefinition {
+                logical_id: id.to_owned(),
+                queue_name,
+                visibility_timeout_secs: bounded(props, "VisibilityTimeout", QUEUE_VISIBILITY_TIMEOUT, id)?,
+                delay_secs: bounded(props, "DelaySeconds", QUEUE_DELAY, id)?,
+                retention_secs: bounded(props, "MessageRetentionPeriod", QUEUE_RETENTION, id)?,
+                maximum_message_size: bounded(props, "MaximumMessageSize", QUEUE_MAXIMUM_MESSAGE_SIZE, id)?,
+                receive_wait_secs: bounded(props, "ReceiveMessageWaitTimeSeconds", QUEUE_RECEIVE_WAIT, id)?,
+                // SSE-SQS is on for queues created since 2023 unless turned off.
+                sqs_managed_sse: flag(props, "SqsManagedSseEnabled", id)?.unwrap_or(true),
+                redrive,
+            });
+        }
+        queues.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
+        Ok(queues)
+    }
+
+    /// CloudFormation takes a RedrivePolicy as an object or as its JSON text.
+    fn redrive_policy(&self, policy: &Value, id: &str) -> Result<RedrivePolicy, TemplateError> {
+        let parsed;
+        let policy = match policy {
+            Value::String(text) => {
+                parsed = serde_yaml_ng::from_str::<Value>(text)
+                    .map_err(|e| resource_error(id, format!("RedrivePolicy is not valid JSON: {e}")))?;
+                &parsed
+            }
+            other => other,
+        };
+        let target = policy
+            .get("deadLetterTargetArn")
+            .ok_or_else(|| resource_error(id, "RedrivePolicy needs a deadLetterTargetArn"))?;
+        let dead_letter_queue = match Intrinsic::from_value(target) {
+            Intrinsic::GetAtt(path) if path.ends_with(".Arn") => path.trim_end_matches(".Arn").to_owned(),
+            // A literal ARN works when it names a queue of this template.
+            Intrinsic::Literal(arn) if arn.starts_with("arn:") => {
+                let name = arn.rsplit(':').next().unwrap_or_default();
+                self.resources_of_type("AWS::SQS::Queue")
+                    .find(|(queue_id, queue)| {
+                        *queue_id == name
+                            || queue
+                                .get("Properties")
+                                .and_then(|p| p.get("QueueName"))
+                                .and_then(Value::as_str)
+                                == Some(name)
+                    })
+                    .map(|(queue_id, _)| queue_id.to_owned())
+                    .ok_or_else(|| {
+                        resource_error(id, format!("RedrivePolicy: {arn} is not a queue of this template"))
+                    })?
+            }
+            _ => {
+                return Err(resource_error(
+                    id,
+                    "RedrivePolicy.deadLetterTargetArn must be !GetAtt <Queue>.Arn of a queue in this template",
+                ))
+            }
+        };
+        if self.resource_type(&dead_letter_queue) != Some("AWS::SQS::Queue") {
+            return Err(resource_error(
+                id,
+                format!("RedrivePolicy: {dead_letter_queue} is not an AWS::SQS::Queue of this template"),
+            ));
+        }
+        if dead_letter_queue == id {
+            return Err(resource_error(
+                id,
+                "RedrivePolicy: a queue cannot be its own dead-letter queue",
+            ));
+        }
+        Ok(RedrivePolicy {
+            dead_letter_queue,
+            max_receive_count: bounded(policy, "maxReceiveCount", MAX_RECEIVE_COUNT, id)?,
+        })
+    }
+
+    /// An event of `Type: SQS` (SAM's properties; `FilterCriteria` and the rest are refused, not ignored).
+    fn queue_event(&self, name: &str, props: &Value, function: &str) -> Result<QueueEvent, TemplateError> {
+        let problem = |text: String| resource_error(function, format!("event {name}: {text}"));
+        let in_event = |error: TemplateError| match error {
+            TemplateError::Resource { resource, problem } => TemplateError::Resource {
+                resource,
+                problem: format!("event {name}: {problem}"),
+            },
+            other => other,
+        };
+        let bounded = |value: &Value, key: &str, range| bounded(value, key, range, function).map_err(in_event);
+        const KNOWN: [&str; 7] = [
+            "Queue",
+            "BatchSize",
+            "MaximumBatchingWindowInSeconds",
+            "FunctionResponseTypes",
+            "ScalingConfig",
+            "Enabled",
+            "MetricsConfig",
+        ];
+        if let Some(map) = props.as_mapping() {
+            for key in map.keys().filter_map(Value::as_str) {
+                if !KNOWN.contains(&key) {
+                    return Err(problem(format!(
+                        "{key} is not supported by the local stack's SQS event source mappings"
+                    )));
+                }
+            }
+        }
+        let queue = match props.get("Queue").map(Intrinsic::from_value) {
+            Some(Intrinsic::GetAtt(path)) if path.ends_with(".Arn") => path.trim_end_matches(".Arn").to_owned(),
+            _ => {
+                return Err(problem(
+                    "Queue must be !GetAtt <Queue>.Arn of a queue in this template".to_owned(),
+                ))
+            }
+        };
+        if self.resource_type(&queue) != Some("AWS::SQS::Queue") {
+            return Err(problem(format!("{queue} is not an AWS::SQS::Queue of this template")));
+        }
+        let batch_size = bounded(props, "BatchSize", SQS_BATCH_SIZE)?;
+        let maximum_batching_window_secs = bounded(props, "MaximumBatchingWindowInSeconds", SQS_BATCHING_WINDOW)?;
+        if batch_size > 10 && maximum_batching_window_secs == 0 {
+            return Err(problem(
+                "a BatchSize over 10 needs MaximumBatchingWindowInSeconds of at least 1 (as Lambda requires)"
+                    .to_owned(),
+            ));
+        }
+        let mut report_batch_item_failures = false;
+        if let Some(types) = props.get("FunctionResponseTypes") {
+            let types = types
+                .as_sequence()
+                .ok_or_else(|| problem("FunctionResponseTypes must be a list".to_owned()))?;
+            for kind in types {
+                match kind.as_str() {
+                    Some("ReportBatchItemFailures") => report_batch_item_failures = true,
+                    other => return Err(problem(format!("unknown FunctionResponseTypes entry {other:?}"))),
+                }
+            }
+        }
+        let maximum_concurrency = match props.get("ScalingConfig") {
+            None => None,
+            Some(scaling) => match scaling.get("MaximumConcurrency") {
+                None => None,
+                Some(_) => {
+                    let (low, high) = SQS_MAXIMUM_CONCURRENCY;
+                    Some(bounded(scaling, "MaximumConcurrency", (low, low, high))?)
+                }
+            },
+        };
+        Ok(QueueEvent {
+            name: name.to_owned(),
+            queue,
+            batch_size,
+            maximum_batching_window_secs,
+            report_batch_item_failures,
+            maximum_concurrency,
+            enabled: flag(props, "Enabled", function).map_err(in_event)?.unwrap_or(true),
+        })
+    }
+
     /// Every `AWS::Serverless::Function`, sorted by logical id.
     pub fn functions(&self) -> Result<Vec<FunctionDefinition>, TemplateError> {
         let mut functions = Vec::new();
@@ -532,8 +769,17 @@ impl Template {
                 }
             }
             let mut http_routes = Vec::new();
+            let mut queue_events = Vec::new();
             if let Some(events) = props.get("Events").and_then(Value::as_mapping) {
                 for (name, event) in events {
+                    if event.get("Type").and_then(Value::as_str) == Some("SQS") {
+                        let name = name.as_str().unwrap_or("?");
+                        let event_props = event
+                            .get("Properties")
+                            .ok_or_else(|| resource_error(id, format!("event {name} has no Properties")))?;
+                        queue_events.push(self.queue_event(name, event_props, id)?);
+                        continue;
+                    }
                     if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
                         continue;
                     }
@@ -565,6 +811,7 @@ impl Template {
                 memory_mb: number("MemorySize", DEFAULT_MEMORY_MB)?,
                 environment,
                 http_routes,
+                queue_events,
             });
         }
         functions.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
@@ -594,6 +841,44 @@ fn string(value: &Value, key: &str, resource: &str) -> Result<String, TemplateEr
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| resource_error(resource, format!("{key} is missing or not a string")))
+}
+
+/// A whole-number property (CloudFormation also takes numbers as strings) within `(default, min, max)`.
+fn bounded(
+    value: &Value,
+    key: &str,
+    (default, min, max): (u64, u64, u64),
+    resource: &str,
+) -> Result<u64, TemplateError> {
+    let number = match value.get(key) {
+        None => return Ok(default),
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        Some(_) => {
+            return Err(resource_error(
+                resource,
+                format!("{key} must be a whole number (the local stack does not evaluate intrinsics there)"),
+            ))
+        }
+    };
+    match number {
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(resource_error(
+            resource,
+            format!("{key} must be a whole number from {min} to {max}"),
+        )),
+    }
+}
+
+/// A boolean property (or `"true"`/`"false"`), None when absent.
+fn flag(value: &Value, key: &str, resource: &str) -> Result<Option<bool>, TemplateError> {
+    match value.get(key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(_) => Err(resource_error(resource, format!("{key} must be true or false"))),
+    }
 }
 
 fn sequence<'a>(value: &'a Value, key: &str, resource: &str) -> Result<&'a Vec<Value>, TemplateError> {
@@ -644,6 +929,172 @@ mod tests {
         );
         assert_eq!(register.environment["TABLE_NAME"], Intrinsic::Ref("ChatTable".into()));
         assert!(register.timeout_secs > 0);
+    }
+
+    #[test]
+    fn reads_the_projects_queues_and_their_event_source() {
+        let template = Template::load(&workspace_template_path()).unwrap();
+        let queues = template.queues().unwrap();
+        let delivery = queues.iter().find(|q| q.logical_id == "DeliveryQueue").unwrap();
+        assert_eq!(delivery.visibility_timeout_secs, 60);
+        assert_eq!(delivery.retention_secs, 3600);
+        assert_eq!(
+            delivery.redrive,
+            Some(RedrivePolicy {
+                dead_letter_queue: "DeliveryDeadLetterQueue".into(),
+                max_receive_count: 3,
+            })
+        );
+        let dead = queues
+            .iter()
+            .find(|q| q.logical_id == "DeliveryDeadLetterQueue")
+            .unwrap();
+        assert_eq!((dead.visibility_timeout_secs, dead.redrive.as_ref()), (30, None));
+        let functions = template.functions().unwrap();
+        let worker = functions.iter().find(|f| f.binary == "delivery-worker").unwrap();
+        assert_eq!(
+            worker.queue_events,
+            vec![QueueEvent {
+                name: "Deliveries".into(),
+                queue: "DeliveryQueue".into(),
+                batch_size: 10,
+                maximum_batching_window_secs: 0,
+                report_batch_item_failures: true,
+                maximum_concurrency: Some(50),
+                enabled: true,
+            }]
+        );
+        assert!(worker.http_routes.is_empty());
+    }
+
+    const QUEUE_FUNCTION: &str = "
+  F:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: f } }
+    Properties:
+      Events:
+        Work:
+          Type: SQS
+          Properties:";
+
+    fn queue_template(queue_properties: &str, event_properties: &str) -> Result<Template, TemplateError> {
+        Template::parse(&format!(
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n{queue_properties}\n  D:\n    Type: AWS::SQS::Queue\n{QUEUE_FUNCTION}\n{event_properties}\n"
+        ))
+    }
+
+    #[test]
+    fn queues_take_sqs_defaults_and_both_redrive_forms() {
+        let template = queue_template(
+            "      DelaySeconds: \"5\"\n      RedrivePolicy: '{\"deadLetterTargetArn\": \"arn:aws:sqs:us-east-1:1:D\", \"maxReceiveCount\": \"4\"}'",
+            "            Queue: { \"Fn::GetAtt\": [Q, Arn] }",
+        )
+        .unwrap();
+        let queues = template.queues().unwrap();
+        assert_eq!(
+            queues[1],
+            QueueDefinition {
+                logical_id: "Q".into(),
+                queue_name: None,
+                visibility_timeout_secs: 30,
+                delay_secs: 5,
+                retention_secs: 345_600,
+                maximum_message_size: 1_048_576,
+                receive_wait_secs: 0,
+                sqs_managed_sse: true,
+                redrive: Some(RedrivePolicy {
+                    dead_letter_queue: "D".into(),
+                    max_receive_count: 4,
+                }),
+            }
+        );
+        assert_eq!(queues[0].logical_id, "D", "a queue without Properties is all defaults");
+        let event = &template.functions().unwrap()[0].queue_events[0];
+        assert_eq!(
+            (
+                event.queue.as_str(),
+                event.batch_size,
+                event.maximum_batching_window_secs,
+                event.report_batch_item_failures,
+                event.maximum_concurrency,
+                event.enabled,
+            ),
+            ("Q", 10, 0, false, None, true),
+            "SAM's defaults: batches of 10, no window, whole-batch failures, no concurrency cap"
+        );
+    }
+
+    #[test]
+    fn queue_mistakes_are_errors_naming_the_resource() {
+        let queue_error = |queue: &str| {
+            queue_template(queue, "            Queue: !GetAtt Q.Arn")
+                .unwrap()
+                .queues()
+                .unwrap_err()
+                .to_string()
+        };
+        let fifo = queue_error("      FifoQueue: true");
+        assert!(fifo.contains("resource Q") && fifo.contains("standard"), "{fifo}");
+        let to_nowhere =
+            queue_error("      RedrivePolicy: { deadLetterTargetArn: !GetAtt Missing.Arn, maxReceiveCount: 3 }");
+        assert!(to_nowhere.contains("Missing"), "{to_nowhere}");
+        let too_long = queue_error("      VisibilityTimeout: 50000");
+        assert!(
+            too_long.contains("VisibilityTimeout") && too_long.contains("43200"),
+            "{too_long}"
+        );
+        let zero = queue_error("      RedrivePolicy: { deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: 0 }");
+        assert!(zero.contains("maxReceiveCount"), "{zero}");
+
+        let event_error = |event: &str| {
+            queue_template("      DelaySeconds: 0", event)
+                .unwrap()
+                .functions()
+                .unwrap_err()
+                .to_string()
+        };
+        for (event, expected) in [
+            ("            Queue: !GetAtt F.Arn", "not an AWS::SQS::Queue"),
+            ("            Queue: !Ref Q", "!GetAtt <Queue>.Arn"),
+            (
+                "            Queue: !GetAtt Q.Arn\n            BatchSize: 11",
+                "MaximumBatchingWindowInSeconds",
+            ),
+            (
+                "            Queue: !GetAtt Q.Arn\n            ScalingConfig: { MaximumConcurrency: 1 }",
+                "MaximumConcurrency",
+            ),
+            (
+                "            Queue: !GetAtt Q.Arn\n            FunctionResponseTypes: [Everything]",
+                "Everything",
+            ),
+            (
+                "            Queue: !GetAtt Q.Arn\n            FilterCriteria: { Filters: [] }",
+                "FilterCriteria",
+            ),
+        ] {
+            let err = event_error(event);
+            assert!(
+                err.contains("resource F") && err.contains("event Work") && err.contains(expected),
+                "{event}: {err}"
+            );
+        }
+        let windowed = queue_template(
+            "      DelaySeconds: 0",
+            "            Queue: !GetAtt Q.Arn\n            BatchSize: 100\n            MaximumBatchingWindowInSeconds: 2\n            FunctionResponseTypes: [ReportBatchItemFailures]\n            ScalingConfig: { MaximumConcurrency: 5 }\n            Enabled: false",
+        )
+        .unwrap();
+        let event = &windowed.functions().unwrap()[0].queue_events[0];
+        assert_eq!(
+            (
+                event.batch_size,
+                event.maximum_batching_window_secs,
+                event.report_batch_item_failures,
+                event.maximum_concurrency,
+                event.enabled
+            ),
+            (100, 2, true, Some(5), false)
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::cursor::page_limit;
 use crate::domain::conversations::{self as domain};
 use crate::error::ApiError;
 use crate::http::{ApiRequest, Reply};
-use crate::realtime::{events, Skip};
+use crate::realtime::Skip;
 use crate::validate;
 use crate::AppContext;
 
@@ -94,14 +94,7 @@ pub async fn add_members(context: &'static AppContext, request: ApiRequest) -> R
     let me = request.authenticate(context)?.sub;
     let id = conversation_id(&request)?;
     let body: AddBody = request.json()?;
-    let (added, conversation) = domain::add_members(context, &me, &id, &body.user_ids).await?;
-    if !added.is_empty() {
-        let event = events::members("member.added", &id, &added);
-        context
-            .fanout
-            .to_conversation(&context.store, &conversation, &[event], Skip::Nobody)
-            .await;
-    }
+    let added = super::deliver(context, domain::add_members(context, &me, &id, &body.user_ids).await?).await?;
     Reply::ok(&serde_json::json!({ "added": added }))
 }
 
@@ -109,22 +102,8 @@ pub async fn add_members(context: &'static AppContext, request: ApiRequest) -> R
 pub async fn remove_member(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
     let me = request.authenticate(context)?.sub;
     let id = conversation_id(&request)?;
-    let (removed, conversation) = domain::remove_member(context, &me, &id, request.path_param("userId")?).await?;
-    let event = events::members("member.removed", &id, std::slice::from_ref(&removed));
-    context
-        .fanout
-        .to_conversation(
-            &context.store,
-            &conversation,
-            std::slice::from_ref(&event),
-            Skip::Nobody,
-        )
-        .await;
-    // The removed member learns of it too: it is the last event of this conversation they get.
-    context
-        .fanout
-        .to_users(&context.store, &[removed], &[event], Skip::Nobody)
-        .await;
+    let removed = domain::remove_member(context, &me, &id, request.path_param("userId")?).await?;
+    super::deliver(context, removed).await?;
     Ok(Reply::no_content())
 }
 
@@ -133,11 +112,7 @@ pub async fn mark_read(context: &'static AppContext, request: ApiRequest) -> Res
     let me = request.authenticate(context)?.sub;
     let id = conversation_id(&request)?;
     let body: ReadBody = request.json()?;
-    let (message_id, conversation) = domain::mark_read(context, &me, &id, &body.message_id).await?;
-    let event = events::read(&id, &me, &message_id);
-    context
-        .fanout
-        .to_conversation(&context.store, &conversation, &[event], Skip::Nobody)
-        .await;
+    let read = domain::mark_read(context, &me, &id, &body.message_id, Skip::Nobody).await?;
+    super::deliver(context, read).await?;
     Ok(Reply::no_content())
 }

@@ -7,7 +7,7 @@ use crate::cursor::page_limit;
 use crate::domain::messages::{self as domain, NewMessage};
 use crate::error::ApiError;
 use crate::http::{ApiRequest, Reply};
-use crate::realtime::{events, Skip};
+use crate::realtime::Skip;
 use crate::AppContext;
 
 #[derive(Deserialize)]
@@ -34,14 +34,7 @@ pub async fn send(context: &'static AppContext, request: ApiRequest) -> Result<R
         body: body.body,
         encrypted: body.encrypted,
     };
-    let sent = domain::send(context, &me, &id, input).await?;
-    if sent.created {
-        let event = events::message("message.new", &sent.message);
-        context
-            .fanout
-            .to_conversation(&context.store, &sent.conversation, &[event], Skip::Nobody)
-            .await;
-    }
+    let sent = super::deliver(context, domain::send(context, &me, &id, input, Skip::Nobody).await?).await?;
     Reply::with_status(if sent.created { 201 } else { 200 }, &sent.message)
 }
 
@@ -65,25 +58,15 @@ pub async fn edit(context: &'static AppContext, request: ApiRequest) -> Result<R
     let me = request.authenticate(context)?.sub;
     let id = conversation_id(&request)?;
     let body: EditBody = request.json()?;
-    let (message, conversation) = domain::edit(context, &me, &id, request.path_param("messageId")?, &body.body).await?;
-    let event = events::message("message.updated", &message);
-    context
-        .fanout
-        .to_conversation(&context.store, &conversation, &[event], Skip::Nobody)
-        .await;
-    Reply::ok(&message)
+    let edited = domain::edit(context, &me, &id, request.path_param("messageId")?, &body.body).await?;
+    Reply::ok(&super::deliver(context, edited).await?)
 }
 
 /// `DELETE /conversations/{conversationId}/messages/{messageId}`
 pub async fn delete(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
     let me = request.authenticate(context)?.sub;
     let id = conversation_id(&request)?;
-    if let Some((message, conversation)) = domain::delete(context, &me, &id, request.path_param("messageId")?).await? {
-        let event = events::message("message.deleted", &message);
-        context
-            .fanout
-            .to_conversation(&context.store, &conversation, &[event], Skip::Nobody)
-            .await;
-    }
+    let deleted = domain::delete(context, &me, &id, request.path_param("messageId")?).await?;
+    super::deliver(context, deleted).await?;
     Ok(Reply::no_content())
 }

@@ -7,3 +7,15 @@ pub mod health;
 pub mod messages;
 pub mod users;
 pub mod ws;
+
+use crate::error::ApiError;
+use crate::realtime::Published;
+use crate::AppContext;
+
+/// A domain result's value, once its events are queued for delivery: the one place a route hands
+/// events on. When they cannot be queued the answer is 503; the write itself is idempotent, so the
+/// client's retry publishes them again.
+pub(crate) async fn deliver<T>(context: &AppContext, published: Published<T>) -> Result<T, ApiError> {
+    context.publish(&published.events).await?;
+    Ok(published.value)
+}

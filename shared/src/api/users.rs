@@ -46,15 +46,15 @@ pub async fn update_me(context: &'static AppContext, request: ApiRequest) -> Res
     };
     let user = users::update_own_profile(context, &claims.sub, change).await?;
     if presence_changed {
+        // Presence is best effort: the profile change stands even when its event cannot go out.
         match crate::domain::conversations::co_members(context, &claims.sub).await {
             Ok(people) => {
-                let event = crate::realtime::events::presence(&user);
-                context
-                    .fanout
-                    .to_users(&context.store, &people, &[event], crate::realtime::Skip::Nobody)
-                    .await;
+                let event = crate::realtime::Outgoing::to_users(people, crate::realtime::events::presence(&user));
+                if let Err(e) = context.publish(&[event]).await {
+                    tracing::warn!(error = %e, "presence not queued");
+                }
             }
-            Err(e) => tracing::warn!(error = %e, "presence fan-out skipped: co-members unreadable"),
+            Err(e) => tracing::warn!(error = %e, "presence skipped: co-members unreadable"),
         }
     }
     Reply::ok(&user)

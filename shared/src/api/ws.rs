@@ -6,10 +6,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::conversations::{self, membership};
+use crate::domain::conversations;
 use crate::domain::messages::{self, NewMessage};
 use crate::error::ApiError;
-use crate::realtime::{events, Skip};
+use crate::realtime::Skip;
 use crate::store::ConnectionRecord;
 use crate::time::{epoch_secs, now, rfc3339};
 use crate::validate;
@@ -75,15 +75,8 @@ pub async fn send_message(context: &'static AppContext, request: WsRequest) -> R
         body: frame.body,
         encrypted: frame.encrypted,
     };
-    let sent = messages::send(context, &me, &conversation_id, input).await?;
-    if sent.created {
-        let event = events::message("message.new", &sent.message);
-        let skip = Skip::Connection(&request.connection_id);
-        context
-            .fanout
-            .to_conversation(&context.store, &sent.conversation, &[event], skip)
-            .await;
-    }
+    let skip = Skip::Connection(request.connection_id.clone());
+    let sent = super::deliver(context, messages::send(context, &me, &conversation_id, input, skip).await?).await?;
     Ok(WsReply::Frame(json!({
         "type": "ack",
         "clientMessageId": sent.message.client_message_id,
@@ -96,12 +89,11 @@ pub async fn typing(context: &'static AppContext, request: WsRequest) -> Result<
     let me = request.user()?.to_owned();
     let frame: TypingFrame = request.frame()?;
     let conversation_id = validate::ulid("conversationId", &frame.conversation_id)?;
-    let (conversation, _) = membership(context, &conversation_id, &me).await?;
-    let event = events::typing(&conversation_id, &me);
-    context
-        .fanout
-        .to_conversation(&context.store, &conversation, &[event], Skip::User(&me))
-        .await;
+    let typing = conversations::typing(context, &me, &conversation_id).await?;
+    // Typing is ephemeral: if it cannot be queued now, the next keystroke sends another.
+    if let Err(e) = super::deliver(context, typing).await {
+        tracing::debug!(error = %e, "typing not queued");
+    }
     Ok(WsReply::Nothing)
 }
 
@@ -110,14 +102,9 @@ pub async fn mark_read(context: &'static AppContext, request: WsRequest) -> Resu
     let me = request.user()?.to_owned();
     let frame: ReadFrame = request.frame()?;
     let conversation_id = validate::ulid("conversationId", &frame.conversation_id)?;
-    let (message_id, conversation) =
-        conversations::mark_read(context, &me, &conversation_id, &frame.message_id).await?;
-    let event = events::read(&conversation_id, &me, &message_id);
-    let skip = Skip::Connection(&request.connection_id);
-    context
-        .fanout
-        .to_conversation(&context.store, &conversation, &[event], skip)
-        .await;
+    let skip = Skip::Connection(request.connection_id.clone());
+    let read = conversations::mark_read(context, &me, &conversation_id, &frame.message_id, skip).await?;
+    let message_id = super::deliver(context, read).await?;
     Ok(WsReply::Frame(json!({
         "type": "ack",
         "action": "markRead",

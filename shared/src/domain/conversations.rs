@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::messages::Message;
 use crate::context::AppContext;
 use crate::error::ApiError;
+use crate::realtime::{events, Outgoing, Published, Skip};
 use crate::store::{ConversationRecord, CreateConversationError, MemberRecord};
 use crate::time::{now, rfc3339};
 use crate::validate;
@@ -29,7 +30,11 @@ pub struct Conversation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_message: Option<Message>,
     pub member_count: u64,
+    /// The `seq` of the newest message.
+    pub last_seq: u64,
     pub unread_count: u64,
+    /// The caller's read position.
+    pub read_seq: u64,
     pub my_role: String,
 }
 
@@ -37,6 +42,8 @@ impl Conversation {
     pub fn new(record: ConversationRecord, member: &MemberRecord) -> Self {
         Conversation {
             unread_count: record.last_seq.saturating_sub(member.read_seq),
+            last_seq: record.last_seq,
+            read_seq: member.read_seq,
             id: record.id,
             kind: record.kind,
             name: record.name,
@@ -56,6 +63,8 @@ pub struct Member {
     pub user_id: String,
     pub role: String,
     pub joined_at: String,
+    /// The member's read position (read receipts).
+    pub read_seq: u64,
 }
 
 /// `{items, nextCursor}`; `nextCursor` is `null` on the last page.
@@ -66,7 +75,7 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-fn not_found() -> ApiError {
+pub(crate) fn not_found() -> ApiError {
     ApiError::NotFound("There is no conversation with that id among yours.".to_owned())
 }
 
@@ -314,20 +323,21 @@ pub async fn members(
                 user_id: m.user_id,
                 role: m.role,
                 joined_at: m.joined_at,
+                read_seq: m.read_seq,
             })
             .collect(),
         next_cursor,
     })
 }
 
-/// Adds users to a group; those already in it are left out of `added`. Also returns the conversation
-/// as it now is (members version bumped), for the fan-out.
+/// Adds users to a group; those already in it are left out of `added`. The members as they now are
+/// (the new ones included) hear of it.
 pub async fn add_members(
     context: &AppContext,
     me: &str,
     conversation_id: &str,
     user_ids: &[String],
-) -> Result<(Vec<String>, ConversationRecord), ApiError> {
+) -> Result<Published<Vec<String>>, ApiError> {
     if user_ids.is_empty() || user_ids.len() as u64 > MAX_GROUP_MEMBERS {
         return Err(ApiError::invalid(
             "userIds",
@@ -353,7 +363,7 @@ pub async fn add_members(
         .filter(|id| !existing.iter().any(|m| m.user_id == *id))
         .collect();
     if new.is_empty() {
-        return Ok((new, conversation));
+        return Ok(Published::quiet(new));
     }
     if conversation.member_count + new.len() as u64 > MAX_GROUP_MEMBERS {
         return Err(ApiError::invalid(
@@ -380,16 +390,18 @@ pub async fn add_members(
     let mut changed = conversation;
     changed.members_version += 1;
     changed.member_count += new.len() as u64;
-    Ok((new, changed))
+    let event = events::members("member.added", conversation_id, &new);
+    Ok(Published::new(new, vec![Outgoing::to_conversation(&changed, event)]))
 }
 
 /// Owners and admins remove members; anyone removes themself (leaves). Not for direct conversations.
+/// The remaining members and the removed one (its last event of this conversation) hear of it.
 pub async fn remove_member(
     context: &AppContext,
     me: &str,
     conversation_id: &str,
     user_id: &str,
-) -> Result<(String, ConversationRecord), ApiError> {
+) -> Result<Published<String>, ApiError> {
     let user_id = validate::ulid("userId", user_id)?;
     let (conversation, member) = membership(context, conversation_id, me).await?;
     if conversation.kind != "group" {
@@ -429,17 +441,23 @@ pub async fn remove_member(
     let mut changed = conversation;
     changed.members_version += 1;
     changed.member_count = changed.member_count.saturating_sub(1);
-    Ok((user_id, changed))
+    let event = events::members("member.removed", conversation_id, std::slice::from_ref(&user_id));
+    let events = vec![
+        Outgoing::to_conversation(&changed, event.clone()),
+        Outgoing::to_users(vec![user_id.clone()], event),
+    ];
+    Ok(Published::new(user_id, events))
 }
 
-/// Moves the caller's read marker forward to `message_id` (never back). Returns the message id and the
-/// conversation, for the `read` event.
+/// Moves the caller's read marker forward to `message_id` (never back); the members (and the reader's
+/// other devices, all but `skip`) get `read` with the message's `seq`. Returns the message id.
 pub async fn mark_read(
     context: &AppContext,
     me: &str,
     conversation_id: &str,
     message_id: &str,
-) -> Result<(String, ConversationRecord), ApiError> {
+    skip: Skip,
+) -> Result<Published<String>, ApiError> {
     let message_id = validate::ulid("messageId", message_id)?;
     let (conversation, _) = membership(context, conversation_id, me).await?;
     let message = context
@@ -451,7 +469,17 @@ pub async fn mark_read(
         .store
         .advance_read_marker(conversation_id, me, message.seq, &message.id)
         .await?;
-    Ok((message.id, conversation))
+    let event = events::read(conversation_id, me, &message.id, message.seq);
+    let events = vec![Outgoing::to_conversation(&conversation, event).skipping(skip)];
+    Ok(Published::new(message.id, events))
+}
+
+/// `typing` from a member: to the other members' connections (not the typist's own).
+pub async fn typing(context: &AppContext, me: &str, conversation_id: &str) -> Result<Published<()>, ApiError> {
+    let (conversation, _) = membership(context, conversation_id, me).await?;
+    let event = events::typing(conversation_id, me);
+    let events = vec![Outgoing::to_conversation(&conversation, event).skipping(Skip::User(me.to_owned()))];
+    Ok(Published::new((), events))
 }
 
 /// Everyone who shares a conversation with `user_id` (not the user): whom `presence` goes to.
@@ -472,10 +500,14 @@ pub async fn co_members(context: &AppContext, user_id: &str) -> Result<Vec<Strin
     let ids: Vec<String> = memberships.into_iter().map(|m| m.conversation_id).collect();
     let mut people = std::collections::BTreeSet::new();
     for conversation in context.store.batch_get_conversations(&ids).await? {
+        if !conversation.direct_members.is_empty() {
+            people.extend(conversation.direct_members.iter().cloned());
+            continue;
+        }
         people.extend(
             context
                 .fanout
-                .members(&context.store, &conversation)
+                .members(&context.store, &conversation.id, conversation.members_version)
                 .await?
                 .iter()
                 .cloned(),

@@ -3,10 +3,11 @@
 
 use serde::Serialize;
 
-use super::conversations::{membership, Page};
+use super::conversations::{membership, not_found, Page};
 use crate::context::AppContext;
 use crate::error::ApiError;
-use crate::store::{ConversationRecord, HistoryBound, MessageRecord, SendError};
+use crate::realtime::{events, Outgoing, Published, Skip};
+use crate::store::{Claimed, ClientClaim, ConversationRecord, HistoryBound, MessageRecord, SendOutcome};
 use crate::time::{now, rfc3339};
 use crate::validate;
 
@@ -18,6 +19,8 @@ pub const BODY_LEN: std::ops::RangeInclusive<usize> = 1..=4000;
 pub struct Message {
     pub id: String,
     pub conversation_id: String,
+    /// Position in the conversation: 1, 2, 3, ... in commit order, agreeing with the id order.
+    pub seq: u64,
     pub sender_id: String,
     pub client_message_id: String,
     pub body: String,
@@ -33,6 +36,7 @@ impl From<MessageRecord> for Message {
         Message {
             id: record.id,
             conversation_id: record.conversation_id,
+            seq: record.seq,
             sender_id: record.sender_id,
             client_message_id: record.client_message_id,
             body: record.body,
@@ -65,79 +69,205 @@ pub fn client_message_id(raw: &str) -> Result<String, ApiError> {
     Ok(raw.to_owned())
 }
 
-/// How many times a send re-reads the conversation after losing the race for the next position.
-const SEND_ATTEMPTS: u32 = 8;
-
-/// What a send did, with the conversation as it was read (for the fan-out).
+/// What a send did.
 pub struct Sent {
     pub message: Message,
     /// False when this sender already sent this `clientMessageId` here: `message` is the original.
     pub created: bool,
-    pub conversation: ConversationRecord,
 }
 
-/// Stores the message once.
-pub async fn send(context: &AppContext, me: &str, conversation_id: &str, input: NewMessage) -> Result<Sent, ApiError> {
+/// Stores the message once, at the conversation's next position, and returns its `message.new` for
+/// every member's connections but `skip`. A repeat of the same `clientMessageId` stores nothing, makes
+/// sure everything after the original's commit happened, and returns its `message.new` again: a send
+/// whose answer was lost is delivered when the client retries (at-least-once).
+///
+/// The work is the same for every conversation size: one read (conversation, membership, claim), one
+/// position reservation, one two-item transaction, then the conditional follow-ups of
+/// `Store::record_sent`. No step is an optimistic retry loop: concurrent senders never refuse each other.
+pub async fn send(
+    context: &AppContext,
+    me: &str,
+    conversation_id: &str,
+    input: NewMessage,
+    skip: Skip,
+) -> Result<Published<Sent>, ApiError> {
     let mut problems = validate::Problems::default();
     let client_id = problems.check(client_message_id(&input.client_message_id));
     let text = problems.check(body(&input.body));
     problems.finish()?;
     let (client_id, text) = (client_id.unwrap_or_default(), text.unwrap_or_default());
-    for attempt in 0..SEND_ATTEMPTS {
-        let (conversation, _) = membership(context, conversation_id, me).await?;
-        let message = MessageRecord {
-            id: ulid::Ulid::generate().to_string(),
-            conversation_id: conversation.id.clone(),
-            sender_id: me.to_owned(),
-            client_message_id: client_id.clone(),
-            body: text.clone(),
-            encrypted: input.encrypted,
-            created_at: rfc3339(now()),
-            edited_at: None,
-            deleted: false,
-            seq: conversation.last_seq + 1,
-        };
-        match context
-            .store
-            .put_message(&conversation, &message, &conversation.direct_members)
-            .await
-        {
-            Ok(()) => {
-                return Ok(Sent {
-                    message: message.into(),
-                    created: true,
-                    conversation,
-                })
-            }
-            Err(SendError::Duplicate) => {
-                let original = context
-                    .store
-                    .message_by_client_id(conversation_id, me, &client_id)
-                    .await?
-                    .ok_or_else(|| ApiError::internal("client message claim without its message"))?;
-                return Ok(Sent {
-                    message: original.into(),
-                    created: false,
-                    conversation,
-                });
-            }
-            Err(SendError::NotMember) => {
-                return Err(ApiError::NotFound(
-                    "There is no conversation with that id among yours.".to_owned(),
-                ))
-            }
-            Err(SendError::Raced) => {
-                // Spread the retries of senders that collided.
-                let jitter = u64::from(crate::auth::random_bytes::<1>()[0]) % 20;
-                tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(attempt + 1) + jitter)).await;
-            }
-            Err(SendError::Store(e)) => return Err(e),
+    let found = context.store.send_context(conversation_id, me, &client_id).await?;
+    let (Some(conversation), Some(_)) = (found.conversation, found.member) else {
+        return Err(not_found());
+    };
+    let token = ulid::Ulid::generate().to_string();
+    let mut stale = None;
+    if let Some(claim) = found.claim {
+        match settle(context, &conversation.id, me, &client_id, claim).await? {
+            Settled::Sent(original) => return resend(context, &conversation, &original, skip).await,
+            Settled::Stale(claim) => stale = claim,
         }
     }
-    Err(ApiError::Unavailable {
-        message: "This conversation is very busy; please retry.".to_owned(),
+    let now_ms = context.now_ms();
+    match context
+        .store
+        .claim_send(&conversation.id, me, &client_id, &token, now_ms, stale.as_ref())
+        .await?
+    {
+        Claimed::Mine => {}
+        Claimed::Theirs(claim) => match settle(context, &conversation.id, me, &client_id, claim).await? {
+            Settled::Sent(original) => return resend(context, &conversation, &original, skip).await,
+            Settled::Stale(_) => return Err(busy_with_same_message()),
+        },
+    }
+    let position = match context
+        .store
+        .reserve_position(&conversation.id, conversation.last_seq, now_ms, &token)
+        .await
+    {
+        Ok(position) => position,
+        Err(e) => {
+            context.store.release_claim(&conversation.id, me, &client_id, &token).await;
+            return Err(e);
+        }
+    };
+    let random = u128::from_le_bytes({
+        let mut bytes = [0u8; 16];
+        bytes[..10].copy_from_slice(&crate::auth::random_bytes::<10>());
+        bytes
+    });
+    let record = MessageRecord {
+        id: ulid::Ulid::from_parts(position.clock_ms, random).to_string(),
+        conversation_id: conversation.id.clone(),
+        sender_id: me.to_owned(),
+        client_message_id: client_id.clone(),
+        body: text,
+        encrypted: input.encrypted,
+        created_at: rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(position.clock_ms)),
+        edited_at: None,
+        deleted: false,
+        seq: position.seq,
+    };
+    let outcome = context.store.commit_message(&record, &token).await;
+    if !matches!(outcome, Ok(SendOutcome::Stored)) {
+        fill_position(context, &conversation, &record).await;
+    }
+    match outcome {
+        Ok(SendOutcome::Stored) => {}
+        Ok(SendOutcome::Duplicate(original)) => return resend(context, &conversation, &original, skip).await,
+        Ok(SendOutcome::NotMember) => {
+            context.store.release_claim(&conversation.id, me, &client_id, &token).await;
+            return Err(not_found());
+        }
+        Err(e) => {
+            context.store.release_claim(&conversation.id, me, &client_id, &token).await;
+            return Err(e);
+        }
+    }
+    context.store.record_sent(&conversation, &record).await?;
+    let message = Message::from(record);
+    let event = Outgoing::to_conversation(&conversation, events::message("message.new", &message)).skipping(skip);
+    Ok(Published::new(
+        Sent {
+            message,
+            created: true,
+        },
+        vec![event],
+    ))
+}
+
+/// An attempt that holds a claim this long without storing its message is taken to have died (a
+/// normal send stores within milliseconds); a later attempt takes the claim over. Should the first one
+/// still commit, its transaction fails on the claim it no longer holds, and nothing is stored twice.
+const STALE_CLAIM_MS: u64 = 3000;
+/// How long a repeat waits for the attempt that holds the claim before answering 503.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_millis(2000);
+
+enum Settled {
+    /// The claim's send stored this message.
+    Sent(String),
+    /// Nobody holds the claim any more (`None`), or its holder went quiet and it may be taken over.
+    Stale(Option<ClientClaim>),
+}
+
+fn busy_with_same_message() -> ApiError {
+    ApiError::Unavailable {
+        message: "The same message is being sent by another request; please retry.".to_owned(),
         retry_after_secs: 1,
-    })
+    }
+}
+
+/// Waits, briefly, for the attempt holding a `clientMessageId` claim to finish.
+async fn settle(
+    context: &AppContext,
+    conversation_id: &str,
+    me: &str,
+    client_id: &str,
+    mut claim: ClientClaim,
+) -> Result<Settled, ApiError> {
+    let started = tokio::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        if let Some(id) = claim.message_id {
+            return Ok(Settled::Sent(id));
+        }
+        if context.now_ms().saturating_sub(claim.claimed_at) > STALE_CLAIM_MS {
+            return Ok(Settled::Stale(Some(claim)));
+        }
+        if started.elapsed() > CLAIM_WAIT {
+            return Err(busy_with_same_message());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(200));
+        match context.store.client_claim(conversation_id, me, client_id).await? {
+            Some(current) => claim = current,
+            None => return Ok(Settled::Stale(None)),
+        }
+    }
+}
+
+/// The original of a repeated send: its follow-ups made sure of, its `message.new` published again.
+async fn resend(
+    context: &AppContext,
+    conversation: &ConversationRecord,
+    original_id: &str,
+    skip: Skip,
+) -> Result<Published<Sent>, ApiError> {
+    let original = context
+        .store
+        .get_message(&conversation.id, original_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("client message claim without its message"))?;
+    context.store.record_sent(conversation, &original).await?;
+    let message = Message::from(original);
+    let event = Outgoing::to_conversation(conversation, events::message("message.new", &message)).skipping(skip);
+    Ok(Published::new(
+        Sent {
+            message,
+            created: false,
+        },
+        vec![event],
+    ))
+}
+
+/// A reserved position whose send did not complete becomes a deleted message, and the members hear of
+/// it, so nobody waits for a `seq` that never comes. Best effort: if DynamoDB refuses even this, the
+/// position stays empty (logged).
+async fn fill_position(context: &AppContext, conversation: &ConversationRecord, reserved: &MessageRecord) {
+    let placeholder = MessageRecord {
+        client_message_id: String::new(),
+        body: String::new(),
+        deleted: true,
+        ..reserved.clone()
+    };
+    if let Err(e) = context.store.fill_position(&placeholder).await {
+        tracing::error!(conversationId = %conversation.id, seq = reserved.seq, error = %e, "a reserved position stays empty");
+        return;
+    }
+    let event = events::message("message.deleted", &Message::from(placeholder));
+    if let Err(e) = context.publish(&[Outgoing::to_conversation(conversation, event)]).await {
+        tracing::warn!(error = %e, "the filled position's event was not queued");
+    }
 }
 
 /// Where a history page starts, from the `cursor`, `before` or `after` parameters.
@@ -216,7 +346,7 @@ pub async fn edit(
     conversation_id: &str,
     message_id: &str,
     raw_body: &str,
-) -> Result<(Message, ConversationRecord), ApiError> {
+) -> Result<Published<Message>, ApiError> {
     let message_id = validate::ulid("messageId", message_id)?;
     let text = body(raw_body)?;
     let (conversation, _) = membership(context, conversation_id, me).await?;
@@ -237,16 +367,18 @@ pub async fn edit(
         });
     };
     context.store.refresh_last_message(&edited).await?;
-    Ok((edited.into(), conversation))
+    let message = Message::from(edited);
+    let event = events::message("message.updated", &message);
+    Ok(Published::new(message, vec![Outgoing::to_conversation(&conversation, event)]))
 }
 
-/// `Some` when the message was deleted now (`None`: it already was).
+/// Deletes the message; its `message.deleted` only when it was deleted now (not when it already was).
 pub async fn delete(
     context: &AppContext,
     me: &str,
     conversation_id: &str,
     message_id: &str,
-) -> Result<Option<(Message, ConversationRecord)>, ApiError> {
+) -> Result<Published<()>, ApiError> {
     let message_id = validate::ulid("messageId", message_id)?;
     let (conversation, member) = membership(context, conversation_id, me).await?;
     let existing = context
@@ -261,7 +393,7 @@ pub async fn delete(
         ));
     }
     if existing.deleted {
-        return Ok(None);
+        return Ok(Published::quiet(()));
     }
     let deleted = context
         .store
@@ -269,5 +401,6 @@ pub async fn delete(
         .await?
         .ok_or_else(message_not_found)?;
     context.store.refresh_last_message(&deleted).await?;
-    Ok(Some((deleted.into(), conversation)))
+    let event = events::message("message.deleted", &Message::from(deleted));
+    Ok(Published::new((), vec![Outgoing::to_conversation(&conversation, event)]))
 }

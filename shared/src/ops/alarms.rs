@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::context::AppContext;
 use crate::domain::messages::{self, NewMessage};
-use crate::realtime::{events, Skip};
+use crate::realtime::Skip;
 
 /// A CloudWatch alarm notification, as CloudWatch publishes it to SNS.
 #[derive(Debug, Clone, Deserialize)]
@@ -345,15 +345,12 @@ pub async fn respond(
             body: render(&alarm, &lookup),
             encrypted: false,
         };
-        match messages::send(context, &operators.user_id, &operators.conversation_id, input).await {
+        let sent = match messages::send(context, &operators.user_id, &operators.conversation_id, input, Skip::Nobody).await {
+            Ok(published) => crate::api::deliver(context, published).await,
+            Err(e) => Err(e),
+        };
+        match sent {
             Ok(sent) => {
-                if sent.created {
-                    let event = events::message("message.new", &sent.message);
-                    context
-                        .fanout
-                        .to_conversation(&context.store, &sent.conversation, &[event], Skip::Nobody)
-                        .await;
-                }
                 outcomes.push(Outcome::Posted {
                     message_id: sent.message.id,
                 });

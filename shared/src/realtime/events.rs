@@ -32,8 +32,8 @@ pub fn members(kind: &str, conversation_id: &str, user_ids: &[String]) -> Value 
     json!({ "type": kind, "conversationId": conversation_id, "userIds": user_ids })
 }
 
-pub fn read(conversation_id: &str, user_id: &str, message_id: &str) -> Value {
-    json!({ "type": "read", "conversationId": conversation_id, "userId": user_id, "messageId": message_id })
+pub fn read(conversation_id: &str, user_id: &str, message_id: &str, seq: u64) -> Value {
+    json!({ "type": "read", "conversationId": conversation_id, "userId": user_id, "messageId": message_id, "seq": seq })
 }
 
 /// Several events for one connection, sent as one frame.

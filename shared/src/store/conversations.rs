@@ -135,22 +135,46 @@ impl Store {
     }
 
     pub(crate) async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<(), WriteConflict> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
+        self.transact_with_token(writes, None).await
+    }
+
+    /// A transaction, retried on conflicts, throttling and 5xx inside the retry budget. With `token`
+    /// (a `ClientRequestToken`), DynamoDB treats a retry of an attempt that was applied but whose answer
+    /// was lost as the same request.
+    pub(crate) async fn transact_with_token(
+        &self,
+        writes: Vec<TransactWriteItem>,
+        token: Option<&str>,
+    ) -> Result<(), WriteConflict> {
+        let outcome = self
+            .retrying(|| async {
+                let result = self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(writes.clone()))
+                    .set_client_request_token(token.map(str::to_owned))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await;
+                match result {
+                    Ok(out) => {
+                        self.usage.record(true, out.consumed_capacity());
+                        Ok(Ok(()))
+                    }
+                    Err(err) => {
+                        self.usage.record(true, None::<&ConsumedCapacity>);
+                        match classify_transaction_error(err) {
+                            WriteConflict::Conditions(failed) => Ok(Err(failed)),
+                            WriteConflict::Other(e) => Err(e),
+                        }
+                    }
+                }
+            })
             .await;
-        match result {
-            Ok(out) => {
-                self.usage.record(true, out.consumed_capacity());
-                Ok(())
-            }
-            Err(err) => {
-                self.usage.record(true, None::<&ConsumedCapacity>);
-                Err(classify_transaction_error(err))
-            }
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(failed)) => Err(WriteConflict::Conditions(failed)),
+            Err(e) => Err(WriteConflict::Other(e)),
         }
     }
 

@@ -27,6 +27,8 @@ pub fn session(session_id: &str) -> String {
 }
 
 pub const META: &str = "META";
+/// A conversation's position counter (see `store::positions`).
+pub const SEQ: &str = "SEQ";
 
 pub fn conversation(conversation_id: &str) -> String {
     format!("CONV#{conversation_id}")

@@ -1,22 +1,21 @@
 //! Messages: the idempotent send transaction, history pages, edits and deletes.
 
-use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ConditionCheck, ReturnConsumedCapacity, TransactWriteItem, Update};
 use serde::Deserialize;
 
-use super::conversations::{direct_activity_key, ConversationRecord, MessageRecord};
+use super::conversations::{direct_activity_key, ConversationRecord, MemberRecord, MessageRecord};
 use super::{is_condition_failure, item_with_key, key, keys, n, records, s, Store, WriteConflict};
 use crate::error::ApiError;
 
-/// Why a send did not store the message.
-#[derive(Debug)]
-pub enum SendError {
-    /// The sender already sent this `clientMessageId` here.
-    Duplicate,
-    /// Another message took the next `seq` first: read the conversation again and retry.
-    Raced,
+/// What a send's commit found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// The message is stored at its position.
+    Stored,
+    /// The sender already sent this `clientMessageId` here: the original message's id.
+    Duplicate(String),
     /// The sender is no longer a member.
     NotMember,
-    Store(ApiError),
 }
 
 /// Which way a history page runs from its bound.
@@ -27,103 +26,312 @@ pub enum HistoryBound {
     After(String),
 }
 
-#[derive(Deserialize)]
+/// A sender's claim on a `clientMessageId` in a conversation, written before the position is reserved,
+/// so that concurrent repeats of one send wait for the first instead of each taking a position.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ClientClaim {
-    message_id: String,
+pub struct ClientClaim {
+    /// The attempt that holds the claim.
+    pub token: String,
+    /// Epoch milliseconds of the claim: an attempt that died leaves it, and a later one takes it over.
+    #[serde(default)]
+    pub claimed_at: u64,
+    /// Set in the transaction that stores the message.
+    #[serde(default)]
+    pub message_id: Option<String>,
+}
+
+/// How a send's claim on its `clientMessageId` went.
+#[derive(Debug)]
+pub enum Claimed {
+    /// This attempt holds it.
+    Mine,
+    /// Another attempt does: as found.
+    Theirs(ClientClaim),
+}
+
+/// What a send reads before it writes, in one BatchGetItem.
+pub struct SendContext {
+    pub conversation: Option<ConversationRecord>,
+    pub member: Option<MemberRecord>,
+    /// The claim of an earlier attempt with this `clientMessageId`, if any.
+    pub claim: Option<ClientClaim>,
 }
 
 impl Store {
-    /// Stores `message` as the conversation's next (`conversation.last_seq + 1`), in one transaction with
-    /// its `clientMessageId` claim, the conversation's last message and activity, the sender's read
-    /// marker, and (direct conversations only) both members' activity keys. A constant number of writes,
-    /// whatever the conversation's size.
-    pub async fn put_message(
-        &self,
-        conversation: &ConversationRecord,
-        message: &MessageRecord,
-        direct_members: &[String],
-    ) -> Result<(), SendError> {
-        let build = || -> Result<Vec<TransactWriteItem>, ApiError> {
-            let pk = keys::conversation(&conversation.id);
-            let meta = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(pk.clone(), keys::META)))
-                .update_expression("SET lastSeq = :seq, lastMessage = :message, activity = :activity, updatedAt = :now")
-                .condition_expression("lastSeq = :previous")
-                .expression_attribute_values(":seq", n(message.seq))
-                .expression_attribute_values(":previous", n(conversation.last_seq))
-                .expression_attribute_values(":message", serde_dynamo::to_attribute_value(message)?)
-                .expression_attribute_values(":activity", s(&message.id))
-                .expression_attribute_values(":now", s(&message.created_at))
-                .build()
-                .map_err(ApiError::internal)?;
-            let claim = serde_json::json!({ "messageId": message.id });
-            let mut writes = vec![
-                TransactWriteItem::builder().update(meta).build(),
-                self.put_item(
-                    item_with_key(pk.clone(), &keys::message(&message.id), message)?,
-                    Some("attribute_not_exists(PK)"),
-                )?,
-                self.put_item(
-                    item_with_key(
-                        pk.clone(),
-                        &keys::client_message(&message.sender_id, &message.client_message_id),
-                        &claim,
-                    )?,
-                    Some("attribute_not_exists(PK)"),
-                )?,
-            ];
-            let activity = direct_activity_key(&message.id, &conversation.id);
-            let mut sender = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(pk.clone(), keys::member(&message.sender_id))))
-                .condition_expression("attribute_exists(PK)")
-                .expression_attribute_values(":seq", n(message.seq))
-                .expression_attribute_values(":id", s(&message.id));
-            if direct_members.is_empty() {
-                sender = sender.update_expression("SET readSeq = :seq, lastReadMessageId = :id");
-            } else {
-                sender = sender
-                    .update_expression("SET readSeq = :seq, lastReadMessageId = :id, GSI1SK = :activity")
-                    .expression_attribute_values(":activity", s(&activity));
-            }
-            writes.push(
-                TransactWriteItem::builder()
-                    .update(sender.build().map_err(ApiError::internal)?)
-                    .build(),
-            );
-            for other in direct_members.iter().filter(|m| **m != message.sender_id) {
-                let update = Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(pk.clone(), keys::member(other))))
-                    .update_expression("SET GSI1SK = :activity")
-                    .condition_expression("attribute_exists(PK)")
-                    .expression_attribute_values(":activity", s(&activity))
-                    .build()
-                    .map_err(ApiError::internal)?;
-                writes.push(TransactWriteItem::builder().update(update).build());
-            }
-            Ok(writes)
-        };
-        let writes = build().map_err(SendError::Store)?;
-        match self.transact(writes).await {
-            Ok(()) => Ok(()),
-            Err(WriteConflict::Conditions(failed)) if failed.contains(&2) => Err(SendError::Duplicate),
-            Err(WriteConflict::Conditions(failed)) if failed.contains(&3) => Err(SendError::NotMember),
-            Err(WriteConflict::Conditions(_)) => Err(SendError::Raced),
-            Err(WriteConflict::Other(ApiError::Unavailable { .. })) => Err(SendError::Raced),
-            Err(WriteConflict::Other(e)) => Err(SendError::Store(e)),
-        }
-    }
-
-    /// The message an earlier send with this `clientMessageId` stored.
-    pub async fn message_by_client_id(
+    /// The conversation, the sender's membership and the `clientMessageId` claim, in one read.
+    pub async fn send_context(
         &self,
         conversation_id: &str,
         sender_id: &str,
         client_message_id: &str,
-    ) -> Result<Option<MessageRecord>, ApiError> {
+    ) -> Result<SendContext, ApiError> {
+        let pk = keys::conversation(conversation_id);
+        let claim_sk = keys::client_message(sender_id, client_message_id);
+        let items = self
+            .batch_get(
+                vec![
+                    key(pk.clone(), keys::META),
+                    key(pk.clone(), keys::member(sender_id)),
+                    key(pk, claim_sk.clone()),
+                ],
+                true,
+            )
+            .await?;
+        let mut found = SendContext {
+            conversation: None,
+            member: None,
+            claim: None,
+        };
+        for item in items {
+            match item.get("SK").and_then(|v| v.as_s().ok()).map(String::as_str) {
+                Some(keys::META) => found.conversation = Some(serde_dynamo::from_item(item)?),
+                Some(sk) if sk == claim_sk => found.claim = Some(serde_dynamo::from_item(item)?),
+                Some(_) => found.member = Some(serde_dynamo::from_item(item)?),
+                None => {}
+            }
+        }
+        Ok(found)
+    }
+
+    /// Claims `clientMessageId` for the attempt `token`: a new claim, or (`stale`) one taken over from an
+    /// attempt that held it too long.
+    pub async fn claim_send(
+        &self,
+        conversation_id: &str,
+        sender_id: &str,
+        client_message_id: &str,
+        token: &str,
+        now_ms: u64,
+        stale: Option<&ClientClaim>,
+    ) -> Result<Claimed, ApiError> {
+        let claim_key = key(
+            keys::conversation(conversation_id),
+            keys::client_message(sender_id, client_message_id),
+        );
+        let attempt = self
+            .retrying(|| async {
+                let mut request = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(claim_key.clone()))
+                    .update_expression("SET #token = :token, claimedAt = :now")
+                    .expression_attribute_names("#token", "token")
+                    .expression_attribute_values(":token", s(token))
+                    .expression_attribute_values(":now", n(now_ms))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
+                request = match stale {
+                    None => request.condition_expression("attribute_not_exists(PK) OR #token = :token"),
+                    Some(old) => request
+                        .condition_expression("(#token = :old OR #token = :token) AND attribute_not_exists(messageId)")
+                        .expression_attribute_values(":old", s(&old.token)),
+                };
+                match request.send().await {
+                    Ok(out) => {
+                        self.usage.record(true, out.consumed_capacity());
+                        Ok(true)
+                    }
+                    Err(err) if is_condition_failure(&err) => Ok(false),
+                    Err(err) => Err(err.into()),
+                }
+            })
+            .await?;
+        if attempt {
+            return Ok(Claimed::Mine);
+        }
+        let current = self
+            .client_claim(conversation_id, sender_id, client_message_id)
+            .await?
+            .ok_or_else(|| ApiError::Unavailable {
+                message: "The same message is being sent by another request; please retry.".to_owned(),
+                retry_after_secs: 1,
+            })?;
+        Ok(Claimed::Theirs(current))
+    }
+
+    /// Gives up this attempt's claim (its send failed before storing anything), so a retry starts afresh.
+    pub async fn release_claim(&self, conversation_id: &str, sender_id: &str, client_message_id: &str, token: &str) {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::conversation(conversation_id),
+                keys::client_message(sender_id, client_message_id),
+            )))
+            .condition_expression("#token = :token AND attribute_not_exists(messageId)")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await;
+        if let Err(err) = result {
+            if !is_condition_failure(&err) {
+                tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), "a send claim was not released; it goes stale");
+            }
+        }
+    }
+
+    /// Stores `message` at its reserved position, in one transaction with the completion of this
+    /// attempt's claim and a check that the sender is still a member: one item written and one updated
+    /// whatever the conversation's size, and none that other senders write (so concurrent sends do not
+    /// conflict). Retried inside the retry budget with the message id as the request token, so a lost
+    /// answer is not a second message.
+    pub async fn commit_message(&self, message: &MessageRecord, token: &str) -> Result<SendOutcome, ApiError> {
+        let pk = keys::conversation(&message.conversation_id);
+        let claim = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                pk.clone(),
+                keys::client_message(&message.sender_id, &message.client_message_id),
+            )))
+            .update_expression("SET messageId = :id, seq = :seq")
+            .condition_expression("#token = :token AND attribute_not_exists(messageId)")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":id", s(&message.id))
+            .expression_attribute_values(":seq", n(message.seq))
+            .build()
+            .map_err(ApiError::internal)?;
+        let member_check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), keys::member(&message.sender_id))))
+            .condition_expression("attribute_exists(PK)")
+            .build()
+            .map_err(ApiError::internal)?;
+        let writes = vec![
+            self.put_item(
+                item_with_key(pk.clone(), &keys::message(&message.id), message)?,
+                Some("attribute_not_exists(PK)"),
+            )?,
+            TransactWriteItem::builder().update(claim).build(),
+            TransactWriteItem::builder().condition_check(member_check).build(),
+        ];
+        match self.transact_with_token(writes, Some(&message.id)).await {
+            Ok(()) => Ok(SendOutcome::Stored),
+            Err(WriteConflict::Conditions(failed)) if failed.contains(&0) => Ok(SendOutcome::Stored),
+            Err(WriteConflict::Conditions(failed)) if failed.contains(&1) => {
+                let claim = self
+                    .client_claim(&message.conversation_id, &message.sender_id, &message.client_message_id)
+                    .await?;
+                match claim.and_then(|c| c.message_id) {
+                    // Our own earlier attempt, applied although its answer was lost, is no duplicate.
+                    Some(id) if id == message.id => Ok(SendOutcome::Stored),
+                    Some(id) => Ok(SendOutcome::Duplicate(id)),
+                    None => Err(ApiError::Unavailable {
+                        message: "The same message is being sent by another request; please retry.".to_owned(),
+                        retry_after_secs: 1,
+                    }),
+                }
+            }
+            Err(WriteConflict::Conditions(_)) => Ok(SendOutcome::NotMember),
+            Err(WriteConflict::Other(e)) => Err(e),
+        }
+    }
+
+    /// Puts a deleted message at a reserved position whose send did not complete (a duplicate that lost,
+    /// a sender no longer a member, DynamoDB failing past the budget), so `seq` stays dense: clients see
+    /// a deleted message there, as API.md describes one.
+    pub async fn fill_position(&self, placeholder: &MessageRecord) -> Result<(), ApiError> {
+        let item = item_with_key(
+            keys::conversation(&placeholder.conversation_id),
+            &keys::message(&placeholder.id),
+            placeholder,
+        )?;
+        self.retrying(|| async {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_not_exists(PK)")
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    self.usage.record(true, out.consumed_capacity());
+                    Ok(())
+                }
+                // Something is there already: the send did complete after all.
+                Err(err) if is_condition_failure(&err) => Ok(()),
+                Err(err) => Err(err.into()),
+            }
+        })
+        .await
+    }
+
+    /// What follows a stored message, each write conditional so it only ever moves forward and may be
+    /// repeated (a retried send repeats it): the conversation's `lastSeq`, `lastMessage` and activity,
+    /// the sender's read marker, and a direct conversation's two activity keys. Concurrent, and a
+    /// constant number of writes.
+    pub async fn record_sent(&self, conversation: &ConversationRecord, message: &MessageRecord) -> Result<(), ApiError> {
+        let meta = self.retrying(|| async {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(&conversation.id), keys::META)))
+                .update_expression("SET lastSeq = :seq, lastMessage = :message, activity = :activity, updatedAt = :now")
+                .condition_expression("attribute_exists(PK) AND (attribute_not_exists(lastSeq) OR lastSeq < :seq)")
+                .expression_attribute_values(":seq", n(message.seq))
+                .expression_attribute_values(":message", serde_dynamo::to_attribute_value(message)?)
+                .expression_attribute_values(":activity", s(&message.id))
+                .expression_attribute_values(":now", s(&message.created_at))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    self.usage.record(true, out.consumed_capacity());
+                    Ok(())
+                }
+                Err(err) if is_condition_failure(&err) => Ok(()),
+                Err(err) => Err(err.into()),
+            }
+        });
+        let read = self.retrying(|| {
+            self.advance_read_marker(&conversation.id, &message.sender_id, message.seq, &message.id)
+        });
+        let activity = direct_activity_key(&message.id, &conversation.id);
+        let directs = futures_util::future::try_join_all(
+            conversation
+                .direct_members
+                .iter()
+                .map(|member| self.retrying(|| self.advance_direct_activity(&conversation.id, member, &activity))),
+        );
+        futures_util::future::try_join3(meta, read, directs).await?;
+        Ok(())
+    }
+
+    async fn advance_direct_activity(&self, conversation_id: &str, user_id: &str, activity: &str) -> Result<(), ApiError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::conversation(conversation_id), keys::member(user_id))))
+            .update_expression("SET GSI1SK = :activity")
+            .condition_expression("attribute_exists(PK) AND GSI1SK < :activity")
+            .expression_attribute_values(":activity", s(activity))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                self.usage.record(true, out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) if is_condition_failure(&err) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    pub async fn client_claim(
+        &self,
+        conversation_id: &str,
+        sender_id: &str,
+        client_message_id: &str,
+    ) -> Result<Option<ClientClaim>, ApiError> {
         let out = self
             .client
             .get_item()
@@ -137,10 +345,7 @@ impl Store {
             .send()
             .await?;
         self.usage.record(false, out.consumed_capacity());
-        let Some(claim) = out.item.map(serde_dynamo::from_item::<_, ClientClaim>).transpose()? else {
-            return Ok(None);
-        };
-        self.get_message(conversation_id, &claim.message_id).await
+        Ok(out.item.map(serde_dynamo::from_item).transpose()?)
     }
 
     pub async fn get_message(

@@ -9,6 +9,7 @@ mod connections;
 mod conversations;
 mod keys;
 mod messages;
+mod positions;
 mod rate_limits;
 mod sessions;
 mod usage;
@@ -27,7 +28,8 @@ pub use connections::ConnectionRecord;
 pub use conversations::{
     direct_activity_key, ConversationRecord, CreateConversationError, MemberRecord, MessageRecord,
 };
-pub use messages::{HistoryBound, SendError};
+pub use messages::{Claimed, ClientClaim, HistoryBound, SendContext, SendOutcome};
+pub use positions::Position;
 pub use sessions::SessionRecord;
 pub use usage::{Usage, UsageMeter};
 pub use users::{CreateUserError, ProfilePatch, UserRecord};
@@ -43,6 +45,8 @@ pub struct Store {
     client: Client,
     table: String,
     usage: UsageMeter,
+    /// How long an operation keeps retrying transient DynamoDB failures (see `Store::retrying`).
+    retry_budget: std::time::Duration,
 }
 
 /// Which of a transaction's conditional writes failed.
@@ -65,7 +69,13 @@ impl Store {
             client: Client::from_conf(config),
             table: table.into(),
             usage,
+            retry_budget: std::time::Duration::from_secs(2),
         }
+    }
+
+    pub fn with_retry_budget(mut self, budget: std::time::Duration) -> Self {
+        self.retry_budget = budget;
+        self
     }
 
     pub fn table(&self) -> &str {

@@ -1,0 +1,273 @@
+//! The delivery worker: SQS batches of [`Envelope`]s in, frames to connections out.
+//!
+//! Per batch: every record's recipients are resolved (a piece of members from the cached member list,
+//! or named users, or named connections), minus the skipped ones; the events of all records bound for
+//! one connection are merged in order and posted as frames of up to [`FRAME_EVENTS`] (a `batch` frame
+//! when there are several), which is how events from different requests are coalesced. Then:
+//! - a 410 removed the connection; nothing more to do;
+//! - a connection whose post failed (after the SDK's own retries) is queued again on its own, with a
+//!   delay that doubles per attempt, and after [`DELIVERY_ATTEMPTS`] attempts parked in the dead-letter
+//!   queue, whose depth raises an alarm;
+//! - a record whose recipients could not be read (DynamoDB failing) is reported as a batch item
+//!   failure: SQS gives it back after the visibility timeout, and redrives it to the dead-letter queue
+//!   after `maxReceiveCount` receives.
+//!
+//! Idempotent: a record processed twice posts its events twice, which at-least-once allows and clients
+//! absorb by deduplicating on ids; no state changes but the removal of gone connections.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use serde_json::Value;
+
+use super::fanout::{Connection, Posted};
+use super::publisher::{piece_of, Envelope, Target};
+use super::{events, Delivery, Skip, FRAME_EVENTS};
+use crate::error::ApiError;
+use crate::AppContext;
+
+/// Attempts per connection before its events are parked in the dead-letter queue.
+pub const DELIVERY_ATTEMPTS: u32 = 4;
+
+/// The delay before attempt `attempt` (1-based retries): 1 s, 2 s, 4 s, ...
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1 << attempt.saturating_sub(1).min(9))
+}
+
+/// Handles one SQS batch; the records to retry are reported, the rest are done.
+pub async fn handle(context: &AppContext, event: SqsEvent) -> SqsBatchResponse {
+    let mut envelopes = Vec::with_capacity(event.records.len());
+    let mut failures = Vec::new();
+    for record in event.records {
+        let id = record.message_id.unwrap_or_default();
+        match record.body.as_deref().map(serde_json::from_str::<Envelope>) {
+            Some(Ok(envelope)) => envelopes.push((id, envelope)),
+            other => {
+                // Not ours, or from a newer version: let SQS park it in the dead-letter queue.
+                tracing::error!(messageId = %id, problem = ?other.map(|r| r.err().map(|e| e.to_string())), "unreadable delivery record");
+                failures.push(id);
+            }
+        }
+    }
+    failures.extend(deliver(context, envelopes).await);
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failures
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
+}
+
+/// Delivers envelopes in this process (no queue configured): retries are not possible here, so what
+/// fails is logged and counted.
+pub async fn deliver_now(context: &AppContext, envelopes: Vec<Envelope>) {
+    let keyed = envelopes
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| (i.to_string(), e))
+        .collect();
+    let failed = deliver(context, keyed).await;
+    if !failed.is_empty() {
+        tracing::warn!(envelopes = failed.len(), "in-process delivery could not read the recipients");
+    }
+}
+
+/// Delivers the envelopes (keyed by record id); returns the ids of records to retry whole.
+async fn deliver(context: &AppContext, envelopes: Vec<(String, Envelope)>) -> Vec<String> {
+    let mut failed_records = Vec::new();
+    let mut delivery = Delivery::default();
+    // Per connection: its events in arrival order, and the records they came from.
+    let mut outbox: BTreeMap<Connection, (Vec<Value>, Vec<usize>, u32)> = BTreeMap::new();
+    for (index, (id, envelope)) in envelopes.iter().enumerate() {
+        let (members, connections) = match recipients(context, envelope).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(messageId = %id, error = %e, "could not read the recipients; the record will be retried");
+                failed_records.push(id.clone());
+                continue;
+            }
+        };
+        delivery.members += members;
+        for connection in connections {
+            let skipped = match &envelope.skip {
+                Skip::Nobody => false,
+                Skip::Connection(c) => *c == connection.connection_id,
+                Skip::User(u) => *u == connection.user_id,
+            };
+            if skipped {
+                continue;
+            }
+            let (events, sources, attempt) = outbox.entry(connection).or_default();
+            for event in &envelope.events {
+                // The same event twice in one batch (a retried send's and the original's) goes out once.
+                if !events.contains(event) {
+                    events.push(event.clone());
+                }
+            }
+            sources.push(index);
+            *attempt = (*attempt).max(envelope.attempt);
+        }
+    }
+    delivery.connections = outbox.len();
+
+    let frames: Vec<(Connection, Value)> = outbox
+        .iter()
+        .flat_map(|(connection, (events, _, _))| {
+            events
+                .chunks(FRAME_EVENTS)
+                .map(|chunk| (connection.clone(), events::frame(chunk)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let outcomes = context.fanout.post_all(&context.store, frames).await;
+    let mut worst: BTreeMap<Connection, Posted> = BTreeMap::new();
+    for (connection, posted) in outcomes {
+        let entry = worst.entry(connection).or_insert(Posted::Delivered);
+        *entry = match (*entry, posted) {
+            (Posted::Gone, _) | (_, Posted::Gone) => Posted::Gone,
+            (Posted::Failed, _) | (_, Posted::Failed) => Posted::Failed,
+            _ => Posted::Delivered,
+        };
+    }
+
+    // Connections to try again, grouped by the events they still need.
+    let mut retries: BTreeMap<(String, u32), Vec<Connection>> = BTreeMap::new();
+    let mut retry_sources: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
+    for (connection, posted) in worst {
+        match posted {
+            Posted::Delivered => delivery.delivered += 1,
+            Posted::Gone => delivery.gone += 1,
+            Posted::Failed => {
+                delivery.failed += 1;
+                let (events, sources, attempt) = &outbox[&connection];
+                let key = (Value::Array(events.clone()).to_string(), attempt + 1);
+                retry_sources.entry(key.clone()).or_default().extend(sources);
+                retries.entry(key).or_default().push(connection);
+            }
+        }
+    }
+    if !retries.is_empty() {
+        failed_records.extend(retry(context, retries, retry_sources, &envelopes).await);
+    }
+    let kinds: Vec<&str> = envelopes
+        .iter()
+        .flat_map(|(_, e)| e.events.iter().filter_map(|v| v["type"].as_str()))
+        .collect();
+    tracing::info!(records = envelopes.len(), events = ?kinds, delivery = ?delivery, "delivery");
+    crate::metrics::fanout(&delivery);
+    failed_records.sort();
+    failed_records.dedup();
+    failed_records
+}
+
+/// Queues failed connections again with backoff, or parks them; the records whose retries could not be
+/// queued are returned, to be retried whole by SQS.
+async fn retry(
+    context: &AppContext,
+    retries: BTreeMap<(String, u32), Vec<Connection>>,
+    sources: BTreeMap<(String, u32), Vec<usize>>,
+    envelopes: &[(String, Envelope)],
+) -> Vec<String> {
+    let mut unqueued = Vec::new();
+    for ((events, attempt), connections) in retries {
+        let events: Vec<Value> = serde_json::from_str(&events).unwrap_or_default();
+        let envelope = Envelope {
+            events,
+            to: Target::Connections(connections),
+            skip: Skip::Nobody,
+            attempt,
+        };
+        let outcome = if attempt >= DELIVERY_ATTEMPTS {
+            tracing::error!(attempt, "delivery failed every attempt; parking it in the dead-letter queue");
+            crate::metrics::count("DeliveriesParked", 1.0);
+            context.publisher.park(std::slice::from_ref(&envelope)).await
+        } else {
+            context
+                .publisher
+                .requeue(std::slice::from_ref(&envelope), backoff(attempt))
+                .await
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "could not queue a retry; the records go back to SQS");
+            let key = (
+                Value::Array(envelope.events.clone()).to_string(),
+                envelope.attempt,
+            );
+            for index in sources.get(&key).into_iter().flatten() {
+                unqueued.push(envelopes[*index].0.clone());
+            }
+        }
+    }
+    unqueued
+}
+
+/// The members an envelope counts (for the metrics) and their open connections.
+async fn recipients(context: &AppContext, envelope: &Envelope) -> Result<(usize, Vec<Connection>), ApiError> {
+    match &envelope.to {
+        Target::Connections(connections) => Ok((0, connections.clone())),
+        Target::Users(users) => Ok((users.len(), context.fanout.connections(&context.store, users).await?)),
+        Target::Piece {
+            conversation_id,
+            members_version,
+            piece,
+            pieces,
+        } => {
+            let members = context
+                .fanout
+                .members(&context.store, conversation_id, *members_version)
+                .await?;
+            let mine: Vec<String> = members
+                .iter()
+                .filter(|m| piece_of(m, *pieces) == *piece)
+                .cloned()
+                .collect();
+            Ok((mine.len(), context.fanout.connections(&context.store, &mine).await?))
+        }
+    }
+}
+
+/// Runs the worker as this process's Lambda function.
+pub async fn serve() -> Result<(), lambda_runtime::Error> {
+    crate::logging::init();
+    let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env().await?));
+    context.warm_up().await;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
+            let started = std::time::Instant::now();
+            let (usage_before, cache_before) = (context.store.usage(), crate::cache::stats());
+            let records = event.payload.records.len();
+            let answer = handle(context, event.payload).await;
+            // The same per-invocation metrics as the HTTP functions, under the route "SQS DeliveryQueue":
+            // what the asynchronous half of a message costs is as visible as the synchronous half.
+            crate::metrics::invocation(&crate::metrics::Invocation {
+                route: "SQS DeliveryQueue",
+                status: if answer.batch_item_failures.is_empty() { 200 } else { 207 },
+                elapsed: started.elapsed(),
+                usage: context.store.usage() - usage_before,
+                cache: crate::cache::stats() - cache_before,
+                error_code: None,
+                request_id: &event.context.request_id,
+            });
+            tracing::debug!(records, failed = answer.batch_item_failures.len(), "delivery batch");
+            Ok::<_, lambda_runtime::Error>(answer)
+        },
+    ))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(3), Duration::from_secs(4));
+    }
+}

@@ -1,0 +1,129 @@
+//! Real-time test clients: users registered over HTTP, real WebSocket connections, frames read with a
+//! deadline and `batch` frames opened, on any [`Stack`].
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::Stack;
+
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub token: String,
+}
+
+/// Clients of one stack.
+#[derive(Clone, Copy)]
+pub struct Clients {
+    pub stack: &'static Stack,
+}
+
+impl Clients {
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let answer = self.stack.call(method, path, token, body).await;
+        (answer.status, answer.body)
+    }
+
+    pub async fn user(&self, prefix: &str) -> User {
+        let username = format!("{prefix}{}", &ulid::Ulid::generate().to_string()[18..].to_lowercase());
+        let (status, body) = self
+            .call(
+                "POST",
+                "/auth/register",
+                None,
+                Some(json!({ "username": username, "password": "real time!" })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        User {
+            id: body["user"]["id"].as_str().unwrap().to_owned(),
+            token: body["accessToken"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn connect_with(&self, query: &str) -> Result<Socket, u16> {
+        let request = format!("{}/?{query}", self.stack.ws_url).into_client_request().unwrap();
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, _)) => Ok(socket),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+            Err(e) => panic!("WebSocket error: {e}"),
+        }
+    }
+
+    pub async fn connect(&self, user: &User) -> Socket {
+        self.connect_with(&format!("token={}", user.token)).await.expect("connected")
+    }
+
+    pub async fn group(&self, owner: &User, members: &[&User]) -> String {
+        let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        let (status, body) = self
+            .call(
+                "POST",
+                "/conversations",
+                Some(&owner.token),
+                Some(json!({ "type": "group", "name": "rt", "memberIds": ids })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn http_send(&self, sender: &User, conversation: &str, client_id: &str, body: &str) -> Value {
+        let (status, message) = self
+            .call(
+                "POST",
+                &format!("/conversations/{conversation}/messages"),
+                Some(&sender.token),
+                Some(json!({ "clientMessageId": client_id, "body": body })),
+            )
+            .await;
+        assert_eq!(status, 201, "{message}");
+        message
+    }
+}
+
+/// The next text frame, within 15 s.
+pub async fn next(socket: &mut Socket) -> Value {
+    next_within(socket, Duration::from_secs(15))
+        .await
+        .expect("a frame within the deadline")
+}
+
+/// The next text frame, or None when none comes within `wait`.
+pub async fn next_within(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next()).await.ok()?;
+        match frame.expect("open").expect("valid") {
+            Message::Text(text) => return Some(serde_json::from_str(&text).expect("JSON frame")),
+            Message::Close(close) => panic!("closed: {close:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Events of a frame: a `batch` is opened.
+pub fn events_of(frame: Value) -> Vec<Value> {
+    if frame["type"] == "batch" {
+        frame["events"].as_array().unwrap().clone()
+    } else {
+        vec![frame]
+    }
+}
+
+pub async fn silent(socket: &mut Socket, for_ms: u64) {
+    if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(Duration::from_millis(for_ms), socket.next()).await
+    {
+        panic!("expected nothing, got {text}");
+    }
+}
+
+pub async fn send_frame(socket: &mut Socket, frame: Value) {
+    socket.send(Message::text(frame.to_string())).await.unwrap();
+}
