@@ -67,6 +67,7 @@ fn canned_message(i: usize, client_message_id: &str, body: &str) -> Message {
     Message {
         id: format!("01JH3ZA{i:019}"),
         conversation_id: CONVERSATION_ID.to_owned(),
+        seq: i as u64 + 1,
         sender_id: USER_ID.to_owned(),
         client_message_id: client_message_id.to_owned(),
         body: body.to_owned(),

@@ -31,10 +31,9 @@ pub struct Config {
     /// How long one attempt of an AWS call may take before it is retried (`SDK_ATTEMPT_TIMEOUT_MS`,
     /// 1000 by default; the local stack allows DynamoDB Local more on a loaded laptop).
     pub sdk_attempt_timeout: Duration,
-    /// The delivery queue (`DELIVERY_QUEUE_URL`); unset, events are delivered in the writer's process.
-    pub delivery_queue_url: Option<String>,
-    /// Where deliveries that failed every attempt are parked (`DELIVERY_DEAD_LETTER_QUEUE_URL`).
-    pub delivery_dead_letter_url: Option<String>,
+    /// The delivery queues (`DELIVERY_QUEUE_URL`, `DELIVERY_RETRY_QUEUE_URL`,
+    /// `DELIVERY_PARKED_QUEUE_URL`); without the first, events are delivered in the writer's process.
+    pub delivery_queues: crate::realtime::publisher::Queues,
     /// How long a DynamoDB operation may keep retrying conflicts, throttles and 5xx before the request
     /// is answered 503 (`DYNAMODB_RETRY_BUDGET_MS`, 2000 by default).
     pub dynamodb_retry_budget: Duration,
@@ -127,8 +126,11 @@ impl Config {
             },
             dynamodb_slow_call: Duration::from_millis(number(&lookup, "DYNAMODB_SLOW_CALL_MS", 100)?),
             sdk_attempt_timeout: Duration::from_millis(number(&lookup, "SDK_ATTEMPT_TIMEOUT_MS", 1000)?.max(1)),
-            delivery_queue_url: lookup("DELIVERY_QUEUE_URL").filter(|v| !v.is_empty()),
-            delivery_dead_letter_url: lookup("DELIVERY_DEAD_LETTER_QUEUE_URL").filter(|v| !v.is_empty()),
+            delivery_queues: crate::realtime::publisher::Queues {
+                delivery: lookup("DELIVERY_QUEUE_URL").filter(|v| !v.is_empty()),
+                retry: lookup("DELIVERY_RETRY_QUEUE_URL").filter(|v| !v.is_empty()),
+                parked: lookup("DELIVERY_PARKED_QUEUE_URL").filter(|v| !v.is_empty()),
+            },
             dynamodb_retry_budget: Duration::from_millis(number(&lookup, "DYNAMODB_RETRY_BUDGET_MS", 2000)?),
             clock_skew_ms: match lookup("CLOCK_SKEW_MS").filter(|v| !v.trim().is_empty()) {
                 None => 0,

@@ -80,11 +80,7 @@ impl AppContext {
         let tokens = TokenKeys::new(&config.token_secret, config.access_token_ttl);
         let cursors = Cursors::new(&config.token_secret);
         let fanout = Fanout::new(sdk, config.websocket_endpoint.as_deref());
-        let publisher = Publisher::new(
-            sdk,
-            config.delivery_queue_url.clone(),
-            config.delivery_dead_letter_url.clone(),
-        );
+        let publisher = Publisher::new(sdk, config.delivery_queues.clone());
         AppContext {
             config,
             sdk: sdk.clone(),

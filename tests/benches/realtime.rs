@@ -127,7 +127,10 @@ async fn main() {
                             vec![value]
                         };
                         for event in events.into_iter().filter(|e| e["type"] == "message.new") {
-                            let id = event["message"]["clientMessageId"].as_str().unwrap_or_default().to_owned();
+                            let id = event["message"]["clientMessageId"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned();
                             if seen.insert(id.clone()) {
                                 arrivals.lock().unwrap().entry(id).or_default().push(at);
                             }
@@ -191,7 +194,10 @@ async fn main() {
         for (id, times) in arrivals.lock().unwrap().iter() {
             let Some(start) = started.get(id) else { continue };
             delivered += times.len();
-            let ms: Vec<f64> = times.iter().map(|t| t.duration_since(*start).as_secs_f64() * 1000.0).collect();
+            let ms: Vec<f64> = times
+                .iter()
+                .map(|t| t.duration_since(*start).as_secs_f64() * 1000.0)
+                .collect();
             if times.len() == members {
                 to_all.push(ms.iter().copied().fold(0.0, f64::max));
             }
@@ -211,7 +217,12 @@ async fn main() {
             percentile(&to_all, 0.50),
             percentile(&to_all, 0.95),
         ));
-        let sync = work(&stack, "messages-send", "POST /conversations/{conversationId}/messages", send_lines);
+        let sync = work(
+            &stack,
+            "messages-send",
+            "POST /conversations/{conversationId}/messages",
+            send_lines,
+        );
         let asynchronous = work(&stack, "delivery-worker", "SQS DeliveryQueue", worker_lines);
         let per = |total: f64| total / MESSAGES as f64;
         work_rows.push(format!(
@@ -228,6 +239,7 @@ async fn main() {
             reader.abort();
         }
     }
+    let contention = contention(&stack, &context, &keys, &http).await;
     println!("| members connected | messages | deliveries | send p50 / p95 (ms) | send-to-delivery p50 / p95 / p99 (ms) | to the last member p50 / p95 (ms) |");
     println!("|---|---|---|---|---|---|");
     for row in rows {
@@ -238,5 +250,99 @@ async fn main() {
     for row in work_rows {
         println!("{row}");
     }
+    println!("\n{contention}");
     stack.stop().await;
+}
+
+/// 20 senders sustaining 50 sends/s into one conversation for 20 s: every send must be stored (none
+/// refused), `seq` dense, and the send's latency under contention.
+async fn contention(stack: &LocalStack, context: &AppContext, keys: &TokenKeys, http: &reqwest::Client) -> String {
+    const SENDERS: usize = 20;
+    const PER_SENDER: usize = 50;
+    const INTERVAL: Duration = Duration::from_millis(400);
+    let mut users = Vec::new();
+    for i in 0..SENDERS {
+        let id = parley_tests::silent_user(&context.store, &format!("busy{i}")).await;
+        users.push((id.clone(), keys.issue(&id, "bench", SystemTime::now()).unwrap()));
+    }
+    let member_ids: Vec<&str> = users[1..].iter().map(|(id, _)| id.as_str()).collect();
+    let created: Value = http
+        .post(format!("{}/conversations", stack.http_url()))
+        .bearer_auth(&users[0].1)
+        .json(&json!({ "type": "group", "name": "busy", "memberIds": member_ids }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conversation = created["id"].as_str().unwrap().to_owned();
+    let url = format!("{}/conversations/{conversation}/messages", stack.http_url());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, (_, token)) in users.iter().enumerate() {
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            // Spread the senders over the interval, then a steady pace each.
+            tokio::time::sleep(INTERVAL * i as u32 / SENDERS as u32).await;
+            let mut ticker = tokio::time::interval(INTERVAL);
+            let mut results = Vec::new();
+            for j in 0..PER_SENDER {
+                ticker.tick().await;
+                let sent = Instant::now();
+                let status = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({ "clientMessageId": format!("b{i}-{j}"), "body": "busy group" }))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+                results.push((status, sent.elapsed().as_secs_f64() * 1000.0));
+            }
+            results
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        for (status, ms) in task.await.unwrap() {
+            if status == 201 {
+                latencies.push(ms);
+            } else {
+                refused += 1;
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    // The walk: every position once.
+    let mut seqs = Vec::new();
+    let mut after = "00000000000000000000000000".to_owned();
+    loop {
+        let page: Value = http
+            .get(format!("{url}?after={after}&limit=100"))
+            .bearer_auth(&users[0].1)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        let Some(last) = items.last() else { break };
+        after = last["id"].as_str().unwrap().to_owned();
+        seqs.extend(items.iter().map(|m| m["seq"].as_u64().unwrap()));
+    }
+    let dense = seqs == (1..=seqs.len() as u64).collect::<Vec<_>>();
+    format!(
+        "| senders | sends | rate (/s) | refused | stored, seq dense | send p50 / p95 / p99 (ms) |\n|---|---|---|---|---|---|\n| {SENDERS} | {} | {:.1} | {refused} | {}, {} | {:.1} / {:.1} / {:.1} |",
+        SENDERS * PER_SENDER,
+        (SENDERS * PER_SENDER) as f64 / elapsed,
+        seqs.len(),
+        if dense { "yes" } else { "NO" },
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.95),
+        percentile(&latencies, 0.99),
+    )
 }

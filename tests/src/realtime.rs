@@ -57,7 +57,9 @@ impl Clients {
     }
 
     pub async fn connect(&self, user: &User) -> Socket {
-        self.connect_with(&format!("token={}", user.token)).await.expect("connected")
+        self.connect_with(&format!("token={}", user.token))
+            .await
+            .expect("connected")
     }
 
     pub async fn group(&self, owner: &User, members: &[&User]) -> String {

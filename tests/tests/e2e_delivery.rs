@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use parley::auth::tokens::TokenKeys;
-use parley_tests::realtime::{events_of, next, next_within, send_frame, Clients, Socket, User};
+use parley_tests::realtime::{events_of, next, next_within, send_frame, silent, Clients, Socket, User};
 use parley_tests::stack;
 use serde_json::json;
 
@@ -25,7 +25,9 @@ async fn collect_new(socket: &mut Socket, wait: Duration, want: usize) -> BTreeM
         };
         for event in events_of(frame) {
             if event["type"] == "message.new" {
-                *seen.entry(event["message"]["id"].as_str().unwrap().to_owned()).or_default() += 1;
+                *seen
+                    .entry(event["message"]["id"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
             }
         }
     }
@@ -36,11 +38,18 @@ async fn collect_new(socket: &mut Socket, wait: Duration, want: usize) -> BTreeM
 async fn a_retried_send_reaches_every_members_connections_again() {
     let (ann, bob) = (rt().user("ann").await, rt().user("bob").await);
     let group = rt().group(&ann, &[&bob]).await;
-    let mut sockets = vec![rt().connect(&ann).await, rt().connect(&bob).await, rt().connect(&bob).await];
+    let mut sockets = vec![
+        rt().connect(&ann).await,
+        rt().connect(&bob).await,
+        rt().connect(&bob).await,
+    ];
     let first = rt().http_send(&ann, &group, "retry-me", "once").await;
     for socket in &mut sockets {
         let event = next(socket).await;
-        assert_eq!((event["type"].as_str(), &event["message"]["id"]), (Some("message.new"), &first["id"]));
+        assert_eq!(
+            (event["type"].as_str(), &event["message"]["id"]),
+            (Some("message.new"), &first["id"])
+        );
         assert_eq!(event["message"]["seq"], 1);
     }
     // The client did not get the answer and sends again: 200, the same message, delivered again.
@@ -56,7 +65,10 @@ async fn a_retried_send_reaches_every_members_connections_again() {
     assert_eq!(again["id"], first["id"]);
     for socket in &mut sockets {
         let event = next(socket).await;
-        assert_eq!((event["type"].as_str(), &event["message"]["id"]), (Some("message.new"), &first["id"]));
+        assert_eq!(
+            (event["type"].as_str(), &event["message"]["id"]),
+            (Some("message.new"), &first["id"])
+        );
     }
     // And over the WebSocket: the ack again, and message.new again to the other connections.
     send_frame(
@@ -65,7 +77,10 @@ async fn a_retried_send_reaches_every_members_connections_again() {
     )
     .await;
     let ack = next(&mut sockets[0]).await;
-    assert_eq!((ack["type"].as_str(), &ack["message"]["id"]), (Some("ack"), &first["id"]));
+    assert_eq!(
+        (ack["type"].as_str(), &ack["message"]["id"]),
+        (Some("ack"), &first["id"])
+    );
     for socket in &mut sockets[1..] {
         let event = next(socket).await;
         assert_eq!(event["message"]["id"], first["id"]);
@@ -105,7 +120,9 @@ async fn every_member_of_a_300_member_group_gets_every_message() {
     }
     let mut sent = BTreeSet::new();
     for i in 0..MESSAGES {
-        let message = rt().http_send(&members[i + 1], &group, &format!("big-{i}"), "to everyone").await;
+        let message = rt()
+            .http_send(&members[i + 1], &group, &format!("big-{i}"), "to everyone")
+            .await;
         sent.insert(message["id"].as_str().unwrap().to_owned());
     }
     let readers: Vec<_> = sockets
@@ -136,7 +153,12 @@ async fn events_from_different_requests_are_coalesced_into_one_batch_frame() {
     stack().with(|s| s.pause_event_sources(true)).await;
     let mut sent = Vec::new();
     for (user, id) in [(&ann, "c-1"), (&bob, "c-2"), (&cy, "c-3")] {
-        sent.push(rt().http_send(user, &group, id, "together").await["id"].as_str().unwrap().to_owned());
+        sent.push(
+            rt().http_send(user, &group, id, "together").await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     stack().with(|s| s.pause_event_sources(false)).await;
     let frame = next(&mut listener).await;
@@ -174,7 +196,18 @@ async fn events_and_conversations_carry_seq_and_read_positions() {
             break read;
         }
     };
-    assert_eq!((read["userId"].as_str(), read["seq"].as_u64()), (Some(bob.id.as_str()), Some(1)));
+    assert_eq!(
+        (read["userId"].as_str(), read["seq"].as_u64()),
+        (Some(bob.id.as_str()), Some(1))
+    );
+    // Reading the same message again moves nothing: an ack, and no `read` for anyone.
+    send_frame(
+        &mut bob_socket,
+        json!({ "action": "markRead", "conversationId": group, "messageId": first["id"] }),
+    )
+    .await;
+    assert_eq!(next(&mut bob_socket).await["type"], "ack");
+    silent(&mut ann_socket, 1500).await;
 
     let (status, conversation) = rt()
         .call("GET", &format!("/conversations/{group}"), Some(&bob.token), None)
@@ -189,7 +222,12 @@ async fn events_and_conversations_carry_seq_and_read_positions() {
         (Some(2), Some(1), Some(1))
     );
     let (_, members) = rt()
-        .call("GET", &format!("/conversations/{group}/members"), Some(&ann.token), None)
+        .call(
+            "GET",
+            &format!("/conversations/{group}/members"),
+            Some(&ann.token),
+            None,
+        )
         .await;
     let read_seqs: BTreeMap<&str, u64> = members["items"]
         .as_array()

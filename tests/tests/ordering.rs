@@ -45,7 +45,11 @@ async fn walk(app: &TestApp, reader: &TestUser, conversation: &str) -> Vec<Value
 /// Every message once, `seq` 1..=n without a gap, ids increasing with `seq`.
 fn assert_dense_and_ordered(walked: &[Value], expected: usize) {
     let seqs: Vec<u64> = walked.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=expected as u64).collect::<Vec<_>>(), "seq is dense and in walk order");
+    assert_eq!(
+        seqs,
+        (1..=expected as u64).collect::<Vec<_>>(),
+        "seq is dense and in walk order"
+    );
     let ids: Vec<&str> = walked.iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow with seq: {ids:?}");
 }
@@ -70,11 +74,18 @@ async fn twenty_concurrent_senders_into_one_group_are_all_stored_densely() {
     }
     for task in tasks {
         let response = task.await.unwrap();
-        assert_eq!(response.status, 201, "no send is refused under contention: {}", response.body);
+        assert_eq!(
+            response.status, 201,
+            "no send is refused under contention: {}",
+            response.body
+        );
     }
     let walked = walk(&app, &owner, &group).await;
     assert_dense_and_ordered(&walked, 120);
-    assert!(walked.iter().all(|m| m["deleted"] == false), "no position was left to a placeholder");
+    assert!(
+        walked.iter().all(|m| m["deleted"] == false),
+        "no position was left to a placeholder"
+    );
     let conversation = app
         .call(
             parley::api::conversations::get,
@@ -84,7 +95,10 @@ async fn twenty_concurrent_senders_into_one_group_are_all_stored_densely() {
         .await;
     assert_eq!(conversation.body["lastSeq"], 120);
     assert_eq!(conversation.body["unreadCount"], 120);
-    assert_eq!(conversation.body["lastMessage"]["seq"], 120, "lastMessage is the newest");
+    assert_eq!(
+        conversation.body["lastMessage"]["seq"], 120,
+        "lastMessage is the newest"
+    );
 }
 
 #[tokio::test]
@@ -103,7 +117,10 @@ async fn a_container_whose_clock_runs_behind_still_orders_ids_by_seq() {
         assert_eq!(response.status, 201, "{}", response.body);
         order.push(response.body["id"].as_str().unwrap().to_owned());
     }
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "each later send has a later id: {order:?}");
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "each later send has a later id: {order:?}"
+    );
     let mut tasks = Vec::new();
     for i in 0..30 {
         let context = [app.context, behind, ahead][i % 3];
@@ -133,7 +150,9 @@ async fn concurrent_repeats_of_one_send_take_one_position() {
         } else {
             app.another_container(&[]).await
         };
-        tasks.push(tokio::spawn(async move { send_on(context, &user, &group, "same").await }));
+        tasks.push(tokio::spawn(
+            async move { send_on(context, &user, &group, "same").await },
+        ));
     }
     let mut ids = std::collections::BTreeSet::new();
     let mut created = 0;

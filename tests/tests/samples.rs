@@ -230,12 +230,9 @@ async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
 async fn every_sample_event_succeeds_through_its_handler() {
     // The WebSocket samples and the alarm responder's have tests of their own (below, and alarms.rs);
     // the admin metrics route needs CloudWatch, which the local stack stands in for (e2e_admin.rs).
-    for name in template_binaries()
-        .into_iter()
-        .filter(|n| {
-            !n.starts_with("ws-") && !["alarm-responder", "admin-metrics-get", "delivery-worker"].contains(&n.as_str())
-        })
-    {
+    for name in template_binaries().into_iter().filter(|n| {
+        !n.starts_with("ws-") && !["alarm-responder", "admin-metrics-get", "delivery-worker"].contains(&n.as_str())
+    }) {
         let app = TestApp::new().await;
         let event = prepare(&app, &name, load_event(&name)).await;
         let response = run(&app, &name, &event).await;

@@ -177,14 +177,19 @@ impl Args {
         if self.no_chart {
             return None;
         }
-        Some(self.chart.clone().filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| {
-            let template = local_stack::workspace_template();
-            let workspace = template.parent().map(PathBuf::from).unwrap_or_default();
-            let workspace = workspace.canonicalize().unwrap_or(workspace);
-            workspace
-                .join(".local/load-test")
-                .join(format!("{}.png", self.scenario.name()))
-        }))
+        Some(
+            self.chart
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or_else(|| {
+                    let template = local_stack::workspace_template();
+                    let workspace = template.parent().map(PathBuf::from).unwrap_or_default();
+                    let workspace = workspace.canonicalize().unwrap_or(workspace);
+                    workspace
+                        .join(".local/load-test")
+                        .join(format!("{}.png", self.scenario.name()))
+                }),
+        )
     }
 }
 

@@ -117,6 +117,7 @@ pub async fn run(settings: RunSettings, interrupt: Arc<AtomicBool>) -> Result<Ru
         active: AtomicUsize::new(0),
         reconnects: AtomicU64::new(0),
         setup_failures: AtomicU64::new(0),
+        signups: tokio::sync::Semaphore::new(crate::user::CONCURRENT_SIGNUPS),
     });
     let group_size = settings.group_size.max(1);
     let plan = settings.scenario.plan.clone();

@@ -36,7 +36,17 @@ pub struct RunContext {
     pub reconnects: AtomicU64,
     /// Users that could not get set up (sign-up, socket or group creation failed).
     pub setup_failures: AtomicU64,
+    /// Sign-ups in flight at once. Each one is an argon2 hash (tens of milliseconds of a core): a ramp
+    /// of hundreds a second queues them for longer than the request timeout, and the users fail as
+    /// transport errors before they ever chat. People sign up over days, not seconds; the load test
+    /// bounds them so it measures chatting.
+    pub signups: tokio::sync::Semaphore,
 }
+
+/// Sign-ups in flight at once (see [`RunContext::signups`]).
+pub const CONCURRENT_SIGNUPS: usize = 8;
+/// A sign-up that got no answer or a 5xx is tried again this many times, as an app would.
+const SIGNUP_ATTEMPTS: u32 = 3;
 
 /// The password of every virtual user (8..=128 characters).
 pub const PASSWORD: &str = "load-test-password";
@@ -94,10 +104,22 @@ impl Member {
     }
 
     pub async fn sign_in(context: &RunContext, index: usize) -> Result<Member, CallError> {
-        let session = context
-            .api
-            .sign_up_or_in(&Self::username(&context.run_id, index), PASSWORD)
-            .await?;
+        let _permit = context
+            .signups
+            .acquire()
+            .await
+            .expect("the sign-up semaphore is never closed");
+        let username = Self::username(&context.run_id, index);
+        let mut attempt = 1;
+        let session = loop {
+            match context.api.sign_up_or_in(&username, PASSWORD).await {
+                Err(CallError::Transport(_) | CallError::Status(500..=599, _)) if attempt < SIGNUP_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
         Ok(Member {
             index,
             user_id: session.user_id.clone(),

@@ -13,6 +13,12 @@
 //! is empty or not in the batch) fails the whole batch; a function error, crash or timeout deletes
 //! nothing. Failed messages come back when their visibility timeout ends, with their receive count
 //! raised, and the queue's redrive policy moves them to the dead-letter queue after `maxReceiveCount`.
+//!
+//! From a FIFO queue, a batch is what one receive hands out (see `sqs`): messages of one or more
+//! message groups, each group's in order, never a group that another batch still holds. So batches
+//! of different groups run concurrently while each group is worked through one batch at a time, and a
+//! message that failed holds its group back until it is received again or moved to the dead-letter
+//! queue. Lambda has no batching window for FIFO queues (the template check refuses one).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -25,7 +31,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::logs::LogBook;
-use crate::runtime::FunctionPool;
+use crate::runtime::{FunctionPool, InvokeError};
 use crate::sqs::{self, Queue, Received, Sqs};
 use crate::StackError;
 
@@ -106,12 +112,15 @@ pub fn start(
                 .maximum_concurrency
                 .map_or(max_instances, |c| (c as usize).min(max_instances))
                 .max(1);
+            let batching = match queue.config.fifo {
+                Some(_) => "FIFO, in order within each message group".to_owned(),
+                None => format!("window {} s", event.maximum_batching_window_secs),
+            };
             logs.gateway(&format!(
-                "event source mapping {} -> {}: batches of up to {}, window {} s, {}, up to {concurrency} at once",
+                "event source mapping {} -> {}: batches of up to {}, {batching}, {}, up to {concurrency} at once",
                 event.queue,
                 function.logical_id,
                 event.batch_size,
-                event.maximum_batching_window_secs,
                 if event.report_batch_item_failures {
                     "ReportBatchItemFailures"
                 } else {
@@ -163,7 +172,10 @@ impl Mapping {
     /// The next batch, or None when paused before anything was taken.
     async fn gather(&self, paused: &mut watch::Receiver<bool>) -> Option<Vec<Received>> {
         let batch_size = self.event.batch_size as usize;
-        let window = Duration::from_secs(self.event.maximum_batching_window_secs);
+        let window = match self.queue.config.fifo {
+            Some(_) => Duration::ZERO,
+            None => Duration::from_secs(self.event.maximum_batching_window_secs),
+        };
         let visibility = self.queue.config.visibility_timeout;
         let mut ready = self.queue.subscribe();
         let mut batch: Vec<Received> = Vec::new();
@@ -180,7 +192,14 @@ impl Mapping {
                 .iter()
                 .map(|m| m.size + sqs::RECORD_OVERHEAD)
                 .sum::<usize>();
-            batch.extend(outcome.messages);
+            for message in outcome.messages {
+                // A visibility timeout shorter than the window lets a gathered message come round
+                // again: the newer receipt is the one that can delete it.
+                match batch.iter_mut().find(|m| m.message_id == message.message_id) {
+                    Some(older) => *older = message,
+                    None => batch.push(message),
+                }
+            }
             if !batch.is_empty() {
                 let full = batch.len() >= batch_size || outcome.bytes_limited;
                 let ends = *window_ends.get_or_insert_with(|| Instant::now() + window);
@@ -206,8 +225,14 @@ impl Mapping {
         let count = batch.len();
         let failed: HashSet<String> = match result {
             Err(error) => {
+                // The pool has already logged the error itself.
+                let why = match error {
+                    InvokeError::Timeout => "the function timed out".to_owned(),
+                    InvokeError::Function(_) => "the function returned an error".to_owned(),
+                    InvokeError::Crashed(why) => format!("the instance failed: {why}"),
+                };
                 self.logs.gateway(&format!(
-                    "{what}: the batch of {count} failed ({error}); its messages return after the visibility timeout"
+                    "{what}: the batch of {count} failed ({why}); its messages return after the visibility timeout"
                 ));
                 return;
             }
@@ -295,6 +320,8 @@ mod tests {
             first_receive_ms: 0,
             trace_header: None,
             group_id: None,
+            dedup_id: None,
+            sequence_number: None,
             dead_letter_source: None,
             size: 0,
         }

@@ -439,6 +439,12 @@ impl LocalStack {
         self.sqs.queue(logical_id).map(|q| q.config.url.clone())
     }
 
+    /// The name of a template queue (`!GetAtt Q.QueueName`, the `QueueName` of its metrics), by logical
+    /// id: a FIFO queue's ends in `.fifo`.
+    pub fn queue_name(&self, logical_id: &str) -> Option<String> {
+        self.sqs.queue(logical_id).map(|q| q.config.name.clone())
+    }
+
     /// Stops (true) or resumes the SQS event source mappings: while stopped, messages pile up in the
     /// queues, and on resume they go out in batches. Batches already running finish.
     pub fn pause_event_sources(&self, paused: bool) {

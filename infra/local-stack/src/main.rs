@@ -12,7 +12,7 @@ Gateway's HTTP and WebSocket protocols.
 Usage: cargo run -p local-stack -- [options]
 
   --http-port N          HTTP API port (default 3000)
-  --ws-port N            WebSocket API, @connections and CloudWatch metrics port (default 3001)
+  --ws-port N            WebSocket API, @connections, CloudWatch and SQS port (default 3001)
   --in-memory            keep no data (default: kept under .local/dynamodb)
   --data-dir DIR         where DynamoDB Local keeps its data
   --release              build and run the functions with the release profile

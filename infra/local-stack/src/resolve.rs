@@ -38,10 +38,7 @@ impl Resolver {
             .queues()
             .unwrap_or_default()
             .into_iter()
-            .map(|q| {
-                let name = q.queue_name.clone().unwrap_or_else(|| q.logical_id.clone());
-                (q.logical_id, name)
-            })
+            .map(|q| (q.logical_id.clone(), q.name()))
             .collect();
         Resolver {
             parameters,

@@ -1,6 +1,7 @@
-//! A local stand-in for Amazon SQS standard queues: the template's `AWS::SQS::Queue`s, created when the
-//! stack starts and kept in memory, served on the gateway's WebSocket port in the protocol `aws-sdk-sqs`
-//! speaks, so the functions (through `AWS_ENDPOINT_URL_SQS`) and tests use the real client.
+//! A local stand-in for Amazon SQS, standard and FIFO queues: the template's `AWS::SQS::Queue`s,
+//! created when the stack starts and kept in memory, served on the gateway's WebSocket port in the
+//! protocol `aws-sdk-sqs` speaks, so the functions (through `AWS_ENDPOINT_URL_SQS`) and tests use the
+//! real client.
 //!
 //! The protocol is AWS JSON 1.0: `POST /` with `X-Amz-Target: AmazonSQS.<Operation>` and
 //! `Content-Type: application/x-amz-json-1.0`, a JSON object each way. SQS is an awsQuery-compatible
@@ -19,6 +20,15 @@
 //! message; a message whose receive count already reached a redrive policy's `maxReceiveCount` is moved
 //! to the dead-letter queue by the next receive instead of being returned; messages older than the
 //! retention period are dropped. Queue metrics go to the CloudWatch stand-in (`AWS/SQS`, `QueueName`).
+//!
+//! FIFO queues (named `<name>.fifo`) add SQS's FIFO rules: every message needs a `MessageGroupId`, and a
+//! `MessageDeduplicationId` unless the queue has content-based deduplication (the SHA-256 of the body);
+//! a deduplication id seen in the last five minutes (in the queue, or in the message group with
+//! `DeduplicationScope: messageGroup`) is accepted and answered with the first message's id, but not
+//! queued again; per-message delays are refused; every message gets an increasing `SequenceNumber`.
+//! A receive hands out a group's messages in the order they were sent, and none of a group while any
+//! of its messages is in flight; it takes as many as it can from the group whose next message is
+//! oldest before it turns to the next group.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -31,7 +41,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use md5::{Digest, Md5};
+use parley_template::{DeduplicationScope, FifoSettings};
 use serde_json::{json, Map, Value};
+use sha2::Sha256;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
@@ -60,6 +72,10 @@ const METRICS_EVERY: Duration = Duration::from_secs(5);
 const METRICS_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 /// Receives from someone not authenticated as a user: the local account's root.
 const SENDER_ID: &str = ACCOUNT_ID;
+/// How long a FIFO queue remembers a deduplication id.
+const DEDUPLICATION_INTERVAL: Duration = Duration::from_secs(300);
+/// `MessageGroupId` and `MessageDeduplicationId`: up to 128 ASCII letters, digits and punctuation.
+const MAX_FIFO_ID_LENGTH: usize = 128;
 
 type HttpResponse = Response<Full<Bytes>>;
 
@@ -97,6 +113,8 @@ pub struct QueueConfig {
     pub receive_wait: Duration,
     pub sqs_managed_sse: bool,
     pub redrive: Option<Redrive>,
+    /// None for a standard queue.
+    pub fifo: Option<FifoSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +185,9 @@ struct Message {
     attributes: Vec<Attribute>,
     trace_header: Option<String>,
     group_id: Option<String>,
+    dedup_id: Option<String>,
+    /// A FIFO queue's `SequenceNumber`.
+    sequence: Option<u128>,
     sent_ms: u64,
     sent_at: Instant,
     /// When it entered this queue (a dead-letter queue's age metric counts from the move).
@@ -184,6 +205,15 @@ impl Message {
     fn size(&self) -> usize {
         self.body.len() + self.attributes.iter().map(Attribute::size).sum::<usize>()
     }
+
+    /// Received, and neither deleted nor back to visible yet.
+    fn in_flight(&self, now: Instant) -> bool {
+        self.receipt.is_some() && self.visible_at > now
+    }
+
+    fn group(&self) -> &str {
+        self.group_id.as_deref().unwrap_or_default()
+    }
 }
 
 /// A message as one receive handed it out.
@@ -199,6 +229,8 @@ pub struct Received {
     pub first_receive_ms: u64,
     pub trace_header: Option<String>,
     pub group_id: Option<String>,
+    pub dedup_id: Option<String>,
+    pub sequence_number: Option<String>,
     pub dead_letter_source: Option<String>,
     /// The message's size (body and attributes), as SQS counts it.
     pub size: usize,
@@ -219,6 +251,12 @@ impl Received {
         if let Some(group) = &self.group_id {
             out.push(("MessageGroupId", group.clone()));
         }
+        if let Some(dedup) = &self.dedup_id {
+            out.push(("MessageDeduplicationId", dedup.clone()));
+        }
+        if let Some(sequence) = &self.sequence_number {
+            out.push(("SequenceNumber", sequence.clone()));
+        }
         if let Some(source) = &self.dead_letter_source {
             out.push(("DeadLetterQueueSourceArn", source.clone()));
         }
@@ -234,6 +272,8 @@ pub struct NewMessage {
     pub attributes: Vec<Attribute>,
     pub trace_header: Option<String>,
     pub group_id: Option<String>,
+    /// A FIFO queue's, given or from the body.
+    pub dedup_id: Option<String>,
 }
 
 /// What SendMessage answers.
@@ -243,6 +283,7 @@ pub struct Sent {
     pub md5_of_body: String,
     pub md5_of_attributes: Option<String>,
     pub md5_of_system_attributes: Option<String>,
+    pub sequence_number: Option<String>,
 }
 
 /// Messages of a queue by state, as GetQueueAttributes counts them.
@@ -261,6 +302,14 @@ struct Counters {
     empty_receives: u64,
 }
 
+/// A FIFO send that a later one with the same deduplication id is answered with.
+#[derive(Debug, Clone)]
+struct FirstSend {
+    at: Instant,
+    message_id: String,
+    sequence: Option<u128>,
+}
+
 #[derive(Default)]
 struct State {
     /// By arrival, oldest first: a receive hands out the oldest visible messages.
@@ -269,6 +318,10 @@ struct State {
     next_seq: u64,
     counters: Counters,
     last_purge: Option<Instant>,
+    /// A FIFO queue's deduplication ids of the last interval, by (message group, when the scope is the
+    /// group; deduplication id).
+    deduplication: HashMap<(Option<String>, String), FirstSend>,
+    last_sequence: u128,
 }
 
 impl State {
@@ -313,6 +366,53 @@ impl State {
             }
         }
         depth
+    }
+
+    /// Increasing in the queue and, like SQS's, not consecutive over time, so no client can take them
+    /// for a count.
+    fn next_sequence(&mut self, now_ms: u64) -> u128 {
+        self.last_sequence = (self.last_sequence + 1).max(u128::from(now_ms) * 10_000_000);
+        self.last_sequence
+    }
+
+    /// A FIFO queue's receivable messages in the order a receive takes them: group by group, the group
+    /// whose next message is oldest first, each group's in send order up to its first hidden message;
+    /// a group with a message in flight has none.
+    fn fifo_candidates(&self, now: Instant) -> Vec<u64> {
+        let mut held: HashSet<&str> = self
+            .messages
+            .values()
+            .filter(|m| m.in_flight(now))
+            .map(Message::group)
+            .collect();
+        let mut groups: Vec<Vec<u64>> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (seq, message) in &self.messages {
+            let group = message.group();
+            if held.contains(group) {
+                continue;
+            }
+            if message.visible_at > now {
+                // Delayed: the group's later messages wait behind it.
+                held.insert(group);
+                continue;
+            }
+            let at = *index.entry(group).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[at].push(*seq);
+        }
+        groups.into_iter().flatten().collect()
+    }
+
+    fn groups_in_flight(&self, now: Instant) -> usize {
+        self.messages
+            .values()
+            .filter(|m| m.in_flight(now))
+            .map(Message::group)
+            .collect::<HashSet<_>>()
+            .len()
     }
 
     /// When the next hidden message (delayed or in flight) becomes visible.
@@ -406,7 +506,7 @@ impl Sqs {
             definitions
                 .iter()
                 .find(|q| q.logical_id == id)
-                .map(|q| q.queue_name.clone().unwrap_or_else(|| q.logical_id.clone()))
+                .map(parley_template::QueueDefinition::name)
                 .unwrap_or_else(|| id.to_owned())
         };
         let created_ms = ids::epoch_millis(SystemTime::now());
@@ -433,6 +533,7 @@ impl Sqs {
                             max_receive_count: r.max_receive_count as u32,
                         }
                     }),
+                    fifo: definition.fifo.clone(),
                     name: name.clone(),
                 };
                 let queue = Queue {
@@ -463,16 +564,21 @@ impl Sqs {
         self.metrics_due.notify_one();
     }
 
-    /// Enqueues checked messages together (one SendMessageBatch is one change of the queue).
+    /// Enqueues checked messages together (one SendMessageBatch is one change of the queue). In a FIFO
+    /// queue, a message whose deduplication id was sent in the interval is answered as the first one was,
+    /// and not queued.
     pub fn send(&self, queue: &Queue, messages: Vec<NewMessage>) -> Vec<Sent> {
         let now = Instant::now();
         let now_ms = ids::epoch_millis(SystemTime::now());
         let mut sent = Vec::with_capacity(messages.len());
+        let mut queued = 0;
         {
             let mut state = queue.lock();
             state.expire(queue.config.retention, now);
+            state
+                .deduplication
+                .retain(|_, first| now.duration_since(first.at) < DEDUPLICATION_INTERVAL);
             for message in messages {
-                let id = ids::invocation_id();
                 let md5_of_body = md5_hex(message.body.as_bytes());
                 let system: Vec<Attribute> = message
                     .trace_header
@@ -483,12 +589,38 @@ impl Sqs {
                         data: AttributeData::Text(trace.clone()),
                     })
                     .collect();
-                sent.push(Sent {
-                    message_id: id.clone(),
+                let answer = |message_id: String, sequence: Option<u128>| Sent {
+                    message_id,
                     md5_of_body: md5_of_body.clone(),
                     md5_of_attributes: md5_of_attributes(&message.attributes),
                     md5_of_system_attributes: md5_of_attributes(&system),
-                });
+                    sequence_number: sequence.map(|n| n.to_string()),
+                };
+                let dedup_key = match (&queue.config.fifo, &message.dedup_id) {
+                    (Some(fifo), Some(dedup_id)) => {
+                        let group = (fifo.deduplication_scope == DeduplicationScope::MessageGroup)
+                            .then(|| message.group_id.clone().unwrap_or_default());
+                        Some((group, dedup_id.clone()))
+                    }
+                    _ => None,
+                };
+                if let Some(first) = dedup_key.as_ref().and_then(|key| state.deduplication.get(key)) {
+                    sent.push(answer(first.message_id.clone(), first.sequence));
+                    continue;
+                }
+                let id = ids::invocation_id();
+                let sequence = queue.config.fifo.is_some().then(|| state.next_sequence(now_ms));
+                sent.push(answer(id.clone(), sequence));
+                if let Some(key) = dedup_key {
+                    state.deduplication.insert(
+                        key,
+                        FirstSend {
+                            at: now,
+                            message_id: id.clone(),
+                            sequence,
+                        },
+                    );
+                }
                 state.insert(Message {
                     id,
                     body: message.body,
@@ -496,6 +628,8 @@ impl Sqs {
                     attributes: message.attributes,
                     trace_header: message.trace_header,
                     group_id: message.group_id,
+                    dedup_id: message.dedup_id,
+                    sequence,
                     sent_ms: now_ms,
                     sent_at: now,
                     entered_at: now,
@@ -506,17 +640,20 @@ impl Sqs {
                     receipt: None,
                     dead_letter_source: None,
                 });
+                queued += 1;
             }
-            state.counters.sent += sent.len() as u64;
+            state.counters.sent += queued;
         }
-        queue.wake();
-        self.changed();
+        if queued > 0 {
+            queue.wake();
+            self.changed();
+        }
         sent
     }
 
-    /// Takes up to `max` visible messages, oldest first, hiding each for `visibility`; stops before
-    /// `max_bytes`, counting each message's size and `RECORD_OVERHEAD`. Messages already received
-    /// `maxReceiveCount` times are moved to the dead-letter queue instead.
+    /// Takes up to `max` visible messages, oldest first (a FIFO queue's by its group rules), hiding each
+    /// for `visibility`; stops before `max_bytes`, counting each message's size and `RECORD_OVERHEAD`.
+    /// Messages already received `maxReceiveCount` times are moved to the dead-letter queue instead.
     pub fn receive(&self, queue: &Queue, max: usize, visibility: Duration, max_bytes: usize) -> ReceiveOutcome {
         let now = Instant::now();
         let now_ms = ids::epoch_millis(SystemTime::now());
@@ -527,12 +664,16 @@ impl Sqs {
         {
             let mut state = queue.lock();
             state.expire(queue.config.retention, now);
-            let visible: Vec<u64> = state
-                .messages
-                .iter()
-                .filter(|(_, m)| m.visible_at <= now)
-                .map(|(seq, _)| *seq)
-                .collect();
+            let visible: Vec<u64> = if queue.config.fifo.is_some() {
+                state.fifo_candidates(now)
+            } else {
+                state
+                    .messages
+                    .iter()
+                    .filter(|(_, m)| m.visible_at <= now)
+                    .map(|(seq, _)| *seq)
+                    .collect()
+            };
             let mut bytes: usize = 0;
             for seq in visible {
                 if messages.len() >= max {
@@ -574,6 +715,8 @@ impl Sqs {
                     first_receive_ms,
                     trace_header: message.trace_header.clone(),
                     group_id: message.group_id.clone(),
+                    dedup_id: message.dedup_id.clone(),
+                    sequence_number: message.sequence.map(|n| n.to_string()),
                     dead_letter_source: message.dead_letter_source.clone(),
                     size,
                 });
@@ -605,9 +748,12 @@ impl Sqs {
                 source.config.name, message.id, message.receive_count, redrive.max_receive_count, redrive.target
             ));
         }
+        let now_ms = ids::epoch_millis(SystemTime::now());
         {
             let mut state = target.lock();
             for mut message in moved {
+                // A FIFO dead-letter queue orders what it receives by its own sequence.
+                message.sequence = target.config.fifo.is_some().then(|| state.next_sequence(now_ms));
                 // The id, body, attributes, receive count and the original sent time (which retention
                 // counts from) travel with it, as SQS moves them.
                 message.entered_at = now;
@@ -638,6 +784,10 @@ impl Sqs {
             current
         };
         if deleted {
+            // The deleted message may have held its FIFO group back.
+            if queue.config.fifo.is_some() {
+                queue.wake();
+            }
             self.changed();
         }
         Ok(deleted)
@@ -748,10 +898,11 @@ impl Sqs {
         let now_ms = ids::epoch_millis(SystemTime::now()) as i64;
         let mut datapoints = Vec::new();
         for queue in self.queues.values() {
-            let (depth, oldest, counters) = {
+            let (depth, oldest, counters, groups_in_flight) = {
                 let mut state = queue.lock();
                 state.expire(queue.config.retention, now);
                 let depth = state.depth(now);
+                let groups_in_flight = queue.config.fifo.is_some().then(|| state.groups_in_flight(now));
                 let oldest = state
                     .messages
                     .values()
@@ -759,7 +910,7 @@ impl Sqs {
                     .map(|m| now.duration_since(m.entered_at))
                     .max()
                     .unwrap_or_default();
-                (depth, oldest, std::mem::take(&mut state.counters))
+                (depth, oldest, std::mem::take(&mut state.counters), groups_in_flight)
             };
             let mut point = |name: &str, value: f64, unit: &'static str| {
                 datapoints.push(Datapoint {
@@ -779,6 +930,9 @@ impl Sqs {
             point("NumberOfMessagesReceived", counters.received as f64, "Count");
             point("NumberOfMessagesDeleted", counters.deleted as f64, "Count");
             point("NumberOfEmptyReceives", counters.empty_receives as f64, "Count");
+            if let Some(groups) = groups_in_flight {
+                point("ApproximateNumberOfGroupsWithInflightMessages", groups as f64, "Count");
+            }
         }
         self.logs.metrics().record(datapoints, now_ms);
     }
@@ -1046,6 +1200,15 @@ impl Sqs {
             ("ReceiveMessageWaitTimeSeconds", seconds(config.receive_wait)),
             ("SqsManagedSseEnabled", config.sqs_managed_sse.to_string()),
         ];
+        if let Some(fifo) = &config.fifo {
+            all.push(("FifoQueue", "true".to_owned()));
+            all.push((
+                "ContentBasedDeduplication",
+                fifo.content_based_deduplication.to_string(),
+            ));
+            all.push(("DeduplicationScope", fifo.deduplication_scope.as_str().to_owned()));
+            all.push(("FifoThroughputLimit", fifo.throughput_limit.as_str().to_owned()));
+        }
         if let Some(redrive) = &config.redrive {
             all.push((
                 "RedrivePolicy",
@@ -1120,6 +1283,9 @@ fn sent_value(sent: &Sent, id: Option<&str>) -> Value {
     }
     if let Some(md5) = &sent.md5_of_system_attributes {
         out.insert("MD5OfMessageSystemAttributes".into(), json!(md5));
+    }
+    if let Some(sequence) = &sent.sequence_number {
+        out.insert("SequenceNumber".into(), json!(sequence));
     }
     Value::Object(out)
 }
@@ -1410,6 +1576,14 @@ fn read_new_message(input: &Value, config: &QueueConfig) -> Result<NewMessage, A
     let body = clean_body(body)?;
     let delay = match optional_u64(input, "DelaySeconds")? {
         None => config.delay,
+        // SQS takes an explicit 0 from a FIFO sender: it is no per-message delay.
+        Some(0) if config.fifo.is_some() => config.delay,
+        Some(secs) if config.fifo.is_some() => {
+            return Err(ApiError::invalid(format!(
+                "Value {secs} for parameter DelaySeconds is invalid. Reason: The request include parameter that is \
+                 not valid for this queue type: FIFO queues have no per-message delay, only the queue's DelaySeconds."
+            )))
+        }
         Some(secs) if secs <= MAX_DELAY_SECS => Duration::from_secs(secs),
         Some(secs) => {
             return Err(ApiError::invalid(format!(
@@ -1417,13 +1591,18 @@ fn read_new_message(input: &Value, config: &QueueConfig) -> Result<NewMessage, A
             )))
         }
     };
-    if optional_str(input, "MessageDeduplicationId")?.is_some() {
+    let group_id = optional_str(input, "MessageGroupId")?.map(str::to_owned);
+    let given_dedup_id = optional_str(input, "MessageDeduplicationId")?;
+    if config.fifo.is_none() && given_dedup_id.is_some() {
         return Err(ApiError::invalid(
             "The request includes a parameter that is not valid for this queue type: MessageDeduplicationId is for \
              FIFO queues.",
         ));
     }
-    let group_id = optional_str(input, "MessageGroupId")?.map(str::to_owned);
+    let dedup_id = match &config.fifo {
+        Some(fifo) => Some(fifo_dedup_id(fifo, group_id.as_deref(), given_dedup_id, &body)?),
+        None => None,
+    };
     let mut attributes = Vec::new();
     match input.get("MessageAttributes") {
         None | Some(Value::Null) => {}
@@ -1469,7 +1648,43 @@ fn read_new_message(input: &Value, config: &QueueConfig) -> Result<NewMessage, A
         attributes,
         trace_header,
         group_id,
+        dedup_id,
     })
+}
+
+/// A FIFO message's deduplication id, once its group id is checked.
+fn fifo_dedup_id(
+    fifo: &FifoSettings,
+    group_id: Option<&str>,
+    given: Option<&str>,
+    body: &str,
+) -> Result<String, ApiError> {
+    check_fifo_id(
+        "MessageGroupId",
+        group_id.ok_or_else(|| ApiError::missing("MessageGroupId"))?,
+    )?;
+    match given {
+        Some(id) => check_fifo_id("MessageDeduplicationId", id).map(|()| id.to_owned()),
+        None if fifo.content_based_deduplication => Ok(sha256_hex(body.as_bytes())),
+        None => Err(ApiError::invalid(
+            "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided \
+             explicitly",
+        )),
+    }
+}
+
+fn check_fifo_id(parameter: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > MAX_FIFO_ID_LENGTH || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::invalid(format!(
+            "Value {value} for parameter {parameter} is invalid. Reason: it must be 1 to {MAX_FIFO_ID_LENGTH} \
+             alphanumeric or punctuation characters."
+        )));
+    }
+    Ok(())
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 // ---- errors ----
@@ -1629,6 +1844,8 @@ mod tests {
             first_receive_ms: 1_800_000_000_100,
             trace_header: None,
             group_id: None,
+            dedup_id: None,
+            sequence_number: None,
             dead_letter_source: None,
             size: 5,
         };
@@ -1655,6 +1872,115 @@ mod tests {
         assert_eq!(record.message_attributes["kind"].data_type.as_deref(), Some("String"));
         let blob = record.message_attributes["blob"].binary_value.as_ref().unwrap();
         assert_eq!(blob.0, vec![0, 1, 2]);
+    }
+
+    /// FIFO queue F, whose messages go to the FIFO queue D after `max_receive_count` receives.
+    fn fifo_queue(scope: DeduplicationScope, max_receive_count: u64) -> (Arc<Sqs>, Arc<Queue>) {
+        let definition = |id: &str, redrive: Option<parley_template::RedrivePolicy>| parley_template::QueueDefinition {
+            logical_id: id.into(),
+            queue_name: None,
+            fifo: Some(FifoSettings {
+                content_based_deduplication: false,
+                deduplication_scope: scope,
+                throughput_limit: parley_template::FifoThroughputLimit::PerQueue,
+            }),
+            visibility_timeout_secs: 30,
+            delay_secs: 0,
+            retention_secs: 3600,
+            maximum_message_size: 1024,
+            receive_wait_secs: 0,
+            sqs_managed_sse: true,
+            redrive,
+        };
+        let redrive = parley_template::RedrivePolicy {
+            dead_letter_queue: "D".into(),
+            max_receive_count,
+        };
+        let sqs = Sqs::new(
+            &[definition("D", None), definition("F", Some(redrive))],
+            None,
+            "http://127.0.0.1:1",
+            Arc::new(LogBook::new(false)),
+        );
+        let queue = Arc::clone(sqs.queue("F").unwrap());
+        assert_eq!(queue.config.name, "F.fifo");
+        (sqs, queue)
+    }
+
+    fn fifo_message(group: &str, dedup: &str, body: &str) -> NewMessage {
+        NewMessage {
+            body: body.into(),
+            delay: Duration::ZERO,
+            attributes: Vec::new(),
+            trace_header: None,
+            group_id: Some(group.into()),
+            dedup_id: Some(dedup.into()),
+        }
+    }
+
+    #[test]
+    fn deduplication_ids_are_forgotten_after_five_minutes() {
+        let (sqs, queue) = fifo_queue(DeduplicationScope::Queue, 10);
+        let first = sqs.send(&queue, vec![fifo_message("a", "d", "one")]).remove(0);
+        let again = sqs
+            .send(
+                &queue,
+                vec![fifo_message("b", "d", "two"), fifo_message("a", "e", "three")],
+            )
+            .into_iter()
+            .map(|s| s.message_id)
+            .collect::<Vec<_>>();
+        assert_eq!(again[0], first.message_id, "the queue is the scope");
+        assert_eq!(queue.bodies(), ["one", "three"]);
+        // As if the first send had happened five minutes ago (on a machine up that long).
+        let Some(long_ago) = Instant::now().checked_sub(DEDUPLICATION_INTERVAL) else {
+            return;
+        };
+        for first in queue.lock().deduplication.values_mut() {
+            first.at = long_ago;
+        }
+        let later = sqs.send(&queue, vec![fifo_message("a", "d", "four")]).remove(0);
+        assert_ne!(later.message_id, first.message_id);
+        assert_eq!(queue.bodies(), ["one", "three", "four"]);
+        let sequence = |sent: &Sent| sent.sequence_number.as_deref().unwrap().parse::<u128>().unwrap();
+        assert!(sequence(&later) > sequence(&first));
+    }
+
+    #[test]
+    fn a_fifo_receive_moves_a_spent_message_and_goes_on_with_its_group() {
+        let (sqs, queue) = fifo_queue(DeduplicationScope::MessageGroup, 1);
+        let dead = Arc::clone(sqs.queue("D").unwrap());
+        sqs.send(
+            &queue,
+            vec![
+                fifo_message("g", "1", "first"),
+                fifo_message("g", "2", "second"),
+                fifo_message("h", "1", "other"),
+            ],
+        );
+        let bodies = |outcome: ReceiveOutcome| outcome.messages.into_iter().map(|m| m.body).collect::<Vec<_>>();
+        let hold = Duration::from_secs(30);
+        assert_eq!(
+            bodies(sqs.receive(&queue, 1, Duration::ZERO, usize::MAX)),
+            ["first"],
+            "the same deduplication id in another group is another message"
+        );
+        // Received with no visibility timeout, `first` is back at once, spent: the next receive moves
+        // it and goes on with its group.
+        assert_eq!(bodies(sqs.receive(&queue, 1, hold, usize::MAX)), ["second"]);
+        assert_eq!(dead.bodies(), ["first"]);
+        assert_eq!(bodies(sqs.receive(&queue, 10, hold, usize::MAX)), ["other"]);
+        assert!(bodies(sqs.receive(&queue, 10, hold, usize::MAX)).is_empty());
+        assert_eq!(queue.lock().groups_in_flight(Instant::now()), 2);
+        let parked = sqs.receive(&dead, 1, hold, usize::MAX).messages.remove(0);
+        assert_eq!(
+            (parked.group_id.as_deref(), parked.dedup_id.as_deref()),
+            (Some("g"), Some("1"))
+        );
+        assert!(
+            parked.sequence_number.is_some(),
+            "a FIFO dead-letter queue numbers what it gets"
+        );
     }
 
     #[test]

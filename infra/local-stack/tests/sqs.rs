@@ -615,7 +615,7 @@ async fn failed_items_come_back_with_a_higher_receive_count() {
 
     // A function error, a crash and an unreadable response fail their whole batch: nothing is deleted.
     for (tag, outcome) in [
-        ("error-whole", "function error"),
+        ("error-whole", "the function returned an error"),
         ("crash-whole", "exited"),
         ("bad-identifier-whole", "is not a message of the batch"),
     ] {
@@ -802,6 +802,32 @@ async fn paused_event_sources_let_messages_pile_up_then_send_them_in_one_batch()
 }
 
 #[tokio::test]
+async fn a_batching_window_gathers_messages_sent_apart() {
+    let stack = start(None).await;
+    let sqs = client(&stack);
+    let queue = url(&stack, "WindowQueue");
+    let first_sent = Instant::now();
+    for i in 0..3 {
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(format!("ok-window-{i}"))
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let delivered = eventually("the window's batch", || batches(&stack, "ok-window"), |b| !b.is_empty()).await;
+    let waited = first_sent.elapsed();
+    assert_eq!(delivered[0].function, "WindowedWorkerFunction");
+    assert_eq!(delivered[0].records.len(), 3, "one batch for the window: {delivered:?}");
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the window is waited out: {waited:?}"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn a_function_can_release_its_messages_early_with_change_message_visibility() {
     // The template's visibility timeout (10 s): without the release the message would come back later.
     let stack = start(None).await;
@@ -822,4 +848,43 @@ async fn a_function_can_release_its_messages_early_with_change_message_visibilit
     assert_eq!(seen[1].records[0].2, "2");
     assert!(sent_at.elapsed() < Duration::from_secs(8), "{:?}", sent_at.elapsed());
     stack.stop().await;
+}
+
+#[tokio::test]
+async fn queue_mistakes_in_a_template_are_clear_errors() {
+    // Under the workspace's target directory, so the stack finds the fixture binaries.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bad-queues-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let worker = |queue_properties: &str| {
+        format!(
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: {{ {queue_properties} }}\n  F:\n    Type: \
+             AWS::Serverless::Function\n    Metadata: {{ BuildProperties: {{ Binary: fixture-queue-worker }} }}\n    \
+             Properties:\n      Timeout: 5\n      Events:\n        Work:\n          Type: SQS\n          Properties: \
+             {{ Queue: !GetAtt Q.Arn }}\n"
+        )
+    };
+    let cases = [
+        (
+            worker("ContentBasedDeduplication: true"),
+            vec!["resource Q", "for FIFO queues only"],
+        ),
+        (
+            worker("VisibilityTimeout: 2"),
+            vec!["resource F", "event Work", "shorter than the function's timeout"],
+        ),
+    ];
+    for (text, expected) in cases {
+        let path = dir.join("template.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let mut options = Options::for_tests(path);
+        options.build = false;
+        let error = match LocalStack::start(options).await {
+            Ok(_) => panic!("{text} was accepted"),
+            Err(e) => e.to_string(),
+        };
+        for needle in expected {
+            assert!(error.contains(needle), "{error:?} should say {needle}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

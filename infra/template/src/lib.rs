@@ -140,12 +140,14 @@ pub struct FunctionDefinition {
     pub queue_events: Vec<QueueEvent>,
 }
 
-/// An `AWS::SQS::Queue` (standard queues only), with SQS's defaults filled in.
+/// An `AWS::SQS::Queue`, standard or FIFO, with SQS's defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueDefinition {
     pub logical_id: String,
     /// `QueueName`, when the template names the queue.
     pub queue_name: Option<String>,
+    /// `FifoQueue: true`: its FIFO settings; None for a standard queue.
+    pub fifo: Option<FifoSettings>,
     pub visibility_timeout_secs: u64,
     pub delay_secs: u64,
     pub retention_secs: u64,
@@ -154,6 +156,61 @@ pub struct QueueDefinition {
     pub sqs_managed_sse: bool,
     pub redrive: Option<RedrivePolicy>,
 }
+
+impl QueueDefinition {
+    /// The queue's name: `QueueName`, else the logical id, with the `.fifo` suffix SQS requires of a FIFO
+    /// queue (CloudFormation adds it to the names it makes up for FIFO queues).
+    pub fn name(&self) -> String {
+        match (&self.queue_name, &self.fifo) {
+            (Some(name), _) => name.clone(),
+            (None, Some(_)) => format!("{}{FIFO_SUFFIX}", self.logical_id),
+            (None, None) => self.logical_id.clone(),
+        }
+    }
+}
+
+/// What a FIFO queue's `ContentBasedDeduplication`, `DeduplicationScope` and `FifoThroughputLimit` say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FifoSettings {
+    /// Without a `MessageDeduplicationId`, the SHA-256 of the body deduplicates.
+    pub content_based_deduplication: bool,
+    pub deduplication_scope: DeduplicationScope,
+    pub throughput_limit: FifoThroughputLimit,
+}
+
+/// Where a deduplication id must be unique for the deduplication interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeduplicationScope {
+    Queue,
+    MessageGroup,
+}
+
+/// Which throughput quota applies; the local stack enforces neither, it only reports the setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FifoThroughputLimit {
+    PerQueue,
+    PerMessageGroupId,
+}
+
+impl DeduplicationScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeduplicationScope::Queue => "queue",
+            DeduplicationScope::MessageGroup => "messageGroup",
+        }
+    }
+}
+
+impl FifoThroughputLimit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FifoThroughputLimit::PerQueue => "perQueue",
+            FifoThroughputLimit::PerMessageGroupId => "perMessageGroupId",
+        }
+    }
+}
+
+pub const FIFO_SUFFIX: &str = ".fifo";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedrivePolicy {
@@ -231,6 +288,7 @@ const QUEUE_MAXIMUM_MESSAGE_SIZE: (u64, u64, u64) = (1_048_576, 1_024, 1_048_576
 const QUEUE_RECEIVE_WAIT: (u64, u64, u64) = (0, 0, 20);
 const MAX_RECEIVE_COUNT: (u64, u64, u64) = (10, 1, 1_000);
 const SQS_BATCH_SIZE: (u64, u64, u64) = (10, 1, 10_000);
+const SQS_FIFO_MAX_BATCH_SIZE: u64 = 10;
 const SQS_BATCHING_WINDOW: (u64, u64, u64) = (0, 0, 300);
 const SQS_MAXIMUM_CONCURRENCY: (u64, u64) = (2, 1_000);
 
@@ -547,23 +605,17 @@ impl Template {
         }))
     }
 
-    /// Every `AWS::SQS::Queue`, sorted by logical id. FIFO queues are refused: the local stack emulates
-    /// standard queues only.
+    /// Every `AWS::SQS::Queue`, sorted by logical id.
     pub fn queues(&self) -> Result<Vec<QueueDefinition>, TemplateError> {
         let mut queues = Vec::new();
         for (id, resource) in self.resources_of_type("AWS::SQS::Queue") {
             let empty = Value::Mapping(Mapping::new());
             let props = resource.get("Properties").unwrap_or(&empty);
-            if flag(props, "FifoQueue", id)?.unwrap_or(false) {
-                return Err(resource_error(
-                    id,
-                    "FifoQueue: true is not supported: the local stack emulates standard SQS queues only",
-                ));
-            }
+            let fifo = fifo_settings(props, id)?;
             let queue_name = match props.get("QueueName") {
                 None => None,
                 Some(value) => match Intrinsic::from_value(value) {
-                    Intrinsic::Literal(name) => Some(name),
+                    Intrinsic::Literal(name) => Some(checked_queue_name(&name, fifo.is_some(), id)?),
                     _ => {
                         return Err(resource_error(
                             id,
@@ -579,6 +631,7 @@ impl Template {
             queues.push(QueueDefinition {
                 logical_id: id.to_owned(),
                 queue_name,
+                fifo,
                 visibility_timeout_secs: bounded(props, "VisibilityTimeout", QUEUE_VISIBILITY_TIMEOUT, id)?,
                 delay_secs: bounded(props, "DelaySeconds", QUEUE_DELAY, id)?,
                 retention_secs: bounded(props, "MessageRetentionPeriod", QUEUE_RETENTION, id)?,
@@ -589,8 +642,38 @@ impl Template {
                 redrive,
             });
         }
+        // SQS refuses a dead-letter queue of the other type, and so does CloudFormation's deployment.
+        for queue in &queues {
+            let Some(redrive) = &queue.redrive else { continue };
+            let Some(target) = queues.iter().find(|q| q.logical_id == redrive.dead_letter_queue) else {
+                continue;
+            };
+            let kind = |q: &QueueDefinition| if q.fifo.is_some() { "FIFO" } else { "standard" };
+            if queue.fifo.is_some() != target.fifo.is_some() {
+                return Err(resource_error(
+                    &queue.logical_id,
+                    format!(
+                        "RedrivePolicy: the dead-letter queue of a {} queue must be a {} queue too, and {} is a {} queue",
+                        kind(queue),
+                        kind(queue),
+                        target.logical_id,
+                        kind(target)
+                    ),
+                ));
+            }
+        }
         queues.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
         Ok(queues)
+    }
+
+    /// Whether a queue of this template is a FIFO queue (false for anything unreadable: `queues()`
+    /// reports that).
+    fn queue_is_fifo(&self, id: &str) -> bool {
+        self.resources
+            .get(id)
+            .and_then(|r| r.get("Properties"))
+            .and_then(|p| flag(p, "FifoQueue", id).ok().flatten())
+            .unwrap_or(false)
     }
 
     /// CloudFormation takes a RedrivePolicy as an object or as its JSON text.
@@ -614,12 +697,15 @@ impl Template {
                 let name = arn.rsplit(':').next().unwrap_or_default();
                 self.resources_of_type("AWS::SQS::Queue")
                     .find(|(queue_id, queue)| {
-                        *queue_id == name
-                            || queue
-                                .get("Properties")
-                                .and_then(|p| p.get("QueueName"))
-                                .and_then(Value::as_str)
-                                == Some(name)
+                        let named = queue
+                            .get("Properties")
+                            .and_then(|p| p.get("QueueName"))
+                            .and_then(Value::as_str);
+                        let unnamed = || match self.queue_is_fifo(queue_id) {
+                            true => name.strip_suffix(FIFO_SUFFIX) == Some(*queue_id),
+                            false => *queue_id == name,
+                        };
+                        named.map_or_else(unnamed, |named| named == name)
                     })
                     .map(|(queue_id, _)| queue_id.to_owned())
                     .ok_or_else(|| {
@@ -693,6 +779,19 @@ impl Template {
         }
         let batch_size = bounded(props, "BatchSize", SQS_BATCH_SIZE)?;
         let maximum_batching_window_secs = bounded(props, "MaximumBatchingWindowInSeconds", SQS_BATCHING_WINDOW)?;
+        if self.queue_is_fifo(&queue) {
+            if batch_size > SQS_FIFO_MAX_BATCH_SIZE {
+                return Err(problem(format!(
+                    "{queue} is a FIFO queue, whose batches Lambda keeps to at most {SQS_FIFO_MAX_BATCH_SIZE} (BatchSize {batch_size})"
+                )));
+            }
+            if maximum_batching_window_secs > 0 {
+                return Err(problem(format!(
+                    "{queue} is a FIFO queue, and Lambda supports no batching window for FIFO queues \
+                     (MaximumBatchingWindowInSeconds {maximum_batching_window_secs})"
+                )));
+            }
+        }
         if batch_size > 10 && maximum_batching_window_secs == 0 {
             return Err(problem(
                 "a BatchSize over 10 needs MaximumBatchingWindowInSeconds of at least 1 (as Lambda requires)"
@@ -870,6 +969,87 @@ fn bounded(
     }
 }
 
+/// A queue's FIFO properties, checked as SQS checks them; None for a standard queue, which may have
+/// none of them.
+fn fifo_settings(props: &Value, id: &str) -> Result<Option<FifoSettings>, TemplateError> {
+    const FIFO_ONLY: [&str; 3] = ["ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"];
+    if !flag(props, "FifoQueue", id)?.unwrap_or(false) {
+        if let Some(key) = FIFO_ONLY.iter().find(|key| props.get(**key).is_some()) {
+            return Err(resource_error(
+                id,
+                format!("{key} is for FIFO queues only, and this is a standard queue (no FifoQueue: true)"),
+            ));
+        }
+        return Ok(None);
+    }
+    let choice = |key: &str, values: [&'static str; 2]| -> Result<Option<&'static str>, TemplateError> {
+        match props.get(key) {
+            None => Ok(None),
+            Some(Value::String(text)) if values.contains(&text.as_str()) => {
+                Ok(values.iter().copied().find(|v| v == text))
+            }
+            Some(_) => Err(resource_error(
+                id,
+                format!("{key} must be {} or {}", values[0], values[1]),
+            )),
+        }
+    };
+    let deduplication_scope = match choice("DeduplicationScope", ["queue", "messageGroup"])? {
+        Some("messageGroup") => DeduplicationScope::MessageGroup,
+        _ => DeduplicationScope::Queue,
+    };
+    let throughput_limit = match choice("FifoThroughputLimit", ["perQueue", "perMessageGroupId"])? {
+        Some("perMessageGroupId") => FifoThroughputLimit::PerMessageGroupId,
+        _ => FifoThroughputLimit::PerQueue,
+    };
+    if throughput_limit == FifoThroughputLimit::PerMessageGroupId
+        && deduplication_scope != DeduplicationScope::MessageGroup
+    {
+        return Err(resource_error(
+            id,
+            "FifoThroughputLimit: perMessageGroupId needs DeduplicationScope: messageGroup, as SQS requires",
+        ));
+    }
+    Ok(Some(FifoSettings {
+        content_based_deduplication: flag(props, "ContentBasedDeduplication", id)?.unwrap_or(false),
+        deduplication_scope,
+        throughput_limit,
+    }))
+}
+
+/// SQS's rule for queue names: up to 80 letters, digits, hyphens and underscores, a FIFO queue's
+/// ending in `.fifo` (counted in the 80).
+fn checked_queue_name(name: &str, fifo: bool, id: &str) -> Result<String, TemplateError> {
+    let stem = match (fifo, name.strip_suffix(FIFO_SUFFIX)) {
+        (true, Some(stem)) => stem,
+        (true, None) => {
+            return Err(resource_error(
+                id,
+                format!("QueueName {name:?}: the name of a FIFO queue must end in {FIFO_SUFFIX}"),
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(resource_error(
+                id,
+                format!("QueueName {name:?}: only a FIFO queue (FifoQueue: true) has a name ending in {FIFO_SUFFIX}"),
+            ))
+        }
+        (false, None) => name,
+    };
+    let valid = !stem.is_empty()
+        && name.len() <= 80
+        && stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(resource_error(
+            id,
+            format!("QueueName {name:?}: up to 80 letters, digits, hyphens and underscores (and a FIFO queue's {FIFO_SUFFIX})"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 /// A boolean property (or `"true"`/`"false"`), None when absent.
 fn flag(value: &Value, key: &str, resource: &str) -> Result<Option<bool>, TemplateError> {
     match value.get(key) {
@@ -939,6 +1119,15 @@ mod tests {
         assert_eq!(delivery.visibility_timeout_secs, 60);
         assert_eq!(delivery.retention_secs, 3600);
         assert_eq!(
+            delivery.fifo,
+            Some(FifoSettings {
+                content_based_deduplication: false,
+                deduplication_scope: DeduplicationScope::MessageGroup,
+                throughput_limit: FifoThroughputLimit::PerMessageGroupId,
+            })
+        );
+        assert_eq!(delivery.name(), "DeliveryQueue.fifo");
+        assert_eq!(
             delivery.redrive,
             Some(RedrivePolicy {
                 dead_letter_queue: "DeliveryDeadLetterQueue".into(),
@@ -950,11 +1139,13 @@ mod tests {
             .find(|q| q.logical_id == "DeliveryDeadLetterQueue")
             .unwrap();
         assert_eq!((dead.visibility_timeout_secs, dead.redrive.as_ref()), (30, None));
+        assert!(dead.fifo.is_some(), "a FIFO queue's dead-letter queue is FIFO");
         let functions = template.functions().unwrap();
         let worker = functions.iter().find(|f| f.binary == "delivery-worker").unwrap();
+        let deliveries = worker.queue_events.iter().find(|e| e.name == "Deliveries").unwrap();
         assert_eq!(
-            worker.queue_events,
-            vec![QueueEvent {
+            *deliveries,
+            QueueEvent {
                 name: "Deliveries".into(),
                 queue: "DeliveryQueue".into(),
                 batch_size: 10,
@@ -962,7 +1153,7 @@ mod tests {
                 report_batch_item_failures: true,
                 maximum_concurrency: Some(50),
                 enabled: true,
-            }]
+            }
         );
         assert!(worker.http_routes.is_empty());
     }
@@ -996,6 +1187,7 @@ mod tests {
             QueueDefinition {
                 logical_id: "Q".into(),
                 queue_name: None,
+                fifo: None,
                 visibility_timeout_secs: 30,
                 delay_secs: 5,
                 retention_secs: 345_600,
@@ -1033,8 +1225,22 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        let fifo = queue_error("      FifoQueue: true");
-        assert!(fifo.contains("resource Q") && fifo.contains("standard"), "{fifo}");
+        for (queue, expected) in [
+            ("      ContentBasedDeduplication: true", "for FIFO queues only"),
+            ("      FifoQueue: false\n      DeduplicationScope: queue", "for FIFO queues only"),
+            ("      FifoQueue: true\n      DeduplicationScope: group", "DeduplicationScope must be"),
+            ("      FifoQueue: true\n      FifoThroughputLimit: perMessageGroupId", "needs DeduplicationScope"),
+            ("      FifoQueue: true\n      QueueName: Q", "must end in .fifo"),
+            ("      QueueName: Q.fifo", "only a FIFO queue"),
+            ("      QueueName: \"with space\"", "letters, digits"),
+            (
+                "      FifoQueue: true\n      RedrivePolicy: { deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: 3 }",
+                "the dead-letter queue of a FIFO queue must be a FIFO queue too, and D is a standard queue",
+            ),
+        ] {
+            let err = queue_error(queue);
+            assert!(err.contains("resource Q") && err.contains(expected), "{queue}: {err}");
+        }
         let to_nowhere =
             queue_error("      RedrivePolicy: { deadLetterTargetArn: !GetAtt Missing.Arn, maxReceiveCount: 3 }");
         assert!(to_nowhere.contains("Missing"), "{to_nowhere}");
@@ -1094,6 +1300,72 @@ mod tests {
                 event.enabled
             ),
             (100, 2, true, Some(5), false)
+        );
+    }
+
+    #[test]
+    fn fifo_queues_take_their_settings_and_their_event_limits() {
+        let fifo_pair = |q_extra: &str, event: &str| {
+            Template::parse(&format!(
+                "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      FifoQueue: true\n{q_extra}      \
+                 RedrivePolicy: {{ deadLetterTargetArn: \"arn:aws:sqs:us-east-1:1:D.fifo\", maxReceiveCount: 2 }}\n  \
+                 D:\n    Type: AWS::SQS::Queue\n    Properties: {{ FifoQueue: \"true\" }}\n{QUEUE_FUNCTION}\n            \
+                 Queue: !GetAtt Q.Arn\n{event}"
+            ))
+            .unwrap()
+        };
+        let template = fifo_pair(
+            "      ContentBasedDeduplication: true\n      DeduplicationScope: messageGroup\n      FifoThroughputLimit: perMessageGroupId\n",
+            "",
+        );
+        let queues = template.queues().unwrap();
+        let (dead, queue) = (&queues[0], &queues[1]);
+        assert_eq!(
+            queue.fifo,
+            Some(FifoSettings {
+                content_based_deduplication: true,
+                deduplication_scope: DeduplicationScope::MessageGroup,
+                throughput_limit: FifoThroughputLimit::PerMessageGroupId,
+            })
+        );
+        assert_eq!(
+            dead.fifo,
+            Some(FifoSettings {
+                content_based_deduplication: false,
+                deduplication_scope: DeduplicationScope::Queue,
+                throughput_limit: FifoThroughputLimit::PerQueue,
+            }),
+            "SQS's defaults"
+        );
+        assert_eq!((queue.name(), dead.name()), ("Q.fifo".to_owned(), "D.fifo".to_owned()));
+        assert_eq!(
+            queue.redrive.as_ref().map(|r| r.dead_letter_queue.as_str()),
+            Some("D"),
+            "a literal ARN names a FIFO queue with its suffix"
+        );
+        assert_eq!(template.functions().unwrap()[0].queue_events[0].batch_size, 10);
+
+        for (event, expected) in [
+            (
+                "            BatchSize: 11\n            MaximumBatchingWindowInSeconds: 1\n",
+                "at most 10",
+            ),
+            ("            MaximumBatchingWindowInSeconds: 1\n", "no batching window"),
+        ] {
+            let err = fifo_pair("", event).functions().unwrap_err().to_string();
+            assert!(
+                err.contains("resource F") && err.contains("event Work") && err.contains(expected),
+                "{event}: {err}"
+            );
+        }
+        let standard_to_fifo = Template::parse(
+            "Resources:\n  S:\n    Type: AWS::SQS::Queue\n    Properties:\n      RedrivePolicy: { deadLetterTargetArn: !GetAtt D.Arn, maxReceiveCount: 2 }\n  D:\n    Type: AWS::SQS::Queue\n    Properties: { FifoQueue: true }\n",
+        )
+        .unwrap();
+        let err = standard_to_fifo.queues().unwrap_err().to_string();
+        assert!(
+            err.contains("resource S") && err.contains("standard queue must be a standard queue too"),
+            "{err}"
         );
     }
 

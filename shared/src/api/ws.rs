@@ -76,7 +76,11 @@ pub async fn send_message(context: &'static AppContext, request: WsRequest) -> R
         encrypted: frame.encrypted,
     };
     let skip = Skip::Connection(request.connection_id.clone());
-    let sent = super::deliver(context, messages::send(context, &me, &conversation_id, input, skip).await?).await?;
+    let sent = super::deliver(
+        context,
+        messages::send(context, &me, &conversation_id, input, skip).await?,
+    )
+    .await?;
     Ok(WsReply::Frame(json!({
         "type": "ack",
         "clientMessageId": sent.message.client_message_id,

@@ -449,8 +449,8 @@ pub async fn remove_member(
     Ok(Published::new(user_id, events))
 }
 
-/// Moves the caller's read marker forward to `message_id` (never back); the members (and the reader's
-/// other devices, all but `skip`) get `read` with the message's `seq`. Returns the message id.
+/// Moves the caller's read marker forward to `message_id` (never back); when it moved, the members (and
+/// the reader's other devices, all but `skip`) get `read` with the message's `seq`. Returns the message id.
 pub async fn mark_read(
     context: &AppContext,
     me: &str,
@@ -465,10 +465,14 @@ pub async fn mark_read(
         .get_message(conversation_id, &message_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("There is no message with that id in this conversation.".to_owned()))?;
-    context
+    let moved = context
         .store
         .advance_read_marker(conversation_id, me, message.seq, &message.id)
         .await?;
+    // A marker that did not move (already there or further) is no news to anyone.
+    if !moved {
+        return Ok(Published::quiet(message.id));
+    }
     let event = events::read(conversation_id, me, &message.id, message.seq);
     let events = vec![Outgoing::to_conversation(&conversation, event).skipping(skip)];
     Ok(Published::new(message.id, events))

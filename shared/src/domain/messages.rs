@@ -127,7 +127,10 @@ pub async fn send(
     {
         Ok(position) => position,
         Err(e) => {
-            context.store.release_claim(&conversation.id, me, &client_id, &token).await;
+            context
+                .store
+                .release_claim(&conversation.id, me, &client_id, &token)
+                .await;
             return Err(e);
         }
     };
@@ -156,24 +159,24 @@ pub async fn send(
         Ok(SendOutcome::Stored) => {}
         Ok(SendOutcome::Duplicate(original)) => return resend(context, &conversation, &original, skip).await,
         Ok(SendOutcome::NotMember) => {
-            context.store.release_claim(&conversation.id, me, &client_id, &token).await;
+            context
+                .store
+                .release_claim(&conversation.id, me, &client_id, &token)
+                .await;
             return Err(not_found());
         }
         Err(e) => {
-            context.store.release_claim(&conversation.id, me, &client_id, &token).await;
+            context
+                .store
+                .release_claim(&conversation.id, me, &client_id, &token)
+                .await;
             return Err(e);
         }
     }
     context.store.record_sent(&conversation, &record).await?;
     let message = Message::from(record);
     let event = Outgoing::to_conversation(&conversation, events::message("message.new", &message)).skipping(skip);
-    Ok(Published::new(
-        Sent {
-            message,
-            created: true,
-        },
-        vec![event],
-    ))
+    Ok(Published::new(Sent { message, created: true }, vec![event]))
 }
 
 /// An attempt that holds a claim this long without storing its message is taken to have died (a
@@ -369,7 +372,10 @@ pub async fn edit(
     context.store.refresh_last_message(&edited).await?;
     let message = Message::from(edited);
     let event = events::message("message.updated", &message);
-    Ok(Published::new(message, vec![Outgoing::to_conversation(&conversation, event)]))
+    Ok(Published::new(
+        message,
+        vec![Outgoing::to_conversation(&conversation, event)],
+    ))
 }
 
 /// Deletes the message; its `message.deleted` only when it was deleted now (not when it already was).
@@ -402,5 +408,8 @@ pub async fn delete(
         .ok_or_else(message_not_found)?;
     context.store.refresh_last_message(&deleted).await?;
     let event = events::message("message.deleted", &Message::from(deleted));
-    Ok(Published::new((), vec![Outgoing::to_conversation(&conversation, event)]))
+    Ok(Published::new(
+        (),
+        vec![Outgoing::to_conversation(&conversation, event)],
+    ))
 }

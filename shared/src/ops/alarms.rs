@@ -345,7 +345,15 @@ pub async fn respond(
             body: render(&alarm, &lookup),
             encrypted: false,
         };
-        let sent = match messages::send(context, &operators.user_id, &operators.conversation_id, input, Skip::Nobody).await {
+        let sent = match messages::send(
+            context,
+            &operators.user_id,
+            &operators.conversation_id,
+            input,
+            Skip::Nobody,
+        )
+        .await
+        {
             Ok(published) => crate::api::deliver(context, published).await,
             Err(e) => Err(e),
         };

@@ -82,10 +82,8 @@ impl Fanout {
             return Ok(members);
         }
         let members = Arc::new(store.member_ids(conversation_id).await?);
-        self.members.insert(
-            conversation_id.to_owned(),
-            (members_version, Arc::clone(&members)),
-        );
+        self.members
+            .insert(conversation_id.to_owned(), (members_version, Arc::clone(&members)));
         Ok(members)
     }
 

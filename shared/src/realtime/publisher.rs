@@ -3,6 +3,13 @@
 //! (10 entries, 256 KiB a call), so a 1000-member group costs the writer one call, as a direct
 //! conversation does.
 //!
+//! The delivery queue is FIFO, and a piece's message group is its conversation and piece: SQS hands one
+//! group's messages to the worker in order and one batch at a time, so every connection gets a
+//! conversation's events in the order they were published, while different pieces and conversations are
+//! delivered in parallel. Each entry has its own deduplication id: a retried send is meant to deliver
+//! again. Retries of single connections go to a standard queue instead, which allows a delay per
+//! message (the backoff) and does not hold up the piece behind one broken connection.
+//!
 //! Without a queue (`DELIVERY_QUEUE_URL` unset: in-process tests and tools) the same envelopes are
 //! delivered at once by the worker's code, in the caller's process.
 
@@ -47,9 +54,9 @@ pub enum Target {
 /// Which piece a member falls in: a stable hash of the user id (FNV-1a), so a member's events stay in
 /// one piece while the piece count does.
 pub fn piece_of(user_id: &str, pieces: u64) -> u64 {
-    let hash = user_id
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = user_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     hash % pieces.max(1)
 }
 
@@ -96,23 +103,32 @@ const BATCH_BYTES: usize = 250 * 1024;
 /// Entries SQS did not take are sent again this many times before the publish fails.
 const RESEND_ATTEMPTS: u32 = 3;
 
+/// The queues the publisher and the worker use (`DELIVERY_*_QUEUE_URL`).
+#[derive(Debug, Clone, Default)]
+pub struct Queues {
+    /// FIFO: every event's first delivery.
+    pub delivery: Option<String>,
+    /// Standard: connections whose posts failed, each with its backoff as `DelaySeconds`.
+    pub retry: Option<String>,
+    /// Standard: deliveries that failed every attempt (an alarm watches its depth).
+    pub parked: Option<String>,
+}
+
 pub struct Publisher {
     client: aws_sdk_sqs::Client,
-    queue_url: Option<String>,
-    dead_letter_url: Option<String>,
+    queues: Queues,
 }
 
 impl Publisher {
-    pub fn new(sdk: &aws_config::SdkConfig, queue_url: Option<String>, dead_letter_url: Option<String>) -> Self {
+    pub fn new(sdk: &aws_config::SdkConfig, queues: Queues) -> Self {
         Publisher {
             client: aws_sdk_sqs::Client::new(sdk),
-            queue_url,
-            dead_letter_url,
+            queues,
         }
     }
 
     pub fn is_queued(&self) -> bool {
-        self.queue_url.is_some()
+        self.queues.delivery.is_some()
     }
 
     /// Queues every event for delivery. An error means some may not have been queued: the caller
@@ -122,8 +138,8 @@ impl Publisher {
         if envelopes.is_empty() {
             return Ok(());
         }
-        match &self.queue_url {
-            Some(url) => self.send(url, &envelopes, 0).await,
+        match &self.queues.delivery {
+            Some(url) => self.send(url, &envelopes, Ordering::InGroups).await,
             None => {
                 super::worker::deliver_now(context, envelopes).await;
                 Ok(())
@@ -131,55 +147,68 @@ impl Publisher {
         }
     }
 
-    /// Queues envelopes again after `delay` (SQS allows up to 15 minutes).
+    /// Queues envelopes again after `delay` (SQS allows up to 15 minutes), on the retry queue.
     pub(crate) async fn requeue(&self, envelopes: &[Envelope], delay: Duration) -> Result<(), ApiError> {
-        let Some(url) = &self.queue_url else {
+        let Some(url) = &self.queues.retry else {
             return Ok(());
         };
-        self.send(url, envelopes, delay.as_secs().min(900) as i32).await
+        self.send(url, envelopes, Ordering::Delayed(delay.as_secs().min(900) as i32))
+            .await
     }
 
-    /// Parks envelopes that failed every attempt in the dead-letter queue, where an alarm watches them.
+    /// Parks envelopes that failed every attempt, where an alarm watches them.
     pub(crate) async fn park(&self, envelopes: &[Envelope]) -> Result<(), ApiError> {
-        let Some(url) = self.dead_letter_url.as_ref().or(self.queue_url.as_ref()) else {
+        let Some(url) = &self.queues.parked else {
             return Ok(());
         };
-        self.send(url, envelopes, 0).await
+        self.send(url, envelopes, Ordering::Delayed(0)).await
     }
 
-    async fn send(&self, url: &str, envelopes: &[Envelope], delay_secs: i32) -> Result<(), ApiError> {
+    async fn send(&self, url: &str, envelopes: &[Envelope], ordering: Ordering) -> Result<(), ApiError> {
         let bodies: Vec<String> = envelopes
             .iter()
             .map(serde_json::to_string)
             .collect::<Result<_, _>>()
             .map_err(ApiError::internal)?;
-        let mut batch: Vec<(String, &str)> = Vec::new();
+        // Unique per publish: SQS must not drop a retried send's second delivery as a duplicate.
+        let publish_id = ulid::Ulid::generate().to_string();
+        let mut batch: Vec<Entry> = Vec::new();
         let mut bytes = 0;
-        for (index, body) in bodies.iter().enumerate() {
+        for (index, (body, envelope)) in bodies.iter().zip(envelopes).enumerate() {
             if batch.len() == BATCH_ENTRIES || (bytes + body.len() > BATCH_BYTES && !batch.is_empty()) {
-                self.send_batch(url, std::mem::take(&mut batch), delay_secs).await?;
+                self.send_batch(url, std::mem::take(&mut batch), ordering).await?;
                 bytes = 0;
             }
             bytes += body.len();
-            batch.push((index.to_string(), body));
+            batch.push(Entry {
+                id: index.to_string(),
+                body,
+                group: message_group(envelope),
+                deduplication: format!("{publish_id}-{index}"),
+            });
         }
         if !batch.is_empty() {
-            self.send_batch(url, batch, delay_secs).await?;
+            self.send_batch(url, batch, ordering).await?;
         }
         Ok(())
     }
 
-    async fn send_batch(&self, url: &str, mut entries: Vec<(String, &str)>, delay_secs: i32) -> Result<(), ApiError> {
+    async fn send_batch(&self, url: &str, mut entries: Vec<Entry<'_>>, ordering: Ordering) -> Result<(), ApiError> {
         for attempt in 0..RESEND_ATTEMPTS {
             let request = entries
                 .iter()
-                .map(|(id, body)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(id)
-                        .message_body(*body)
-                        .delay_seconds(delay_secs)
-                        .build()
-                        .map_err(ApiError::internal)
+                .map(|entry| {
+                    let builder = SendMessageBatchRequestEntry::builder()
+                        .id(&entry.id)
+                        .message_body(entry.body);
+                    match ordering {
+                        Ordering::InGroups => builder
+                            .message_group_id(&entry.group)
+                            .message_deduplication_id(&entry.deduplication),
+                        Ordering::Delayed(seconds) => builder.delay_seconds(seconds),
+                    }
+                    .build()
+                    .map_err(ApiError::internal)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let out = self
@@ -197,11 +226,49 @@ impl Publisher {
             if failed.is_empty() {
                 return Ok(());
             }
-            tracing::warn!(failed = failed.len(), attempt, "SQS refused some entries; sending them again");
-            entries.retain(|(id, _)| failed.contains(&id.as_str()));
+            tracing::warn!(
+                failed = failed.len(),
+                attempt,
+                "SQS refused some entries; sending them again"
+            );
+            entries.retain(|entry| failed.contains(&entry.id.as_str()));
             tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
         }
         Err(unavailable())
+    }
+}
+
+/// How a queue takes its messages.
+#[derive(Debug, Clone, Copy)]
+enum Ordering {
+    /// FIFO: a message group and a deduplication id per entry.
+    InGroups,
+    /// Standard: a delay in seconds per entry.
+    Delayed(i32),
+}
+
+struct Entry<'a> {
+    id: String,
+    body: &'a str,
+    group: String,
+    deduplication: String,
+}
+
+/// The FIFO message group of an envelope: what must stay in order. A conversation's piece keeps its
+/// members' events in order; a list of users (presence) is ordered per list.
+pub fn message_group(envelope: &Envelope) -> String {
+    match &envelope.to {
+        Target::Piece {
+            conversation_id,
+            piece,
+            pieces,
+            ..
+        } => format!("{conversation_id}#{piece}of{pieces}"),
+        Target::Users(users) => format!("users#{}", users.first().map(String::as_str).unwrap_or("none")),
+        Target::Connections(connections) => format!(
+            "connection#{}",
+            connections.first().map(|c| c.connection_id.as_str()).unwrap_or("none")
+        ),
     }
 }
 
@@ -288,5 +355,19 @@ mod tests {
         };
         let text = serde_json::to_string(&envelope).unwrap();
         assert_eq!(serde_json::from_str::<Envelope>(&text).unwrap(), envelope);
+        // The wire names are camelCase inside the variants too (the worker of another version reads them).
+        let piece = Envelope {
+            to: Target::Piece {
+                conversation_id: "C".into(),
+                members_version: 1,
+                piece: 0,
+                pieces: 1,
+            },
+            ..envelope
+        };
+        let wire = serde_json::to_value(&piece).unwrap();
+        assert_eq!(wire["to"]["piece"]["conversationId"], "C");
+        assert_eq!(wire["to"]["piece"]["membersVersion"], 1);
+        assert_eq!(message_group(&piece), "C#0of1");
     }
 }

@@ -39,6 +39,18 @@ fn backoff(attempt: u32) -> Duration {
 pub async fn handle(context: &AppContext, event: SqsEvent) -> SqsBatchResponse {
     let mut envelopes = Vec::with_capacity(event.records.len());
     let mut failures = Vec::new();
+    // FIFO: a record that fails holds back the rest of its message group in this batch, so they go back
+    // with it and come again in order (Lambda requires this of FIFO batch item failures).
+    let groups: Vec<(String, Option<String>)> = event
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r.message_id.clone().unwrap_or_default(),
+                r.attributes.get("MessageGroupId").cloned(),
+            )
+        })
+        .collect();
     for record in event.records {
         let id = record.message_id.unwrap_or_default();
         match record.body.as_deref().map(serde_json::from_str::<Envelope>) {
@@ -51,6 +63,22 @@ pub async fn handle(context: &AppContext, event: SqsEvent) -> SqsBatchResponse {
         }
     }
     failures.extend(deliver(context, envelopes).await);
+    let mut held_back = Vec::new();
+    for (index, (id, group)) in groups.iter().enumerate() {
+        if failures.contains(id) {
+            if let Some(group) = group {
+                held_back.extend(
+                    groups[index + 1..]
+                        .iter()
+                        .filter(|(_, g)| g.as_ref() == Some(group))
+                        .map(|(later, _)| later.clone()),
+                );
+            }
+        }
+    }
+    failures.extend(held_back);
+    failures.sort();
+    failures.dedup();
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failures
         .into_iter()
@@ -73,7 +101,10 @@ pub async fn deliver_now(context: &AppContext, envelopes: Vec<Envelope>) {
         .collect();
     let failed = deliver(context, keyed).await;
     if !failed.is_empty() {
-        tracing::warn!(envelopes = failed.len(), "in-process delivery could not read the recipients");
+        tracing::warn!(
+            envelopes = failed.len(),
+            "in-process delivery could not read the recipients"
+        );
     }
 }
 
@@ -183,7 +214,10 @@ async fn retry(
             attempt,
         };
         let outcome = if attempt >= DELIVERY_ATTEMPTS {
-            tracing::error!(attempt, "delivery failed every attempt; parking it in the dead-letter queue");
+            tracing::error!(
+                attempt,
+                "delivery failed every attempt; parking it in the dead-letter queue"
+            );
             crate::metrics::count("DeliveriesParked", 1.0);
             context.publisher.park(std::slice::from_ref(&envelope)).await
         } else {
@@ -194,10 +228,7 @@ async fn retry(
         };
         if let Err(e) = outcome {
             tracing::warn!(error = %e, "could not queue a retry; the records go back to SQS");
-            let key = (
-                Value::Array(envelope.events.clone()).to_string(),
-                envelope.attempt,
-            );
+            let key = (Value::Array(envelope.events.clone()).to_string(), envelope.attempt);
             for index in sources.get(&key).into_iter().flatten() {
                 unqueued.push(envelopes[*index].0.clone());
             }
@@ -246,7 +277,11 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
             // what the asynchronous half of a message costs is as visible as the synchronous half.
             crate::metrics::invocation(&crate::metrics::Invocation {
                 route: "SQS DeliveryQueue",
-                status: if answer.batch_item_failures.is_empty() { 200 } else { 207 },
+                status: if answer.batch_item_failures.is_empty() {
+                    200
+                } else {
+                    207
+                },
                 elapsed: started.elapsed(),
                 usage: context.store.usage() - usage_before,
                 cache: crate::cache::stats() - cache_before,

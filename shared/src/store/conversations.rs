@@ -14,10 +14,7 @@
 use aws_sdk_dynamodb::types::{ConsumedCapacity, Delete, Put, ReturnConsumedCapacity, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    classify_transaction_error, is_condition_failure, item_with_key, key, keys, n, records, s, Item, Store,
-    WriteConflict,
-};
+use super::{classify_transaction_error, item_with_key, key, keys, n, records, s, Item, Store, WriteConflict};
 use crate::error::ApiError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -541,26 +538,17 @@ impl Store {
         user_id: &str,
         seq: u64,
         message_id: &str,
-    ) -> Result<(), ApiError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::conversation(conversation_id), keys::member(user_id))))
-            .update_expression("SET readSeq = :seq, lastReadMessageId = :id")
-            .condition_expression("attribute_exists(PK) AND (attribute_not_exists(readSeq) OR readSeq < :seq)")
-            .expression_attribute_values(":seq", n(seq))
-            .expression_attribute_values(":id", s(message_id))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                self.usage.record(true, out.consumed_capacity());
-                Ok(())
-            }
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(err.into()),
-        }
+    ) -> Result<bool, ApiError> {
+        self.update_if(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(conversation_id), keys::member(user_id))))
+                .update_expression("SET readSeq = :seq, lastReadMessageId = :id")
+                .condition_expression("attribute_exists(PK) AND (attribute_not_exists(readSeq) OR readSeq < :seq)")
+                .expression_attribute_values(":seq", n(seq))
+                .expression_attribute_values(":id", s(message_id)),
+        )
+        .await
     }
 }

@@ -238,37 +238,29 @@ impl Store {
             &keys::message(&placeholder.id),
             placeholder,
         )?;
-        self.retrying(|| async {
-            let result = self
-                .client
+        // A failed condition: something is there already, so the send did complete after all.
+        self.put_if(
+            self.client
                 .put_item()
                 .table_name(&self.table)
-                .set_item(Some(item.clone()))
-                .condition_expression("attribute_not_exists(PK)")
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    self.usage.record(true, out.consumed_capacity());
-                    Ok(())
-                }
-                // Something is there already: the send did complete after all.
-                Err(err) if is_condition_failure(&err) => Ok(()),
-                Err(err) => Err(err.into()),
-            }
-        })
-        .await
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(PK)"),
+        )
+        .await?;
+        Ok(())
     }
 
     /// What follows a stored message, each write conditional so it only ever moves forward and may be
     /// repeated (a retried send repeats it): the conversation's `lastSeq`, `lastMessage` and activity,
     /// the sender's read marker, and a direct conversation's two activity keys. Concurrent, and a
     /// constant number of writes.
-    pub async fn record_sent(&self, conversation: &ConversationRecord, message: &MessageRecord) -> Result<(), ApiError> {
-        let meta = self.retrying(|| async {
-            let result = self
-                .client
+    pub async fn record_sent(
+        &self,
+        conversation: &ConversationRecord,
+        message: &MessageRecord,
+    ) -> Result<(), ApiError> {
+        let meta = self.update_if(
+            self.client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key(keys::conversation(&conversation.id), keys::META)))
@@ -277,53 +269,36 @@ impl Store {
                 .expression_attribute_values(":seq", n(message.seq))
                 .expression_attribute_values(":message", serde_dynamo::to_attribute_value(message)?)
                 .expression_attribute_values(":activity", s(&message.id))
-                .expression_attribute_values(":now", s(&message.created_at))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    self.usage.record(true, out.consumed_capacity());
-                    Ok(())
-                }
-                Err(err) if is_condition_failure(&err) => Ok(()),
-                Err(err) => Err(err.into()),
-            }
-        });
-        let read = self.retrying(|| {
-            self.advance_read_marker(&conversation.id, &message.sender_id, message.seq, &message.id)
-        });
+                .expression_attribute_values(":now", s(&message.created_at)),
+        );
+        let read = self.advance_read_marker(&conversation.id, &message.sender_id, message.seq, &message.id);
         let activity = direct_activity_key(&message.id, &conversation.id);
         let directs = futures_util::future::try_join_all(
             conversation
                 .direct_members
                 .iter()
-                .map(|member| self.retrying(|| self.advance_direct_activity(&conversation.id, member, &activity))),
+                .map(|member| self.advance_direct_activity(&conversation.id, member, &activity)),
         );
         futures_util::future::try_join3(meta, read, directs).await?;
         Ok(())
     }
 
-    async fn advance_direct_activity(&self, conversation_id: &str, user_id: &str, activity: &str) -> Result<(), ApiError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::conversation(conversation_id), keys::member(user_id))))
-            .update_expression("SET GSI1SK = :activity")
-            .condition_expression("attribute_exists(PK) AND GSI1SK < :activity")
-            .expression_attribute_values(":activity", s(activity))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                self.usage.record(true, out.consumed_capacity());
-                Ok(())
-            }
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(err.into()),
-        }
+    async fn advance_direct_activity(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        activity: &str,
+    ) -> Result<bool, ApiError> {
+        self.update_if(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(conversation_id), keys::member(user_id))))
+                .update_expression("SET GSI1SK = :activity")
+                .condition_expression("attribute_exists(PK) AND GSI1SK < :activity")
+                .expression_attribute_values(":activity", s(activity)),
+        )
+        .await
     }
 
     pub async fn client_claim(
@@ -472,25 +447,17 @@ impl Store {
 
     /// Keeps the conversation's `lastMessage` in step with an edit or delete of that same message.
     pub async fn refresh_last_message(&self, message: &MessageRecord) -> Result<(), ApiError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::conversation(&message.conversation_id), keys::META)))
-            .update_expression("SET lastMessage = :message")
-            .condition_expression("lastMessage.id = :id")
-            .expression_attribute_values(":message", serde_dynamo::to_attribute_value(message)?)
-            .expression_attribute_values(":id", s(&message.id))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                self.usage.record(true, out.consumed_capacity());
-                Ok(())
-            }
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(err.into()),
-        }
+        self.update_if(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(&message.conversation_id), keys::META)))
+                .update_expression("SET lastMessage = :message")
+                .condition_expression("lastMessage.id = :id")
+                .expression_attribute_values(":message", serde_dynamo::to_attribute_value(message)?)
+                .expression_attribute_values(":id", s(&message.id)),
+        )
+        .await?;
+        Ok(())
     }
 }

@@ -213,6 +213,56 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Sends a conditional UpdateItem whose failed condition means "already done, or overtaken by a
+    /// newer write" (a marker that only moves forward, a repeat of a step): `true` when it applied,
+    /// `false` when the condition did not hold. Retried on transient failures inside the budget.
+    pub(crate) async fn update_if(
+        &self,
+        request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> Result<bool, ApiError> {
+        self.retrying(|| async {
+            match request
+                .clone()
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    self.usage.record(true, out.consumed_capacity());
+                    Ok(true)
+                }
+                Err(err) if is_condition_failure(&err) => Ok(false),
+                Err(err) => Err(err.into()),
+            }
+        })
+        .await
+    }
+
+    /// The same for a PutItem: `false` when the item's condition did not hold.
+    pub(crate) async fn put_if(
+        &self,
+        request: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+    ) -> Result<bool, ApiError> {
+        self.retrying(|| async {
+            match request
+                .clone()
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    self.usage.record(true, out.consumed_capacity());
+                    Ok(true)
+                }
+                Err(err) if is_condition_failure(&err) => Ok(false),
+                Err(err) => Err(err.into()),
+            }
+        })
+        .await
+    }
+}
+
 /// Deserialises items into records; one bad item fails the whole read (it would be a store bug).
 pub(crate) fn records<T: serde::de::DeserializeOwned>(
     items: impl IntoIterator<Item = Item>,

@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 
 use super::{key, keys, n, s, Item, Store};
 use crate::error::ApiError;
@@ -44,7 +46,10 @@ enum Attempt {
 }
 
 fn slot_of(token: &str) -> u32 {
-    token.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % SLOTS
+    token
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % SLOTS
 }
 
 fn number(item: &Item, name: &str) -> Option<u64> {
