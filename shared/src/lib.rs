@@ -15,6 +15,7 @@ pub mod context;
 pub mod cursor;
 pub mod domain;
 pub mod error;
+pub mod hash;
 pub mod http;
 pub mod logging;
 pub mod metrics;

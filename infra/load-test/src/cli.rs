@@ -99,8 +99,8 @@ pub struct Args {
 
     /// Where to write the PNG chart (default: .local/load-test/<scenario>.png in the workspace;
     /// `--chart` alone means that default, as the README shows it).
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
-    pub chart: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub chart: Option<Option<PathBuf>>,
 
     /// Write no chart.
     #[arg(long, conflicts_with = "chart")]
@@ -177,19 +177,14 @@ impl Args {
         if self.no_chart {
             return None;
         }
-        Some(
-            self.chart
-                .clone()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or_else(|| {
-                    let template = local_stack::workspace_template();
-                    let workspace = template.parent().map(PathBuf::from).unwrap_or_default();
-                    let workspace = workspace.canonicalize().unwrap_or(workspace);
-                    workspace
-                        .join(".local/load-test")
-                        .join(format!("{}.png", self.scenario.name()))
-                }),
-        )
+        Some(self.chart.clone().flatten().unwrap_or_else(|| {
+            let template = local_stack::workspace_template();
+            let workspace = template.parent().map(PathBuf::from).unwrap_or_default();
+            let workspace = workspace.canonicalize().unwrap_or(workspace);
+            workspace
+                .join(".local/load-test")
+                .join(format!("{}.png", self.scenario.name()))
+        }))
     }
 }
 

@@ -11,24 +11,31 @@
 //! connection that arrive in the same batch, from different requests too, go out as one `batch` frame
 //! (at most [`FRAME_EVENTS`] events a frame).
 //!
-//! Why an SQS standard queue, and not the other two mechanisms AWS offers:
+//! Why SQS, and not the other two mechanisms AWS offers:
 //! - The table's stream is read by Lambda about four times a second per shard, so it adds 100 to 250 ms
 //!   before any work starts, and it cannot split one message's delivery into parallel pieces: one
 //!   shard's records are processed in order by one invocation. Fine for search indexing, too slow and too
 //!   serial for delivery (the 1000-member budget is 250 ms end to end).
 //! - Asynchronous invokes (`InvocationType=Event`) hand one event to one invocation: no batching, so no
-//!   coalescing of events across requests, one invocation per piece per message, and retries only twice,
-//!   one and two minutes later, with no per-attempt delay of our choosing.
-//! - SQS: `SendMessageBatch` carries all pieces of a message in one call (USD 0.40 per million calls;
-//!   the event source mapping's receives and deletes are billed too, but amortised over batches of up to
-//!   10), Lambda's pollers long-poll so an idle queue adds tens of milliseconds, a batch of 10 records is
-//!   one invocation (what makes coalescing possible), a record that fails is retried after the
-//!   visibility timeout and redriven to a dead-letter queue after `maxReceiveCount` receives, and a
-//!   piece can be re-queued with `DelaySeconds` for backoff. A standard queue does not keep order:
-//!   clients order by `seq` and dedupe by `id` (API.md), which they must do anyway for at-least-once.
+//!   coalescing of events across requests, one invocation per piece per message, no order between two
+//!   messages' invocations, and retries only twice, one and two minutes later.
+//! - SQS: `SendMessageBatch` carries all pieces of a message in one call (USD 0.50 per million FIFO
+//!   calls; the event source mapping's receives and deletes are billed too, amortised over batches of up
+//!   to 10), Lambda's pollers long-poll so an idle queue adds tens of milliseconds, a batch of 10
+//!   records is one invocation (what makes coalescing possible), a record that fails comes back after the
+//!   visibility timeout and is redriven to a dead-letter queue after `maxReceiveCount` receives.
+//!
+//! The delivery queue is FIFO with one message group per conversation piece: a connection gets a
+//! conversation's events in the order they were published (a standard queue let two messages' batches
+//! race, and members saw message 2 before message 1), while pieces and conversations still run in
+//! parallel (high-throughput FIFO: limits per group, not per queue). FIFO queues have no per-message
+//! delay, and a failing record holds up its group, so a connection whose post fails is not retried in
+//! the group: it goes to a standard retry queue with a doubling delay, and is parked after the last
+//! attempt. Clients still order by `seq` and dedupe by `id` (API.md): at-least-once means a retried
+//! event can arrive after later ones.
 //!
 //! Every conversation goes through the queue, small ones too: inline delivery would save one hop
-//! (a few milliseconds) for direct conversations but lose coalescing and the retries.
+//! (a few milliseconds) for direct conversations but lose ordering, coalescing and the retries.
 
 pub mod events;
 pub mod fanout;

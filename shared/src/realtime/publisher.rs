@@ -51,13 +51,10 @@ pub enum Target {
     Connections(Vec<Connection>),
 }
 
-/// Which piece a member falls in: a stable hash of the user id (FNV-1a), so a member's events stay in
-/// one piece while the piece count does.
+/// Which piece a member falls in: a stable hash of the user id, so a member's events stay in one piece
+/// (one FIFO group, so in order) while the piece count does.
 pub fn piece_of(user_id: &str, pieces: u64) -> u64 {
-    let hash = user_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    hash % pieces.max(1)
+    crate::hash::stable_hash(user_id) % pieces.max(1)
 }
 
 /// The envelopes of one outgoing event: one per piece.

@@ -46,10 +46,7 @@ enum Attempt {
 }
 
 fn slot_of(token: &str) -> u32 {
-    token
-        .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
-        % SLOTS
+    (crate::hash::stable_hash(token) % u64::from(SLOTS)) as u32
 }
 
 fn number(item: &Item, name: &str) -> Option<u64> {
