@@ -160,7 +160,7 @@ async fn main() {
             }
         };
         // Warm both paths (the send function and the worker) before measuring.
-        for i in 0..3 {
+        for i in 0..10 {
             send(format!("warm{i}")).await;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

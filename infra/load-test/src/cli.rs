@@ -8,8 +8,8 @@ use clap::Parser;
 use crate::scenario::{Overrides, Scenario, ScenarioKind};
 
 const AFTER_HELP: &str = "\
-By default the local stack is started in this process (DynamoDB Local in memory, free ports, debug
-function binaries, rate limits off) and stopped at the end. With --url and --ws-url the load goes to a
+By default the local stack is started in this process (DynamoDB Local in memory, free ports, function
+binaries of the `local` profile as the run command builds them, rate limits off) and stopped at the end. With --url and --ws-url the load goes to a
 stack that is already running; it must be on this machine's loopback unless --allow-remote is given,
 and it should run with RateLimitIpPerHour=0, RateLimitUserPerHour=0 and RateLimitSensitivePerMinute=0
 (all virtual users come from one address).
@@ -77,9 +77,14 @@ pub struct Args {
     #[arg(long)]
     pub allow_remote: bool,
 
-    /// Local stack: run release-built functions (fat LTO: a slow build).
-    #[arg(long, conflicts_with = "url")]
+    /// Local stack: run release-built functions (fat LTO: a slow build). Default: the `local` profile,
+    /// as the run command runs them.
+    #[arg(long, conflicts_with_all = ["url", "debug"])]
     pub release: bool,
+
+    /// Local stack: run unoptimised (debug) functions, the quickest build.
+    #[arg(long, conflicts_with = "url")]
+    pub debug: bool,
 
     /// Local stack: use the function binaries already built.
     #[arg(long, conflicts_with = "url")]

@@ -59,7 +59,11 @@ async fn main() -> ExitCode {
         _ => {
             raise_open_file_limit();
             let settings = StackSettings {
-                profile: if args.release { Profile::Release } else { Profile::Debug },
+                profile: match (args.release, args.debug) {
+                    (true, _) => Profile::Release,
+                    (_, true) => Profile::Debug,
+                    _ => Profile::Local,
+                },
                 build: !args.no_build,
                 max_instances_per_function: args.max_instances.max(1),
                 echo_logs: args.stack_logs,
@@ -79,7 +83,11 @@ async fn main() -> ExitCode {
             };
             let description = format!(
                 "local stack started in-process: {} function binaries, up to {} instances per function, DynamoDB Local in memory",
-                if args.release { "release" } else { "debug" },
+                match settings.profile {
+                    Profile::Release => "release",
+                    Profile::Local => "local-profile",
+                    Profile::Debug => "debug",
+                },
                 settings.max_instances_per_function
             );
             (endpoints, Some(stack), description, parameters)

@@ -5,7 +5,12 @@ use std::process::Command;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
+    /// Unoptimised: the fastest build, what the tests run.
     Debug,
+    /// The workspace's `local` profile: optimised without fat LTO, what the run command runs (debug
+    /// functions cannot carry the seeds' 1,000-user scenario; see BENCHMARKS.md).
+    Local,
+    /// What Lambda runs: fat LTO, one codegen unit, stripped (a slow build).
     Release,
 }
 
@@ -13,6 +18,7 @@ impl Profile {
     fn dir(self) -> &'static str {
         match self {
             Profile::Debug => "debug",
+            Profile::Local => "local",
             Profile::Release => "release",
         }
     }
@@ -34,8 +40,14 @@ pub fn build(workspace: &Path, profile: Profile, binaries: &[String]) -> Result<
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command.arg("build").arg("--quiet").current_dir(workspace);
-    if profile == Profile::Release {
-        command.arg("--release");
+    match profile {
+        Profile::Debug => {}
+        Profile::Local => {
+            command.args(["--profile", "local"]);
+        }
+        Profile::Release => {
+            command.arg("--release");
+        }
     }
     for binary in binaries {
         command.arg("--bin").arg(binary);

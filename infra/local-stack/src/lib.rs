@@ -111,7 +111,7 @@ impl Options {
             http_port: 3000,
             ws_port: 3001,
             storage: Storage::Directory(data),
-            profile: Profile::Debug,
+            profile: Profile::Local,
             build: true,
             max_instances_per_function: 10,
             limits: Limits::default(),
@@ -125,12 +125,13 @@ impl Options {
         }
     }
 
-    /// What tests want: free ports, an in-memory database, quiet.
+    /// What tests want: free ports, an in-memory database, quiet, debug functions (the quickest build).
     pub fn for_tests(template: PathBuf) -> Self {
         Options {
             http_port: 0,
             ws_port: 0,
             storage: Storage::InMemory,
+            profile: Profile::Debug,
             echo_logs: false,
             dynamodb_heap_mb: 384,
             ..Options::new(template)

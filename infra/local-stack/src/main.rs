@@ -15,7 +15,10 @@ Usage: cargo run -p local-stack -- [options]
   --ws-port N            WebSocket API, @connections, CloudWatch and SQS port (default 3001)
   --in-memory            keep no data (default: kept under .local/dynamodb)
   --data-dir DIR         where DynamoDB Local keeps its data
-  --release              build and run the functions with the release profile
+  --release              build and run the functions with the release profile (what Lambda runs; slow
+                         to build: fat LTO)
+  --debug                build and run unoptimised functions (the quickest build; too slow for load)
+                         Default: the `local` profile, optimised without fat LTO
   --no-build             run the binaries already built
   --template FILE        another SAM template (default: the workspace's template.yaml)
   --parameter NAME=VALUE a template parameter (TokenSecret has a local default)
@@ -57,6 +60,7 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             "--in-memory" => options.storage = Storage::InMemory,
             "--data-dir" => options.storage = Storage::Directory(PathBuf::from(value("--data-dir")?)),
             "--release" => options.profile = Profile::Release,
+            "--debug" => options.profile = Profile::Debug,
             "--no-build" => options.build = false,
             "--template" => template = Some(PathBuf::from(value("--template")?)),
             "--parameter" => {

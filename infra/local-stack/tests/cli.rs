@@ -49,7 +49,17 @@ fn running(pid: u32) -> bool {
 #[tokio::test]
 async fn ctrl_c_stops_everything_and_leaves_no_orphans() {
     let mut stack = tokio::process::Command::new(env!("CARGO_BIN_EXE_local-stack"))
-        .args(["--http-port", "0", "--ws-port", "0", "--in-memory", "--quiet"])
+        // Debug functions: what the test suite builds anyway (the run command's own `local` profile
+        // would be a second optimised build of every function).
+        .args([
+            "--http-port",
+            "0",
+            "--ws-port",
+            "0",
+            "--in-memory",
+            "--quiet",
+            "--debug",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

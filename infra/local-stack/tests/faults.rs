@@ -794,6 +794,7 @@ async fn the_run_command_takes_fault_flags() {
             "0",
             "--in-memory",
             "--quiet",
+            "--debug",
             "--template",
         ])
         .arg(&template)

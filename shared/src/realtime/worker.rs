@@ -114,8 +114,31 @@ async fn deliver(context: &AppContext, envelopes: Vec<(String, Envelope)>) -> Ve
     let mut delivery = Delivery::default();
     // Per connection: its events in arrival order, and the records they came from.
     let mut outbox: BTreeMap<Connection, (Vec<Value>, Vec<usize>, u32)> = BTreeMap::new();
-    for (index, (id, envelope)) in envelopes.iter().enumerate() {
-        let (members, connections) = match recipients(context, envelope).await {
+    // Each conversation's member list once (its pieces would otherwise all miss the cache together),
+    // then every record's recipients at once: a 1000-member message is 10 pieces, often in one batch,
+    // and their connection-set reads need not wait for each other.
+    let mut conversations: BTreeMap<&str, u64> = BTreeMap::new();
+    for (_, envelope) in &envelopes {
+        if let Target::Piece {
+            conversation_id,
+            members_version,
+            ..
+        } = &envelope.to
+        {
+            let version = conversations.entry(conversation_id).or_default();
+            *version = (*version).max(*members_version);
+        }
+    }
+    // A failure here is met again, and reported per record, below.
+    let _ = futures_util::future::join_all(
+        conversations
+            .iter()
+            .map(|(id, version)| context.fanout.members(&context.store, id, *version)),
+    )
+    .await;
+    let resolved = futures_util::future::join_all(envelopes.iter().map(|(_, e)| recipients(context, e))).await;
+    for (index, ((id, envelope), found)) in envelopes.iter().zip(resolved).enumerate() {
+        let (members, connections) = match found {
             Ok(found) => found,
             Err(e) => {
                 tracing::warn!(messageId = %id, error = %e, "could not read the recipients; the record will be retried");
