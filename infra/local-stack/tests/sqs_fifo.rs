@@ -11,43 +11,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
 use local_stack::{LocalStack, Options};
+
+mod sqs_support;
 use serde_json::Value;
-
-async fn start(visibility: Option<Duration>) -> LocalStack {
-    let template = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/template.yaml");
-    let mut options = Options::for_tests(template);
-    options.parameters.insert("FixtureSecret".into(), "s3cret".into());
-    options.queue_visibility_timeout = visibility;
-    LocalStack::start(options).await.expect("the fixture stack starts")
-}
-
-fn client(stack: &LocalStack) -> aws_sdk_sqs::Client {
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "local", "local", None, None, "tests",
-        ))
-        .endpoint_url(stack.sqs_url())
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
-}
-
-fn url(stack: &LocalStack, queue: &str) -> String {
-    stack.queue_url(queue).expect("a template queue")
-}
-
-async fn eventually<T: std::fmt::Debug>(what: &str, mut ask: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let answer = ask();
-        if done(&answer) {
-            return answer;
-        }
-        assert!(Instant::now() < deadline, "{what}: still {answer:?}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+use sqs_support::{client, eventually, start, url};
 
 #[derive(Debug, Clone, PartialEq)]
 struct Record {

@@ -221,20 +221,13 @@ impl Store {
         &self,
         request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
     ) -> Result<bool, ApiError> {
-        self.retrying(|| async {
-            match request
+        self.write_if(|| async {
+            let out = request
                 .clone()
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
-                .await
-            {
-                Ok(out) => {
-                    self.usage.record(true, out.consumed_capacity());
-                    Ok(true)
-                }
-                Err(err) if is_condition_failure(&err) => Ok(false),
-                Err(err) => Err(err.into()),
-            }
+                .await?;
+            Ok(out.consumed_capacity().cloned())
         })
         .await
     }
@@ -244,15 +237,28 @@ impl Store {
         &self,
         request: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
     ) -> Result<bool, ApiError> {
-        self.retrying(|| async {
-            match request
+        self.write_if(|| async {
+            let out = request
                 .clone()
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
-                .await
-            {
-                Ok(out) => {
-                    self.usage.record(true, out.consumed_capacity());
+                .await?;
+            Ok(out.consumed_capacity().cloned())
+        })
+        .await
+    }
+
+    async fn write_if<E, R, F, Fut>(&self, send: F) -> Result<bool, ApiError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<aws_sdk_dynamodb::types::ConsumedCapacity>, SdkError<E, R>>>,
+    {
+        self.retrying(|| async {
+            match send().await {
+                Ok(capacity) => {
+                    self.usage.record(true, capacity.as_ref());
                     Ok(true)
                 }
                 Err(err) if is_condition_failure(&err) => Ok(false),
