@@ -11,25 +11,28 @@
 //! the last"), so ids strictly increase with `seq` whatever the containers' clocks say, and the id
 //! order, the `seq` order and the `after=` walk always agree.
 //!
-//! A reservation is idempotent: it records its token, seq and clock in one of [`SLOTS`] slots chosen by
-//! the token, and an attempt whose slot already holds its token fails its condition and reads the
-//! position back. So a retry after an answer that was lost (a timeout or a 500 after the write) does
-//! not burn a second position; the SDK's own retries are off for this call for the same reason.
+//! A reservation is idempotent. The same update pushes its token, seq and clock onto a register of the
+//! last [`RECENT`] reservations kept on the item (every entry moves down one place, in the same atomic
+//! update). After an answer that may have been lost (a 5xx, a dropped connection), the attempt reads the
+//! item and finds its token there, instead of reserving a second position and leaving the first one
+//! empty. The SDK's own retries are off for this call for the same reason, and its attempt timeout is
+//! long: a slow answer is waited for rather than abandoned, since an abandoned one cannot be told apart
+//! from one that never arrived.
 
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
-};
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 
 use super::{key, keys, n, s, Item, Store};
 use crate::error::ApiError;
 
-/// Slots of recent reservations kept on the item: a lost answer is recognised unless this many other
-/// reservations landed in the same slot in between.
-const SLOTS: u32 = 16;
+/// Reservations remembered on the item: a lost answer is recognised unless this many others landed in
+/// the conversation while it was being retried (milliseconds, since the call is not abandoned).
+const RECENT: usize = 16;
+/// How long one reservation attempt may take before it is given up (see the module comment).
+const PATIENT_ATTEMPT: Duration = Duration::from_secs(5);
 
 /// A reserved position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,12 +48,35 @@ enum Attempt {
     ClockBehind,
 }
 
-fn slot_of(token: &str) -> u32 {
-    (crate::hash::stable_hash(token) % u64::from(SLOTS)) as u32
-}
-
 fn number(item: &Item, name: &str) -> Option<u64> {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+
+/// `t0 = :token, t1 = t0, ...`: the register pushed down by one, the new entry on top.
+fn push_register(seq: &str, clock: &str) -> String {
+    let mut parts = vec!["t0 = :token".to_owned(), format!("s0 = {seq}"), format!("c0 = {clock}")];
+    for i in 1..RECENT {
+        for field in ["t", "s", "c"] {
+            parts.push(format!("{field}{i} = if_not_exists({field}{}, :none)", i - 1));
+        }
+    }
+    parts.join(", ")
+}
+
+/// This token's position, if the register holds it.
+fn find_in_register(item: &Item, token: &str) -> Option<Position> {
+    (0..RECENT).find_map(|i| {
+        let mine = item.get(&format!("t{i}")).and_then(|v| v.as_s().ok()) == Some(&token.to_owned());
+        match (mine, number(item, &format!("s{i}")), number(item, &format!("c{i}"))) {
+            (true, Some(seq), Some(clock_ms)) => Some(Position { seq, clock_ms }),
+            _ => None,
+        }
+    })
+}
+
+/// Whether a failed call may have been applied: its answer was lost or was a server error.
+fn may_have_applied(err: &ApiError) -> bool {
+    matches!(err, ApiError::Unavailable { .. } | ApiError::Internal(_))
 }
 
 impl Store {
@@ -65,21 +91,41 @@ impl Store {
         token: &str,
     ) -> Result<Position, ApiError> {
         self.retrying(|| async {
-            match self
-                .reserve_attempt(conversation_id, committed_seq, now_ms, token, true)
-                .await?
-            {
-                Attempt::Reserved(position) => Ok(position),
-                Attempt::ClockBehind => match self
-                    .reserve_attempt(conversation_id, committed_seq, now_ms, token, false)
-                    .await?
-                {
-                    Attempt::Reserved(position) => Ok(position),
-                    Attempt::ClockBehind => Err(ApiError::internal("a reservation one past the clock failed")),
-                },
+            match self.reserve_once(conversation_id, committed_seq, now_ms, token).await {
+                Ok(position) => Ok(position),
+                Err(e) if may_have_applied(&e) => {
+                    // Applied with its answer lost? Then the register has it; else try again.
+                    match find_in_register(&self.position_counter(conversation_id).await?, token) {
+                        Some(position) => Ok(position),
+                        None => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
             }
         })
         .await
+    }
+
+    async fn reserve_once(
+        &self,
+        conversation_id: &str,
+        committed_seq: u64,
+        now_ms: u64,
+        token: &str,
+    ) -> Result<Position, ApiError> {
+        match self
+            .reserve_attempt(conversation_id, committed_seq, now_ms, token, true)
+            .await?
+        {
+            Attempt::Reserved(position) => Ok(position),
+            Attempt::ClockBehind => match self
+                .reserve_attempt(conversation_id, committed_seq, now_ms, token, false)
+                .await?
+            {
+                Attempt::Reserved(position) => Ok(position),
+                Attempt::ClockBehind => Err(ApiError::internal("a reservation one past the clock failed")),
+            },
+        }
     }
 
     async fn reserve_attempt(
@@ -90,72 +136,66 @@ impl Store {
         token: &str,
         clock_ahead: bool,
     ) -> Result<Attempt, ApiError> {
-        let slot = slot_of(token);
-        let (tok, seq, clk) = (format!("tok{slot}"), format!("seq{slot}"), format!("clk{slot}"));
-        let not_mine = "(attribute_not_exists(#tok) OR #tok <> :token)";
         let next = "if_not_exists(lastSeq, :base) + :one";
         let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::conversation(conversation_id), keys::SEQ)))
-            .expression_attribute_names("#tok", tok)
-            .expression_attribute_names("#seq", seq.clone())
-            .expression_attribute_names("#clk", clk.clone())
             .expression_attribute_values(":token", s(token))
             .expression_attribute_values(":base", n(committed_seq))
-            .expression_attribute_values(":one", n(1));
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":none", s(""));
         let request = if clock_ahead {
             request
                 .update_expression(format!(
-                    "SET lastSeq = {next}, clock = :now, #tok = :token, #seq = {next}, #clk = :now"
+                    "SET lastSeq = {next}, clock = :now, {}",
+                    push_register(next, ":now")
                 ))
-                .condition_expression(format!("(attribute_not_exists(clock) OR clock < :now) AND {not_mine}"))
+                .condition_expression("attribute_not_exists(clock) OR clock < :now")
                 .expression_attribute_values(":now", n(now_ms))
         } else {
             request
                 .update_expression(format!(
-                    "SET lastSeq = {next}, clock = clock + :one, #tok = :token, #seq = {next}, #clk = clock + :one"
+                    "SET lastSeq = {next}, clock = clock + :one, {}",
+                    push_register(next, "clock + :one")
                 ))
-                .condition_expression(format!("attribute_exists(clock) AND {not_mine}"))
+                .condition_expression("attribute_exists(clock)")
         };
         let result = request
             .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .customize()
-            .config_override(aws_sdk_dynamodb::config::Builder::new().retry_config(RetryConfig::disabled()))
+            .config_override(
+                aws_sdk_dynamodb::config::Builder::new()
+                    .retry_config(RetryConfig::disabled())
+                    .timeout_config(
+                        aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+                            .operation_attempt_timeout(PATIENT_ATTEMPT)
+                            .operation_timeout(PATIENT_ATTEMPT)
+                            .build(),
+                    ),
+            )
             .send()
             .await;
         match result {
             Ok(out) => {
                 self.usage.record(true, out.consumed_capacity());
                 let item = out.attributes.unwrap_or_default();
-                match (number(&item, &seq), number(&item, &clk)) {
+                match (number(&item, "s0"), number(&item, "c0")) {
                     (Some(seq), Some(clock_ms)) => Ok(Attempt::Reserved(Position { seq, clock_ms })),
                     _ => Err(ApiError::internal("the position counter answered without its position")),
                 }
             }
-            Err(err) => {
-                let old = match err.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                        Some(failed.item().cloned().unwrap_or_default())
-                    }
-                    _ => None,
-                };
-                let Some(mut old) = old else {
-                    return Err(err.into());
-                };
-                if old.is_empty() {
-                    // DynamoDB versions that do not return the item on a failed condition.
-                    old = self.position_counter(conversation_id).await?;
-                }
-                let mine = old.get(&format!("tok{slot}")) == Some(&AttributeValue::S(token.to_owned()));
-                match (mine, number(&old, &seq), number(&old, &clk)) {
-                    (true, Some(seq), Some(clock_ms)) => Ok(Attempt::Reserved(Position { seq, clock_ms })),
-                    _ => Ok(Attempt::ClockBehind),
-                }
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(Attempt::ClockBehind)
             }
+            Err(err) => Err(err.into()),
         }
     }
 
@@ -202,11 +242,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_spread_tokens() {
-        let mut seen = [0u32; SLOTS as usize];
-        for i in 0..1600 {
-            seen[slot_of(&ulid::Ulid::from_parts(i, u128::from(i) * 7919).to_string()) as usize] += 1;
-        }
-        assert!(seen.iter().all(|c| *c > 50), "{seen:?}");
+    fn the_register_moves_down_and_finds_its_token() {
+        let expression = push_register("lastSeq + :one", ":now");
+        assert!(expression.starts_with("t0 = :token, s0 = lastSeq + :one, c0 = :now, t1 = if_not_exists(t0, :none)"));
+        assert!(expression.ends_with(&format!("c{} = if_not_exists(c{}, :none)", RECENT - 1, RECENT - 2)));
+        let mut item = Item::new();
+        item.insert("t3".into(), s("mine"));
+        item.insert("s3".into(), n(41));
+        item.insert("c3".into(), n(1_795_420_800_000u64));
+        item.insert("t0".into(), s("theirs"));
+        assert_eq!(
+            find_in_register(&item, "mine"),
+            Some(Position {
+                seq: 41,
+                clock_ms: 1_795_420_800_000
+            })
+        );
+        assert_eq!(find_in_register(&item, "other"), None);
     }
 }
