@@ -43,6 +43,10 @@ pub type Item = HashMap<String, AttributeValue>;
 #[derive(Clone, Debug)]
 pub struct Store {
     client: Client,
+    /// The same connection settings without the SDK's retries and with a long attempt timeout, for the
+    /// one call whose lost answer must be read back rather than retried (see `positions`). Built once
+    /// per process like the other.
+    patient: Client,
     table: String,
     usage: UsageMeter,
     /// How long an operation keeps retrying transient DynamoDB failures (see `Store::retrying`).
@@ -65,8 +69,20 @@ impl Store {
         let config = aws_sdk_dynamodb::config::Builder::from(sdk)
             .interceptor(call_timer::CallTimer::new(usage.clone(), slow_call))
             .build();
+        let patient = config
+            .to_builder()
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_millis(500))
+                    .operation_attempt_timeout(positions::PATIENT_ATTEMPT)
+                    .operation_timeout(positions::PATIENT_ATTEMPT)
+                    .build(),
+            )
+            .build();
         Store {
             client: Client::from_conf(config),
+            patient: Client::from_conf(patient),
             table: table.into(),
             usage,
             retry_budget: std::time::Duration::from_secs(2),

@@ -21,7 +21,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 
@@ -32,7 +31,7 @@ use crate::error::ApiError;
 /// the conversation while it was being retried (milliseconds, since the call is not abandoned).
 const RECENT: usize = 16;
 /// How long one reservation attempt may take before it is given up (see the module comment).
-const PATIENT_ATTEMPT: Duration = Duration::from_secs(5);
+pub(super) const PATIENT_ATTEMPT: Duration = Duration::from_secs(5);
 
 /// A reserved position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +137,7 @@ impl Store {
     ) -> Result<Attempt, ApiError> {
         let next = "if_not_exists(lastSeq, :base) + :one";
         let request = self
-            .client
+            .patient
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::conversation(conversation_id), keys::SEQ)))
@@ -165,17 +164,6 @@ impl Store {
         let result = request
             .return_values(ReturnValue::AllNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .customize()
-            .config_override(
-                aws_sdk_dynamodb::config::Builder::new()
-                    .retry_config(RetryConfig::disabled())
-                    .timeout_config(
-                        aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
-                            .operation_attempt_timeout(PATIENT_ATTEMPT)
-                            .operation_timeout(PATIENT_ATTEMPT)
-                            .build(),
-                    ),
-            )
             .send()
             .await;
         match result {
