@@ -11,11 +11,11 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
     SendMessageBatchRequestEntry,
 };
-use local_stack::{LocalStack, Options};
+use local_stack::LocalStack;
 
 mod sqs_support;
 use serde_json::{json, Value};
-use sqs_support::{client, eventually, start, url};
+use sqs_support::{assert_refused, client, eventually, start, url};
 
 const WORKER: &str = "QueueWorkerFunction";
 
@@ -840,17 +840,7 @@ async fn queue_mistakes_in_a_template_are_clear_errors() {
         ),
     ];
     for (text, expected) in cases {
-        let path = dir.join("template.yaml");
-        std::fs::write(&path, &text).unwrap();
-        let mut options = Options::for_tests(path);
-        options.build = false;
-        let error = match LocalStack::start(options).await {
-            Ok(_) => panic!("{text} was accepted"),
-            Err(e) => e.to_string(),
-        };
-        for needle in expected {
-            assert!(error.contains(needle), "{error:?} should say {needle}");
-        }
+        assert_refused(&dir, &text, &expected).await;
     }
     std::fs::remove_dir_all(&dir).ok();
 }

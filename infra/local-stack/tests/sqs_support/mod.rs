@@ -1,7 +1,7 @@
 //! What the SQS test files share: the fixture stack, an aws-sdk-sqs client on its stand-in, and a
 //! polling wait.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use local_stack::{LocalStack, Options};
@@ -40,5 +40,21 @@ pub async fn eventually<T: std::fmt::Debug>(what: &str, mut ask: impl FnMut() ->
         }
         assert!(Instant::now() < deadline, "{what}: still {answer:?}");
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Writes `text` as a template in `dir` and checks that the stack refuses to start on it, with an error
+/// naming every one of `expected`.
+pub async fn assert_refused(dir: &Path, text: &str, expected: &[&str]) {
+    let path = dir.join("template.yaml");
+    std::fs::write(&path, text).unwrap();
+    let mut options = Options::for_tests(path);
+    options.build = false;
+    let error = match LocalStack::start(options).await {
+        Ok(_) => panic!("{text} was accepted"),
+        Err(e) => e.to_string(),
+    };
+    for needle in expected {
+        assert!(error.contains(needle), "{error:?} should say {needle}");
     }
 }
