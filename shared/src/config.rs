@@ -40,6 +40,10 @@ pub struct Config {
     /// Added to this process's clock (`CLOCK_SKEW_MS`, may be negative): lets a test run a container
     /// whose clock is wrong, as real fleets sometimes have.
     pub clock_skew_ms: i64,
+    /// How far a group's place in its members' conversation lists may lag its newest message
+    /// (`LISTING_GRANULARITY_MS`, 10000 by default; 0 lists every message): what bounds the
+    /// conversation worker's writes per group (see `domain::upkeep`).
+    pub listing_granularity_ms: u64,
 }
 
 /// Requests allowed per window, enforced across all containers; 0 turns a limit off.
@@ -132,6 +136,7 @@ impl Config {
                 parked: lookup("DELIVERY_PARKED_QUEUE_URL").filter(|v| !v.is_empty()),
             },
             dynamodb_retry_budget: Duration::from_millis(number(&lookup, "DYNAMODB_RETRY_BUDGET_MS", 2000)?),
+            listing_granularity_ms: number(&lookup, "LISTING_GRANULARITY_MS", 10_000)?,
             clock_skew_ms: match lookup("CLOCK_SKEW_MS").filter(|v| !v.trim().is_empty()) {
                 None => 0,
                 Some(value) => value.trim().parse().map_err(|_| ConfigError::Invalid {

@@ -3,7 +3,9 @@
 //!
 //! Fixed windows in DynamoDB (one conditional UpdateItem per limit checked): a refused request writes
 //! nothing and never reaches its handler. Authenticated requests are counted per user only, so many
-//! people behind one NAT do not share a budget.
+//! people behind one NAT do not share a budget; but the sign-in routes are always counted per source
+//! IP, whatever token a request carries (a stolen or throw-away account's token must not buy a
+//! password guesser a fresh budget). Failed logins also back off per username (`domain::accounts`).
 
 use std::time::SystemTime;
 
@@ -22,6 +24,16 @@ const SENSITIVE_ROUTES: &[&str] = &[
     "POST /auth/register",
     "POST /auth/wallet/challenge",
     "POST /auth/wallet/verify",
+];
+
+/// Routes that sign in (or renew a sign-in): never counted per user, whatever token they carry, and
+/// their bearer token's session is not looked up (they do not use it).
+const SIGN_IN_ROUTES: &[&str] = &[
+    "POST /auth/login",
+    "POST /auth/register",
+    "POST /auth/wallet/challenge",
+    "POST /auth/wallet/verify",
+    "POST /auth/refresh",
 ];
 
 /// Routes a load balancer or monitor polls; counting them would cost a write per probe.
@@ -47,11 +59,12 @@ impl Limit {
 }
 
 /// The limits `request` counts against, most specific first. `user_id` is the caller when the request
-/// carries a valid access token.
+/// carries a valid access token; it is ignored on the sign-in routes, which always count per IP.
 pub fn limits_for(limits: &RateLimits, route_key: &str, source_ip: Option<&str>, user_id: Option<&str>) -> Vec<Limit> {
     if EXEMPT_ROUTES.contains(&route_key) {
         return Vec::new();
     }
+    let user_id = user_id.filter(|_| !SIGN_IN_ROUTES.contains(&route_key));
     let mut checks = Vec::new();
     if let Some(ip) = source_ip {
         if SENSITIVE_ROUTES.contains(&route_key) && limits.sensitive_per_minute > 0 {
@@ -78,12 +91,24 @@ pub fn limits_for(limits: &RateLimits, route_key: &str, source_ip: Option<&str>,
     checks
 }
 
-/// Counts `request` against its limits, in order, stopping at the first that is full.
+/// Admits `request` before its handler runs: first looks up whether its bearer token's session is
+/// still live (so that `ApiRequest::authenticate` refuses a revoked session's token; skipped on the
+/// sign-in routes and `/health`, which do not use a token), then counts it against its limits, in order,
+/// stopping at the first that is full.
 pub async fn admit(context: &AppContext, request: &ApiRequest) -> Result<(), ApiError> {
+    let route_key = request.route_key.as_str();
+    let sign_in = SIGN_IN_ROUTES.contains(&route_key);
+    if !sign_in && !EXEMPT_ROUTES.contains(&route_key) {
+        request.check_session(context).await;
+    }
     if context.config.rate_limits == RateLimits::OFF {
         return Ok(());
     }
-    let user_id = request.authenticate(context).ok().map(|claims| claims.sub);
+    let user_id = if sign_in {
+        None
+    } else {
+        request.authenticate(context).ok().map(|claims| claims.sub)
+    };
     let checks = limits_for(
         &context.config.rate_limits,
         &request.route_key,
@@ -165,6 +190,24 @@ mod tests {
         let subjects: Vec<_> = login.iter().map(|l| (l.subject.as_str(), l.window_secs)).collect();
         assert_eq!(subjects, vec![("sensitive#10.0.0.1", 60), ("ip#10.0.0.1", 3600)]);
         assert!(limits_for(&limits, "GET /health", Some("10.0.0.1"), None).is_empty());
+    }
+
+    #[test]
+    fn sign_in_routes_count_per_ip_whatever_token_they_carry() {
+        let limits = RateLimits::DEFAULT;
+        for route in SIGN_IN_ROUTES {
+            let checks = limits_for(&limits, route, Some("10.0.0.9"), Some("U1"));
+            assert!(
+                checks.iter().all(|l| !l.subject.starts_with("user#")),
+                "{route}: {checks:?}"
+            );
+            assert!(checks.iter().any(|l| l.subject == "ip#10.0.0.9"), "{route}: {checks:?}");
+        }
+        let login = limits_for(&limits, "POST /auth/login", Some("10.0.0.9"), Some("U1"));
+        assert_eq!(login[0].subject, "sensitive#10.0.0.9");
+        // Other routes still count a signed-in caller per user.
+        let logout = limits_for(&limits, "POST /auth/logout", Some("10.0.0.9"), Some("U1"));
+        assert_eq!(logout[0].subject, "user#U1");
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct WsRequest {
     pub request_id: String,
     /// The user the `$connect` authorizer let in.
     pub user_id: Option<String>,
+    /// The sign-in session of the access token the connection was opened with.
+    pub session_id: Option<String>,
     pub body: Option<String>,
     pub query: HashMap<String, String>,
 }
@@ -59,6 +61,13 @@ impl WsRequest {
             .and_then(|a| a.get("userId").or_else(|| a.get("principalId")))
             .and_then(Value::as_str)
             .map(str::to_owned);
+        let session_id = event
+            .request_context
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.get("sessionId"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         Ok(WsRequest {
             connection_id: event.request_context.connection_id,
             route_key: event.request_context.route_key,
@@ -67,6 +76,7 @@ impl WsRequest {
                 .request_id
                 .unwrap_or_else(|| ulid::Ulid::generate().to_string()),
             user_id,
+            session_id,
             body: event.body,
             query: event.query_string_parameters.unwrap_or_default(),
         })
@@ -142,10 +152,31 @@ where
         request.request_id.clone(),
     );
     let user = request.user_id.clone();
+    let session = request.session_id.clone();
     let (started, usage_before, cache_before) =
         (std::time::Instant::now(), context.store.usage(), crate::cache::stats());
-    let result = match (&user, crate::rate_limit::counts_websocket_route(&route_key)) {
-        (Some(user), true) => match crate::rate_limit::admit_user(context, user).await {
+    // A frame of a revoked session's connection is refused, and the connection closed (revocation
+    // closes them at once; this catches one that slipped past). `$connect` checks its session itself,
+    // `$disconnect` needs no check.
+    let session_refused = match (&session, route_key.starts_with('$') && route_key != "$default") {
+        (Some(session), false) => match crate::auth::session_state::ensure_live(context, session).await {
+            Ok(()) => None,
+            Err(refused) => {
+                if matches!(refused, ApiError::Unauthorized(_)) {
+                    close_connection(context, &connection_id).await;
+                }
+                Some(refused)
+            }
+        },
+        _ => None,
+    };
+    let result = match (
+        session_refused,
+        &user,
+        crate::rate_limit::counts_websocket_route(&route_key),
+    ) {
+        (Some(refused), _, _) => Err(refused),
+        (None, Some(user), true) => match crate::rate_limit::admit_user(context, user).await {
             Ok(()) => handler(context, request).await,
             Err(refused) => Err(refused),
         },
@@ -191,18 +222,36 @@ where
     }
 }
 
-/// Runs the `$connect` REQUEST authorizer: the `token` query parameter must be a valid access token.
+/// Runs the `$connect` REQUEST authorizer: the `token` query parameter must be a valid access token
+/// of a live session.
 pub async fn serve_authorizer() -> Result<(), LambdaError> {
     crate::logging::init();
     let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env().await?));
+    context.warm_up().await;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        authorize(context, &event.payload)
+        authorize_session(context, &event.payload).await
     }))
     .await
 }
 
+/// [`authorize`], and the token's session must not be revoked (see `auth::session_state`; one GetItem
+/// per session per container per 4 s). When the session cannot be read the connection is let through
+/// to `$connect`, which reads the session again, strongly consistent, after recording the connection.
+pub async fn authorize_session(context: &AppContext, event: &Value) -> Result<Value, LambdaError> {
+    let policy = authorize(context, event)?;
+    let session = policy["context"]["sessionId"].as_str().unwrap_or_default();
+    match crate::auth::session_state::is_live(context, session).await {
+        Ok(true) => Ok(policy),
+        Ok(false) => Err(LambdaError::from("Unauthorized")),
+        Err(e) => {
+            tracing::warn!(error = %e, "session state unavailable at the authorizer; $connect checks it");
+            Ok(policy)
+        }
+    }
+}
+
 /// Allow (with the user id as context) or the error "Unauthorized", which API Gateway turns into a 401
-/// on the upgrade.
+/// on the upgrade. Checks the token only; [`authorize_session`] also checks its session.
 pub fn authorize(context: &AppContext, event: &Value) -> Result<Value, LambdaError> {
     let token = event["queryStringParameters"]["token"].as_str().unwrap_or("");
     let claims = context
@@ -218,4 +267,54 @@ pub fn authorize(context: &AppContext, event: &Value) -> Result<Value, LambdaErr
         },
         "context": { "userId": claims.sub, "sessionId": claims.sid }
     }))
+}
+
+/// The @connections management API client, built on first use in this process (the fan-out has its
+/// own for posting; this one closes and inspects connections).
+fn management(context: &AppContext) -> &'static aws_sdk_apigatewaymanagement::Client {
+    static CLIENT: std::sync::OnceLock<aws_sdk_apigatewaymanagement::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        let mut config = aws_sdk_apigatewaymanagement::config::Builder::from(&context.sdk);
+        let local = std::env::var("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI").ok();
+        if let Some(endpoint) = local.as_deref().or(context.config.websocket_endpoint.as_deref()) {
+            config = config.endpoint_url(endpoint);
+        }
+        aws_sdk_apigatewaymanagement::Client::from_conf(config.build())
+    })
+}
+
+/// Closes a connection through the management API (`DeleteConnection`); API Gateway then runs
+/// `$disconnect`. A connection that is already gone (410) is fine. Returns whether it was still open.
+pub async fn close_connection(context: &AppContext, connection_id: &str) -> bool {
+    match management(context)
+        .delete_connection()
+        .connection_id(connection_id)
+        .send()
+        .await
+    {
+        Ok(_) => true,
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_gone_exception()) => false,
+        Err(err) => {
+            tracing::warn!(
+                connectionId = %connection_id,
+                error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&err),
+                "could not close a connection"
+            );
+            false
+        }
+    }
+}
+
+/// True when API Gateway says the connection is gone (410 to `GetConnection`); false when it is open
+/// or the answer is anything else (then it is kept: only a definite 410 drops a connection).
+pub async fn connection_is_gone(context: &AppContext, connection_id: &str) -> bool {
+    match management(context)
+        .get_connection()
+        .connection_id(connection_id)
+        .send()
+        .await
+    {
+        Ok(_) => false,
+        Err(err) => err.as_service_error().is_some_and(|e| e.is_gone_exception()),
+    }
 }

@@ -22,6 +22,8 @@ pub struct Stack {
     pub ws_url: String,
     pub connections_url: String,
     pub dynamodb_endpoint: String,
+    /// The web client's URL, when the stack serves it (`Options::web_port`).
+    pub web_url: Option<String>,
     stats: std::sync::mpsc::SyncSender<StatsQuery>,
 }
 
@@ -121,7 +123,12 @@ pub const RATE_LIMITS_OFF: [(&str, &str); 3] = [
 pub fn stack() -> &'static Stack {
     static STACK: OnceLock<Stack> = OnceLock::new();
     // Every test talks from 127.0.0.1: the rate limits have a stack of their own (e2e_operations.rs).
-    STACK.get_or_init(|| start_stack(&RATE_LIMITS_OFF))
+    // Groups are listed at every message (not once per 10 s) so list order can be checked at once.
+    STACK.get_or_init(|| {
+        let mut parameters = RATE_LIMITS_OFF.to_vec();
+        parameters.push(("ListingGranularityMs", "0"));
+        start_stack(&parameters)
+    })
 }
 
 /// Starts a local stack of the real template with `parameters`, on a runtime of its own; it stops
@@ -160,6 +167,7 @@ pub fn start_stack_with(
                     ws_url: stack.ws_url(),
                     connections_url: stack.connections_url(),
                     dynamodb_endpoint: stack.dynamodb_endpoint().unwrap_or_default().to_owned(),
+                    web_url: stack.web_url(),
                     stats,
                 }));
                 let stack = std::sync::Arc::new(stack);
@@ -254,11 +262,28 @@ impl TestApp {
         let config = Config::from_lookup(|name| match name {
             "TABLE_NAME" => Some(table.to_owned()),
             "TOKEN_SECRET" => Some(TEST_TOKEN_SECRET.to_owned()),
+            // In-process tests list every message (see `TestApp::list_activity`).
+            "LISTING_GRANULARITY_MS" if !settings.iter().any(|(n, _)| *n == name) => Some("0".to_owned()),
             other => settings.iter().find(|(n, _)| *n == other).map(|(_, v)| (*v).to_owned()),
         })
         .expect("test configuration");
         // Leaked on purpose: a function's context lives for its whole process, and handlers take it as 'static.
         Box::leak(Box::new(AppContext::new(config, sdk)))
+    }
+
+    /// What the conversation worker does when the table's stream reports a change to the
+    /// conversation's META (in process there is no stream): its activity onto the members' list keys.
+    pub async fn list_activity(&self, conversation_id: &str) {
+        let meta = self
+            .context
+            .store
+            .get_conversation(conversation_id)
+            .await
+            .expect("the META reads")
+            .expect("the conversation exists");
+        parley::domain::upkeep::list_activity(self.context, &meta)
+            .await
+            .expect("the members' list keys move");
     }
 
     /// Runs `handler` on `request` through the same edge as the deployed function.

@@ -208,6 +208,8 @@ fn is_text(content_type: Option<&str>, body: &[u8]) -> bool {
 pub struct HttpGateway {
     pub router: HttpRouter,
     pub logs: Arc<LogBook>,
+    /// The HTTP API's `CorsConfiguration`: API Gateway answers preflights and adds the headers.
+    pub cors: Option<crate::cors::Cors>,
 }
 
 impl HttpGateway {
@@ -216,6 +218,23 @@ impl HttpGateway {
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<HttpResponse, Infallible> {
+        let Some(cors) = self.cors.clone() else {
+            return self.route(request, peer).await;
+        };
+        if let Some(preflight) = cors.preflight(request.method().as_str(), request.headers()) {
+            return Ok(preflight);
+        }
+        let origin = request
+            .headers()
+            .get("origin")
+            .and_then(|o| o.to_str().ok())
+            .map(str::to_owned);
+        let mut response = self.route(request, peer).await?;
+        cors.decorate(origin.as_deref(), response.headers_mut());
+        Ok(response)
+    }
+
+    async fn route(self: Arc<Self>, request: Request<Incoming>, peer: SocketAddr) -> Result<HttpResponse, Infallible> {
         let request_id = ids::request_id();
         let method = request.method().as_str().to_owned();
         let raw_path = request.uri().path().to_owned();

@@ -4,6 +4,7 @@
 //! GetMetricStatistics) answering from the Embedded Metric Format lines the functions print, and the
 //! SQS API over the template's queues, which feed the functions' SQS event source mappings; the
 //! functions find both, as they find @connections and DynamoDB Local, through `AWS_ENDPOINT_URL_*`.
+//! The table's stream on DynamoDB Local feeds the functions' DynamoDB stream event source mappings.
 //!
 //! The binary (`cargo run -p local-stack`) is the README's run command; the library is what the
 //! end-to-end tests start, on free ports and in memory.
@@ -11,6 +12,8 @@
 mod binaries;
 mod cbor;
 mod cloudwatch;
+mod cors;
+mod event_filter;
 mod event_sources;
 pub mod faults;
 mod http_api;
@@ -20,6 +23,8 @@ mod metrics;
 mod resolve;
 mod runtime;
 mod sqs;
+mod streams;
+mod web;
 mod websocket;
 
 use std::collections::{BTreeMap, HashMap};
@@ -69,6 +74,8 @@ pub enum StackError {
     DynamoDb(#[from] dynamodb_local::Error),
     #[error("fault injection: {0}")]
     Faults(String),
+    #[error("web client: {0}")]
+    Web(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -100,6 +107,11 @@ pub struct Options {
     pub faults: FaultConfig,
     /// The functions' `SDK_ATTEMPT_TIMEOUT_MS`: fault runs set it low, so each held call costs little.
     pub sdk_attempt_timeout: Duration,
+    /// Serve the web client (`web/dist`, built first when missing and `build` is on) on this port
+    /// (0: any free port); None: no web client.
+    pub web_port: Option<u16>,
+    /// The built web client; None: `web/dist` of the workspace.
+    pub web_root: Option<PathBuf>,
 }
 
 impl Options {
@@ -122,6 +134,8 @@ impl Options {
             fault_injection: false,
             faults: FaultConfig::default(),
             sdk_attempt_timeout: Duration::from_secs(5),
+            web_port: Some(3002),
+            web_root: None,
         }
     }
 
@@ -134,6 +148,7 @@ impl Options {
             profile: Profile::Debug,
             echo_logs: false,
             dynamodb_heap_mb: 384,
+            web_port: None,
             ..Options::new(template)
         }
     }
@@ -142,6 +157,7 @@ impl Options {
 pub struct LocalStack {
     http_address: SocketAddr,
     ws_address: SocketAddr,
+    web_address: Option<SocketAddr>,
     dynamodb_endpoint: Option<String>,
     pools: HashMap<String, Arc<FunctionPool>>,
     http: Arc<HttpGateway>,
@@ -151,6 +167,7 @@ pub struct LocalStack {
     dynamodb: Option<DynamoDbLocal>,
     sqs: Arc<sqs::Sqs>,
     event_sources: event_sources::EventSources,
+    streams: streams::Streams,
     faults: Option<Arc<FaultInjector>>,
     fault_proxy: Option<FaultProxy>,
 }
@@ -168,6 +185,7 @@ impl LocalStack {
     pub async fn start(options: Options) -> Result<Self, StackError> {
         let template = Template::load(&options.template)?;
         let functions = template.functions()?;
+        streams::check(&functions)?;
         let websocket_apis = template.websocket_apis()?;
         let queues = template.queues()?;
         let table = template.table().ok();
@@ -178,6 +196,11 @@ impl LocalStack {
         let ws_listener = bind(options.ws_port, "--ws-port").await?;
         let http_address = http_listener.local_addr()?;
         let ws_address = ws_listener.local_addr()?;
+        let web_listener = match options.web_port {
+            Some(port) => Some(bind(port, "--web-port").await?),
+            None => None,
+        };
+        let web_address = web_listener.as_ref().map(TcpListener::local_addr).transpose()?;
         let logs = Arc::new(LogBook::new(options.echo_logs));
         let sqs_endpoint = format!("http://{ws_address}");
         let sqs = sqs::Sqs::new(
@@ -187,6 +210,22 @@ impl LocalStack {
             Arc::clone(&logs),
         );
 
+        let web_root = options.web_root.clone().unwrap_or_else(|| web::source_dir(&workspace).join("dist"));
+        if web_listener.is_some() && !web_root.join("index.html").is_file() {
+            if !options.build {
+                return Err(StackError::Web(format!(
+                    "{} is missing: build the web client with `npm ci && npm run build` in {} (or --no-web)",
+                    web_root.join("index.html").display(),
+                    web::source_dir(&workspace).display()
+                )));
+            }
+            logs.gateway("building the web client (npm ci, npm run build)");
+            let (web_dir, dist) = (web::source_dir(&workspace), web_root.clone());
+            tokio::task::spawn_blocking(move || web::ensure_built(&web_dir, &dist))
+                .await
+                .map_err(|e| StackError::Web(e.to_string()))?
+                .map_err(StackError::Web)?;
+        }
         let binaries: Vec<String> = functions.iter().map(|f| f.binary.clone()).collect();
         if options.build && !binaries.is_empty() {
             logs.gateway(&format!("building {} functions", binaries.len()));
@@ -197,7 +236,7 @@ impl LocalStack {
                 .map_err(StackError::Build)?;
         }
 
-        let (dynamodb, dynamodb_endpoint) = match &table {
+        let (dynamodb, dynamodb_endpoint, table_stream) = match &table {
             Some(table) => {
                 let dynamo_options = dynamodb_local::Options {
                     storage: options.storage.clone(),
@@ -211,9 +250,13 @@ impl LocalStack {
                 let sdk = dynamodb_local::sdk_config(&endpoint).await;
                 dynamodb_local::create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table.logical_id, table).await?;
                 logs.gateway(&format!("DynamoDB Local on {endpoint}, table {}", table.logical_id));
-                (Some(server), Some(endpoint))
+                let stream = match &table.stream_view_type {
+                    Some(_) => Some(streams::table_stream(&endpoint, &table.logical_id).await?),
+                    None => None,
+                };
+                (Some(server), Some(endpoint), stream)
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let faults = match options.fault_injection {
             true => Some(Arc::new(
@@ -230,7 +273,10 @@ impl LocalStack {
             .map(FaultProxy::endpoint)
             .or(dynamodb_endpoint.clone());
 
-        let resolver = Resolver::new(&template, options.parameters.clone()).with_sqs_endpoint(sqs_endpoint.clone());
+        let mut resolver = Resolver::new(&template, options.parameters.clone()).with_sqs_endpoint(sqs_endpoint.clone());
+        if let Some(stream) = &table_stream {
+            resolver = resolver.with_stream_label(&stream.table, &stream.label);
+        }
         let mut pools: HashMap<String, Arc<FunctionPool>> = HashMap::new();
         for function in &functions {
             let mut environment = Vec::new();
@@ -304,6 +350,10 @@ impl LocalStack {
             }
         }
         let router = HttpRouter::new(http_routes);
+        let cors = cors::from_template(&options.template, &resolver).map_err(|problem| StackError::Resource {
+            resource: "HttpApi".to_owned(),
+            problem,
+        })?;
         let ws_api = match websocket_apis.as_slice() {
             [] => None,
             [api] => {
@@ -348,11 +398,37 @@ impl LocalStack {
             shutdown_rx.clone(),
             &logs,
         )?;
+        // Before the stack reports itself started: a LATEST mapping then misses nothing written after.
+        let checkpoint_file = match &options.storage {
+            Storage::Directory(dir) => Some(dir.join("stream-checkpoints.json")),
+            Storage::InMemory => None,
+        };
+        let streams = streams::start(
+            &functions,
+            table_stream.as_ref(),
+            checkpoint_file,
+            &pools,
+            &sqs,
+            shutdown_rx.clone(),
+            &logs,
+        )
+        .await?;
         sqs.spawn_metrics(shutdown_rx.clone());
         let http = Arc::new(HttpGateway {
             router,
             logs: Arc::clone(&logs),
+            cors,
         });
+        if let Some(listener) = web_listener {
+            let client = web::WebClient::new(
+                web_root,
+                &format!("http://{http_address}"),
+                &format!("ws://{ws_address}"),
+            );
+            tokio::spawn(serve(listener, shutdown_rx.clone(), move |request, _peer| {
+                Arc::clone(&client).handle(request)
+            }));
+        }
         let websocket = Arc::new(
             WsGateway::new(
                 ws_api,
@@ -394,6 +470,7 @@ impl LocalStack {
         Ok(LocalStack {
             http_address,
             ws_address,
+            web_address,
             dynamodb_endpoint,
             pools,
             http,
@@ -403,6 +480,7 @@ impl LocalStack {
             dynamodb,
             sqs,
             event_sources,
+            streams,
             faults,
             fault_proxy,
         })
@@ -414,6 +492,11 @@ impl LocalStack {
 
     pub fn ws_url(&self) -> String {
         format!("ws://{}", self.ws_address)
+    }
+
+    /// Where the web client is served (with its `/config.json`), when it is.
+    pub fn web_url(&self) -> Option<String> {
+        self.web_address.map(|address| format!("http://{address}"))
     }
 
     /// The base URL of the @connections management API.
@@ -446,10 +529,19 @@ impl LocalStack {
         self.sqs.queue(logical_id).map(|q| q.config.name.clone())
     }
 
-    /// Stops (true) or resumes the SQS event source mappings: while stopped, messages pile up in the
-    /// queues, and on resume they go out in batches. Batches already running finish.
+    /// Stops (true) or resumes the event source mappings, SQS and DynamoDB stream alike: while stopped,
+    /// messages pile up in the queues and records in the table's stream, and on resume they go out in
+    /// batches. Batches already running finish (a stream batch's retries included).
     pub fn pause_event_sources(&self, paused: bool) {
         self.event_sources.pause(paused);
+        self.streams.pause(paused);
+    }
+
+    /// Waits until every DynamoDB stream event source mapping has read the stream up to what was written
+    /// before the call and has delivered (or filtered out, or discarded) all of it. While the event
+    /// sources are paused with records waiting, it waits for the resume. Tests bound it with a timeout.
+    pub async fn streams_idle(&self) {
+        self.streams.idle().await;
     }
 
     /// A template queue's messages by state: (visible, in flight, delayed). Panics for a logical id that
@@ -542,6 +634,10 @@ impl LocalStack {
     /// Stops serving, closes connections, stops every function instance and DynamoDB Local.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
+        if let Err(e) = self.streams.flush() {
+            self.logs
+                .gateway(&format!("stream checkpoints could not be written ({e})"));
+        }
         self.websocket.close_all();
         for pool in self.pools.values() {
             pool.stop().await;

@@ -13,6 +13,8 @@ Usage: cargo run -p local-stack -- [options]
 
   --http-port N          HTTP API port (default 3000)
   --ws-port N            WebSocket API, @connections, CloudWatch and SQS port (default 3001)
+  --web-port N           web client port (default 3002; built from web/ first when web/dist is missing)
+  --no-web               do not serve the web client
   --in-memory            keep no data (default: kept under .local/dynamodb)
   --data-dir DIR         where DynamoDB Local keeps its data
   --release              build and run the functions with the release profile (what Lambda runs; slow
@@ -57,6 +59,14 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
                     .parse()
                     .map_err(|_| "--ws-port needs a port number")?
             }
+            "--web-port" => {
+                options.web_port = Some(
+                    value("--web-port")?
+                        .parse()
+                        .map_err(|_| "--web-port needs a port number")?,
+                )
+            }
+            "--no-web" => options.web_port = None,
             "--in-memory" => options.storage = Storage::InMemory,
             "--data-dir" => options.storage = Storage::Directory(PathBuf::from(value("--data-dir")?)),
             "--release" => options.profile = Profile::Release,
@@ -135,6 +145,9 @@ async fn main() -> ExitCode {
         }
     };
     println!("Parley is running.");
+    if let Some(web) = stack.web_url() {
+        println!("  Web client:     {web}");
+    }
     println!("  HTTP API:       {}", stack.http_url());
     println!("  WebSocket API:  {}", stack.ws_url());
     println!("  @connections:   {}/{{connectionId}}", stack.connections_url());

@@ -14,6 +14,8 @@ pub struct Resolver {
     queue_names: BTreeMap<String, String>,
     /// Where the local SQS API is served (`http://127.0.0.1:port`), which queue URLs start with.
     sqs_endpoint: String,
+    /// Table logical id -> the label of its stream on DynamoDB Local.
+    stream_labels: BTreeMap<String, String>,
 }
 
 impl Resolver {
@@ -45,7 +47,14 @@ impl Resolver {
             resource_types,
             queue_names,
             sqs_endpoint: "http://127.0.0.1".to_owned(),
+            stream_labels: BTreeMap::new(),
         }
+    }
+
+    /// `!GetAtt Table.StreamArn` names the stream DynamoDB Local runs, as the stream mappings' events do.
+    pub fn with_stream_label(mut self, table: &str, label: &str) -> Self {
+        self.stream_labels.insert(table.to_owned(), label.to_owned());
+        self
     }
 
     /// Queue URLs point at the local SQS API served here.
@@ -111,8 +120,9 @@ impl Resolver {
             .ok_or_else(|| format!("GetAtt {path}: no resource {id}"))?;
         match (kind.as_str(), attribute) {
             ("AWS::DynamoDB::Table", "Arn") => Ok(format!("arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{id}")),
-            ("AWS::DynamoDB::Table", "StreamArn") => Ok(format!(
-                "arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{id}/stream/local"
+            ("AWS::DynamoDB::Table", "StreamArn") => Ok(crate::ids::stream_arn(
+                id,
+                self.stream_labels.get(id).map_or("local", String::as_str),
             )),
             ("AWS::Serverless::Function", "Arn") => Ok(crate::ids::function_arn(id)),
             ("AWS::SNS::Topic", "TopicArn") => Ok(format!("arn:aws:sns:{REGION}:{ACCOUNT_ID}:{id}")),

@@ -1,7 +1,7 @@
 //! Reads Parley's SAM `template.yaml`, CloudFormation short-form tags (`!Ref`, `!GetAtt`, `!Sub`, ...)
 //! included, into the few typed things the local tools need: the table definition, the SQS queues, and
-//! the functions with their routes, queue events and environment. Errors name the resource and the
-//! property at fault.
+//! the functions with their routes, queue and table stream events and environment. Errors name the
+//! resource and the property at fault.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -138,6 +138,8 @@ pub struct FunctionDefinition {
     pub http_routes: Vec<HttpRoute>,
     /// The function's `Type: SQS` events: Lambda event source mappings.
     pub queue_events: Vec<QueueEvent>,
+    /// The function's `Type: DynamoDB` events: event source mappings on the table's stream.
+    pub stream_events: Vec<StreamEvent>,
 }
 
 /// An `AWS::SQS::Queue`, standard or FIFO, with SQS's defaults filled in.
@@ -235,6 +237,41 @@ pub struct QueueEvent {
     pub enabled: bool,
 }
 
+/// Where a stream event source mapping starts reading a shard it has never read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartingPosition {
+    /// The oldest record the stream still holds.
+    TrimHorizon,
+    /// Only records written after the mapping starts.
+    Latest,
+}
+
+/// A function event of `Type: DynamoDB`: Lambda's event source mapping on the table's stream, with
+/// Lambda's defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEvent {
+    /// The event's name under `Events`.
+    pub name: String,
+    /// The logical id of the table whose stream it reads (`Stream: !GetAtt T.StreamArn`).
+    pub table: String,
+    pub starting_position: StartingPosition,
+    pub batch_size: u64,
+    pub maximum_batching_window_secs: u64,
+    pub bisect_batch_on_function_error: bool,
+    /// `MaximumRetryAttempts`; None: -1, retried until the records expire.
+    pub maximum_retry_attempts: Option<u64>,
+    /// `MaximumRecordAgeInSeconds`; None: -1, as old as the stream keeps them.
+    pub maximum_record_age_secs: Option<u64>,
+    /// `FunctionResponseTypes: [ReportBatchItemFailures]`.
+    pub report_batch_item_failures: bool,
+    /// `FilterCriteria.Filters[].Pattern`, as written (JSON objects); a record must match one of them.
+    pub filter_patterns: Vec<String>,
+    /// `DestinationConfig.OnFailure`: the logical id of the standard SQS queue that gets the metadata
+    /// of discarded batches.
+    pub on_failure_queue: Option<String>,
+    pub enabled: bool,
+}
+
 /// A route of an `AWS::ApiGatewayV2::Api` with `ProtocolType: WEBSOCKET`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSocketRoute {
@@ -291,6 +328,15 @@ const SQS_BATCH_SIZE: (u64, u64, u64) = (10, 1, 10_000);
 const SQS_FIFO_MAX_BATCH_SIZE: u64 = 10;
 const SQS_BATCHING_WINDOW: (u64, u64, u64) = (0, 0, 300);
 const SQS_MAXIMUM_CONCURRENCY: (u64, u64) = (2, 1_000);
+/// Lambda's defaults and bounds for DynamoDB stream event source mappings.
+const STREAM_BATCH_SIZE: (u64, u64, u64) = (100, 1, 10_000);
+const STREAM_BATCHING_WINDOW: (u64, u64, u64) = (0, 0, 300);
+const STREAM_MAXIMUM_RETRY_ATTEMPTS: (u64, u64) = (0, 10_000);
+const STREAM_MAXIMUM_RECORD_AGE: (u64, u64) = (60, 604_800);
+const STREAM_PARALLELIZATION_FACTOR: (u64, u64, u64) = (1, 1, 10);
+/// Lambda's hard limits on filter criteria: filters per mapping, characters per pattern.
+const MAX_FILTERS: usize = 10;
+const MAX_FILTER_PATTERN_CHARS: usize = 4_096;
 
 impl Template {
     pub fn load(path: &Path) -> Result<Self, TemplateError> {
@@ -831,6 +877,204 @@ impl Template {
         })
     }
 
+    /// An event of `Type: DynamoDB` (SAM's properties): Lambda's event source mapping on a table stream of
+    /// this template. What Lambda refuses is refused, and so is what the local stack cannot run
+    /// (`AT_TIMESTAMP`, SNS destinations, tumbling windows, more than one batch per shard at a time).
+    fn stream_event(&self, name: &str, props: &Value, function: &str) -> Result<StreamEvent, TemplateError> {
+        let problem = |text: String| resource_error(function, format!("event {name}: {text}"));
+        let in_event = |error: TemplateError| match error {
+            TemplateError::Resource { resource, problem } => TemplateError::Resource {
+                resource,
+                problem: format!("event {name}: {problem}"),
+            },
+            other => other,
+        };
+        let bounded = |value: &Value, key: &str, range| bounded(value, key, range, function).map_err(in_event);
+        let unlimited_or = |key: &str, (low, high): (u64, u64)| -> Result<Option<u64>, TemplateError> {
+            let number = match props.get(key) {
+                None => return Ok(None),
+                Some(Value::Number(n)) => n.as_i64(),
+                Some(Value::String(s)) => s.trim().parse().ok(),
+                Some(_) => None,
+            };
+            match number {
+                Some(-1) => Ok(None),
+                Some(n) if n >= 0 && (low..=high).contains(&n.unsigned_abs()) => Ok(Some(n.unsigned_abs())),
+                _ => Err(problem(format!(
+                    "{key} must be -1 (no limit) or a whole number from {low} to {high}"
+                ))),
+            }
+        };
+        const KNOWN: [&str; 14] = [
+            "Stream",
+            "StartingPosition",
+            "BatchSize",
+            "MaximumBatchingWindowInSeconds",
+            "BisectBatchOnFunctionError",
+            "MaximumRetryAttempts",
+            "MaximumRecordAgeInSeconds",
+            "ParallelizationFactor",
+            "FunctionResponseTypes",
+            "FilterCriteria",
+            "DestinationConfig",
+            "Enabled",
+            "MetricsConfig",
+            "TumblingWindowInSeconds",
+        ];
+        if let Some(map) = props.as_mapping() {
+            for key in map.keys().filter_map(Value::as_str) {
+                if !KNOWN.contains(&key) {
+                    return Err(problem(format!(
+                        "{key} is not supported by the local stack's DynamoDB stream event source mappings"
+                    )));
+                }
+            }
+        }
+        let table = match props.get("Stream").map(Intrinsic::from_value) {
+            Some(Intrinsic::GetAtt(path)) if path.ends_with(".StreamArn") => {
+                path.trim_end_matches(".StreamArn").to_owned()
+            }
+            _ => {
+                return Err(problem(
+                    "Stream must be !GetAtt <Table>.StreamArn of a table in this template".to_owned(),
+                ))
+            }
+        };
+        if self.resource_type(&table) != Some("AWS::DynamoDB::Table") {
+            return Err(problem(format!(
+                "{table} is not an AWS::DynamoDB::Table of this template"
+            )));
+        }
+        let has_stream = self
+            .resources
+            .get(table.as_str())
+            .and_then(|t| t.get("Properties"))
+            .and_then(|p| p.get("StreamSpecification"))
+            .and_then(|s| s.get("StreamViewType"))
+            .is_some();
+        if !has_stream {
+            return Err(problem(format!(
+                "{table} has no stream: give it a StreamSpecification with a StreamViewType"
+            )));
+        }
+        let starting_position = match props.get("StartingPosition").and_then(Value::as_str) {
+            Some("TRIM_HORIZON") => StartingPosition::TrimHorizon,
+            Some("LATEST") => StartingPosition::Latest,
+            Some("AT_TIMESTAMP") => {
+                return Err(problem(
+                    "StartingPosition AT_TIMESTAMP is for Kinesis streams, not DynamoDB streams; use TRIM_HORIZON or LATEST"
+                        .to_owned(),
+                ))
+            }
+            Some(other) => {
+                return Err(problem(format!(
+                    "StartingPosition {other:?} is not TRIM_HORIZON or LATEST"
+                )))
+            }
+            None => {
+                return Err(problem(
+                    "StartingPosition is required for a DynamoDB stream: TRIM_HORIZON or LATEST".to_owned(),
+                ))
+            }
+        };
+        let parallelization_factor = bounded(props, "ParallelizationFactor", STREAM_PARALLELIZATION_FACTOR)?;
+        if parallelization_factor > 1 {
+            return Err(problem(format!(
+                "ParallelizationFactor {parallelization_factor}: the local stack runs one batch per shard at a time \
+                 (ParallelizationFactor 1)"
+            )));
+        }
+        if props.get("TumblingWindowInSeconds").is_some() {
+            return Err(problem(
+                "TumblingWindowInSeconds (tumbling-window aggregation) is not supported by the local stack".to_owned(),
+            ));
+        }
+        let mut report_batch_item_failures = false;
+        if let Some(types) = props.get("FunctionResponseTypes") {
+            let types = types
+                .as_sequence()
+                .ok_or_else(|| problem("FunctionResponseTypes must be a list".to_owned()))?;
+            for kind in types {
+                match kind.as_str() {
+                    Some("ReportBatchItemFailures") => report_batch_item_failures = true,
+                    other => return Err(problem(format!("unknown FunctionResponseTypes entry {other:?}"))),
+                }
+            }
+        }
+        Ok(StreamEvent {
+            name: name.to_owned(),
+            table,
+            starting_position,
+            batch_size: bounded(props, "BatchSize", STREAM_BATCH_SIZE)?,
+            maximum_batching_window_secs: bounded(props, "MaximumBatchingWindowInSeconds", STREAM_BATCHING_WINDOW)?,
+            bisect_batch_on_function_error: flag(props, "BisectBatchOnFunctionError", function)
+                .map_err(in_event)?
+                .unwrap_or(false),
+            maximum_retry_attempts: unlimited_or("MaximumRetryAttempts", STREAM_MAXIMUM_RETRY_ATTEMPTS)?,
+            maximum_record_age_secs: unlimited_or("MaximumRecordAgeInSeconds", STREAM_MAXIMUM_RECORD_AGE)?,
+            report_batch_item_failures,
+            filter_patterns: filter_patterns(props.get("FilterCriteria")).map_err(problem)?,
+            on_failure_queue: self.on_failure_queue(props.get("DestinationConfig")).map_err(problem)?,
+            enabled: flag(props, "Enabled", function).map_err(in_event)?.unwrap_or(true),
+        })
+    }
+
+    /// A stream mapping's `DestinationConfig`: only `OnFailure`, to a standard SQS queue of this template.
+    fn on_failure_queue(&self, config: Option<&Value>) -> Result<Option<String>, String> {
+        let Some(config) = config else { return Ok(None) };
+        let map = config
+            .as_mapping()
+            .ok_or_else(|| "DestinationConfig must be a mapping with OnFailure".to_owned())?;
+        for key in map.keys().filter_map(Value::as_str) {
+            if key != "OnFailure" {
+                return Err(format!(
+                    "DestinationConfig.{key}: a stream event source mapping has only an OnFailure destination"
+                ));
+            }
+        }
+        let Some(on_failure) = config.get("OnFailure") else {
+            return Ok(None);
+        };
+        match on_failure.get("Type").and_then(Value::as_str) {
+            None | Some("SQS") => {}
+            Some("SNS") => return Err(
+                "DestinationConfig.OnFailure: SNS destinations are not supported by the local stack; use an SQS queue"
+                    .to_owned(),
+            ),
+            Some(other) => return Err(format!("DestinationConfig.OnFailure.Type {other:?} is not SQS")),
+        }
+        let target = on_failure
+            .get("Destination")
+            .map(Intrinsic::from_value)
+            .ok_or_else(|| "DestinationConfig.OnFailure needs a Destination".to_owned())?;
+        let id = match &target {
+            Intrinsic::GetAtt(path) => path.split('.').next().unwrap_or_default().to_owned(),
+            Intrinsic::Ref(id) => id.clone(),
+            _ => String::new(),
+        };
+        match self.resource_type(&id) {
+            Some("AWS::SQS::Queue") if matches!(&target, Intrinsic::GetAtt(path) if path.ends_with(".Arn")) => {}
+            Some("AWS::SNS::Topic") => {
+                return Err(format!(
+                    "DestinationConfig.OnFailure: {id} is an SNS topic, and SNS destinations are not supported by the \
+                     local stack; use an SQS queue"
+                ))
+            }
+            _ => {
+                return Err(
+                    "DestinationConfig.OnFailure.Destination must be !GetAtt <Queue>.Arn of a queue in this template"
+                        .to_owned(),
+                )
+            }
+        }
+        if self.queue_is_fifo(&id) {
+            return Err(format!(
+                "DestinationConfig.OnFailure: {id} is a FIFO queue, and Lambda sends discarded batches to standard queues only"
+            ));
+        }
+        Ok(Some(id))
+    }
+
     /// Every `AWS::Serverless::Function`, sorted by logical id.
     pub fn functions(&self) -> Result<Vec<FunctionDefinition>, TemplateError> {
         let mut functions = Vec::new();
@@ -869,8 +1113,17 @@ impl Template {
             }
             let mut http_routes = Vec::new();
             let mut queue_events = Vec::new();
+            let mut stream_events = Vec::new();
             if let Some(events) = props.get("Events").and_then(Value::as_mapping) {
                 for (name, event) in events {
+                    if event.get("Type").and_then(Value::as_str) == Some("DynamoDB") {
+                        let name = name.as_str().unwrap_or("?");
+                        let event_props = event
+                            .get("Properties")
+                            .ok_or_else(|| resource_error(id, format!("event {name} has no Properties")))?;
+                        stream_events.push(self.stream_event(name, event_props, id)?);
+                        continue;
+                    }
                     if event.get("Type").and_then(Value::as_str) == Some("SQS") {
                         let name = name.as_str().unwrap_or("?");
                         let event_props = event
@@ -911,11 +1164,50 @@ impl Template {
                 environment,
                 http_routes,
                 queue_events,
+                stream_events,
             });
         }
         functions.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
         Ok(functions)
     }
+}
+
+/// `FilterCriteria: {Filters: [{Pattern: '<JSON>'}]}`: the patterns' texts, each checked to be a JSON
+/// object (the local stack checks the operators it can evaluate).
+fn filter_patterns(criteria: Option<&Value>) -> Result<Vec<String>, String> {
+    let Some(criteria) = criteria else {
+        return Ok(Vec::new());
+    };
+    let filters = criteria
+        .get("Filters")
+        .and_then(Value::as_sequence)
+        .ok_or_else(|| "FilterCriteria needs Filters, a list of {Pattern: <JSON text>}".to_owned())?;
+    if filters.len() > MAX_FILTERS {
+        return Err(format!(
+            "FilterCriteria has {} filters, and Lambda takes at most {MAX_FILTERS}",
+            filters.len()
+        ));
+    }
+    filters
+        .iter()
+        .enumerate()
+        .map(|(index, filter)| {
+            let pattern = filter
+                .get("Pattern")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("FilterCriteria.Filters[{index}].Pattern must be a JSON text (a string)"))?;
+            if pattern.len() > MAX_FILTER_PATTERN_CHARS {
+                return Err(format!(
+                    "FilterCriteria.Filters[{index}].Pattern is longer than Lambda's {MAX_FILTER_PATTERN_CHARS} characters"
+                ));
+            }
+            match serde_json::from_str::<serde_json::Value>(pattern) {
+                Ok(serde_json::Value::Object(_)) => Ok(pattern.to_owned()),
+                Ok(_) => Err(format!("FilterCriteria.Filters[{index}].Pattern must be a JSON object")),
+                Err(e) => Err(format!("FilterCriteria.Filters[{index}].Pattern is not valid JSON: {e}")),
+            }
+        })
+        .collect()
 }
 
 /// The `X` of every `${X}` in a `!Sub` text (`${!Literal}` escapes are skipped).
@@ -1367,6 +1659,201 @@ mod tests {
             err.contains("resource S") && err.contains("standard queue must be a standard queue too"),
             "{err}"
         );
+    }
+
+    fn stream_template(event_properties: &str) -> Result<Template, TemplateError> {
+        Template::parse(&format!(
+            "Resources:
+  T:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      AttributeDefinitions: [{{AttributeName: PK, AttributeType: S}}]
+      KeySchema: [{{AttributeName: PK, KeyType: HASH}}]
+      StreamSpecification: {{ StreamViewType: NEW_AND_OLD_IMAGES }}
+  Plain:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      AttributeDefinitions: [{{AttributeName: PK, AttributeType: S}}]
+      KeySchema: [{{AttributeName: PK, KeyType: HASH}}]
+  D:
+    Type: AWS::SQS::Queue
+  FifoD:
+    Type: AWS::SQS::Queue
+    Properties: {{ FifoQueue: true }}
+  Topic:
+    Type: AWS::SNS::Topic
+  F:
+    Type: AWS::Serverless::Function
+    Metadata: {{ BuildProperties: {{ Binary: f }} }}
+    Properties:
+      Events:
+        Changes:
+          Type: DynamoDB
+          Properties:
+{event_properties}
+"
+        ))
+    }
+
+    #[test]
+    fn stream_events_take_every_property_and_lambdas_defaults() {
+        let template = stream_template(
+            r#"            Stream: !GetAtt T.StreamArn
+            StartingPosition: TRIM_HORIZON
+            BatchSize: 100
+            MaximumBatchingWindowInSeconds: 1
+            BisectBatchOnFunctionError: true
+            MaximumRetryAttempts: 3
+            MaximumRecordAgeInSeconds: 3600
+            ParallelizationFactor: 1
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            FilterCriteria:
+              Filters:
+                - Pattern: '{"dynamodb": {"Keys": {"SK": {"S": [{"prefix": "META"}]}}}}'
+                - Pattern: '{"eventName": ["REMOVE"]}'
+            DestinationConfig:
+              OnFailure:
+                Destination: !GetAtt D.Arn"#,
+        )
+        .unwrap();
+        let function = &template.functions().unwrap()[0];
+        assert!(function.queue_events.is_empty());
+        assert_eq!(
+            function.stream_events,
+            vec![StreamEvent {
+                name: "Changes".into(),
+                table: "T".into(),
+                starting_position: StartingPosition::TrimHorizon,
+                batch_size: 100,
+                maximum_batching_window_secs: 1,
+                bisect_batch_on_function_error: true,
+                maximum_retry_attempts: Some(3),
+                maximum_record_age_secs: Some(3600),
+                report_batch_item_failures: true,
+                filter_patterns: vec![
+                    r#"{"dynamodb": {"Keys": {"SK": {"S": [{"prefix": "META"}]}}}}"#.into(),
+                    r#"{"eventName": ["REMOVE"]}"#.into(),
+                ],
+                on_failure_queue: Some("D".into()),
+                enabled: true,
+            }]
+        );
+
+        let defaults = stream_template(
+            "            Stream: { \"Fn::GetAtt\": [T, StreamArn] }\n            StartingPosition: LATEST\n            \
+             MaximumRetryAttempts: -1\n            MaximumRecordAgeInSeconds: \"-1\"\n            Enabled: false",
+        )
+        .unwrap();
+        let event = &defaults.functions().unwrap()[0].stream_events[0];
+        assert_eq!(
+            (
+                event.starting_position,
+                event.batch_size,
+                event.maximum_batching_window_secs,
+                event.bisect_batch_on_function_error,
+                event.maximum_retry_attempts,
+                event.maximum_record_age_secs,
+                event.report_batch_item_failures,
+                event.filter_patterns.len(),
+                event.on_failure_queue.as_deref(),
+                event.enabled,
+            ),
+            (
+                StartingPosition::Latest,
+                100,
+                0,
+                false,
+                None,
+                None,
+                false,
+                0,
+                None,
+                false
+            ),
+            "Lambda's defaults: batches of 100, no window, no bisecting, retries until the records expire"
+        );
+    }
+
+    #[test]
+    fn stream_event_mistakes_are_errors_naming_the_function_and_property() {
+        let at = "            Stream: !GetAtt T.StreamArn\n            StartingPosition: TRIM_HORIZON\n";
+        for (event, expected) in [
+            ("            StartingPosition: LATEST".to_owned(), "Stream must be !GetAtt <Table>.StreamArn"),
+            (
+                "            Stream: !GetAtt T.Arn\n            StartingPosition: LATEST".to_owned(),
+                "Stream must be !GetAtt <Table>.StreamArn",
+            ),
+            (
+                "            Stream: arn:aws:dynamodb:us-east-1:1:table/T/stream/x\n            StartingPosition: LATEST"
+                    .to_owned(),
+                "Stream must be",
+            ),
+            (
+                "            Stream: !GetAtt D.StreamArn\n            StartingPosition: LATEST".to_owned(),
+                "D is not an AWS::DynamoDB::Table",
+            ),
+            (
+                "            Stream: !GetAtt Plain.StreamArn\n            StartingPosition: LATEST".to_owned(),
+                "Plain has no stream",
+            ),
+            ("            Stream: !GetAtt T.StreamArn".to_owned(), "StartingPosition is required"),
+            (
+                "            Stream: !GetAtt T.StreamArn\n            StartingPosition: AT_TIMESTAMP".to_owned(),
+                "AT_TIMESTAMP",
+            ),
+            (
+                "            Stream: !GetAtt T.StreamArn\n            StartingPosition: OLDEST".to_owned(),
+                "StartingPosition \"OLDEST\"",
+            ),
+            (format!("{at}            BatchSize: 0"), "BatchSize must be a whole number from 1 to 10000"),
+            (format!("{at}            BatchSize: 10001"), "BatchSize"),
+            (
+                format!("{at}            MaximumBatchingWindowInSeconds: 301"),
+                "MaximumBatchingWindowInSeconds must be a whole number from 0 to 300",
+            ),
+            (format!("{at}            MaximumRetryAttempts: -2"), "MaximumRetryAttempts must be -1"),
+            (format!("{at}            MaximumRetryAttempts: 10001"), "MaximumRetryAttempts"),
+            (
+                format!("{at}            MaximumRecordAgeInSeconds: 59"),
+                "MaximumRecordAgeInSeconds must be -1 (no limit) or a whole number from 60 to 604800",
+            ),
+            (format!("{at}            ParallelizationFactor: 11"), "ParallelizationFactor must be"),
+            (format!("{at}            ParallelizationFactor: 2"), "one batch per shard"),
+            (format!("{at}            TumblingWindowInSeconds: 60"), "TumblingWindowInSeconds"),
+            (format!("{at}            BisectBatchOnFunctionError: maybe"), "BisectBatchOnFunctionError must be true or false"),
+            (format!("{at}            FunctionResponseTypes: [Everything]"), "Everything"),
+            (format!("{at}            StartingPositionTimestamp: 1"), "StartingPositionTimestamp is not supported"),
+            (format!("{at}            FilterCriteria: {{ Filters: [{{ Pattern: 'not json' }}] }}"), "Filters[0].Pattern is not valid JSON"),
+            (format!("{at}            FilterCriteria: {{ Filters: [{{ Pattern: '[1]' }}] }}"), "must be a JSON object"),
+            (format!("{at}            FilterCriteria: {{ Filters: [{{ Pattern: {{ a: b }} }}] }}"), "must be a JSON text"),
+            (format!("{at}            FilterCriteria: {{}}"), "FilterCriteria needs Filters"),
+            (
+                format!("{at}            DestinationConfig: {{ OnFailure: {{ Destination: !GetAtt Topic.TopicArn, Type: SNS }} }}"),
+                "SNS destinations are not supported by the local stack",
+            ),
+            (
+                format!("{at}            DestinationConfig: {{ OnFailure: {{ Destination: !Ref Topic }} }}"),
+                "Topic is an SNS topic",
+            ),
+            (
+                format!("{at}            DestinationConfig: {{ OnFailure: {{ Destination: !GetAtt FifoD.Arn }} }}"),
+                "FifoD is a FIFO queue",
+            ),
+            (
+                format!("{at}            DestinationConfig: {{ OnFailure: {{ Destination: !GetAtt Missing.Arn }} }}"),
+                "must be !GetAtt <Queue>.Arn",
+            ),
+            (
+                format!("{at}            DestinationConfig: {{ OnSuccess: {{ Destination: !GetAtt D.Arn }} }}"),
+                "only an OnFailure destination",
+            ),
+        ] {
+            let err = stream_template(&event).unwrap().functions().unwrap_err().to_string();
+            assert!(
+                err.contains("resource F") && err.contains("event Changes") && err.contains(expected),
+                "{event}: {err}"
+            );
+        }
     }
 
     #[test]

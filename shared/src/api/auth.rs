@@ -5,6 +5,7 @@ use serde::Deserialize;
 use crate::domain::accounts::{self, Registration};
 use crate::error::ApiError;
 use crate::http::{ApiRequest, Reply};
+use crate::validate;
 use crate::AppContext;
 
 #[derive(Deserialize)]
@@ -48,6 +49,7 @@ pub async fn register(context: &'static AppContext, request: ApiRequest) -> Resu
             username: body.username,
             password: body.password,
             display_name: body.display_name,
+            user_agent: request.user_agent(),
         },
     )
     .await?;
@@ -57,7 +59,7 @@ pub async fn register(context: &'static AppContext, request: ApiRequest) -> Resu
 /// `POST /auth/login`
 pub async fn login(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
     let body: LoginBody = request.json()?;
-    Reply::ok(&accounts::login(context, &body.username, &body.password).await?)
+    Reply::ok(&accounts::login(context, &body.username, &body.password, request.user_agent()).await?)
 }
 
 /// `POST /auth/refresh`
@@ -66,9 +68,11 @@ pub async fn refresh(context: &'static AppContext, request: ApiRequest) -> Resul
     Reply::ok(&accounts::refresh(context, &body.refresh_token).await?)
 }
 
-/// `POST /auth/logout`: revokes the session of the access token presented.
+/// `POST /auth/logout`: revokes the session of the access token presented (and closes its WebSocket
+/// connections). The token's signature is checked, not its session: logging out of a session that is
+/// already revoked is a harmless 204.
 pub async fn logout(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
-    let claims = request.authenticate(context)?;
+    let claims = request.bearer_claims(context)?;
     accounts::logout(context, &claims).await?;
     Ok(Reply::no_content())
 }
@@ -82,5 +86,20 @@ pub async fn wallet_challenge(context: &'static AppContext, request: ApiRequest)
 /// `POST /auth/wallet/verify`
 pub async fn wallet_verify(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
     let body: VerifyBody = request.json()?;
-    Reply::ok(&accounts::wallet_verify(context, &body.address, &body.signature).await?)
+    Reply::ok(&accounts::wallet_verify(context, &body.address, &body.signature, request.user_agent()).await?)
+}
+
+/// `GET /auth/sessions`: the caller's live sessions, newest first; `current` marks the one asking.
+pub async fn sessions_list(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let claims = request.authenticate(context)?;
+    Reply::ok(&accounts::list_sessions(context, &claims).await?)
+}
+
+/// `DELETE /auth/sessions/{sessionId}`: revokes one of the caller's sessions. A malformed id is 400
+/// `validation_failed` (as every malformed id in a path); another user's or an unknown one, 404.
+pub async fn sessions_delete(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let claims = request.authenticate(context)?;
+    let session_id = validate::ulid("sessionId", request.path_param("sessionId")?)?;
+    accounts::delete_session(context, &claims, &session_id).await?;
+    Ok(Reply::no_content())
 }

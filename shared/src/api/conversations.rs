@@ -39,6 +39,17 @@ struct AddBody {
 }
 
 #[derive(Deserialize)]
+struct RoleBody {
+    role: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OwnerBody {
+    user_id: String,
+}
+
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ReadBody {
     message_id: String,
@@ -54,10 +65,12 @@ pub async fn create(context: &'static AppContext, request: ApiRequest) -> Result
     let me = request.authenticate(context)?.sub;
     let body: CreateBody = request.json()?;
     if body.kind == Kind::Direct {
-        let (conversation, created) = domain::open_direct(context, &me, &body.member_ids).await?;
+        let opened = domain::open_direct(context, &me, &body.member_ids).await?;
+        let (conversation, created) = super::deliver(context, opened).await?;
         return Reply::with_status(if created { 201 } else { 200 }, &conversation);
     }
-    Reply::created(&domain::create_group(context, &me, body.name.as_deref(), &body.member_ids).await?)
+    let created = domain::create_group(context, &me, body.name.as_deref(), &body.member_ids).await?;
+    Reply::created(&super::deliver(context, created).await?)
 }
 
 /// `GET /conversations`
@@ -78,7 +91,8 @@ pub async fn rename(context: &'static AppContext, request: ApiRequest) -> Result
     let me = request.authenticate(context)?.sub;
     let id = conversation_id(&request)?;
     let body: RenameBody = request.json()?;
-    Reply::ok(&domain::rename(context, &me, &id, &body.name).await?)
+    let renamed = domain::rename(context, &me, &id, &body.name).await?;
+    Reply::ok(&super::deliver(context, renamed).await?)
 }
 
 /// `GET /conversations/{conversationId}/members`
@@ -115,4 +129,22 @@ pub async fn mark_read(context: &'static AppContext, request: ApiRequest) -> Res
     let read = domain::mark_read(context, &me, &id, &body.message_id, Skip::Nobody).await?;
     super::deliver(context, read).await?;
     Ok(Reply::no_content())
+}
+
+/// `PATCH /conversations/{conversationId}/members/{userId}`
+pub async fn set_role(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    let id = conversation_id(&request)?;
+    let body: RoleBody = request.json()?;
+    let changed = domain::set_role(context, &me, &id, request.path_param("userId")?, &body.role).await?;
+    Reply::ok(&super::deliver(context, changed).await?)
+}
+
+/// `POST /conversations/{conversationId}/owner`
+pub async fn transfer_ownership(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    let id = conversation_id(&request)?;
+    let body: OwnerBody = request.json()?;
+    let transferred = domain::transfer_ownership(context, &me, &id, &body.user_id).await?;
+    Reply::ok(&super::deliver(context, transferred).await?)
 }

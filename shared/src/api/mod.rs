@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod conversation_worker;
 pub mod conversations;
 pub mod health;
 pub mod messages;

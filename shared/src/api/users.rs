@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Deserializer};
 
+use crate::cursor::page_limit;
+use crate::domain::blocks;
 use crate::domain::users::{self, Presence, ProfileChange};
 use crate::error::ApiError;
 use crate::http::{ApiRequest, Reply};
@@ -47,14 +49,20 @@ pub async fn update_me(context: &'static AppContext, request: ApiRequest) -> Res
     let user = users::update_own_profile(context, &claims.sub, change).await?;
     if presence_changed {
         // Presence is best effort: the profile change stands even when its event cannot go out.
-        match crate::domain::conversations::co_members(context, &claims.sub).await {
+        // Never to anyone who blocked the caller (API.md "Safety"); when that cannot be read, no
+        // presence goes out at all rather than one that might reach a blocker.
+        let audience = match crate::domain::conversations::co_members(context, &claims.sub).await {
+            Ok(people) => blocks::without_blockers(context, &claims.sub, people).await,
+            Err(e) => Err(e),
+        };
+        match audience {
             Ok(people) => {
                 let event = crate::realtime::Outgoing::to_users(people, crate::realtime::events::presence(&user));
                 if let Err(e) = context.publish(&[event]).await {
                     tracing::warn!(error = %e, "presence not queued");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "presence skipped: co-members unreadable"),
+            Err(e) => tracing::warn!(error = %e, "presence skipped: co-members or blockers unreadable"),
         }
     }
     Reply::ok(&user)
@@ -70,12 +78,23 @@ pub async fn get_user(context: &'static AppContext, request: ApiRequest) -> Resu
     Reply::ok(&users::get_cached(context, &user_id).await?)
 }
 
-/// `GET /users?ids=a,b,c`
+/// `GET /users?ids=a,b,c` or `GET /users?username=alice`: exactly one of the two.
 pub async fn batch_get(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
     request.authenticate(context)?;
-    let raw = request
-        .query("ids")
-        .ok_or_else(|| ApiError::invalid("ids", "is required: a comma-separated list of user ids"))?;
+    let raw = match (request.query("ids"), request.query("username")) {
+        (Some(_), Some(_)) => return Err(ApiError::invalid("query", "give either ids or username, not both")),
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "query",
+                "give ids (a comma-separated list of user ids) or username",
+            ))
+        }
+        (None, Some(username)) => {
+            let items: Vec<users::User> = users::find_by_username(context, username).await?.into_iter().collect();
+            return Reply::ok(&serde_json::json!({ "items": items }));
+        }
+        (Some(ids), None) => ids,
+    };
     let ids = raw
         .split(',')
         .map(str::trim)
@@ -87,4 +106,30 @@ pub async fn batch_get(context: &'static AppContext, request: ApiRequest) -> Res
     }
     let items = users::get_many(context, &ids).await?;
     Reply::ok(&serde_json::json!({ "items": items }))
+}
+
+/// The `{userId}` of a blocks route, as a canonical ULID.
+fn block_target(request: &ApiRequest) -> Result<String, ApiError> {
+    validate::ulid("userId", request.path_param("userId")?)
+}
+
+/// `PUT /users/me/blocks/{userId}`
+pub async fn block(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    blocks::block(context, &me, &block_target(&request)?).await?;
+    Ok(Reply::no_content())
+}
+
+/// `DELETE /users/me/blocks/{userId}`
+pub async fn unblock(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    blocks::unblock(context, &me, &block_target(&request)?).await?;
+    Ok(Reply::no_content())
+}
+
+/// `GET /users/me/blocks?limit&cursor`
+pub async fn list_blocks(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    let limit = page_limit(request.query("limit"))?;
+    Reply::ok(&blocks::list(context, &me, limit, request.query("cursor")).await?)
 }

@@ -42,20 +42,85 @@ struct ReadFrame {
     message_id: String,
 }
 
-/// `$connect` (after the authorizer): remember the connection for its user.
+/// Open connections one user may hold (API.md "Conventions").
+pub const MAX_CONNECTIONS_PER_USER: usize = 20;
+
+/// A connection younger than this is not probed when the user's set is full: it may still be in its own
+/// `$connect`, where API Gateway does not know it yet.
+const PROBE_AFTER: Duration = Duration::from_secs(30);
+
+/// `$connect` (after the authorizer): remember the connection for its user and session, unless the
+/// user already holds [`MAX_CONNECTIONS_PER_USER`] connections (then 429 on the upgrade, after dropping
+/// any that are in fact gone), and refuse it if the session was revoked meanwhile.
 pub async fn connect(context: &'static AppContext, request: WsRequest) -> Result<WsReply, ApiError> {
     let user = request.user()?.to_owned();
     let connected = now();
-    context
-        .store
-        .put_connection(&ConnectionRecord {
-            connection_id: request.connection_id.clone(),
-            user_id: user,
-            connected_at: rfc3339(connected),
-            expires_at: epoch_secs(connected + CONNECTION_TTL),
-        })
-        .await?;
+    let record = ConnectionRecord {
+        connection_id: request.connection_id.clone(),
+        user_id: user.clone(),
+        connected_at: rfc3339(connected),
+        expires_at: epoch_secs(connected + CONNECTION_TTL),
+        session_id: request.session_id.clone(),
+    };
+    let mut admitted = context.store.put_connection(&record, MAX_CONNECTIONS_PER_USER).await?;
+    if !admitted && drop_gone_connections(context, &user).await? > 0 {
+        admitted = context.store.put_connection(&record, MAX_CONNECTIONS_PER_USER).await?;
+    }
+    if !admitted {
+        return Err(ApiError::RateLimited {
+            message: format!(
+                "At most {MAX_CONNECTIONS_PER_USER} WebSocket connections per user are open at once; close one first."
+            ),
+            retry_after_secs: 5,
+        });
+    }
+    // Read after the connection is recorded, strongly consistent: a revocation either sees this
+    // connection (and closes it) or has already marked the session, which this read then sees.
+    if let Some(session_id) = &request.session_id {
+        if context.store.session_state(session_id, epoch_secs(connected)).await? == Some(false) {
+            crate::auth::session_state::remember(session_id, false);
+            context.store.remove_connection(&user, &request.connection_id).await?;
+            return Err(crate::auth::session_state::revoked());
+        }
+    }
     Ok(WsReply::Status(200))
+}
+
+/// When a user's set is full: drops the entries that are no longer connections (an id whose item is
+/// gone; an older connection API Gateway answers 410 for, closed without a `$disconnect`). Costs one
+/// GetItem and one BatchGetItem, and a `GetConnection` per connection older than [`PROBE_AFTER`], all at
+/// once; only ever on a connect that finds the set full. Returns how many were dropped.
+async fn drop_gone_connections(context: &'static AppContext, user: &str) -> Result<usize, ApiError> {
+    let probe_before = rfc3339(now() - PROBE_AFTER);
+    let entries = context.store.user_connections(user).await?;
+    let checks = entries.into_iter().map(|(connection_id, record)| {
+        let probe_before = probe_before.clone();
+        async move {
+            let gone = match &record {
+                None => true,
+                Some(record) if record.connected_at < probe_before => {
+                    crate::ws::connection_is_gone(context, &connection_id).await
+                }
+                Some(_) => false,
+            };
+            if !gone {
+                return Ok(false);
+            }
+            match record {
+                None => context.store.forget_connection_id(user, &connection_id).await?,
+                Some(_) => context.store.remove_connection(user, &connection_id).await?,
+            }
+            Ok::<bool, ApiError>(true)
+        }
+    });
+    let mut dropped = 0;
+    for outcome in futures_util::future::join_all(checks).await {
+        dropped += usize::from(outcome?);
+    }
+    if dropped > 0 {
+        tracing::info!(userId = %user, dropped, "dropped gone connections from a full set");
+    }
+    Ok(dropped)
 }
 
 /// `$disconnect`: forget the connection (best effort; expiry and 410s cover a missing disconnect).

@@ -2,6 +2,7 @@
 
 pub mod password;
 pub mod refresh;
+pub mod session_state;
 pub mod tokens;
 pub mod wallet;
 

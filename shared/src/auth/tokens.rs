@@ -25,6 +25,8 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     validation: Validation,
     ttl_secs: u64,
+    /// Derives refresh-token secrets (a sub-key of the same secret; see `auth::refresh`).
+    refresh: super::refresh::RefreshKey,
 }
 
 impl TokenKeys {
@@ -39,7 +41,13 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             ttl_secs: ttl.as_secs(),
+            refresh: super::refresh::RefreshKey::new(secret),
         }
+    }
+
+    /// The key refresh-token secrets are derived with.
+    pub fn refresh_key(&self) -> &super::refresh::RefreshKey {
+        &self.refresh
     }
 
     /// Seconds an access token lives: the `expiresIn` of the auth responses.

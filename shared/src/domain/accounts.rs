@@ -1,9 +1,13 @@
-//! Accounts and sessions: registration, password and wallet sign-in, refresh-token rotation, logout.
+//! Accounts and sessions: registration, password and wallet sign-in, refresh-token rotation, logout,
+//! listing and revoking sessions, and the per-username back-off of failed logins.
+
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::users::User;
-use crate::auth::refresh::RefreshToken;
+use crate::auth::refresh::{self, RefreshToken};
+use crate::auth::session_state;
 use crate::auth::tokens::AccessClaims;
 use crate::auth::wallet::{self, Address};
 use crate::auth::{password, random_bytes};
@@ -41,6 +45,47 @@ pub struct Registration {
     pub username: String,
     pub password: String,
     pub display_name: Option<String>,
+    /// The client's User-Agent, recorded on the session.
+    pub user_agent: Option<String>,
+}
+
+/// One of the caller's sessions, as `GET /auth/sessions` lists it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub id: String,
+    pub created_at: String,
+    pub last_used_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The session of the access token that asked.
+    pub current: bool,
+}
+
+/// `{items: [...]}`
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionList {
+    pub items: Vec<SessionView>,
+}
+
+/// Failed logins per username: from the [`LOGIN_BACKOFF_AFTER`]th failure in a streak on, the username
+/// is refused (429, without checking any password) for a while that doubles with every further failure,
+/// from [`LOGIN_BACKOFF_FIRST`] up to [`LOGIN_BACKOFF_MAX`]. A streak ends with a successful login, or
+/// when [`LOGIN_FAILURE_WINDOW`] passes without a failure. Refused attempts are not failures, so one
+/// attempt per back-off period is all a guesser gets, and the owner of the account is never locked out
+/// for longer than [`LOGIN_BACKOFF_MAX`] after the last failure.
+pub const LOGIN_BACKOFF_AFTER: u64 = 5;
+pub const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub const LOGIN_BACKOFF_FIRST: Duration = Duration::from_secs(30);
+pub const LOGIN_BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// How long a streak of `fails` failures keeps the username refused after the last one.
+pub fn login_backoff(fails: u64) -> Duration {
+    if fails < LOGIN_BACKOFF_AFTER {
+        return Duration::ZERO;
+    }
+    let doublings = (fails - LOGIN_BACKOFF_AFTER).min(16) as u32;
+    (LOGIN_BACKOFF_FIRST * 2u32.pow(doublings)).min(LOGIN_BACKOFF_MAX)
 }
 
 const INITIAL_STATUS: &str = "online";
@@ -90,34 +135,82 @@ pub async fn register(context: &AppContext, input: Registration) -> Result<Signe
         Err(CreateUserError::WalletTaken) => return Err(ApiError::internal("wallet claim on a password account")),
         Err(CreateUserError::Store(e)) => return Err(e),
     }
-    start_session(context, record).await
+    start_session(context, record, input.user_agent).await
 }
 
 /// Unknown usernames, wallet-only accounts and wrong passwords all get the same answer in about the
-/// same time.
-pub async fn login(context: &AppContext, username: &str, password_given: &str) -> Result<SignedIn, ApiError> {
-    let user_id = match validate::username(username) {
-        Ok(name) => context.store.user_id_by_username(&name).await?,
-        Err(_) => None,
+/// same time. A username in back-off (see [`LOGIN_BACKOFF_AFTER`]) is answered 429 before any
+/// password is checked, known or not, so the back-off does not tell which usernames exist either.
+pub async fn login(
+    context: &AppContext,
+    username: &str,
+    password_given: &str,
+    user_agent: Option<String>,
+) -> Result<SignedIn, ApiError> {
+    let name = validate::username(username).ok();
+    let now_secs = epoch_secs(now());
+    let streak = match &name {
+        Some(name) => context.store.login_failures(name).await?,
+        None => None,
+    };
+    if let Some(streak) = streak {
+        let until = streak.last_fail_at + login_backoff(streak.fails).as_secs();
+        if until > now_secs && streak.last_fail_at + LOGIN_FAILURE_WINDOW.as_secs() > now_secs {
+            let retry_after_secs = (until - now_secs).max(1);
+            return Err(ApiError::RateLimited {
+                message: format!(
+                    "Too many failed sign-ins for this username: {} in a row. Retry in {retry_after_secs} s.",
+                    streak.fails
+                ),
+                retry_after_secs,
+            });
+        }
+    }
+    let user_id = match &name {
+        Some(name) => context.store.user_id_by_username(name).await?,
+        None => None,
     };
     let user = match user_id {
         Some(id) => context.store.get_user(&id).await?,
         None => None,
     };
-    let Some((user, stored_hash)) = user.and_then(|u| u.password_hash.clone().map(|h| (u, h))) else {
-        password::verify_against_dummy(password_given);
+    let verified = match user.and_then(|u| u.password_hash.clone().map(|h| (u, h))) {
+        Some((user, stored_hash)) => password::verify(password_given, &stored_hash).then_some(user),
+        None => {
+            password::verify_against_dummy(password_given);
+            None
+        }
+    };
+    let Some(user) = verified else {
+        if let Some(name) = &name {
+            let window = LOGIN_FAILURE_WINDOW.as_secs();
+            let fails = context
+                .store
+                .record_login_failure(name, now_secs, now_secs.saturating_sub(window), now_secs + 2 * window)
+                .await?;
+            if fails >= LOGIN_BACKOFF_AFTER {
+                tracing::warn!(fails, "failed logins in a row for one username; backing off");
+            }
+        }
         return Err(bad_credentials());
     };
-    if !password::verify(password_given, &stored_hash) {
-        return Err(bad_credentials());
+    if streak.is_some() {
+        if let Some(name) = &name {
+            context.store.clear_login_failures(name).await?;
+        }
     }
-    start_session(context, user).await
+    start_session(context, user, user_agent).await
 }
 
-async fn start_session(context: &AppContext, user: UserRecord) -> Result<SignedIn, ApiError> {
+async fn start_session(
+    context: &AppContext,
+    user: UserRecord,
+    user_agent: Option<String>,
+) -> Result<SignedIn, ApiError> {
     let issued = now();
     let session_id = ulid::Ulid::generate().to_string();
-    let refresh = RefreshToken::generate(&session_id, 0);
+    let salt = refresh::new_salt();
+    let refresh = RefreshToken::derive(context.tokens.refresh_key(), &session_id, 0, &salt);
     context
         .store
         .put_session(&SessionRecord {
@@ -125,12 +218,16 @@ async fn start_session(context: &AppContext, user: UserRecord) -> Result<SignedI
             user_id: user.id.clone(),
             generation: 0,
             token_hash: refresh.secret_hash(),
+            salt: Some(salt),
             created_at: rfc3339(issued),
+            last_used_at: Some(rfc3339(issued)),
+            user_agent,
             expires_at: epoch_secs(issued + context.config.refresh_token_ttl),
             revoked_at: None,
             revoked_reason: None,
         })
         .await?;
+    session_state::remember(&session_id, true);
     Ok(SignedIn {
         tokens: Tokens {
             access_token: context.tokens.issue(&user.id, &session_id, issued)?,
@@ -141,8 +238,10 @@ async fn start_session(context: &AppContext, user: UserRecord) -> Result<SignedI
     })
 }
 
-/// Rotates the refresh token. A token that was already rotated away is a stolen or replayed one: the
-/// whole session is revoked, so the newer tokens stop working too.
+/// Rotates the refresh token. A token that was already rotated away, and whose secret is the one the
+/// server issued for its generation, is a stolen or replayed one: the whole session is revoked (and its
+/// connections closed), so the newer tokens stop working too. A secret that does not verify is only a
+/// 401: guessing at a session id and an old generation revokes nothing.
 pub async fn refresh(context: &AppContext, raw_token: &str) -> Result<Tokens, ApiError> {
     let token = RefreshToken::parse(raw_token).ok_or_else(refresh_rejected)?;
     let session = context
@@ -151,25 +250,36 @@ pub async fn refresh(context: &AppContext, raw_token: &str) -> Result<Tokens, Ap
         .await?
         .ok_or_else(refresh_rejected)?;
     let issued = now();
-    if session.revoked_at.is_some() || session.expires_at <= epoch_secs(issued) {
+    if !session.is_live(epoch_secs(issued)) {
         return Err(refresh_rejected());
     }
+    let key = context.tokens.refresh_key();
     if token.generation < session.generation {
-        return Err(revoke_for_reuse(context, &session.id).await);
+        // Sessions from before salts cannot prove an old secret authentic: never a reason to revoke.
+        let authentic = session
+            .salt
+            .as_deref()
+            .is_some_and(|salt| token.is_authentic(key, salt));
+        if !authentic {
+            return Err(refresh_rejected());
+        }
+        return Err(revoke_for_reuse(context, &session).await);
     }
     if token.generation != session.generation || !token.matches_hash(&session.token_hash) {
         return Err(refresh_rejected());
     }
-    let next = RefreshToken::generate(&session.id, session.generation + 1);
+    let salt = session.salt.clone().unwrap_or_else(refresh::new_salt);
+    let next = RefreshToken::derive(key, &session.id, session.generation + 1, &salt);
     let expires_at = epoch_secs(issued + context.config.refresh_token_ttl);
     if !context
         .store
-        .rotate_session(&session, &next.secret_hash(), expires_at)
+        .rotate_session(&session, &next.secret_hash(), &salt, expires_at, &rfc3339(issued))
         .await?
     {
-        // Another request rotated this same token a moment ago: it was used twice.
-        return Err(revoke_for_reuse(context, &session.id).await);
+        // Another request rotated this same (authentic) token a moment ago: it was used twice.
+        return Err(revoke_for_reuse(context, &session).await);
     }
+    session_state::remember(&session.id, true);
     Ok(Tokens {
         access_token: context.tokens.issue(&session.user_id, &session.id, issued)?,
         refresh_token: next.encode(),
@@ -177,13 +287,9 @@ pub async fn refresh(context: &AppContext, raw_token: &str) -> Result<Tokens, Ap
     })
 }
 
-async fn revoke_for_reuse(context: &AppContext, session_id: &str) -> ApiError {
-    tracing::warn!(sessionId = %session_id, "rotated refresh token reused; revoking the session");
-    if let Err(e) = context
-        .store
-        .revoke_session(session_id, "refresh token reuse", &rfc3339(now()))
-        .await
-    {
+async fn revoke_for_reuse(context: &AppContext, session: &SessionRecord) -> ApiError {
+    tracing::warn!(sessionId = %session.id, "rotated refresh token reused; revoking the session");
+    if let Err(e) = revoke(context, &session.id, "refresh token reuse").await {
         return e;
     }
     ApiError::Unauthorized(
@@ -191,11 +297,70 @@ async fn revoke_for_reuse(context: &AppContext, session_id: &str) -> ApiError {
     )
 }
 
-pub async fn logout(context: &AppContext, claims: &AccessClaims) -> Result<(), ApiError> {
-    context
+/// Revokes a session, however it ends (logout, `DELETE /auth/sessions/{id}`, refresh-token reuse):
+/// marks it revoked (idempotent), tells this container at once (others within
+/// `session_state::LIVE_TTL`), and closes the session's open WebSocket connections through the
+/// management API, removing them from the store. Finding them costs one GetItem of the user's
+/// connection set and one BatchGetItem of its (at most 20) connection items; closing, one
+/// `DeleteConnection` and two writes per connection of the session. Returns the session as it now is
+/// (`None`: unknown).
+pub async fn revoke(context: &AppContext, session_id: &str, reason: &str) -> Result<Option<SessionRecord>, ApiError> {
+    let revoked = context
         .store
-        .revoke_session(&claims.sid, "logout", &rfc3339(now()))
-        .await
+        .revoke_session(session_id, reason, &rfc3339(now()))
+        .await?;
+    let Some(session) = revoked else {
+        return Ok(None);
+    };
+    session_state::remember(session_id, false);
+    let connections = context.store.session_connections(&session.user_id, session_id).await?;
+    let user_id = session.user_id.as_str();
+    let closing = connections.iter().map(|connection_id| async move {
+        crate::ws::close_connection(context, connection_id).await;
+        // `$disconnect` would remove it too; removing it here means no event is posted to it meanwhile.
+        context.store.remove_connection(user_id, connection_id).await
+    });
+    for removed in futures_util::future::join_all(closing).await {
+        removed?;
+    }
+    if !connections.is_empty() {
+        tracing::info!(sessionId = %session_id, closed = connections.len(), "closed the revoked session's connections");
+    }
+    Ok(Some(session))
+}
+
+/// `POST /auth/logout`: revokes the token's session. Harmless when it is already revoked (204 again).
+pub async fn logout(context: &AppContext, claims: &AccessClaims) -> Result<(), ApiError> {
+    revoke(context, &claims.sid, "logout").await.map(|_| ())
+}
+
+/// The caller's live sessions, newest first (at most `store::MAX_LISTED_SESSIONS`): one Query of GSI1.
+pub async fn list_sessions(context: &AppContext, claims: &AccessClaims) -> Result<SessionList, ApiError> {
+    let sessions = context.store.user_sessions(&claims.sub, epoch_secs(now())).await?;
+    Ok(SessionList {
+        items: sessions
+            .into_iter()
+            .map(|session| SessionView {
+                current: session.id == claims.sid,
+                last_used_at: session.last_used_at.unwrap_or_else(|| session.created_at.clone()),
+                id: session.id,
+                created_at: session.created_at,
+                user_agent: session.user_agent,
+            })
+            .collect(),
+    })
+}
+
+/// `DELETE /auth/sessions/{id}`: revokes one of the caller's own sessions (the current one included).
+/// Another user's session and an unknown id are the same 404, and nothing is revoked; a session of the
+/// caller's that is already revoked or expired is 204 again (idempotent).
+pub async fn delete_session(context: &AppContext, claims: &AccessClaims, session_id: &str) -> Result<(), ApiError> {
+    let not_found = || ApiError::NotFound("There is no session of yours with this id.".to_owned());
+    let session = context.store.get_session(session_id).await?.ok_or_else(not_found)?;
+    if session.user_id != claims.sub {
+        return Err(not_found());
+    }
+    revoke(context, session_id, "revoked by the user").await.map(|_| ())
 }
 
 pub async fn wallet_challenge(context: &AppContext, address: &str) -> Result<WalletChallenge, ApiError> {
@@ -227,7 +392,12 @@ pub async fn wallet_challenge(context: &AppContext, address: &str) -> Result<Wal
 
 /// Checks the signature over the pending challenge, uses the challenge up (once), and signs the wallet's
 /// user in, creating the user on first sign-in.
-pub async fn wallet_verify(context: &AppContext, address: &str, signature: &str) -> Result<SignedIn, ApiError> {
+pub async fn wallet_verify(
+    context: &AppContext,
+    address: &str,
+    signature: &str,
+    user_agent: Option<String>,
+) -> Result<SignedIn, ApiError> {
     let mut problems = validate::Problems::default();
     let address = problems.check(Address::parse(address));
     let signature = problems.check(wallet::parse_signature(signature));
@@ -253,7 +423,7 @@ pub async fn wallet_verify(context: &AppContext, address: &str, signature: &str)
         return Err(challenge_rejected());
     }
     let user = wallet_user(context, &address).await?;
-    start_session(context, user).await
+    start_session(context, user, user_agent).await
 }
 
 /// The user that owns `address`, created on its first sign-in.
@@ -296,4 +466,21 @@ async fn wallet_user(context: &AppContext, address: &Address) -> Result<UserReco
     Err(ApiError::Conflict(
         "Could not create an account for this wallet; please try again.".to_owned(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_login_backoff_grows_and_is_bounded() {
+        assert_eq!(login_backoff(0), Duration::ZERO);
+        assert_eq!(login_backoff(LOGIN_BACKOFF_AFTER - 1), Duration::ZERO);
+        assert_eq!(login_backoff(LOGIN_BACKOFF_AFTER), LOGIN_BACKOFF_FIRST);
+        assert_eq!(login_backoff(LOGIN_BACKOFF_AFTER + 1), LOGIN_BACKOFF_FIRST * 2);
+        assert_eq!(login_backoff(LOGIN_BACKOFF_AFTER + 2), LOGIN_BACKOFF_FIRST * 4);
+        assert_eq!(login_backoff(LOGIN_BACKOFF_AFTER + 100), LOGIN_BACKOFF_MAX);
+        assert_eq!(login_backoff(u64::MAX), LOGIN_BACKOFF_MAX);
+        assert!(LOGIN_BACKOFF_MAX <= LOGIN_FAILURE_WINDOW, "a streak always ends");
+    }
 }

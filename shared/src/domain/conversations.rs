@@ -8,8 +8,8 @@ use super::messages::Message;
 use crate::context::AppContext;
 use crate::error::ApiError;
 use crate::realtime::{events, Outgoing, Published, Skip};
-use crate::store::{ConversationRecord, CreateConversationError, MemberRecord};
-use crate::time::{now, rfc3339};
+use crate::store::{activity_key, ConversationRecord, CreateConversationError, MemberRecord};
+use crate::time::rfc3339;
 use crate::validate;
 
 pub const MAX_GROUP_MEMBERS: u64 = 1000;
@@ -67,6 +67,17 @@ pub struct Member {
     pub read_seq: u64,
 }
 
+impl From<MemberRecord> for Member {
+    fn from(m: MemberRecord) -> Self {
+        Member {
+            user_id: m.user_id,
+            role: m.role,
+            joined_at: m.joined_at,
+            read_seq: m.read_seq,
+        }
+    }
+}
+
 /// `{items, nextCursor}`; `nextCursor` is `null` on the last page.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,7 +101,7 @@ pub async fn membership(
     user_id: &str,
 ) -> Result<(ConversationRecord, MemberRecord), ApiError> {
     match context.store.conversation_with_member(conversation_id, user_id).await? {
-        (Some(conversation), Some(member)) => Ok((conversation, member)),
+        (Some(conversation), Some(member)) if conversation.admits(&member) => Ok((conversation, member)),
         _ => Err(not_found()),
     }
 }
@@ -118,12 +129,13 @@ fn unique_ids(field: &str, raw: &[String], exclude: &str) -> Result<Vec<String>,
     Ok(ids)
 }
 
-/// The direct conversation of the pair, created on first use: `(conversation, created)`.
+/// The direct conversation of the pair, created on first use: `(conversation, created)`. Neither side
+/// of a block can open one (`forbidden`); a new one is announced to both with `conversation.created`.
 pub async fn open_direct(
     context: &AppContext,
     me: &str,
     member_ids: &[String],
-) -> Result<(Conversation, bool), ApiError> {
+) -> Result<Published<(Conversation, bool)>, ApiError> {
     let [other] = member_ids else {
         return Err(ApiError::invalid(
             "memberIds",
@@ -137,12 +149,17 @@ pub async fn open_direct(
             "a direct conversation is with someone else",
         ));
     }
+    if crate::domain::blocks::either_blocked(context, me, &other).await? {
+        return Err(ApiError::Forbidden(
+            "You cannot open a conversation with this user.".to_owned(),
+        ));
+    }
     if let Some(existing) = context.store.direct_conversation_id(me, &other).await? {
         let (conversation, member) = membership(context, &existing, me).await?;
-        return Ok((Conversation::new(conversation, &member), false));
+        return Ok(Published::quiet((Conversation::new(conversation, &member), false)));
     }
     require_users(context, "memberIds", std::slice::from_ref(&other)).await?;
-    let created = rfc3339(now());
+    let created = rfc3339(context.now());
     let id = ulid::Ulid::generate().to_string();
     let record = ConversationRecord {
         id: id.clone(),
@@ -157,13 +174,23 @@ pub async fn open_direct(
         last_message: None,
         activity: id.clone(),
         direct_members: vec![me.to_owned(), other.clone()],
+        pending_adds: Vec::new(),
+        listed_activity: None,
     };
     let members = [
         MemberRecord::new(&record, me, "member", &created),
         MemberRecord::new(&record, &other, "member", &created),
     ];
     match context.store.create_direct(&record, &members).await {
-        Ok(()) => Ok((Conversation::new(record, &members[0]), true)),
+        Ok(()) => {
+            let mine = Conversation::new(record.clone(), &members[0]);
+            let theirs = Conversation::new(record, &members[1]);
+            let events = vec![
+                Outgoing::to_users(vec![me.to_owned()], events::conversation_created(&mine)),
+                Outgoing::to_users(vec![other], events::conversation_created(&theirs)),
+            ];
+            Ok(Published::new((mine, true), events))
+        }
         // The other side opened it a moment ago: answer with theirs.
         Err(CreateConversationError::DirectExists) => {
             let existing = context
@@ -172,18 +199,19 @@ pub async fn open_direct(
                 .await?
                 .ok_or_else(not_found)?;
             let (conversation, member) = membership(context, &existing, me).await?;
-            Ok((Conversation::new(conversation, &member), false))
+            Ok(Published::quiet((Conversation::new(conversation, &member), false)))
         }
         Err(CreateConversationError::Store(e)) => Err(e),
     }
 }
 
+/// A new group with the caller as its owner; every member hears of it with `conversation.created`.
 pub async fn create_group(
     context: &AppContext,
     me: &str,
     name: Option<&str>,
     member_ids: &[String],
-) -> Result<Conversation, ApiError> {
+) -> Result<Published<Conversation>, ApiError> {
     let mut problems = validate::Problems::default();
     let name = problems.check(match name {
         Some(name) => validate::text("name", name, NAME_LEN),
@@ -199,7 +227,8 @@ pub async fn create_group(
         ));
     }
     require_users(context, "memberIds", &others).await?;
-    let created = rfc3339(now());
+    refuse_blockers(context, me, "memberIds", &others).await?;
+    let created = rfc3339(context.now());
     let id = ulid::Ulid::generate().to_string();
     let record = ConversationRecord {
         id: id.clone(),
@@ -214,6 +243,8 @@ pub async fn create_group(
         last_message: None,
         activity: id,
         direct_members: Vec::new(),
+        pending_adds: Vec::new(),
+        listed_activity: None,
     };
     let mut members = vec![MemberRecord::new(&record, me, "owner", &created)];
     members.extend(
@@ -222,11 +253,34 @@ pub async fn create_group(
             .map(|other| MemberRecord::new(&record, other, "member", &created)),
     );
     context.store.create_group(&record, &members).await?;
-    Ok(Conversation::new(record, &members[0]))
+    let mine = Conversation::new(record.clone(), &members[0]);
+    let mut events = vec![Outgoing::to_users(
+        vec![me.to_owned()],
+        events::conversation_created(&mine),
+    )];
+    if let Some(first_other) = members.get(1) {
+        // Every other member has the same view: role `member`, nothing unread.
+        let theirs = Conversation::new(record, first_other);
+        events.push(Outgoing::to_users(others, events::conversation_created(&theirs)));
+    }
+    Ok(Published::new(mine, events))
 }
 
-/// The caller's conversations, most recent activity first. See `store::conversations` for why a page
-/// costs what it does.
+/// `forbidden` when any of `others` has blocked `me` (without saying who: the adder learns only that
+/// the add was refused).
+async fn refuse_blockers(context: &AppContext, me: &str, field: &str, others: &[String]) -> Result<(), ApiError> {
+    if crate::domain::blocks::blocked_by(context, me, others).await?.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "{field}: one of these users does not accept being added by you; nothing was changed."
+    )))
+}
+
+/// The caller's conversations, most recent activity first: one Query of `limit` member items on GSI1
+/// and one BatchGetItem of their METAs, however many conversations the caller is in (see
+/// `store::conversations`). A group's place can lag its last message by the listing granularity; the
+/// page itself is ordered by each conversation's exact activity.
 pub async fn list(
     context: &AppContext,
     me: &str,
@@ -235,35 +289,30 @@ pub async fn list(
 ) -> Result<Page<Conversation>, ApiError> {
     let scope = format!("CONVERSATIONS#{me}");
     let before = cursor.map(|c| context.cursors.open(&scope, c, "cursor")).transpose()?;
-    let (directs, more_directs) = context.store.direct_memberships(me, before.as_deref(), limit).await?;
-    let groups = context.store.group_memberships(me).await?;
-    let ids: Vec<String> = directs
-        .iter()
-        .chain(&groups)
-        .map(|m| m.conversation_id.clone())
-        .collect();
+    let (memberships, more) = context.store.memberships(me, before.as_deref(), limit).await?;
+    let ids: Vec<String> = memberships.iter().map(|m| m.conversation_id.clone()).collect();
     let metas = context.store.batch_get_conversations(&ids).await?;
-    let mut entries: Vec<(String, Conversation)> = Vec::with_capacity(ids.len());
-    for member in directs.iter().chain(&groups) {
+    let mut items: Vec<(String, Conversation)> = Vec::with_capacity(memberships.len());
+    for member in &memberships {
+        // A conversation being deleted, or an add still being written, is not listed.
         let Some(meta) = metas.iter().find(|c| c.id == member.conversation_id) else {
             continue;
         };
-        let key = crate::store::direct_activity_key(&meta.activity, &meta.id);
-        if before.as_ref().is_some_and(|b| key >= *b) {
+        if !meta.admits(member) {
             continue;
         }
-        entries.push((key, Conversation::new(meta.clone(), member)));
+        items.push((
+            activity_key(&meta.activity, &meta.id),
+            Conversation::new(meta.clone(), member),
+        ));
     }
-    entries.sort_by(|a, b| b.0.cmp(&a.0));
-    let more = more_directs || entries.len() > limit;
-    entries.truncate(limit);
-    let next_cursor = if more {
-        entries.last().map(|(key, _)| context.cursors.seal(&scope, key))
-    } else {
-        None
+    items.sort_by(|a, b| b.0.cmp(&a.0));
+    let next_cursor = match (more, memberships.last()) {
+        (true, Some(last)) => Some(context.cursors.seal(&scope, &last.gsi1_sk)),
+        _ => None,
     };
     Ok(Page {
-        items: entries.into_iter().map(|(_, c)| c).collect(),
+        items: items.into_iter().map(|(_, c)| c).collect(),
         next_cursor,
     })
 }
@@ -273,12 +322,13 @@ pub async fn get(context: &AppContext, me: &str, conversation_id: &str) -> Resul
     Ok(Conversation::new(conversation, &member))
 }
 
+/// Renames a group (owner or admin); the members get `conversation.updated`.
 pub async fn rename(
     context: &AppContext,
     me: &str,
     conversation_id: &str,
     name: &str,
-) -> Result<Conversation, ApiError> {
+) -> Result<Published<Conversation>, ApiError> {
     let name = validate::text("name", name, NAME_LEN)?;
     let (conversation, member) = membership(context, conversation_id, me).await?;
     if conversation.kind != "group" {
@@ -291,10 +341,12 @@ pub async fn rename(
     }
     let renamed = context
         .store
-        .rename_conversation(conversation_id, &name, &rfc3339(now()))
+        .rename_conversation(conversation_id, &name, &rfc3339(context.now()))
         .await?
         .ok_or_else(not_found)?;
-    Ok(Conversation::new(renamed, &member))
+    let view = Conversation::new(renamed.clone(), &member);
+    let event = events::conversation_updated(&view);
+    Ok(Published::new(view, vec![Outgoing::to_conversation(&renamed, event)]))
 }
 
 pub async fn members(
@@ -304,7 +356,7 @@ pub async fn members(
     limit: usize,
     cursor: Option<&str>,
 ) -> Result<Page<Member>, ApiError> {
-    membership(context, conversation_id, me).await?;
+    let (conversation, _) = membership(context, conversation_id, me).await?;
     let scope = format!("MEMBERS#{conversation_id}");
     let after = cursor.map(|c| context.cursors.open(&scope, c, "cursor")).transpose()?;
     let (records, more) = context
@@ -319,19 +371,17 @@ pub async fn members(
     Ok(Page {
         items: records
             .into_iter()
-            .map(|m| Member {
-                user_id: m.user_id,
-                role: m.role,
-                joined_at: m.joined_at,
-                read_seq: m.read_seq,
-            })
+            .filter(|m| conversation.admits(m))
+            .map(Member::from)
             .collect(),
         next_cursor,
     })
 }
 
-/// Adds users to a group; those already in it are left out of `added`. The members as they now are
-/// (the new ones included) hear of it.
+/// Adds users to a group (owner or admin); those already in it are left out of `added`. Nobody who
+/// blocked the caller can be added (`forbidden`, nothing added). All or nothing: the new members
+/// appear in the list, the count, the fan-out and can read at one moment (`store::add_members`). The
+/// members as they now are (the new ones included) get `member.added`.
 pub async fn add_members(
     context: &AppContext,
     me: &str,
@@ -360,19 +410,18 @@ pub async fn add_members(
     let existing = context.store.members_of(conversation_id, &ids).await?;
     let new: Vec<String> = ids
         .into_iter()
-        .filter(|id| !existing.iter().any(|m| m.user_id == *id))
+        .filter(|id| !existing.iter().any(|m| m.user_id == *id && conversation.admits(m)))
         .collect();
     if new.is_empty() {
         return Ok(Published::quiet(new));
     }
+    let too_many = || ApiError::invalid("userIds", format!("a group has at most {MAX_GROUP_MEMBERS} members"));
     if conversation.member_count + new.len() as u64 > MAX_GROUP_MEMBERS {
-        return Err(ApiError::invalid(
-            "userIds",
-            format!("a group has at most {MAX_GROUP_MEMBERS} members"),
-        ));
+        return Err(too_many());
     }
     require_users(context, "userIds", &new).await?;
-    let joined = rfc3339(now());
+    refuse_blockers(context, me, "userIds", &new).await?;
+    let joined = rfc3339(context.now());
     let records: Vec<MemberRecord> = new
         .iter()
         .map(|id| MemberRecord::new(&conversation, id, "member", &joined))
@@ -382,10 +431,7 @@ pub async fn add_members(
         .add_members(conversation_id, &records, MAX_GROUP_MEMBERS, &joined)
         .await?
     {
-        return Err(ApiError::invalid(
-            "userIds",
-            format!("a group has at most {MAX_GROUP_MEMBERS} members"),
-        ));
+        return Err(too_many());
     }
     let mut changed = conversation;
     changed.members_version += 1;
@@ -394,14 +440,44 @@ pub async fn add_members(
     Ok(Published::new(new, vec![Outgoing::to_conversation(&changed, event)]))
 }
 
+/// The member item of `user_id` in the conversation `meta` describes, or `not_found`.
+async fn target_member(
+    context: &AppContext,
+    meta: &ConversationRecord,
+    user_id: &str,
+) -> Result<MemberRecord, ApiError> {
+    context
+        .store
+        .members_of(&meta.id, &[user_id.to_owned()])
+        .await?
+        .into_iter()
+        .find(|m| meta.admits(m))
+        .ok_or_else(|| ApiError::NotFound("That user is not a member of this conversation.".to_owned()))
+}
+
+fn roles_changed() -> ApiError {
+    ApiError::Conflict("The group's members or roles changed meanwhile; please retry.".to_owned())
+}
+
+/// What a removal did: the user who left or was removed, or the conversation deleted with its last
+/// member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    Removed(String),
+    Deleted,
+}
+
 /// Owners and admins remove members; anyone removes themself (leaves). Not for direct conversations.
-/// The remaining members and the removed one (its last event of this conversation) hear of it.
+/// Admins cannot remove the owner or other admins (`forbidden`); the owner cannot leave while others
+/// remain (`conflict`: transfer ownership first); the last member leaving deletes the conversation
+/// (what hangs off it is purged by the conversation worker). The remaining members and the removed
+/// one (its last event of this conversation) hear of it.
 pub async fn remove_member(
     context: &AppContext,
     me: &str,
     conversation_id: &str,
     user_id: &str,
-) -> Result<Published<String>, ApiError> {
+) -> Result<Published<Removal>, ApiError> {
     let user_id = validate::ulid("userId", user_id)?;
     let (conversation, member) = membership(context, conversation_id, me).await?;
     if conversation.kind != "group" {
@@ -410,33 +486,37 @@ pub async fn remove_member(
             "the members of a direct conversation cannot change",
         ));
     }
-    if user_id != me {
+    let remover = if user_id == me {
+        if conversation.member_count <= 1 {
+            return delete_with_last_member(context, me, &conversation).await;
+        }
+        if member.role == "owner" {
+            return Err(ApiError::Conflict(
+                "The owner cannot leave while others remain: transfer ownership first.".to_owned(),
+            ));
+        }
+        None
+    } else {
         if !is_admin(&member) {
             return Err(ApiError::Forbidden(
                 "Only the group's owner or an admin can remove others.".to_owned(),
             ));
         }
-        let target = context
-            .store
-            .members_of(conversation_id, std::slice::from_ref(&user_id))
-            .await?;
-        let Some(target) = target.first() else {
-            return Err(ApiError::NotFound(
-                "That user is not a member of this conversation.".to_owned(),
-            ));
-        };
+        let target = target_member(context, &conversation, &user_id).await?;
         if target.role == "owner" {
             return Err(ApiError::Forbidden("The group's owner cannot be removed.".to_owned()));
         }
-    }
+        if target.role == "admin" && member.role != "owner" {
+            return Err(ApiError::Forbidden("Only the owner can remove an admin.".to_owned()));
+        }
+        Some((me, member.role.as_str()))
+    };
     if !context
         .store
-        .remove_member(conversation_id, &user_id, &rfc3339(now()))
+        .remove_member(conversation_id, &user_id, remover, &rfc3339(context.now()))
         .await?
     {
-        return Err(ApiError::NotFound(
-            "That user is not a member of this conversation.".to_owned(),
-        ));
+        return Err(roles_changed());
     }
     let mut changed = conversation;
     changed.members_version += 1;
@@ -446,7 +526,105 @@ pub async fn remove_member(
         Outgoing::to_conversation(&changed, event.clone()),
         Outgoing::to_users(vec![user_id.clone()], event),
     ];
-    Ok(Published::new(user_id, events))
+    Ok(Published::new(Removal::Removed(user_id), events))
+}
+
+async fn delete_with_last_member(
+    context: &AppContext,
+    me: &str,
+    conversation: &ConversationRecord,
+) -> Result<Published<Removal>, ApiError> {
+    if !context.store.delete_with_last_member(&conversation.id, me).await? {
+        return Err(roles_changed());
+    }
+    let event = events::conversation_deleted(&conversation.id);
+    Ok(Published::new(
+        Removal::Deleted,
+        vec![Outgoing::to_users(vec![me.to_owned()], event)],
+    ))
+}
+
+/// The group's owner makes a member an `admin` or a plain `member` again; the members get
+/// `member.role`. Not on the owner themself (ownership passes with [`transfer_ownership`]).
+pub async fn set_role(
+    context: &AppContext,
+    me: &str,
+    conversation_id: &str,
+    user_id: &str,
+    role: &str,
+) -> Result<Published<Member>, ApiError> {
+    let user_id = validate::ulid("userId", user_id)?;
+    if !matches!(role, "admin" | "member") {
+        return Err(ApiError::invalid(
+            "role",
+            "must be \"admin\" or \"member\" (ownership passes with POST .../owner)",
+        ));
+    }
+    let (conversation, member) = membership(context, conversation_id, me).await?;
+    if conversation.kind != "group" {
+        return Err(ApiError::invalid("userId", "a direct conversation has no roles"));
+    }
+    if member.role != "owner" {
+        return Err(ApiError::Forbidden(
+            "Only the group's owner can change roles.".to_owned(),
+        ));
+    }
+    if user_id == me {
+        return Err(ApiError::invalid(
+            "userId",
+            "the owner's own role changes only by passing ownership to someone else",
+        ));
+    }
+    let target = target_member(context, &conversation, &user_id).await?;
+    if target.role == role {
+        return Ok(Published::quiet(Member::from(target)));
+    }
+    let changed = context
+        .store
+        .set_member_role(conversation_id, me, &user_id, role)
+        .await?
+        .ok_or_else(roles_changed)?;
+    let event = events::member_role(conversation_id, &user_id, role);
+    Ok(Published::new(
+        Member::from(changed),
+        vec![Outgoing::to_conversation(&conversation, event)],
+    ))
+}
+
+/// Ownership passes from the caller to another member; the caller becomes an admin. The members get
+/// `member.role` for both.
+pub async fn transfer_ownership(
+    context: &AppContext,
+    me: &str,
+    conversation_id: &str,
+    user_id: &str,
+) -> Result<Published<Conversation>, ApiError> {
+    let user_id = validate::ulid("userId", user_id)?;
+    let (conversation, member) = membership(context, conversation_id, me).await?;
+    if conversation.kind != "group" {
+        return Err(ApiError::invalid("userId", "a direct conversation has no owner"));
+    }
+    if member.role != "owner" {
+        return Err(ApiError::Forbidden(
+            "Only the group's owner can pass ownership on.".to_owned(),
+        ));
+    }
+    if user_id == me {
+        return Err(ApiError::invalid("userId", "you are the owner already"));
+    }
+    target_member(context, &conversation, &user_id).await?;
+    if !context.store.transfer_ownership(conversation_id, me, &user_id).await? {
+        return Err(roles_changed());
+    }
+    let events = vec![
+        Outgoing::to_conversation(&conversation, events::member_role(conversation_id, &user_id, "owner")),
+        Outgoing::to_conversation(&conversation, events::member_role(conversation_id, me, "admin")),
+    ];
+    let demoted = MemberRecord {
+        role: "admin".to_owned(),
+        ..member
+    };
+    Ok(Published::new(Conversation::new(conversation, &demoted), events))
 }
 
 /// Moves the caller's read marker forward to `message_id` (never back); when it moved, the members (and
@@ -478,29 +656,31 @@ pub async fn mark_read(
     Ok(Published::new(message.id, events))
 }
 
-/// `typing` from a member: to the other members' connections (not the typist's own).
+/// API.md: `typing` is delivered at most once per user per conversation in this interval.
+pub const TYPING_INTERVAL_MS: u64 = 3000;
+
+/// `typing` from a member: to the other members' connections (not the typist's own, nor anyone who
+/// blocked the typist), at most once per [`TYPING_INTERVAL_MS`]; extra frames are dropped silently.
+/// The throttle costs one conditional write per frame; the blockers one Query per delivered event.
 pub async fn typing(context: &AppContext, me: &str, conversation_id: &str) -> Result<Published<()>, ApiError> {
     let (conversation, _) = membership(context, conversation_id, me).await?;
+    if !context
+        .store
+        .claim_typing(conversation_id, me, context.now_ms(), TYPING_INTERVAL_MS)
+        .await?
+    {
+        return Ok(Published::quiet(()));
+    }
+    let mut skipped = crate::domain::blocks::blockers_of(context, me).await?;
+    skipped.push(me.to_owned());
     let event = events::typing(conversation_id, me);
-    let events = vec![Outgoing::to_conversation(&conversation, event).skipping(Skip::User(me.to_owned()))];
+    let events = vec![Outgoing::to_conversation(&conversation, event).skipping(Skip::Users(skipped))];
     Ok(Published::new((), events))
 }
 
 /// Everyone who shares a conversation with `user_id` (not the user): whom `presence` goes to.
 pub async fn co_members(context: &AppContext, user_id: &str) -> Result<Vec<String>, ApiError> {
-    let mut memberships = context.store.group_memberships(user_id).await?;
-    let mut before: Option<String> = None;
-    loop {
-        let (page, more) = context
-            .store
-            .direct_memberships(user_id, before.as_deref(), 100)
-            .await?;
-        before = page.last().map(|m| m.gsi1_sk.clone());
-        memberships.extend(page);
-        if !more || before.is_none() {
-            break;
-        }
-    }
+    let memberships = context.store.all_memberships(user_id).await?;
     let ids: Vec<String> = memberships.into_iter().map(|m| m.conversation_id).collect();
     let mut people = std::collections::BTreeSet::new();
     for conversation in context.store.batch_get_conversations(&ids).await? {

@@ -97,9 +97,12 @@ pub async fn send(
     problems.finish()?;
     let (client_id, text) = (client_id.unwrap_or_default(), text.unwrap_or_default());
     let found = context.store.send_context(conversation_id, me, &client_id).await?;
-    let (Some(conversation), Some(_)) = (found.conversation, found.member) else {
+    let (Some(conversation), Some(member)) = (found.conversation, found.member) else {
         return Err(not_found());
     };
+    if !conversation.admits(&member) {
+        return Err(not_found());
+    }
     let token = ulid::Ulid::generate().to_string();
     let mut stale = None;
     if let Some(claim) = found.claim {
@@ -150,6 +153,7 @@ pub async fn send(
         edited_at: None,
         deleted: false,
         seq: position.seq,
+        version: 0,
     };
     let outcome = context.store.commit_message(&record, &token).await;
     if !matches!(outcome, Ok(SendOutcome::Stored)) {

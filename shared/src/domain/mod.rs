@@ -1,6 +1,8 @@
 //! The rules, over plain values: no HTTP, no AWS event types.
 
 pub mod accounts;
+pub mod blocks;
 pub mod conversations;
 pub mod messages;
+pub mod upkeep;
 pub mod users;

@@ -130,6 +130,17 @@ pub async fn get_many(context: &AppContext, ids: &[String]) -> Result<Vec<User>,
     Ok(found)
 }
 
+/// The user whose username is `raw` once case-folded, or `None`: one strongly consistent read of the
+/// `USERNAME#<name>` claim, then the profile as [`get_many`] reads it (public fields only). A name that
+/// no user can have (API.md's `username` rule) is `validation_failed`, as a malformed id is for `ids`.
+pub async fn find_by_username(context: &AppContext, raw: &str) -> Result<Option<User>, ApiError> {
+    let name = validate::username(raw.trim())?;
+    let Some(user_id) = context.store.user_id_by_username(&name).await? else {
+        return Ok(None);
+    };
+    Ok(get_many(context, &[user_id]).await?.into_iter().next())
+}
+
 pub async fn update_own_profile(context: &AppContext, user_id: &str, change: ProfileChange) -> Result<User, ApiError> {
     if change.display_name.is_none() && change.status.is_none() && change.status_text.is_none() {
         return Err(ApiError::invalid(

@@ -25,7 +25,22 @@ pub struct ApiRequest {
     path_params: HashMap<String, String>,
     query: HashMap<String, String>,
     body: Vec<u8>,
+    /// What [`ApiRequest::check_session`] found out about the bearer token's session, before the
+    /// handler ran (`http::handle` always asks, through `rate_limit::admit`).
+    session: std::sync::OnceLock<SessionVerdict>,
 }
+
+/// The state of the bearer token's session, as checked before the handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionVerdict {
+    Live,
+    Revoked,
+    /// The session could not be read (DynamoDB unavailable): the token is refused with a 503.
+    Unknown,
+}
+
+/// The longest `User-Agent` kept on a session.
+pub const MAX_USER_AGENT_CHARS: usize = 256;
 
 impl ApiRequest {
     pub fn from_lambda(event: Request) -> Self {
@@ -72,6 +87,7 @@ impl ApiRequest {
             path_params,
             query,
             body,
+            session: std::sync::OnceLock::new(),
         }
     }
 
@@ -116,8 +132,36 @@ impl ApiRequest {
         parse_json_object(&self.body)
     }
 
-    /// Verifies the `Authorization: Bearer` access token.
+    /// The client's `User-Agent`, at most [`MAX_USER_AGENT_CHARS`] characters (what a session records).
+    pub fn user_agent(&self) -> Option<String> {
+        self.header("user-agent")
+            .map(str::trim)
+            .filter(|ua| !ua.is_empty())
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_USER_AGENT_CHARS)
+                    .collect()
+            })
+    }
+
+    /// Verifies the `Authorization: Bearer` access token: its signature and expiry, and that its session
+    /// is not revoked (as checked before the handler ran; see `auth::session_state`).
     pub fn authenticate(&self, context: &AppContext) -> Result<AccessClaims, ApiError> {
+        let claims = self.bearer_claims(context)?;
+        match self.session.get() {
+            Some(SessionVerdict::Revoked) => Err(crate::auth::session_state::revoked()),
+            Some(SessionVerdict::Unknown) => Err(ApiError::Unavailable {
+                message: "The sign-in session could not be checked; please retry shortly.".to_owned(),
+                retry_after_secs: 1,
+            }),
+            Some(SessionVerdict::Live) | None => Ok(claims),
+        }
+    }
+
+    /// The bearer token's claims, checking its signature and expiry only (not its session): for
+    /// logout, which must stay harmless for a session that is already gone.
+    pub fn bearer_claims(&self, context: &AppContext) -> Result<AccessClaims, ApiError> {
         let header = self.header("authorization").ok_or_else(|| {
             ApiError::Unauthorized("Sign in first: send Authorization: Bearer <accessToken>.".to_owned())
         })?;
@@ -130,6 +174,27 @@ impl ApiRequest {
                 ApiError::Unauthorized("The Authorization header must be: Bearer <accessToken>.".to_owned())
             })?;
         context.tokens.verify(token)
+    }
+
+    /// Checks (once) whether the bearer token's session is still live, so that [`Self::authenticate`]
+    /// can refuse a revoked session's token. Costs nothing without a valid token; otherwise see
+    /// `auth::session_state` (one GetItem per session per container per 4 s).
+    pub async fn check_session(&self, context: &AppContext) {
+        if self.session.get().is_some() {
+            return;
+        }
+        let Ok(claims) = self.bearer_claims(context) else {
+            return;
+        };
+        let verdict = match crate::auth::session_state::is_live(context, &claims.sid).await {
+            Ok(true) => SessionVerdict::Live,
+            Ok(false) => SessionVerdict::Revoked,
+            Err(e) => {
+                tracing::warn!(error = %e, "session state unavailable");
+                SessionVerdict::Unknown
+            }
+        };
+        let _ = self.session.set(verdict);
     }
 }
 

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use crate::domain::conversations::Conversation;
 use crate::domain::messages::Message;
 use crate::domain::users::User;
 
@@ -30,6 +31,33 @@ pub fn presence(user: &User) -> Value {
 /// `member.added`, `member.removed`.
 pub fn members(kind: &str, conversation_id: &str, user_ids: &[String]) -> Value {
     json!({ "type": kind, "conversationId": conversation_id, "userIds": user_ids })
+}
+
+/// `member.role`: a member's role changed.
+pub fn member_role(conversation_id: &str, user_id: &str, role: &str) -> Value {
+    json!({ "type": "member.role", "conversationId": conversation_id, "userId": user_id, "role": role })
+}
+
+/// `conversation.created` with the recipient's own view (their role, nothing unread).
+pub fn conversation_created(conversation: &Conversation) -> Value {
+    json!({ "type": "conversation.created", "conversation": conversation })
+}
+
+/// `conversation.updated`: one event goes to every member, so it carries only what is the same for
+/// all of them; the fields that differ per member (`myRole`, `readSeq`, `unreadCount`) are left out
+/// and the client keeps its own.
+pub fn conversation_updated(conversation: &Conversation) -> Value {
+    let mut shared = json!(conversation);
+    if let Some(fields) = shared.as_object_mut() {
+        for per_member in ["myRole", "readSeq", "unreadCount", "mentionCount"] {
+            fields.remove(per_member);
+        }
+    }
+    json!({ "type": "conversation.updated", "conversation": shared })
+}
+
+pub fn conversation_deleted(conversation_id: &str) -> Value {
+    json!({ "type": "conversation.deleted", "conversationId": conversation_id })
 }
 
 pub fn read(conversation_id: &str, user_id: &str, message_id: &str, seq: u64) -> Value {

@@ -82,7 +82,7 @@ impl Fanout {
         if let Some((_, members)) = cached {
             return Ok(members);
         }
-        let members = Arc::new(store.member_ids(conversation_id).await?);
+        let members = Arc::new(store.admitted_member_ids(conversation_id).await?);
         self.members
             .insert(conversation_id.to_owned(), (members_version, Arc::clone(&members)));
         Ok(members)

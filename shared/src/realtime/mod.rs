@@ -91,6 +91,8 @@ pub enum Skip {
     Connection(String),
     /// All of a user's connections (`typing` goes to the others only).
     User(String),
+    /// All connections of these users (`typing` skips the typist and whoever blocked them).
+    Users(Vec<String>),
 }
 
 /// One event and whom it is for: what the domain returns and the publisher queues.

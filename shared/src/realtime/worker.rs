@@ -152,6 +152,7 @@ async fn deliver(context: &AppContext, envelopes: Vec<(String, Envelope)>) -> Ve
                 Skip::Nobody => false,
                 Skip::Connection(c) => *c == connection.connection_id,
                 Skip::User(u) => *u == connection.user_id,
+                Skip::Users(users) => users.contains(&connection.user_id),
             };
             if skipped {
                 continue;

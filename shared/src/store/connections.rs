@@ -18,11 +18,16 @@ pub struct ConnectionRecord {
     pub connected_at: String,
     /// TTL, epoch seconds.
     pub expires_at: u64,
+    /// The sign-in session whose access token opened the connection: revoking the session closes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 impl Store {
-    /// Records the connection and adds it to its user's set.
-    pub async fn put_connection(&self, connection: &ConnectionRecord) -> Result<(), ApiError> {
+    /// Records the connection and adds it to its user's set, unless the set already holds `max_per_user`
+    /// ids: then the connection item is taken back and the answer is `false`. The cap is the set's own
+    /// condition (`size(connectionIds) < :max`), so concurrent connects cannot overshoot it.
+    pub async fn put_connection(&self, connection: &ConnectionRecord, max_per_user: usize) -> Result<bool, ApiError> {
         let out = self
             .client
             .put_item()
@@ -36,18 +41,88 @@ impl Store {
             .send()
             .await?;
         self.usage.record(true, out.consumed_capacity());
+        let added = self
+            .update_if(
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(keys::user(&connection.user_id), keys::CONNS)))
+                    .update_expression("ADD connectionIds :id")
+                    .condition_expression(
+                        "attribute_not_exists(connectionIds) OR size(connectionIds) < :max OR contains(connectionIds, :one)",
+                    )
+                    .expression_attribute_values(":id", AttributeValue::Ss(vec![connection.connection_id.clone()]))
+                    .expression_attribute_values(":one", s(&connection.connection_id))
+                    .expression_attribute_values(":max", super::n(max_per_user)),
+            )
+            .await?;
+        if !added {
+            let out = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::connection(&connection.connection_id), keys::CONN)))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await?;
+            self.usage.record(true, out.consumed_capacity());
+        }
+        Ok(added)
+    }
+
+    /// The user's connection set with each id's connection item (`None`: the set names an id whose item
+    /// is gone, a leftover of a disconnect that did not finish): one GetItem and one BatchGetItem per
+    /// 100 ids, both strongly consistent.
+    pub async fn user_connections(&self, user_id: &str) -> Result<Vec<(String, Option<ConnectionRecord>)>, ApiError> {
         let out = self
             .client
-            .update_item()
+            .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(keys::user(&connection.user_id), keys::CONNS)))
-            .update_expression("ADD connectionIds :id")
-            .expression_attribute_values(":id", AttributeValue::Ss(vec![connection.connection_id.clone()]))
+            .set_key(Some(key(keys::user(user_id), keys::CONNS)))
+            .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await?;
-        self.usage.record(true, out.consumed_capacity());
-        Ok(())
+        self.usage.record(false, out.consumed_capacity());
+        let ids: Vec<String> = out
+            .item
+            .and_then(|item| item.get("connectionIds").and_then(|v| v.as_ss().ok()).cloned())
+            .unwrap_or_default();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted = ids.iter().map(|id| key(keys::connection(id), keys::CONN)).collect();
+        let mut found: HashMap<String, ConnectionRecord> =
+            super::records::<ConnectionRecord>(self.batch_get(wanted, true).await?)?
+                .into_iter()
+                .map(|record| (record.connection_id.clone(), record))
+                .collect();
+        Ok(ids
+            .into_iter()
+            .map(|id| {
+                let record = found.remove(&id);
+                (id, record)
+            })
+            .collect())
+    }
+
+    /// The open connections of one session of `user_id` (from the user's set: no Scan).
+    pub async fn session_connections(&self, user_id: &str, session_id: &str) -> Result<Vec<String>, ApiError> {
+        Ok(self
+            .user_connections(user_id)
+            .await?
+            .into_iter()
+            .filter_map(|(id, record)| {
+                record
+                    .filter(|r| r.session_id.as_deref() == Some(session_id))
+                    .map(|_| id)
+            })
+            .collect())
+    }
+
+    /// Takes an id out of its user's set (for a set entry whose connection item is already gone).
+    pub async fn forget_connection_id(&self, user_id: &str, connection_id: &str) -> Result<(), ApiError> {
+        self.remove_from_user_set(user_id, connection_id).await
     }
 
     /// Forgets a connection; returns the user it belonged to, if it was known.
@@ -117,36 +192,5 @@ impl Store {
             }
         }
         Ok(sets)
-    }
-
-    /// Every member's user id, for the fan-out's member cache.
-    pub async fn member_ids(&self, conversation_id: &str) -> Result<Vec<String>, ApiError> {
-        let mut ids = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", s(keys::conversation(conversation_id)))
-                .expression_attribute_values(":prefix", s(keys::MEMBER_PREFIX))
-                .projection_expression("userId")
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await?;
-            self.usage.record(false, out.consumed_capacity());
-            for item in out.items.unwrap_or_default() {
-                if let Some(id) = item.get("userId").and_then(|v| v.as_s().ok()) {
-                    ids.push(id.clone());
-                }
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(ids);
-            }
-        }
     }
 }

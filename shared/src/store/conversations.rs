@@ -1,20 +1,32 @@
 //! Conversations, their members, and the direct-pair claims.
 //!
-//! How the conversation list stays ordered by activity without one write per member per message:
-//! - a direct conversation never changes members, so its two member items carry the activity key in
-//!   GSI1 (`USER#<id>` / `<activity>#<conversationId>`); a message updates those two items: constant;
-//! - a group keeps its activity on its META item only (one write per message whatever its size); its
-//!   member items sit in GSI1 under `USERGROUPS#<id>`, and a list page merges the user's groups in by
-//!   reading their METAs in batches.
+//! How the conversation list stays ordered by activity with a bounded number of reads per page:
+//! every member item (direct or group) sits in GSI1 under `USER#<userId>` with
+//! `<activity>#<conversationId>` as its sort key, so a page is one Query of `limit` member items plus
+//! one BatchGetItem of their METAs, whatever the number of conversations the caller is in.
 //!
-//! A page therefore reads `limit` direct memberships plus the user's group memberships and METAs: it is
-//! bounded by the page size and the number of groups the user is in, and never by message traffic or
-//! group sizes.
+//! Keeping those keys current without making a send cost grow with the group: a send moves the META's
+//! `activity` and the sender's own key (and, in a direct conversation, the other member's too: two
+//! writes); the other members of a group get theirs from the conversation worker, fed by the table's
+//! stream (`domain::upkeep`), at most once per [`crate::config::Config::listing_granularity`] per
+//! conversation.
+//!
+//! Member adds of more than 99 users cannot be one transaction (DynamoDB's limit is 100 items). They
+//! are written as *pending* members (`pendingAdd` = the add's id, listed in the META's `pendingAdds`
+//! set) and made real by one META update that removes the id from the set and moves the count and the
+//! members version: every reader judges a member item against the META it reads with it
+//! ([`ConversationRecord::admits`]), so the new members appear everywhere at once or not at all.
 
-use aws_sdk_dynamodb::types::{ConsumedCapacity, Delete, Put, ReturnConsumedCapacity, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, ConsumedCapacity, Delete, DeleteRequest, Put, ReturnConsumedCapacity,
+    TransactWriteItem, Update, WriteRequest,
+};
 use serde::{Deserialize, Serialize};
 
-use super::{classify_transaction_error, item_with_key, key, keys, n, records, s, Item, Store, WriteConflict};
+use super::{
+    classify_transaction_error, is_condition_failure, item_with_key, key, keys, n, records, s, Item, Store,
+    WriteConflict,
+};
 use crate::error::ApiError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +44,9 @@ pub struct MessageRecord {
     pub deleted: bool,
     /// Position in the conversation, 1-based: what unread counts subtract.
     pub seq: u64,
+    /// Bumped by every edit and the delete: which of two copies (the META's `lastMessage`) is newer.
+    #[serde(default)]
+    pub version: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +72,22 @@ pub struct ConversationRecord {
     /// The two members of a direct conversation (which never change), so a send needs no extra read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub direct_members: Vec<String>,
+    /// The ids of member adds still being written (a string set): their members do not count yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_adds: Vec<String>,
+    /// The activity last copied onto every member's list key by the conversation worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_activity: Option<String>,
+}
+
+impl ConversationRecord {
+    /// Whether `member` is a member as of this META: not part of an add that is still being written.
+    pub fn admits(&self, member: &MemberRecord) -> bool {
+        member
+            .pending_add
+            .as_ref()
+            .is_none_or(|add| !self.pending_adds.contains(add))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +102,9 @@ pub struct MemberRecord {
     pub read_seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_read_message_id: Option<String>,
+    /// Set on members written by a large add: the add's id (see the module comment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_add: Option<String>,
     #[serde(rename = "GSI1PK")]
     pub gsi1_pk: String,
     #[serde(rename = "GSI1SK")]
@@ -78,29 +112,25 @@ pub struct MemberRecord {
 }
 
 impl MemberRecord {
+    /// A member joining now: listed at the conversation's current activity, and with everything
+    /// before it read (API.md: a member who joins starts with `readSeq = lastSeq`).
     pub fn new(conversation: &ConversationRecord, user_id: &str, role: &str, joined_at: &str) -> Self {
-        let (gsi1_pk, gsi1_sk) = if conversation.kind == "direct" {
-            (
-                keys::user_directs(user_id),
-                direct_activity_key(&conversation.activity, &conversation.id),
-            )
-        } else {
-            (keys::user_groups(user_id), keys::conversation(&conversation.id))
-        };
         MemberRecord {
             conversation_id: conversation.id.clone(),
             user_id: user_id.to_owned(),
             role: role.to_owned(),
             joined_at: joined_at.to_owned(),
-            read_seq: 0,
-            last_read_message_id: None,
-            gsi1_pk,
-            gsi1_sk,
+            read_seq: conversation.last_seq,
+            last_read_message_id: conversation.last_message.as_ref().map(|m| m.id.clone()),
+            pending_add: None,
+            gsi1_pk: keys::user_conversations(user_id),
+            gsi1_sk: activity_key(&conversation.activity, &conversation.id),
         }
     }
 }
 
-pub fn direct_activity_key(activity: &str, conversation_id: &str) -> String {
+/// A member item's GSI1 sort key: newest activity sorts last, the id breaks ties.
+pub fn activity_key(activity: &str, conversation_id: &str) -> String {
     format!("{activity}#{conversation_id}")
 }
 
@@ -330,9 +360,9 @@ impl Store {
         records(self.batch_get(keys_wanted, false).await?)
     }
 
-    /// A page of the user's direct conversations, most recent activity first, after `before` (an
-    /// activity key). `true` when more may follow.
-    pub async fn direct_memberships(
+    /// A page of the user's member items, most recent activity first, after `before` (a GSI1 sort
+    /// key). `true` when more may follow.
+    pub async fn memberships(
         &self,
         user_id: &str,
         before: Option<&str>,
@@ -345,7 +375,7 @@ impl Store {
             .index_name("GSI1")
             .scan_index_forward(false)
             .limit(limit as i32)
-            .expression_attribute_values(":pk", s(keys::user_directs(user_id)))
+            .expression_attribute_values(":pk", s(keys::user_conversations(user_id)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         query = match before {
             Some(before) => query
@@ -359,29 +389,18 @@ impl Store {
         Ok((records(out.items.unwrap_or_default())?, more))
     }
 
-    /// All of the user's group memberships.
-    pub async fn group_memberships(&self, user_id: &str) -> Result<Vec<MemberRecord>, ApiError> {
-        let mut members = Vec::new();
-        let mut start = None;
+    /// Every member item of the user (for `presence`, which goes to everyone they share a
+    /// conversation with).
+    pub async fn all_memberships(&self, user_id: &str) -> Result<Vec<MemberRecord>, ApiError> {
+        let mut all = Vec::new();
+        let mut before: Option<String> = None;
         loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("GSI1")
-                .key_condition_expression("GSI1PK = :pk")
-                .expression_attribute_values(":pk", s(keys::user_groups(user_id)))
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await?;
-            self.usage.record(false, out.consumed_capacity());
-            for item in out.items.unwrap_or_default() {
-                members.push(serde_dynamo::from_item(item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(members);
+            let (page, more) = self.memberships(user_id, before.as_deref(), 100).await?;
+            let last = page.last().map(|m| m.gsi1_sk.clone());
+            all.extend(page);
+            match (more, last) {
+                (true, Some(last)) => before = Some(last),
+                _ => return Ok(all),
             }
         }
     }
@@ -442,8 +461,10 @@ impl Store {
         .await
     }
 
-    /// Adds members (none of them members yet) and bumps the count and version, refusing to pass
-    /// `max_members`. `Ok(false)`: the limit would be passed.
+    /// Adds members (none of them members yet), moving the count and the members version, and refusing
+    /// to pass `max_members`. Up to 99 go in one transaction with the META; more are written pending
+    /// and committed by one META update (see the module comment). `Ok(false)`: the limit would be
+    /// passed, and nothing changed.
     pub async fn add_members(
         &self,
         conversation_id: &str,
@@ -451,11 +472,36 @@ impl Store {
         max_members: u64,
         now: &str,
     ) -> Result<bool, ApiError> {
-        let pk = keys::conversation(conversation_id);
-        let added = members.len() as u64;
-        let meta = Update::builder()
+        if members.len() < TRANSACTION_MAX {
+            return self
+                .add_members_at_once(conversation_id, members, max_members, now)
+                .await;
+        }
+        self.add_members_pending(conversation_id, members, max_members, now)
+            .await
+    }
+
+    fn member_put(&self, member: &MemberRecord) -> Result<TransactWriteItem, ApiError> {
+        self.put_item(
+            item_with_key(
+                keys::conversation(&member.conversation_id),
+                &keys::member(&member.user_id),
+                member,
+            )?,
+            Some("attribute_not_exists(PK)"),
+        )
+    }
+
+    fn count_update(
+        &self,
+        conversation_id: &str,
+        added: u64,
+        max_members: u64,
+        now: &str,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(pk.clone(), keys::META)))
+            .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
             .update_expression(
                 "SET memberCount = memberCount + :added, membersVersion = membersVersion + :one, updatedAt = :now",
             )
@@ -464,64 +510,311 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", s(now))
             .expression_attribute_values(":room", n(max_members.saturating_sub(added)))
+    }
+
+    async fn add_members_at_once(
+        &self,
+        conversation_id: &str,
+        members: &[MemberRecord],
+        max_members: u64,
+        now: &str,
+    ) -> Result<bool, ApiError> {
+        let meta = self
+            .count_update(conversation_id, members.len() as u64, max_members, now)
             .build()
             .map_err(ApiError::internal)?;
         let mut writes = vec![TransactWriteItem::builder().update(meta).build()];
         for member in members {
-            writes.push(self.put_item(
-                item_with_key(pk.clone(), &keys::member(&member.user_id), member)?,
-                Some("attribute_not_exists(PK)"),
-            )?);
+            writes.push(self.member_put(member)?);
         }
-        let mut chunks = writes.chunks(TRANSACTION_MAX).map(<[_]>::to_vec);
-        // The META update and the first members go together; a later chunk failing leaves the count
-        // ahead of the members actually written, which the next change corrects by recounting.
-        if let Some(first) = chunks.next() {
-            match self.transact(first).await {
-                Ok(()) => {}
-                Err(WriteConflict::Conditions(failed)) if failed.contains(&0) => return Ok(false),
-                Err(WriteConflict::Conditions(_)) => {
-                    return Err(ApiError::Conflict(
-                        "The members changed meanwhile; please retry.".to_owned(),
-                    ))
-                }
-                Err(WriteConflict::Other(e)) => return Err(e),
-            }
+        match self.transact(writes).await {
+            Ok(()) => Ok(true),
+            Err(WriteConflict::Conditions(failed)) if failed.contains(&0) => Ok(false),
+            Err(WriteConflict::Conditions(_)) => Err(members_changed()),
+            Err(WriteConflict::Other(e)) => Err(e),
         }
-        for chunk in chunks {
-            self.transact(chunk).await.map_err(|c| match c {
-                WriteConflict::Other(e) => e,
-                WriteConflict::Conditions(_) => {
-                    ApiError::Conflict("The members changed meanwhile; please retry.".to_owned())
-                }
-            })?;
-        }
-        Ok(true)
     }
 
-    /// Removes one member and bumps the count and version. `Ok(false)`: not a member.
-    pub async fn remove_member(&self, conversation_id: &str, user_id: &str, now: &str) -> Result<bool, ApiError> {
+    async fn add_members_pending(
+        &self,
+        conversation_id: &str,
+        members: &[MemberRecord],
+        max_members: u64,
+        now: &str,
+    ) -> Result<bool, ApiError> {
+        let add_id = ulid::Ulid::generate().to_string();
+        let pk = keys::conversation(conversation_id);
+        let meta_key = key(pk.clone(), keys::META);
+        let string_set = AttributeValue::Ss(vec![add_id.clone()]);
+        // 1. Announce the add: from here on its members are invisible until it commits.
+        let announced = self
+            .update_if(
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(meta_key.clone()))
+                    .update_expression("ADD pendingAdds :add")
+                    .condition_expression("attribute_exists(PK) AND memberCount <= :room")
+                    .expression_attribute_values(":add", string_set.clone())
+                    .expression_attribute_values(":room", n(max_members.saturating_sub(members.len() as u64))),
+            )
+            .await?;
+        if !announced {
+            return Ok(false);
+        }
+        // 2. The members, pending, 100 a transaction.
+        let pending: Vec<MemberRecord> = members
+            .iter()
+            .map(|m| MemberRecord {
+                pending_add: Some(add_id.clone()),
+                ..m.clone()
+            })
+            .collect();
+        let mut written = 0;
+        let mut failure = None;
+        let mut full = false;
+        for chunk in pending.chunks(TRANSACTION_MAX) {
+            let writes = match chunk.iter().map(|m| self.member_put(m)).collect::<Result<Vec<_>, _>>() {
+                Ok(writes) => writes,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            match self.transact(writes).await {
+                Ok(()) => written += chunk.len(),
+                Err(WriteConflict::Conditions(_)) => {
+                    failure = Some(members_changed());
+                    break;
+                }
+                Err(WriteConflict::Other(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        // 3. Commit: count, version and the end of the pending state in one conditional update.
+        if failure.is_none() {
+            let committed = self
+                .update_if(
+                    self.client
+                        .update_item()
+                        .table_name(&self.table)
+                        .set_key(Some(meta_key.clone()))
+                        .update_expression(
+                            "SET memberCount = memberCount + :added, membersVersion = membersVersion + :one, \
+                             updatedAt = :now DELETE pendingAdds :add",
+                        )
+                        .condition_expression("contains(pendingAdds, :id) AND memberCount <= :room")
+                        .expression_attribute_values(":added", n(members.len()))
+                        .expression_attribute_values(":one", n(1))
+                        .expression_attribute_values(":now", s(now))
+                        .expression_attribute_values(":add", string_set.clone())
+                        .expression_attribute_values(":id", s(&add_id))
+                        .expression_attribute_values(":room", n(max_members.saturating_sub(members.len() as u64))),
+                )
+                .await;
+            match committed {
+                Ok(true) => return Ok(true),
+                Ok(false) => full = true,
+                Err(e) => failure = Some(e),
+            }
+        }
+        // Undo: remove what was written, then the announcement. Until both are done the members stay
+        // invisible, so a failed undo leaves unreachable items, never half an add.
+        let undone = futures_util::future::join_all(pending[..written].iter().map(|m| {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.clone(), keys::member(&m.user_id))))
+                .condition_expression("pendingAdd = :id")
+                .expression_attribute_values(":id", s(&add_id))
+                .send()
+        }))
+        .await
+        .into_iter()
+        .all(|r| r.is_ok() || r.as_ref().is_err_and(is_condition_failure));
+        if undone {
+            let _ = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(meta_key))
+                .update_expression("DELETE pendingAdds :add")
+                .expression_attribute_values(":add", string_set)
+                .send()
+                .await;
+        } else {
+            tracing::warn!(conversationId = %conversation_id, addId = %add_id, "a failed member add left pending items");
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(!full),
+        }
+    }
+
+    /// Removes one member (never the owner) and moves the count and version. With `remover`
+    /// (someone else removing them), the remover must still be the owner, or an admin removing a
+    /// plain member. `Ok(false)`: the member is not there, or the roles changed meanwhile.
+    pub async fn remove_member(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        remover: Option<(&str, &str)>,
+        now: &str,
+    ) -> Result<bool, ApiError> {
         let pk = keys::conversation(conversation_id);
         let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), keys::member(user_id))))
+            .expression_attribute_names("#role", "role");
+        // The owner (or the member leaving) may remove anyone but the owner; an admin only plain members.
+        let delete = match remover {
+            Some((_, "owner")) | None => delete
+                .condition_expression("attribute_exists(PK) AND #role <> :owner")
+                .expression_attribute_values(":owner", s("owner")),
+            Some(_) => delete
+                .condition_expression("attribute_exists(PK) AND #role = :member")
+                .expression_attribute_values(":member", s("member")),
+        };
+        let meta = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), keys::META)))
+            .update_expression(
+                "SET memberCount = memberCount - :one, membersVersion = membersVersion + :one, updatedAt = :now",
+            )
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", s(now))
+            .build()
+            .map_err(ApiError::internal)?;
+        let mut writes = vec![
+            TransactWriteItem::builder()
+                .delete(delete.build().map_err(ApiError::internal)?)
+                .build(),
+            TransactWriteItem::builder().update(meta).build(),
+        ];
+        if let Some((remover_id, role)) = remover {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(pk, keys::member(remover_id))))
+                .condition_expression("#role = :role")
+                .expression_attribute_names("#role", "role")
+                .expression_attribute_values(":role", s(role))
+                .build()
+                .map_err(ApiError::internal)?;
+            writes.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        match self.transact(writes).await {
+            Ok(()) => Ok(true),
+            Err(WriteConflict::Conditions(_)) => Ok(false),
+            Err(WriteConflict::Other(e)) => Err(e),
+        }
+    }
+
+    /// The last member leaves: their member item and the META go together, only while they are the
+    /// only member. What else hangs off the conversation is purged afterwards (`domain::upkeep`).
+    /// `Ok(false)`: someone else is (or became) a member.
+    pub async fn delete_with_last_member(&self, conversation_id: &str, user_id: &str) -> Result<bool, ApiError> {
+        let pk = keys::conversation(conversation_id);
+        let member = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key(pk.clone(), keys::member(user_id))))
             .condition_expression("attribute_exists(PK)")
             .build()
             .map_err(ApiError::internal)?;
-        let meta = Update::builder()
+        let meta = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key(pk, keys::META)))
-            .update_expression(
-                "SET memberCount = memberCount - :one, membersVersion = membersVersion + :one, updatedAt = :now",
-            )
+            .condition_expression("memberCount = :one")
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", s(now))
             .build()
             .map_err(ApiError::internal)?;
         match self
             .transact(vec![
-                TransactWriteItem::builder().delete(delete).build(),
-                TransactWriteItem::builder().update(meta).build(),
+                TransactWriteItem::builder().delete(member).build(),
+                TransactWriteItem::builder().delete(meta).build(),
+            ])
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(WriteConflict::Conditions(_)) => Ok(false),
+            Err(WriteConflict::Other(e)) => Err(e),
+        }
+    }
+
+    /// Sets a member's role to `admin` or `member`, while `owner_id` is still the owner and the
+    /// target is a member other than the owner. `Ok(None)`: one of those no longer holds.
+    pub async fn set_member_role(
+        &self,
+        conversation_id: &str,
+        owner_id: &str,
+        user_id: &str,
+        role: &str,
+    ) -> Result<Option<MemberRecord>, ApiError> {
+        let pk = keys::conversation(conversation_id);
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), keys::member(owner_id))))
+            .condition_expression("#role = :owner")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_values(":owner", s("owner"))
+            .build()
+            .map_err(ApiError::internal)?;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, keys::member(user_id))))
+            .update_expression("SET #role = :role")
+            .condition_expression("attribute_exists(PK) AND #role <> :owner")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_values(":role", s(role))
+            .expression_attribute_values(":owner", s("owner"))
+            .build()
+            .map_err(ApiError::internal)?;
+        match self
+            .transact(vec![
+                TransactWriteItem::builder().condition_check(check).build(),
+                TransactWriteItem::builder().update(update).build(),
+            ])
+            .await
+        {
+            Ok(()) => Ok(self
+                .members_of(conversation_id, &[user_id.to_owned()])
+                .await?
+                .into_iter()
+                .next()),
+            Err(WriteConflict::Conditions(_)) => Ok(None),
+            Err(WriteConflict::Other(e)) => Err(e),
+        }
+    }
+
+    /// Ownership passes from `from` (who becomes an admin) to `to`, in one transaction, only while
+    /// `from` is the owner and `to` a member. `Ok(false)`: one of those no longer holds.
+    pub async fn transfer_ownership(&self, conversation_id: &str, from: &str, to: &str) -> Result<bool, ApiError> {
+        let pk = keys::conversation(conversation_id);
+        let demote = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), keys::member(from))))
+            .update_expression("SET #role = :admin")
+            .condition_expression("#role = :owner")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_values(":admin", s("admin"))
+            .expression_attribute_values(":owner", s("owner"))
+            .build()
+            .map_err(ApiError::internal)?;
+        let promote = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, keys::member(to))))
+            .update_expression("SET #role = :owner")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_values(":owner", s("owner"))
+            .build()
+            .map_err(ApiError::internal)?;
+        match self
+            .transact(vec![
+                TransactWriteItem::builder().update(demote).build(),
+                TransactWriteItem::builder().update(promote).build(),
             ])
             .await
         {
@@ -551,4 +844,217 @@ impl Store {
         )
         .await
     }
+
+    /// Moves one member's list key forward to `activity` (never back; a repeat changes nothing).
+    pub async fn advance_listing(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        activity: &str,
+    ) -> Result<bool, ApiError> {
+        self.update_if(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(conversation_id), keys::member(user_id))))
+                .update_expression("SET GSI1SK = :key")
+                .condition_expression("attribute_exists(PK) AND GSI1SK < :key")
+                .expression_attribute_values(":key", s(activity_key(activity, conversation_id))),
+        )
+        .await
+    }
+
+    /// Records on the META that every member's list key reached `activity` (forward only).
+    pub async fn mark_listed(&self, conversation_id: &str, activity: &str) -> Result<bool, ApiError> {
+        self.update_if(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
+                .update_expression("SET listedActivity = :activity")
+                .condition_expression(
+                    "attribute_exists(PK) AND (attribute_not_exists(listedActivity) OR listedActivity < :activity)",
+                )
+                .expression_attribute_values(":activity", s(activity)),
+        )
+        .await
+    }
+
+    /// The user ids of the conversation's members as of its META (pending adds left out): one
+    /// strongly consistent Query over `MEMBER#..META`, which holds the member items and the META and
+    /// nothing else (`MSG#` sorts after `META`).
+    pub async fn admitted_member_ids(&self, conversation_id: &str) -> Result<Vec<String>, ApiError> {
+        let mut members: Vec<MemberRecord> = Vec::new();
+        let mut meta: Option<ConversationRecord> = None;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(keys::conversation(conversation_id)))
+                .expression_attribute_values(":from", s(keys::MEMBER_PREFIX))
+                .expression_attribute_values(":to", s(keys::META))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await?;
+            self.usage.record(false, out.consumed_capacity());
+            for item in out.items.unwrap_or_default() {
+                if item.get("SK").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(keys::META) {
+                    meta = Some(serde_dynamo::from_item(item)?);
+                } else {
+                    members.push(serde_dynamo::from_item(item)?);
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let Some(meta) = meta else {
+            return Ok(Vec::new());
+        };
+        Ok(members
+            .into_iter()
+            .filter(|m| meta.admits(m))
+            .map(|m| m.user_id)
+            .collect())
+    }
+
+    /// One round of a deleted conversation's clean-up: deletes up to `max_items` of the items left
+    /// under `CONV#<id>` (not the purge marker). `true` when more remain.
+    pub async fn purge_round(&self, conversation_id: &str, max_items: usize) -> Result<bool, ApiError> {
+        let pk = keys::conversation(conversation_id);
+        let mut doomed: Vec<Item> = Vec::new();
+        let mut start = None;
+        let more =
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("PK = :pk")
+                    .expression_attribute_values(":pk", s(pk.clone()))
+                    .projection_expression("PK, SK")
+                    .limit((max_items + 1 - doomed.len()).min(1000) as i32)
+                    .set_exclusive_start_key(start)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await?;
+                self.usage.record(false, out.consumed_capacity());
+                doomed.extend(out.items.unwrap_or_default().into_iter().filter(|item| {
+                    item.get("SK").and_then(|v| v.as_s().ok()).map(String::as_str) != Some(keys::PURGE)
+                }));
+                start = out.last_evaluated_key;
+                if doomed.len() > max_items {
+                    doomed.truncate(max_items);
+                    break true;
+                }
+                if start.is_none() {
+                    break false;
+                }
+            };
+        self.batch_delete(doomed).await?;
+        Ok(more)
+    }
+
+    /// BatchWriteItem deletes, 25 a call, unprocessed ones retried with backoff.
+    async fn batch_delete(&self, keys_doomed: Vec<Item>) -> Result<(), ApiError> {
+        for chunk in keys_doomed.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for doomed in chunk {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(doomed.clone()))
+                    .build()
+                    .map_err(ApiError::internal)?;
+                requests.push(WriteRequest::builder().delete_request(delete).build());
+            }
+            let mut attempt = 0u32;
+            while !requests.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests.clone())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await?;
+                for used in out.consumed_capacity() {
+                    self.usage.record(true, Some(used));
+                }
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut left| left.remove(&self.table))
+                    .unwrap_or_default();
+                attempt += 1;
+                if !requests.is_empty() {
+                    if attempt > 8 {
+                        return Err(ApiError::Unavailable {
+                            message: "The table is busy; the clean-up will be retried.".to_owned(),
+                            retry_after_secs: 1,
+                        });
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(5))).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The purge marker: writing it (again) starts the next clean-up round.
+    pub async fn mark_purge_round(&self, conversation_id: &str, round: u64) -> Result<(), ApiError> {
+        self.update_if(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(conversation_id), keys::PURGE)))
+                .update_expression("SET round = :round")
+                .condition_expression("attribute_not_exists(round) OR round < :round")
+                .expression_attribute_values(":round", n(round)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_purge_marker(&self, conversation_id: &str) -> Result<(), ApiError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::conversation(conversation_id), keys::PURGE)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await?;
+        self.usage.record(true, out.consumed_capacity());
+        Ok(())
+    }
+
+    /// The typing throttle: `true` (and the time recorded) when the user's last delivered `typing` in
+    /// this conversation is at least `interval_ms` old. One conditional write; the item expires.
+    pub async fn claim_typing(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        now_ms: u64,
+        interval_ms: u64,
+    ) -> Result<bool, ApiError> {
+        self.update_if(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(conversation_id), keys::typing(user_id))))
+                .update_expression("SET atMs = :now, expiresAt = :expires")
+                .condition_expression("attribute_not_exists(atMs) OR atMs <= :since")
+                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":since", n(now_ms.saturating_sub(interval_ms)))
+                .expression_attribute_values(":expires", n(now_ms / 1000 + 60)),
+        )
+        .await
+    }
+}
+
+fn members_changed() -> ApiError {
+    ApiError::Conflict("The members changed meanwhile; please retry.".to_owned())
 }

@@ -26,6 +26,19 @@ pub fn session(session_id: &str) -> String {
     format!("SESSION#{session_id}")
 }
 
+/// GSI1 partition of a user's live sessions (sort key: the session id, a ULID, so newest last). A
+/// revoked session leaves the index (its GSI1 keys are removed), so listing reads live ones only.
+pub fn user_sessions(user_id: &str) -> String {
+    format!("USERSESSIONS#{user_id}")
+}
+
+/// A username's failed-login streak (see `store::rate_limits`): under `RATE#` like the other counters.
+pub fn login_failures(username: &str) -> String {
+    rate_counter(&format!("loginfail#{username}"))
+}
+
+pub const LOGIN_FAILURES: &str = "FAILS";
+
 pub const META: &str = "META";
 /// A conversation's position counter (see `store::positions`).
 pub const SEQ: &str = "SEQ";
@@ -56,15 +69,33 @@ pub fn direct_pair(a: &str, b: &str) -> String {
     format!("DIRECT#{low}#{high}")
 }
 
-/// GSI1 partition of a user's direct conversations, sorted by last activity.
-pub fn user_directs(user_id: &str) -> String {
+/// GSI1 partition of a user's conversations (direct and group), sorted by last activity: every
+/// member item carries `<activity>#<conversationId>` as its GSI1SK (see `store::conversations`).
+pub fn user_conversations(user_id: &str) -> String {
     format!("USER#{user_id}")
 }
 
-/// GSI1 partition of a user's groups (their order lives on each group's META).
-pub fn user_groups(user_id: &str) -> String {
-    format!("USERGROUPS#{user_id}")
+/// The marker whose writes drive a deleted conversation's clean-up in rounds (see `domain::upkeep`).
+pub const PURGE: &str = "PURGE";
+
+/// The typing throttle's last-delivered time for one member of one conversation.
+pub fn typing(user_id: &str) -> String {
+    format!("TYPING#{user_id}")
 }
+
+/// `USER#<blocker>` / `BLOCK#<blocked>`: whom a user blocked (see `store::blocks`).
+pub fn block(blocked: &str) -> String {
+    format!("BLOCK#{blocked}")
+}
+
+pub const BLOCK_PREFIX: &str = "BLOCK#";
+
+/// `USER#<blocked>` / `BLOCKEDBY#<blocker>`: who blocked a user, the mirror of [`block`].
+pub fn blocked_by(blocker: &str) -> String {
+    format!("BLOCKEDBY#{blocker}")
+}
+
+pub const BLOCKED_BY_PREFIX: &str = "BLOCKEDBY#";
 
 pub const CONNS: &str = "CONNS";
 pub const CONN: &str = "CONN";

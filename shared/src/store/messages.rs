@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::types::{ConditionCheck, ReturnConsumedCapacity, TransactWriteItem, Update};
 use serde::Deserialize;
 
-use super::conversations::{direct_activity_key, ConversationRecord, MemberRecord, MessageRecord};
+use super::conversations::{ConversationRecord, MemberRecord, MessageRecord};
 use super::{is_condition_failure, item_with_key, key, keys, n, records, s, Store, WriteConflict};
 use crate::error::ApiError;
 
@@ -272,33 +272,20 @@ impl Store {
                 .expression_attribute_values(":now", s(&message.created_at)),
         );
         let read = self.advance_read_marker(&conversation.id, &message.sender_id, message.seq, &message.id);
-        let activity = direct_activity_key(&message.id, &conversation.id);
-        let directs = futures_util::future::try_join_all(
-            conversation
-                .direct_members
-                .iter()
-                .map(|member| self.advance_direct_activity(&conversation.id, member, &activity)),
+        // The members whose list keys a send moves itself: both of a direct conversation, the sender
+        // of a group (the others' follow from the conversation worker; see `store::conversations`).
+        let listed: Vec<&str> = if conversation.direct_members.is_empty() {
+            vec![message.sender_id.as_str()]
+        } else {
+            conversation.direct_members.iter().map(String::as_str).collect()
+        };
+        let listings = futures_util::future::try_join_all(
+            listed
+                .into_iter()
+                .map(|member| self.advance_listing(&conversation.id, member, &message.id)),
         );
-        futures_util::future::try_join3(meta, read, directs).await?;
+        futures_util::future::try_join3(meta, read, listings).await?;
         Ok(())
-    }
-
-    async fn advance_direct_activity(
-        &self,
-        conversation_id: &str,
-        user_id: &str,
-        activity: &str,
-    ) -> Result<bool, ApiError> {
-        self.update_if(
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(keys::conversation(conversation_id), keys::member(user_id))))
-                .update_expression("SET GSI1SK = :activity")
-                .condition_expression("attribute_exists(PK) AND GSI1SK < :activity")
-                .expression_attribute_values(":activity", s(activity)),
-        )
-        .await
     }
 
     pub async fn client_claim(
@@ -413,12 +400,14 @@ impl Store {
                     keys::conversation(conversation_id),
                     keys::message(message_id),
                 )))
-                .update_expression("SET body = :body, editedAt = :now")
+                .update_expression("SET body = :body, editedAt = :now, version = if_not_exists(version, :zero) + :one")
                 .condition_expression("attribute_exists(PK) AND senderId = :sender AND deleted = :false")
                 .expression_attribute_values(":body", s(body))
                 .expression_attribute_values(":now", s(now))
                 .expression_attribute_values(":sender", s(sender_id))
-                .expression_attribute_values(":false", aws_sdk_dynamodb::types::AttributeValue::Bool(false)),
+                .expression_attribute_values(":false", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1)),
         )
         .await
     }
@@ -437,25 +426,54 @@ impl Store {
                     keys::conversation(conversation_id),
                     keys::message(message_id),
                 )))
-                .update_expression("SET deleted = :true, body = :empty")
+                .update_expression("SET deleted = :true, body = :empty, version = if_not_exists(version, :zero) + :one")
                 .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
                 .expression_attribute_values(":true", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
                 .expression_attribute_values(":empty", s("")),
         )
         .await
     }
 
-    /// Keeps the conversation's `lastMessage` in step with an edit or delete of that same message.
+    /// Keeps the conversation's `lastMessage` in step with an edit or delete of that same message,
+    /// so that an older version never replaces a newer one (an edit racing a delete cannot bring the
+    /// deleted text back): when the message is the newest but its send has not recorded it yet, it is
+    /// recorded as it is now (and the send's own, older write then finds `lastSeq` taken); when it is
+    /// the last message, it replaces the copy there only if that copy is an older version.
     pub async fn refresh_last_message(&self, message: &MessageRecord) -> Result<(), ApiError> {
+        let value: aws_sdk_dynamodb::types::AttributeValue = serde_dynamo::to_attribute_value(message)?;
+        let recorded = self
+            .update_if(
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(keys::conversation(&message.conversation_id), keys::META)))
+                    .update_expression(
+                        "SET lastSeq = :seq, lastMessage = :message, activity = :activity, updatedAt = :now",
+                    )
+                    .condition_expression("attribute_exists(PK) AND (attribute_not_exists(lastSeq) OR lastSeq < :seq)")
+                    .expression_attribute_values(":seq", n(message.seq))
+                    .expression_attribute_values(":message", value.clone())
+                    .expression_attribute_values(":activity", s(&message.id))
+                    .expression_attribute_values(":now", s(&message.created_at)),
+            )
+            .await?;
+        if recorded {
+            return Ok(());
+        }
         self.update_if(
             self.client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key(keys::conversation(&message.conversation_id), keys::META)))
                 .update_expression("SET lastMessage = :message")
-                .condition_expression("lastMessage.id = :id")
-                .expression_attribute_values(":message", serde_dynamo::to_attribute_value(message)?)
-                .expression_attribute_values(":id", s(&message.id)),
+                .condition_expression(
+                    "lastMessage.id = :id AND (attribute_not_exists(lastMessage.version) OR lastMessage.version < :version)",
+                )
+                .expression_attribute_values(":message", value)
+                .expression_attribute_values(":id", s(&message.id))
+                .expression_attribute_values(":version", n(message.version)),
         )
         .await?;
         Ok(())

@@ -4,10 +4,11 @@
 //! Functions here do DynamoDB work and nothing else: no validation, no HTTP. Writes that must be unique
 //! are conditional writes or transactions, and say which condition failed through [`WriteConflict`].
 
+mod blocks;
 mod call_timer;
 mod connections;
 mod conversations;
-mod keys;
+pub(crate) mod keys;
 mod messages;
 mod positions;
 mod rate_limits;
@@ -24,13 +25,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnCons
 use aws_sdk_dynamodb::Client;
 use serde::Serialize;
 
+pub use blocks::{BlockOutcome, BlockRecord};
 pub use connections::ConnectionRecord;
-pub use conversations::{
-    direct_activity_key, ConversationRecord, CreateConversationError, MemberRecord, MessageRecord,
-};
+pub use conversations::{activity_key, ConversationRecord, CreateConversationError, MemberRecord, MessageRecord};
 pub use messages::{Claimed, ClientClaim, HistoryBound, SendContext, SendOutcome};
 pub use positions::Position;
-pub use sessions::SessionRecord;
+pub use rate_limits::LoginFailures;
+pub use sessions::{SessionRecord, MAX_LISTED_SESSIONS};
 pub use usage::{Usage, UsageMeter};
 pub use users::{CreateUserError, ProfilePatch, UserRecord};
 pub use wallet::ChallengeRecord;

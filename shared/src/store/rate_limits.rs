@@ -33,3 +33,83 @@ impl Store {
             .is_some())
     }
 }
+
+/// A username's streak of failed logins: how many, and when the last one was (epoch seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginFailures {
+    pub fails: u64,
+    pub last_fail_at: u64,
+}
+
+impl Store {
+    /// The username's current failure streak, if it has one (one strongly consistent GetItem).
+    pub async fn login_failures(&self, username: &str) -> Result<Option<LoginFailures>, ApiError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::login_failures(username), keys::LOGIN_FAILURES)))
+            .projection_expression("fails, lastFailAt")
+            .consistent_read(true)
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+            .send()
+            .await?;
+        self.usage.record(false, out.consumed_capacity());
+        Ok(out.item.map(serde_dynamo::from_item).transpose()?)
+    }
+
+    /// Counts one failed login: continues the streak when its last failure is newer than
+    /// `streak_start_secs`, else starts a new one at 1. One conditional UpdateItem (two when the streak
+    /// starts over; both conditional, so concurrent failures are all counted). The item expires through
+    /// TTL at `expires_at`. Returns the streak's length.
+    pub async fn record_login_failure(
+        &self,
+        username: &str,
+        now_secs: u64,
+        streak_start_secs: u64,
+        expires_at: u64,
+    ) -> Result<u64, ApiError> {
+        let update = |continuing: bool| {
+            let request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::login_failures(username), keys::LOGIN_FAILURES)))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":now", n(now_secs))
+                .expression_attribute_values(":start", n(streak_start_secs))
+                .expression_attribute_values(":expires", n(expires_at));
+            if continuing {
+                request
+                    .update_expression("ADD fails :one SET lastFailAt = :now, expiresAt = :expires")
+                    .condition_expression("lastFailAt > :start")
+            } else {
+                request
+                    .update_expression("SET fails = :one, lastFailAt = :now, expiresAt = :expires")
+                    .condition_expression("attribute_not_exists(lastFailAt) OR lastFailAt <= :start")
+            }
+        };
+        // Continue, else start over, else (another failure started it over meanwhile) continue.
+        for continuing in [true, false, true] {
+            if let Some(streak) = self.conditional_update::<LoginFailures>(update(continuing)).await? {
+                return Ok(streak.fails);
+            }
+        }
+        Ok(1)
+    }
+
+    /// Ends the username's failure streak (after a successful login).
+    pub async fn clear_login_failures(&self, username: &str) -> Result<(), ApiError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::login_failures(username), keys::LOGIN_FAILURES)))
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+            .send()
+            .await?;
+        self.usage.record(true, out.consumed_capacity());
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! The conversation worker: the table's stream records of conversation METAs and purge markers (the
+//! template's filter lets nothing else through), turned into `domain::upkeep` steps.
+//!
+//! Records of different conversations run concurrently; a record that fails is reported by its
+//! sequence number, and Lambda retries from the lowest one reported (what comes after it is done again,
+//! which the steps allow: they are idempotent). Of several changes to one conversation in a batch only
+//! the newest matters for its listing.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use futures_util::stream::{self, StreamExt};
+
+use crate::context::AppContext;
+use crate::domain::upkeep;
+use crate::error::ApiError;
+use crate::store::{keys, ConversationRecord};
+
+/// Conversations worked on at once.
+const CONCURRENT_CONVERSATIONS: usize = 8;
+
+enum Step {
+    List(Box<ConversationRecord>),
+    Purge { conversation_id: String, round: u64 },
+}
+
+fn sort_key(record: &EventRecord) -> Option<String> {
+    record.change.keys.get("SK").and_then(|v| match v {
+        serde_dynamo::AttributeValue::S(s) => Some(s.clone()),
+        _ => None,
+    })
+}
+
+fn conversation_id(record: &EventRecord) -> Option<String> {
+    record.change.keys.get("PK").and_then(|v| match v {
+        serde_dynamo::AttributeValue::S(s) => s.strip_prefix("CONV#").map(str::to_owned),
+        _ => None,
+    })
+}
+
+/// What one record asks for, if anything; `Err` for a record that cannot be read.
+fn step(record: &EventRecord) -> Result<Option<Step>, ApiError> {
+    let (Some(sk), Some(conversation_id)) = (sort_key(record), conversation_id(record)) else {
+        return Ok(None);
+    };
+    match (sk.as_str(), record.event_name.as_str()) {
+        (keys::META, "INSERT" | "MODIFY") => {
+            let meta: ConversationRecord = serde_dynamo::from_item(record.change.new_image.clone())?;
+            Ok(Some(Step::List(Box::new(meta))))
+        }
+        (keys::META, "REMOVE") => Ok(Some(Step::Purge {
+            conversation_id,
+            round: 0,
+        })),
+        (keys::PURGE, "INSERT" | "MODIFY") => {
+            let round = match record.change.new_image.get("round") {
+                Some(serde_dynamo::AttributeValue::N(n)) => n.parse().unwrap_or(1),
+                _ => 1,
+            };
+            Ok(Some(Step::Purge { conversation_id, round }))
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn run(context: &AppContext, step: &Step) -> Result<(), ApiError> {
+    match step {
+        Step::List(meta) => upkeep::list_activity(context, meta).await,
+        Step::Purge { conversation_id, round } => upkeep::purge(context, conversation_id, *round).await,
+    }
+}
+
+fn sequence_number(record: &EventRecord) -> String {
+    record.change.sequence_number.clone().unwrap_or_default()
+}
+
+/// Handles one batch of stream records; the lowest failed record (if any) is reported.
+pub async fn handle(context: &AppContext, event: Event) -> DynamoDbEventResponse {
+    // Per conversation, in stream order; a newer listing replaces an older one not yet run.
+    let mut work: Vec<(String, Vec<(String, Step)>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for record in &event.records {
+        let seq = sequence_number(record);
+        match step(record) {
+            Ok(None) => {}
+            Ok(Some(step)) => {
+                let id = conversation_id(record).unwrap_or_default();
+                let slot = *index.entry(id.clone()).or_insert_with(|| {
+                    work.push((id, Vec::new()));
+                    work.len() - 1
+                });
+                let steps = &mut work[slot].1;
+                if matches!(step, Step::List(_)) && matches!(steps.last(), Some((_, Step::List(_)))) {
+                    steps.pop();
+                }
+                steps.push((seq, step));
+            }
+            Err(e) => {
+                // Not a shape this version knows: retrying cannot help, so it is logged and skipped.
+                tracing::error!(sequenceNumber = %seq, error = %e, "unreadable stream record");
+            }
+        }
+    }
+    let failed: Vec<String> = stream::iter(work)
+        .map(|(conversation_id, steps)| async move {
+            for (seq, step) in &steps {
+                if let Err(e) = run(context, step).await {
+                    tracing::warn!(conversationId = %conversation_id, sequenceNumber = %seq, error = %e, "conversation upkeep failed; the record will be retried");
+                    return Some(seq.clone());
+                }
+            }
+            None
+        })
+        .buffer_unordered(CONCURRENT_CONVERSATIONS)
+        .filter_map(|failed| async move { failed })
+        .collect()
+        .await;
+    let mut response = DynamoDbEventResponse::default();
+    // Sequence numbers of one shard compare as numbers; Lambda retries from the lowest reported.
+    if let Some(lowest) = failed
+        .into_iter()
+        .min_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)))
+    {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(lowest);
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// Runs the worker as this process's Lambda function.
+pub async fn serve() -> Result<(), lambda_runtime::Error> {
+    crate::logging::init();
+    let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env().await?));
+    context.warm_up().await;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Event>| async move {
+            let started = std::time::Instant::now();
+            let (usage_before, cache_before) = (context.store.usage(), crate::cache::stats());
+            let answer = handle(context, event.payload).await;
+            crate::metrics::invocation(&crate::metrics::Invocation {
+                route: "DynamoDB ChatTable stream",
+                status: if answer.batch_item_failures.is_empty() {
+                    200
+                } else {
+                    207
+                },
+                elapsed: started.elapsed(),
+                usage: context.store.usage() - usage_before,
+                cache: crate::cache::stats() - cache_before,
+                error_code: None,
+                request_id: &event.context.request_id,
+            });
+            Ok::<_, lambda_runtime::Error>(answer)
+        },
+    ))
+    .await
+}

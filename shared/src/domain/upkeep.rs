@@ -1,0 +1,121 @@
+//! Work that follows a write but need not delay its reply (DESIGN.md "Asynchronous work"), done by the
+//! conversation worker from the table's stream. Every step is idempotent: a record seen twice changes
+//! nothing the second time.
+//!
+//! - Listing: a group's newest activity is copied onto every member's list key (GSI1SK, see
+//!   `store::conversations`), so the conversation list reads a bounded page. It costs one conditional
+//!   UpdateItem per member (about 1 WCU for the item plus 2 for moving its GSI1 entry), done at most
+//!   once per conversation per listing granularity however many messages arrive in between: a
+//!   1000-member group costs at most 3,000 WCU per granularity window, a quiet one that cost per
+//!   message. The sender's own key moves with the send itself, so the sender's list is always exact.
+//! - Purge: a deleted conversation's remaining items (messages, send claims, its position counter,
+//!   throttle items) are deleted in rounds of at most [`PURGE_ROUND_ITEMS`]; a round that leaves
+//!   more writes the `PURGE` marker, whose stream record starts the next round, so no invocation does
+//!   unbounded work.
+
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+
+use crate::context::AppContext;
+use crate::error::ApiError;
+use crate::store::ConversationRecord;
+
+/// Items one purge round deletes at most (40 BatchWriteItem calls).
+pub const PURGE_ROUND_ITEMS: usize = 1000;
+/// Member list keys updated at once.
+const CONCURRENT_LISTINGS: usize = 32;
+
+fn ulid_ms(id: &str) -> u64 {
+    ulid::Ulid::from_string(id).map(|u| u.timestamp_ms()).unwrap_or(0)
+}
+
+/// Whether the group's activity is due to be copied onto its members' list keys.
+pub fn listing_due(conversation: &ConversationRecord, granularity_ms: u64) -> bool {
+    if conversation.kind != "group" {
+        return false;
+    }
+    let listed = conversation.listed_activity.as_deref().unwrap_or(&conversation.id);
+    conversation.activity.as_str() > listed && ulid_ms(&conversation.activity) >= ulid_ms(listed) + granularity_ms
+}
+
+/// Copies the group's activity onto every member's list key, then records that it did (members first,
+/// so a failure part-way is retried in full).
+pub async fn list_activity(context: &AppContext, conversation: &ConversationRecord) -> Result<(), ApiError> {
+    if !listing_due(conversation, context.config.listing_granularity_ms) {
+        return Ok(());
+    }
+    let members = context
+        .fanout
+        .members(&context.store, &conversation.id, conversation.members_version)
+        .await?;
+    stream::iter(members.iter())
+        .map(|member| {
+            context
+                .store
+                .advance_listing(&conversation.id, member, &conversation.activity)
+        })
+        .buffer_unordered(CONCURRENT_LISTINGS)
+        .try_collect::<Vec<bool>>()
+        .await?;
+    context
+        .store
+        .mark_listed(&conversation.id, &conversation.activity)
+        .await?;
+    Ok(())
+}
+
+/// One round of a deleted conversation's clean-up (`round` 0 follows the META's removal).
+pub async fn purge(context: &AppContext, conversation_id: &str, round: u64) -> Result<(), ApiError> {
+    if context.store.purge_round(conversation_id, PURGE_ROUND_ITEMS).await? {
+        context.store.mark_purge_round(conversation_id, round + 1).await
+    } else {
+        context.store.delete_purge_marker(conversation_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(id: &str, activity: &str, listed: Option<&str>) -> ConversationRecord {
+        ConversationRecord {
+            id: id.to_owned(),
+            kind: "group".to_owned(),
+            name: Some("g".to_owned()),
+            created_by: "u".to_owned(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            member_count: 2,
+            members_version: 1,
+            last_seq: 1,
+            last_message: None,
+            activity: activity.to_owned(),
+            direct_members: Vec::new(),
+            pending_adds: Vec::new(),
+            listed_activity: listed.map(str::to_owned),
+        }
+    }
+
+    fn ulid_at(ms: u64) -> String {
+        ulid::Ulid::from_parts(ms, 7).to_string()
+    }
+
+    #[test]
+    fn listing_waits_for_the_granularity() {
+        let created = ulid_at(1_000_000);
+        assert!(!listing_due(&group(&created, &created, None), 0), "nothing new yet");
+        assert!(listing_due(&group(&created, &ulid_at(1_000_001), None), 0));
+        assert!(!listing_due(&group(&created, &ulid_at(1_004_000), None), 5000));
+        assert!(listing_due(&group(&created, &ulid_at(1_005_000), None), 5000));
+        let listed = ulid_at(1_010_000);
+        assert!(
+            !listing_due(&group(&created, &listed, Some(&listed)), 0),
+            "already listed"
+        );
+        let mut direct = group(&created, &ulid_at(2_000_000), None);
+        direct.kind = "direct".to_owned();
+        assert!(
+            !listing_due(&direct, 0),
+            "a send moves both keys of a direct conversation itself"
+        );
+    }
+}

@@ -1,0 +1,310 @@
+// Typed calls to the HTTP API. The access token lives in memory only; the refresh token (and the user
+// id) is what survives a reload. Refresh-token rotation: one refresh at a time (per tab, and across tabs
+// through the Web Locks API where the browser has it), always with the newest stored token, because
+// presenting a rotated token revokes the whole session.
+
+import type {
+  AuthReply,
+  Block,
+  Conversation,
+  Member,
+  Message,
+  Page,
+  RefreshReply,
+  Role,
+  Session,
+  User,
+  UserStatus,
+  WalletChallenge,
+} from "./types";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    /** Seconds, from `Retry-After` (429 and 503). */
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+  }
+
+  /** Worth trying again with the same request (network, 429, 5xx)? */
+  get transient(): boolean {
+    return this.status === 0 || this.status === 429 || this.status >= 500;
+  }
+}
+
+/** What a person reads for an error: with the wait for 429 and 503. */
+export function describeError(error: unknown): string {
+  if (error instanceof ApiError) {
+    if (error.status === 429) {
+      return `Too many attempts. Try again in ${error.retryAfter ?? 60} s.`;
+    }
+    if (error.status === 503) {
+      return `Parley is busy right now. Try again in ${error.retryAfter ?? 5} s.`;
+    }
+    if (error.status === 0) return "Cannot reach Parley. Check your connection.";
+    return error.message;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+export interface SavedSession {
+  refreshToken: string;
+  userId: string;
+}
+
+export interface KeyValue {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+const SESSION_KEY = "parley.session";
+
+type Fetch = typeof fetch;
+type Lock = <T>(task: () => Promise<T>) => Promise<T>;
+
+function browserLock(): Lock {
+  const locks = (globalThis.navigator as Navigator | undefined)?.locks;
+  if (!locks) return (task) => task();
+  return (task) => locks.request("parley-refresh", task) as Promise<never>;
+}
+
+export class Api {
+  private accessToken: string | null = null;
+  private expiresAt = 0;
+  private refreshing: Promise<string> | null = null;
+  /** Called when the session is over (refresh refused): the app shows the sign-in form. */
+  onSignedOut: () => void = () => {};
+
+  constructor(
+    readonly baseUrl: string,
+    private readonly storage: KeyValue,
+    private readonly fetcher: Fetch = (...args) => fetch(...args),
+    private readonly lock: Lock = browserLock(),
+    private readonly now: () => number = () => Date.now(),
+  ) {}
+
+  saved(): SavedSession | null {
+    try {
+      const raw = this.storage.getItem(SESSION_KEY);
+      return raw ? (JSON.parse(raw) as SavedSession) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private save(session: SavedSession | null) {
+    if (session) this.storage.setItem(SESSION_KEY, JSON.stringify(session));
+    else this.storage.removeItem(SESSION_KEY);
+  }
+
+  private adopt(reply: AuthReply | RefreshReply, userId: string) {
+    this.accessToken = reply.accessToken;
+    this.expiresAt = this.now() + reply.expiresIn * 1000;
+    this.save({ refreshToken: reply.refreshToken, userId });
+  }
+
+  forget() {
+    this.accessToken = null;
+    this.expiresAt = 0;
+    this.save(null);
+  }
+
+  /** A valid access token, refreshed first when it expires within 30 s. */
+  async token(): Promise<string> {
+    if (this.accessToken && this.expiresAt - this.now() > 30_000) return this.accessToken;
+    return this.refresh();
+  }
+
+  /** One refresh at a time: concurrent callers share the one in flight. */
+  refresh(): Promise<string> {
+    if (!this.refreshing) {
+      this.refreshing = this.lock(() => this.rotate()).finally(() => {
+        this.refreshing = null;
+      });
+    }
+    return this.refreshing;
+  }
+
+  private async rotate(): Promise<string> {
+    const saved = this.saved();
+    if (!saved) throw new ApiError(401, "unauthorized", "Signed out.");
+    let reply: RefreshReply;
+    try {
+      reply = await this.call<RefreshReply>("POST", "/auth/refresh", { refreshToken: saved.refreshToken }, false);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) {
+        this.forget();
+        this.onSignedOut();
+      }
+      throw error;
+    }
+    this.adopt(reply, saved.userId);
+    return reply.accessToken;
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown, auth = true, retried = false): Promise<T> {
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (auth) headers.authorization = `Bearer ${await this.token()}`;
+    let response: Response;
+    try {
+      response = await this.fetcher(this.baseUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError(0, "network", "Cannot reach Parley.");
+    }
+    if (response.status === 401 && auth && !retried) {
+      // The access token was refused (expired, or the session was revoked): one refresh, one retry.
+      this.accessToken = null;
+      await this.refresh();
+      return this.call<T>(method, path, body, auth, true);
+    }
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    let json: unknown = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = null;
+    }
+    if (!response.ok) {
+      const error = (json as { error?: { code?: string; message?: string }; message?: string } | null) ?? {};
+      const retryAfter = Number(response.headers.get("retry-after") ?? "");
+      throw new ApiError(
+        response.status,
+        error.error?.code ?? "http_" + response.status,
+        error.error?.message ?? error.message ?? `HTTP ${response.status}`,
+        Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
+      );
+    }
+    return json as T;
+  }
+
+  // Auth
+  async register(username: string, password: string, displayName?: string): Promise<User> {
+    const reply = await this.call<AuthReply>("POST", "/auth/register", { username, password, displayName }, false);
+    this.adopt(reply, reply.user.id);
+    return reply.user;
+  }
+  async login(username: string, password: string): Promise<User> {
+    const reply = await this.call<AuthReply>("POST", "/auth/login", { username, password }, false);
+    this.adopt(reply, reply.user.id);
+    return reply.user;
+  }
+  walletChallenge(address: string) {
+    return this.call<WalletChallenge>("POST", "/auth/wallet/challenge", { address }, false);
+  }
+  async walletVerify(address: string, signature: string): Promise<User> {
+    const reply = await this.call<AuthReply>("POST", "/auth/wallet/verify", { address, signature }, false);
+    this.adopt(reply, reply.user.id);
+    return reply.user;
+  }
+  async logout() {
+    try {
+      await this.call<void>("POST", "/auth/logout");
+    } finally {
+      this.forget();
+    }
+  }
+  sessions() {
+    return this.call<{ items: Session[] }>("GET", "/auth/sessions");
+  }
+  revokeSession(id: string) {
+    return this.call<void>("DELETE", `/auth/sessions/${encodeURIComponent(id)}`);
+  }
+
+  // Users
+  me() {
+    return this.call<User>("GET", "/users/me");
+  }
+  updateMe(change: { displayName?: string; status?: UserStatus; statusText?: string }) {
+    return this.call<User>("PATCH", "/users/me", change);
+  }
+  async userByName(username: string): Promise<User | null> {
+    const page = await this.call<{ items: User[] }>("GET", `/users?username=${encodeURIComponent(username)}`);
+    return page.items[0] ?? null;
+  }
+  usersByIds(ids: string[]) {
+    return this.call<{ items: User[] }>("GET", `/users?ids=${ids.map(encodeURIComponent).join(",")}`);
+  }
+  block(userId: string) {
+    return this.call<void>("PUT", `/users/me/blocks/${encodeURIComponent(userId)}`);
+  }
+  unblock(userId: string) {
+    return this.call<void>("DELETE", `/users/me/blocks/${encodeURIComponent(userId)}`);
+  }
+  blocks(cursor?: string) {
+    return this.call<Page<Block>>("GET", `/users/me/blocks?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+  }
+
+  // Conversations
+  conversations(cursor?: string | null) {
+    return this.call<Page<Conversation>>("GET", `/conversations?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+  }
+  conversation(id: string) {
+    return this.call<Conversation>("GET", `/conversations/${id}`);
+  }
+  openDirect(userId: string) {
+    return this.call<Conversation>("POST", "/conversations", { type: "direct", memberIds: [userId] });
+  }
+  createGroup(name: string, memberIds: string[]) {
+    return this.call<Conversation>("POST", "/conversations", { type: "group", name, memberIds });
+  }
+  rename(id: string, name: string) {
+    return this.call<Conversation>("PATCH", `/conversations/${id}`, { name });
+  }
+  async members(id: string): Promise<Member[]> {
+    const all: Member[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+      const page: Page<Member> = await this.call<Page<Member>>("GET", `/conversations/${id}/members?limit=100${query}`);
+      all.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return all;
+  }
+  addMembers(id: string, userIds: string[]) {
+    return this.call<{ added: string[] }>("POST", `/conversations/${id}/members`, { userIds });
+  }
+  removeMember(id: string, userId: string) {
+    return this.call<void>("DELETE", `/conversations/${id}/members/${userId}`);
+  }
+  setRole(id: string, userId: string, role: Exclude<Role, "owner">) {
+    return this.call<Member>("PATCH", `/conversations/${id}/members/${userId}`, { role });
+  }
+  transferOwnership(id: string, userId: string) {
+    return this.call<Conversation>("POST", `/conversations/${id}/owner`, { userId });
+  }
+  markRead(id: string, messageId: string) {
+    return this.call<void>("POST", `/conversations/${id}/read`, { messageId });
+  }
+
+  // Messages
+  send(id: string, clientMessageId: string, body: string) {
+    return this.call<Message>("POST", `/conversations/${id}/messages`, { clientMessageId, body });
+  }
+  /** Newest first; `cursor` continues a page. */
+  history(id: string, cursor?: string | null, limit = 50) {
+    const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+    return this.call<Page<Message>>("GET", `/conversations/${id}/messages?limit=${limit}${query}`);
+  }
+  /** Oldest first, everything after the message `afterId` (or continuing `cursor`). */
+  after(id: string, afterId: string, cursor?: string | null) {
+    const query = cursor ? `cursor=${encodeURIComponent(cursor)}` : `after=${encodeURIComponent(afterId)}`;
+    return this.call<Page<Message>>("GET", `/conversations/${id}/messages?limit=100&${query}`);
+  }
+  edit(id: string, messageId: string, body: string) {
+    return this.call<Message>("PATCH", `/conversations/${id}/messages/${messageId}`, { body });
+  }
+  deleteMessage(id: string, messageId: string) {
+    return this.call<void>("DELETE", `/conversations/${id}/messages/${messageId}`);
+  }
+}
