@@ -7,7 +7,7 @@ use super::conversations::{membership, not_found, Page};
 use crate::context::AppContext;
 use crate::error::ApiError;
 use crate::realtime::{events, Outgoing, Published, Skip};
-use crate::store::{Claimed, ClientClaim, ConversationRecord, HistoryBound, MessageRecord, SendOutcome};
+use crate::store::{Claimed, ClientClaim, ConversationRecord, HistoryBound, MessageRecord, Position, SendOutcome};
 use crate::time::{now, rfc3339};
 use crate::validate;
 
@@ -123,6 +123,9 @@ pub async fn send(
             Settled::Stale(_) => return Err(busy_with_same_message()),
         },
     }
+    if let Some(quiet) = &stale {
+        take_over(context, &conversation, me, &quiet.token).await?;
+    }
     let position = match context
         .store
         .reserve_position(&conversation.id, conversation.last_seq, now_ms, &token)
@@ -137,13 +140,8 @@ pub async fn send(
             return Err(e);
         }
     };
-    let random = u128::from_le_bytes({
-        let mut bytes = [0u8; 16];
-        bytes[..10].copy_from_slice(&crate::auth::random_bytes::<10>());
-        bytes
-    });
     let record = MessageRecord {
-        id: ulid::Ulid::from_parts(position.clock_ms, random).to_string(),
+        id: message_id(&position, &token),
         conversation_id: conversation.id.clone(),
         sender_id: me.to_owned(),
         client_message_id: client_id.clone(),
@@ -156,24 +154,28 @@ pub async fn send(
         version: 0,
     };
     let outcome = context.store.commit_message(&record, &token).await;
-    if !matches!(outcome, Ok(SendOutcome::Stored)) {
-        fill_position(context, &conversation, &record).await;
-    }
+    // A position that could not be filled keeps its claim, which goes stale: the client's retry takes it
+    // over and fills the position then (`take_over`), so `seq` stays dense.
+    let filled = matches!(outcome, Ok(SendOutcome::Stored)) || fill_position(context, &conversation, &record).await;
     match outcome {
         Ok(SendOutcome::Stored) => {}
         Ok(SendOutcome::Duplicate(original)) => return resend(context, &conversation, &original, skip).await,
         Ok(SendOutcome::NotMember) => {
-            context
-                .store
-                .release_claim(&conversation.id, me, &client_id, &token)
-                .await;
+            if filled {
+                context
+                    .store
+                    .release_claim(&conversation.id, me, &client_id, &token)
+                    .await;
+            }
             return Err(not_found());
         }
         Err(e) => {
-            context
-                .store
-                .release_claim(&conversation.id, me, &client_id, &token)
-                .await;
+            if filled {
+                context
+                    .store
+                    .release_claim(&conversation.id, me, &client_id, &token)
+                    .await;
+            }
             return Err(e);
         }
     }
@@ -257,10 +259,59 @@ async fn resend(
     ))
 }
 
+/// The id of the message an attempt stores at its reserved position: the position's clock, and 80 bits
+/// of the attempt's (random, never shown) token. Derived, not drawn, so that a later attempt that finds
+/// the position abandoned and fills it writes the very id the first attempt would, and at most one of
+/// the two is ever stored (both are conditional puts of that id).
+fn message_id(position: &Position, token: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    let mut random = [0u8; 16];
+    random[..10].copy_from_slice(&digest[..10]);
+    ulid::Ulid::from_parts(position.clock_ms, u128::from_le_bytes(random)).to_string()
+}
+
+/// This attempt took over the claim of one that went quiet (`quiet_token`): if that one reserved a
+/// position, its position is filled now, before this attempt reserves its own, unless its message is
+/// there already. Should it still commit afterwards, its put of the same id fails and it answers as a
+/// duplicate.
+async fn take_over(
+    context: &AppContext,
+    conversation: &ConversationRecord,
+    me: &str,
+    quiet_token: &str,
+) -> Result<(), ApiError> {
+    let Some(position) = context.store.find_reservation(&conversation.id, quiet_token).await? else {
+        return Ok(());
+    };
+    let abandoned = MessageRecord {
+        id: message_id(&position, quiet_token),
+        conversation_id: conversation.id.clone(),
+        sender_id: me.to_owned(),
+        client_message_id: String::new(),
+        body: String::new(),
+        encrypted: false,
+        created_at: rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(position.clock_ms)),
+        edited_at: None,
+        deleted: true,
+        seq: position.seq,
+        version: 0,
+    };
+    if context
+        .store
+        .get_message(&conversation.id, &abandoned.id)
+        .await?
+        .is_none()
+    {
+        fill_position(context, conversation, &abandoned).await;
+    }
+    Ok(())
+}
+
 /// A reserved position whose send did not complete becomes a deleted message, and the members hear of
 /// it, so nobody waits for a `seq` that never comes. Best effort: if DynamoDB refuses even this, the
 /// position stays empty (logged).
-async fn fill_position(context: &AppContext, conversation: &ConversationRecord, reserved: &MessageRecord) {
+async fn fill_position(context: &AppContext, conversation: &ConversationRecord, reserved: &MessageRecord) -> bool {
     let placeholder = MessageRecord {
         client_message_id: String::new(),
         body: String::new(),
@@ -268,13 +319,14 @@ async fn fill_position(context: &AppContext, conversation: &ConversationRecord, 
         ..reserved.clone()
     };
     if let Err(e) = context.store.fill_position(&placeholder).await {
-        tracing::error!(conversationId = %conversation.id, seq = reserved.seq, error = %e, "a reserved position stays empty");
-        return;
+        tracing::error!(conversationId = %conversation.id, seq = reserved.seq, error = %e, "a reserved position is still empty; the claim's next holder fills it");
+        return false;
     }
     let event = events::message("message.deleted", &Message::from(placeholder));
     if let Err(e) = context.publish(&[Outgoing::to_conversation(conversation, event)]).await {
         tracing::warn!(error = %e, "the filled position's event was not queued");
     }
+    true
 }
 
 /// Where a history page starts, from the `cursor`, `before` or `after` parameters.

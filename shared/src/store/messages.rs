@@ -209,8 +209,9 @@ impl Store {
         ];
         match self.transact_with_token(writes, Some(&message.id)).await {
             Ok(()) => Ok(SendOutcome::Stored),
-            Err(WriteConflict::Conditions(failed)) if failed.contains(&0) => Ok(SendOutcome::Stored),
-            Err(WriteConflict::Conditions(failed)) if failed.contains(&1) => {
+            // The message's id is already taken (our own applied attempt, or a later attempt that took the
+            // claim over and filled our position) or the claim is no longer ours: the claim says which.
+            Err(WriteConflict::Conditions(failed)) if failed.contains(&0) || failed.contains(&1) => {
                 let claim = self
                     .client_claim(&message.conversation_id, &message.sender_id, &message.client_message_id)
                     .await?;
@@ -233,6 +234,7 @@ impl Store {
     /// a sender no longer a member, DynamoDB failing past the budget), so `seq` stays dense: clients see
     /// a deleted message there, as API.md describes one.
     pub async fn fill_position(&self, placeholder: &MessageRecord) -> Result<(), ApiError> {
+        debug_assert!(placeholder.deleted && placeholder.body.is_empty());
         let item = item_with_key(
             keys::conversation(&placeholder.conversation_id),
             &keys::message(&placeholder.id),

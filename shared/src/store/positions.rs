@@ -82,6 +82,12 @@ impl Store {
     /// Reserves the next position of `conversation_id`. `committed_seq` is the conversation's `lastSeq`
     /// as last read (the counter starts there for conversations older than the `SEQ` item);
     /// `now_ms` this container's clock; `token` unique per send attempt.
+    /// The position the attempt with `token` reserved, while it is among the register's recent
+    /// reservations: how a later attempt finds the position of one that went quiet.
+    pub async fn find_reservation(&self, conversation_id: &str, token: &str) -> Result<Option<Position>, ApiError> {
+        Ok(find_in_register(&self.position_counter(conversation_id).await?, token))
+    }
+
     pub async fn reserve_position(
         &self,
         conversation_id: &str,
