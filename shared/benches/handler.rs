@@ -75,6 +75,13 @@ fn canned_message(i: usize, client_message_id: &str, body: &str) -> Message {
         created_at: "2026-11-25T20:00:00.000Z".to_owned(),
         edited_at: None,
         deleted: false,
+        parent_message_id: None,
+        reply_count: 0,
+        last_reply_at: None,
+        mentions: Vec::new(),
+        reactions: Default::default(),
+        my_reactions: Some(Vec::new()),
+        attachments: Vec::new(),
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Config {
     /// (`LISTING_GRANULARITY_MS`, 10000 by default; 0 lists every message): what bounds the
     /// conversation worker's writes per group (see `domain::upkeep`).
     pub listing_granularity_ms: u64,
+    /// The attachments bucket and its URL lifetimes (see `attachments::Settings`).
+    pub attachments: crate::attachments::Settings,
 }
 
 /// Requests allowed per window, enforced across all containers; 0 turns a limit off.
@@ -137,6 +139,7 @@ impl Config {
             },
             dynamodb_retry_budget: Duration::from_millis(number(&lookup, "DYNAMODB_RETRY_BUDGET_MS", 2000)?),
             listing_granularity_ms: number(&lookup, "LISTING_GRANULARITY_MS", 10_000)?,
+            attachments: crate::attachments::Settings::from_lookup(&lookup)?,
             clock_skew_ms: match lookup("CLOCK_SKEW_MS").filter(|v| !v.trim().is_empty()) {
                 None => 0,
                 Some(value) => value.trim().parse().map_err(|_| ConfigError::Invalid {

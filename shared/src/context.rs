@@ -26,6 +26,8 @@ pub struct AppContext {
     pub publisher: Publisher,
     /// Other users' public profiles, for a few seconds (see `domain::users::PROFILE_CACHE_TTL`).
     pub profiles: Cache<User>,
+    /// The attachments bucket (its S3 client is built on first use).
+    pub attachments: crate::attachments::Storage,
 }
 
 impl AppContext {
@@ -81,6 +83,7 @@ impl AppContext {
         let cursors = Cursors::new(&config.token_secret);
         let fanout = Fanout::new(sdk, config.websocket_endpoint.as_deref());
         let publisher = Publisher::new(sdk, config.delivery_queues.clone());
+        let attachments = crate::attachments::Storage::new(sdk, config.attachments.clone());
         AppContext {
             config,
             sdk: sdk.clone(),
@@ -90,6 +93,7 @@ impl AppContext {
             fanout,
             publisher,
             profiles: Cache::new(users::PROFILE_CACHE_TTL, users::PROFILE_CACHE_USERS),
+            attachments,
         }
     }
 }

@@ -8,7 +8,9 @@
 //! - [`store`] is the single-table DynamoDB store; [`auth`] the cryptography (argon2id, JWT, EIP-191).
 
 pub mod api;
+pub mod attachments;
 pub mod auth;
+pub mod batch_worker;
 pub mod cache;
 pub mod config;
 pub mod context;
@@ -22,6 +24,7 @@ pub mod metrics;
 pub mod ops;
 pub mod rate_limit;
 pub mod realtime;
+pub mod search;
 pub mod store;
 pub mod time;
 pub mod validate;

@@ -262,6 +262,8 @@ impl TestApp {
         let config = Config::from_lookup(|name| match name {
             "TABLE_NAME" => Some(table.to_owned()),
             "TOKEN_SECRET" => Some(TEST_TOKEN_SECRET.to_owned()),
+            // Presigned URLs are made offline: in-process tests need a bucket name, not a server.
+            "ATTACHMENTS_BUCKET" if !settings.iter().any(|(n, _)| *n == name) => Some("test-attachments".to_owned()),
             // In-process tests list every message (see `TestApp::list_activity`).
             "LISTING_GRANULARITY_MS" if !settings.iter().any(|(n, _)| *n == name) => Some("0".to_owned()),
             other => settings.iter().find(|(n, _)| *n == other).map(|(_, v)| (*v).to_owned()),

@@ -128,6 +128,21 @@ pub async fn next_frame_within(socket: &mut Socket, wait: Duration) -> Option<Va
     }
 }
 
+/// The next `count` events of `kind` on `socket`, within 15 s: other events are skipped, and every
+/// event of a `batch` frame is looked at (several of one kind can come in one frame).
+pub async fn events_of_kind(socket: &mut Socket, kind: &str, count: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut found = Vec::new();
+    while found.len() < count {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let frame = next_frame_within(socket, left)
+            .await
+            .unwrap_or_else(|| panic!("{} of {count} {kind} events within 15 s: {found:?}", found.len()));
+        found.extend(events_of(frame).into_iter().filter(|e| e["type"] == kind));
+    }
+    found
+}
+
 /// Events of a frame: a `batch` is opened.
 pub fn events_of(frame: Value) -> Vec<Value> {
     if frame["type"] == "batch" {

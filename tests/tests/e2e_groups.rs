@@ -6,27 +6,12 @@
 
 use std::time::Duration;
 
-use parley_tests::realtime::{events_of, next_frame_within, silent, Clients, Socket, User};
+use parley_tests::realtime::{events_of_kind, silent, Clients, Socket, User};
 use parley_tests::stack;
 use serde_json::{json, Value};
 
 fn rt() -> Clients {
     Clients { stack: stack() }
-}
-
-/// The next `count` events of `kind` on `socket`, within 15 s (other events are skipped; events of one
-/// `batch` frame are all looked at).
-async fn events_of_kind(socket: &mut Socket, kind: &str, count: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let mut found = Vec::new();
-    while found.len() < count {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let frame = next_frame_within(socket, left)
-            .await
-            .unwrap_or_else(|| panic!("{} of {count} {kind} events within 15 s: {found:?}", found.len()));
-        found.extend(events_of(frame).into_iter().filter(|e| e["type"] == kind));
-    }
-    found
 }
 
 async fn next_of(socket: &mut Socket, kind: &str) -> Value {

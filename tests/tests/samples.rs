@@ -149,7 +149,7 @@ async fn prepare(app: &TestApp, name: &str, mut event: Value) -> Value {
             event["requestContext"]["http"]["path"] = json!(path);
         }
     }
-    if ["conversations-", "members-", "messages-"]
+    if ["conversations-", "members-", "messages-", "reactions-", "attachments-"]
         .iter()
         .any(|p| name.starts_with(p))
     {
@@ -231,6 +231,36 @@ async fn conversation_world(app: &TestApp, event: &Value) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// `attachments-get`'s sample reads back an upload of the caller's, reserved first (presigning needs
+/// no S3 server). Boxed: its future would make `run`'s too large for a test thread's stack.
+async fn attachments_get(app: &TestApp, event: &Value) -> TestResponse {
+    // An upload of the caller's to read back (presigning needs no S3 server).
+    let mut event = event.clone();
+    let token = event["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("Bearer ");
+    let me = app.context.tokens.verify(token).unwrap().sub;
+    let conversation = event["pathParameters"]["conversationId"].as_str().unwrap().to_owned();
+    let input = parley::domain::attachments::NewAttachment {
+        file_name: Some("holiday.jpg".to_owned()),
+        content_type: Some("image/jpeg".to_owned()),
+        size: Some(482_113),
+    };
+    let reserved = parley::domain::attachments::reserve(app.context, &me, &conversation, input)
+        .await
+        .unwrap();
+    let sample_id = event["pathParameters"]["attachmentId"].as_str().unwrap().to_owned();
+    let path = event["rawPath"]
+        .as_str()
+        .unwrap()
+        .replace(&sample_id, &reserved.attachment.id);
+    event["pathParameters"]["attachmentId"] = json!(reserved.attachment.id);
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    app.call_event(parley::api::attachments::get, &event).await
+}
+
 async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
     match name {
         "auth-register" => app.call_event(auth::register, event).await,
@@ -263,6 +293,13 @@ async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
         "messages-list" => app.call_event(messages::history, event).await,
         "messages-update" => app.call_event(messages::edit, event).await,
         "messages-delete" => app.call_event(messages::delete, event).await,
+        "search-messages" => app.call_event(parley::api::search::messages, event).await,
+        "messages-get" => app.call_event(messages::get, event).await,
+        "messages-replies" => app.call_event(messages::replies, event).await,
+        "reactions-put" => app.call_event(messages::react, event).await,
+        "reactions-delete" => app.call_event(messages::unreact, event).await,
+        "attachments-create" => app.call_event(parley::api::attachments::create, event).await,
+        "attachments-get" => Box::pin(attachments_get(app, event)).await,
         other => panic!("no handler is known for events/{other}.json: add it here"),
     }
 }
@@ -278,6 +315,8 @@ async fn every_sample_event_succeeds_through_its_handler() {
                 "admin-metrics-get",
                 "delivery-worker",
                 "conversation-worker",
+                "search-indexer",
+                "attachments-worker",
             ]
             .contains(&n.as_str())
     }) {
@@ -414,6 +453,57 @@ async fn the_conversation_worker_sample_is_handled() {
     broken.records[0].change.new_image.remove("memberCount");
     let answer = parley::api::conversation_worker::handle(app.context, broken).await;
     assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+}
+
+/// The search indexer's sample (a message sent, edited, then removed with its conversation): handled
+/// without a failure report, leaving no index entry; the send alone leaves the entries of its words,
+/// and a batch seen twice changes nothing the second time.
+#[tokio::test]
+async fn the_search_indexer_sample_is_handled() {
+    use parley::api::search_indexer::handle;
+    let app = TestApp::new().await;
+    // Read as the function reads it; an attribute the index does not read cannot spoil the batch
+    // (DynamoDB Local's stream writes an empty map as `{}`).
+    let mut raw = load_event("search-indexer");
+    raw["Records"][0]["dynamodb"]["NewImage"]["reactions"] = json!({});
+    let event = parley::api::search_indexer::read_event(raw).expect("the sample reads");
+    let names: Vec<&str> = event.records.iter().map(|r| r.event_name.as_str()).collect();
+    assert_eq!(names, ["INSERT", "MODIFY", "REMOVE"]);
+    async fn index_keys(app: &TestApp) -> Vec<(String, String)> {
+        let keys = app.all_keys().await;
+        keys.into_iter().filter(|(pk, _)| pk.starts_with("IDX#")).collect()
+    }
+
+    let mut sent = event.clone();
+    sent.records.truncate(1);
+    assert!(handle(app.context, sent.clone()).await.batch_item_failures.is_empty());
+    let entries = index_keys(&app).await;
+    let cafe = format!("IDX#{SAMPLE_CONVERSATION}#cafe");
+    assert!(
+        entries.iter().any(|(pk, sk)| *pk == cafe && sk == SAMPLE_MESSAGE),
+        "{entries:?}"
+    );
+    assert!(handle(app.context, sent).await.batch_item_failures.is_empty());
+    assert_eq!(index_keys(&app).await, entries, "a record seen twice changes nothing");
+
+    let mut edited = event.clone();
+    edited.records.drain(..1);
+    edited.records.truncate(1);
+    assert!(handle(app.context, edited).await.batch_item_failures.is_empty());
+    let entries = index_keys(&app).await;
+    let today = format!("IDX#{SAMPLE_CONVERSATION}#today");
+    let tomorrow = format!("IDX#{SAMPLE_CONVERSATION}#tomorrow");
+    assert!(entries.iter().any(|(pk, _)| *pk == today), "{entries:?}");
+    assert!(
+        !entries.iter().any(|(pk, _)| *pk == tomorrow),
+        "the edited-away word: {entries:?}"
+    );
+
+    for _ in 0..2 {
+        let answer = handle(app.context, event.clone()).await;
+        assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+        assert!(index_keys(&app).await.is_empty(), "the removed message leaves no entry");
+    }
 }
 
 const SAMPLE_USER: &str = "01JH3Z4S0N8XQ3A4YGS6SFE0CW";

@@ -60,7 +60,10 @@ pub fn from_template(path: &Path, resolver: &Resolver) -> Result<Option<Cors>, S
     let api = resources
         .values()
         .find(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::HttpApi"));
-    let Some(config) = api.and_then(|a| a.get("Properties")).and_then(|p| p.get("CorsConfiguration")) else {
+    let Some(config) = api
+        .and_then(|a| a.get("Properties"))
+        .and_then(|p| p.get("CorsConfiguration"))
+    else {
         return Ok(None);
     };
     let list = |key: &str| match config.get(key) {
@@ -83,7 +86,11 @@ impl Cors {
         if self.allow_origins.iter().any(|o| o == origin) {
             Some(origin.to_owned())
         } else if self.allow_origins.iter().any(|o| o == "*") {
-            Some(if self.allow_credentials { origin.to_owned() } else { "*".to_owned() })
+            Some(if self.allow_credentials {
+                origin.to_owned()
+            } else {
+                "*".to_owned()
+            })
         } else {
             None
         }
@@ -97,7 +104,10 @@ impl Cors {
         let origin = headers.get("origin")?.to_str().ok()?;
         let requested = headers.get("access-control-request-method")?.to_str().ok()?;
         let mut response = Response::builder().status(StatusCode::NO_CONTENT);
-        let method_ok = self.allow_methods.iter().any(|m| m == "*" || m.eq_ignore_ascii_case(requested));
+        let method_ok = self
+            .allow_methods
+            .iter()
+            .any(|m| m == "*" || m.eq_ignore_ascii_case(requested));
         if let (Some(allowed), true) = (self.allowed_origin(origin), method_ok) {
             response = response.header("access-control-allow-origin", allowed);
             let methods = if self.allow_methods.iter().any(|m| m == "*") {
@@ -173,13 +183,20 @@ mod tests {
     #[test]
     fn preflights_are_answered_for_allowed_origins_only() {
         let any = cors(&["*"]);
-        let answer = any.preflight("OPTIONS", &preflight_headers("http://a", "POST")).unwrap();
+        let answer = any
+            .preflight("OPTIONS", &preflight_headers("http://a", "POST"))
+            .unwrap();
         assert_eq!(answer.status(), 204);
         assert_eq!(answer.headers()["access-control-allow-origin"], "*");
-        assert_eq!(answer.headers()["access-control-allow-headers"], "authorization,content-type");
+        assert_eq!(
+            answer.headers()["access-control-allow-headers"],
+            "authorization,content-type"
+        );
         assert_eq!(answer.headers()["access-control-max-age"], "600");
         let one = cors(&["http://a"]);
-        let refused = one.preflight("OPTIONS", &preflight_headers("http://b", "POST")).unwrap();
+        let refused = one
+            .preflight("OPTIONS", &preflight_headers("http://b", "POST"))
+            .unwrap();
         assert!(refused.headers().get("access-control-allow-origin").is_none());
         assert!(any.preflight("GET", &preflight_headers("http://a", "POST")).is_none());
         assert!(any.preflight("OPTIONS", &HeaderMap::new()).is_none());

@@ -112,6 +112,10 @@ pub struct Options {
     pub web_port: Option<u16>,
     /// The built web client; None: `web/dist` of the workspace.
     pub web_root: Option<PathBuf>,
+    /// The S3-compatible server's port (s3rver, see the `s3-local` crate; 0: any free port), started
+    /// when the template has an `AWS::S3::Bucket` named `AttachmentsBucket`; its objects are kept
+    /// beside the table's data (`<data>/../s3`) unless the storage is in memory.
+    pub s3_port: u16,
 }
 
 impl Options {
@@ -136,6 +140,7 @@ impl Options {
             sdk_attempt_timeout: Duration::from_secs(5),
             web_port: Some(3002),
             web_root: None,
+            s3_port: 3003,
         }
     }
 
@@ -149,6 +154,7 @@ impl Options {
             echo_logs: false,
             dynamodb_heap_mb: 384,
             web_port: None,
+            s3_port: 0,
             ..Options::new(template)
         }
     }
@@ -170,6 +176,7 @@ pub struct LocalStack {
     streams: streams::Streams,
     faults: Option<Arc<FaultInjector>>,
     fault_proxy: Option<FaultProxy>,
+    s3: Option<s3_local::S3Local>,
 }
 
 async fn bind(port: u16, flag: &'static str) -> Result<TcpListener, StackError> {
@@ -210,7 +217,10 @@ impl LocalStack {
             Arc::clone(&logs),
         );
 
-        let web_root = options.web_root.clone().unwrap_or_else(|| web::source_dir(&workspace).join("dist"));
+        let web_root = options
+            .web_root
+            .clone()
+            .unwrap_or_else(|| web::source_dir(&workspace).join("dist"));
         if web_listener.is_some() && !web_root.join("index.html").is_file() {
             if !options.build {
                 return Err(StackError::Web(format!(
@@ -258,6 +268,10 @@ impl LocalStack {
             }
             None => (None, None, None),
         };
+        let s3 = start_s3(&options, &resolver_for_cors(&template, &options)).await?;
+        if let Some(s3) = &s3 {
+            logs.gateway(&format!("S3 (s3rver) on {}, bucket {}", s3.endpoint(), s3.bucket()));
+        }
         let faults = match options.fault_injection {
             true => Some(Arc::new(
                 FaultInjector::new(options.faults.clone()).map_err(StackError::Faults)?,
@@ -309,6 +323,10 @@ impl LocalStack {
             ]);
             if let Some(endpoint) = &functions_dynamodb {
                 environment.push(("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), endpoint.clone()));
+            }
+            if let Some(s3) = &s3 {
+                // Path-style addressing (`attachments::Storage` uses it whenever this is set).
+                environment.push(("AWS_ENDPOINT_URL_S3".to_owned(), s3.endpoint()));
             }
             let executable = binaries::executable(&workspace, options.profile, &function.binary);
             if !executable.is_file() {
@@ -483,7 +501,14 @@ impl LocalStack {
             streams,
             faults,
             fault_proxy,
+            s3,
         })
+    }
+
+    /// The local S3-compatible server (`AWS_ENDPOINT_URL_S3` of the functions), when the template has
+    /// the attachments bucket.
+    pub fn s3_url(&self) -> Option<String> {
+        self.s3.as_ref().map(s3_local::S3Local::endpoint)
     }
 
     pub fn http_url(&self) -> String {
@@ -645,6 +670,9 @@ impl LocalStack {
         if let Some(proxy) = self.fault_proxy.take() {
             proxy.stop();
         }
+        if let Some(mut s3) = self.s3.take() {
+            let _ = tokio::task::spawn_blocking(move || s3.stop()).await;
+        }
         if let Some(mut dynamodb) = self.dynamodb.take() {
             let _ = tokio::task::spawn_blocking(move || dynamodb.stop()).await;
         }
@@ -707,4 +735,62 @@ fn workspace_root(template: &Path) -> PathBuf {
 /// `template.yaml` of this workspace.
 pub fn workspace_template() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
+}
+
+fn resolver_for_cors(template: &Template, options: &Options) -> Resolver {
+    Resolver::new(template, options.parameters.clone())
+}
+
+/// Starts s3rver with the template's `AttachmentsBucket` (named by its logical id, as `!Ref` resolves
+/// it locally), its CORS origins from `CorsAllowedOrigins`; none when the template has no such bucket.
+async fn start_s3(options: &Options, resolver: &Resolver) -> Result<Option<s3_local::S3Local>, StackError> {
+    const BUCKET: &str = "AttachmentsBucket";
+    let text = std::fs::read_to_string(&options.template)?;
+    let root: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).map_err(|e| StackError::Resource {
+        resource: BUCKET.to_owned(),
+        problem: e.to_string(),
+    })?;
+    let is_bucket = root
+        .get("Resources")
+        .and_then(|r| r.get(BUCKET))
+        .and_then(|b| b.get("Type"))
+        .and_then(serde_yaml_ng::Value::as_str)
+        == Some("AWS::S3::Bucket");
+    if !is_bucket {
+        return Ok(None);
+    }
+    let origins = resolver
+        .resolve(&parley_template::Intrinsic::Ref("CorsAllowedOrigins".to_owned()))
+        .map(|list| {
+            list.split(',')
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let storage = match &options.storage {
+        Storage::InMemory => s3_local::Storage::InMemory,
+        Storage::Directory(dir) => s3_local::Storage::Directory(dir.parent().unwrap_or(dir).join("s3")),
+    };
+    let s3_options = s3_local::Options {
+        storage,
+        port: (options.s3_port != 0).then_some(options.s3_port),
+        bucket: BUCKET.to_owned(),
+        cors_origins: origins,
+    };
+    let port = options.s3_port;
+    tokio::task::spawn_blocking(move || s3_local::S3Local::start(s3_options))
+        .await
+        .map_err(|e| StackError::Build(e.to_string()))?
+        .map(Some)
+        .map_err(|e| match e {
+            s3_local::Error::PortInUse(_) => StackError::PortInUse {
+                port,
+                flag: "--s3-port",
+            },
+            other => StackError::Resource {
+                resource: BUCKET.to_owned(),
+                problem: other.to_string(),
+            },
+        })
 }

@@ -15,6 +15,7 @@ Usage: cargo run -p local-stack -- [options]
   --ws-port N            WebSocket API, @connections, CloudWatch and SQS port (default 3001)
   --web-port N           web client port (default 3002; built from web/ first when web/dist is missing)
   --no-web               do not serve the web client
+  --s3-port N            the S3-compatible server of the attachments (s3rver; default 3003)
   --in-memory            keep no data (default: kept under .local/dynamodb)
   --data-dir DIR         where DynamoDB Local keeps its data
   --release              build and run the functions with the release profile (what Lambda runs; slow
@@ -67,6 +68,11 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
                 )
             }
             "--no-web" => options.web_port = None,
+            "--s3-port" => {
+                options.s3_port = value("--s3-port")?
+                    .parse()
+                    .map_err(|_| "--s3-port needs a port number")?
+            }
             "--in-memory" => options.storage = Storage::InMemory,
             "--data-dir" => options.storage = Storage::Directory(PathBuf::from(value("--data-dir")?)),
             "--release" => options.profile = Profile::Release,
@@ -145,12 +151,12 @@ async fn main() -> ExitCode {
         }
     };
     println!("Parley is running.");
-    if let Some(web) = stack.web_url() {
-        println!("  Web client:     {web}");
-    }
     println!("  HTTP API:       {}", stack.http_url());
     println!("  WebSocket API:  {}", stack.ws_url());
     println!("  @connections:   {}/{{connectionId}}", stack.connections_url());
+    if let Some(web) = stack.web_url() {
+        println!("  Web client:     {web}");
+    }
     println!(
         "  CloudWatch:     {} (metrics from the functions' EMF lines)",
         stack.cloudwatch_url()
@@ -159,6 +165,9 @@ async fn main() -> ExitCode {
         println!("  DynamoDB Local: {endpoint}");
     }
     println!("  SQS:            {} (the template's queues)", stack.sqs_url());
+    if let Some(s3) = stack.s3_url() {
+        println!("  S3 (s3rver):    {s3} (the attachments bucket, path-style)");
+    }
     if let Some(proxy) = stack.fault_proxy_url() {
         println!("  Fault proxy:    {proxy} (the functions' DynamoDB)");
     }

@@ -98,7 +98,12 @@ impl WebClient {
         }
         let path = crate::http_api::percent_decode(request.uri().path());
         if path == "/config.json" {
-            return Ok(Self::reply(StatusCode::OK, "application/json", "no-store", self.config.clone()));
+            return Ok(Self::reply(
+                StatusCode::OK,
+                "application/json",
+                "no-store",
+                self.config.clone(),
+            ));
         }
         let relative = Path::new(path.trim_start_matches('/'));
         if relative.components().any(|c| !matches!(c, Component::Normal(_))) {

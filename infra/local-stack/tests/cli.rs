@@ -59,6 +59,7 @@ async fn ctrl_c_stops_everything_and_leaves_no_orphans() {
             "--in-memory",
             "--quiet",
             "--debug",
+            "--no-web",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -795,6 +795,7 @@ async fn the_run_command_takes_fault_flags() {
             "--in-memory",
             "--quiet",
             "--debug",
+            "--no-web",
             "--template",
         ])
         .arg(&template)

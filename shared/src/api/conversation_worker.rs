@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use futures_util::stream::{self, StreamExt};
 
 use crate::context::AppContext;
@@ -71,17 +71,13 @@ async fn run(context: &AppContext, step: &Step) -> Result<(), ApiError> {
     }
 }
 
-fn sequence_number(record: &EventRecord) -> String {
-    record.change.sequence_number.clone().unwrap_or_default()
-}
-
 /// Handles one batch of stream records; the lowest failed record (if any) is reported.
 pub async fn handle(context: &AppContext, event: Event) -> DynamoDbEventResponse {
     // Per conversation, in stream order; a newer listing replaces an older one not yet run.
     let mut work: Vec<(String, Vec<(String, Step)>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for record in &event.records {
-        let seq = sequence_number(record);
+        let seq = crate::batch_worker::sequence_number(record);
         match step(record) {
             Ok(None) => {}
             Ok(Some(step)) => {
@@ -116,44 +112,13 @@ pub async fn handle(context: &AppContext, event: Event) -> DynamoDbEventResponse
         .filter_map(|failed| async move { failed })
         .collect()
         .await;
-    let mut response = DynamoDbEventResponse::default();
-    // Sequence numbers of one shard compare as numbers; Lambda retries from the lowest reported.
-    if let Some(lowest) = failed
-        .into_iter()
-        .min_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)))
-    {
-        let mut failure = DynamoDbBatchItemFailure::default();
-        failure.item_identifier = Some(lowest);
-        response.batch_item_failures.push(failure);
-    }
-    response
+    crate::batch_worker::retry_from_lowest(failed)
 }
 
 /// Runs the worker as this process's Lambda function.
 pub async fn serve() -> Result<(), lambda_runtime::Error> {
-    crate::logging::init();
-    let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env().await?));
-    context.warm_up().await;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<Event>| async move {
-            let started = std::time::Instant::now();
-            let (usage_before, cache_before) = (context.store.usage(), crate::cache::stats());
-            let answer = handle(context, event.payload).await;
-            crate::metrics::invocation(&crate::metrics::Invocation {
-                route: "DynamoDB ChatTable stream",
-                status: if answer.batch_item_failures.is_empty() {
-                    200
-                } else {
-                    207
-                },
-                elapsed: started.elapsed(),
-                usage: context.store.usage() - usage_before,
-                cache: crate::cache::stats() - cache_before,
-                error_code: None,
-                request_id: &event.context.request_id,
-            });
-            Ok::<_, lambda_runtime::Error>(answer)
-        },
-    ))
+    crate::batch_worker::serve("DynamoDB ChatTable stream", |context, event: Event| async move {
+        Ok(handle(context, event).await)
+    })
     .await
 }

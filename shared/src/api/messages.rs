@@ -17,6 +17,12 @@ struct SendBody {
     body: String,
     #[serde(default)]
     encrypted: bool,
+    #[serde(default)]
+    parent_message_id: Option<String>,
+    #[serde(default)]
+    mentions: Vec<String>,
+    #[serde(default)]
+    attachment_ids: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +39,9 @@ pub async fn send(context: &'static AppContext, request: ApiRequest) -> Result<R
         client_message_id: body.client_message_id,
         body: body.body,
         encrypted: body.encrypted,
+        parent_message_id: body.parent_message_id,
+        mentions: body.mentions,
+        attachment_ids: body.attachment_ids,
     };
     let sent = super::deliver(context, domain::send(context, &me, &id, input, Skip::Nobody).await?).await?;
     Reply::with_status(if sent.created { 201 } else { 200 }, &sent.message)
@@ -68,5 +77,61 @@ pub async fn delete(context: &'static AppContext, request: ApiRequest) -> Result
     let id = conversation_id(&request)?;
     let deleted = domain::delete(context, &me, &id, request.path_param("messageId")?).await?;
     super::deliver(context, deleted).await?;
+    Ok(Reply::no_content())
+}
+
+/// `GET /conversations/{conversationId}/messages/{messageId}`
+pub async fn get(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    let id = conversation_id(&request)?;
+    Reply::ok(&domain::get_one(context, &me, &id, request.path_param("messageId")?).await?)
+}
+
+/// `GET /conversations/{conversationId}/messages/{messageId}/replies`
+pub async fn replies(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    let id = conversation_id(&request)?;
+    let limit = page_limit(request.query("limit"))?;
+    let page = domain::replies(
+        context,
+        &me,
+        &id,
+        request.path_param("messageId")?,
+        limit,
+        request.query("cursor"),
+    )
+    .await?;
+    Reply::ok(&page)
+}
+
+/// `PUT /conversations/{conversationId}/messages/{messageId}/reactions/{reaction}`
+pub async fn react(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    let id = conversation_id(&request)?;
+    let added = crate::domain::reactions::add(
+        context,
+        &me,
+        &id,
+        request.path_param("messageId")?,
+        request.path_param("reaction")?,
+    )
+    .await?;
+    super::deliver(context, added).await?;
+    Ok(Reply::no_content())
+}
+
+/// `DELETE /conversations/{conversationId}/messages/{messageId}/reactions/{reaction}`
+pub async fn unreact(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
+    let me = request.authenticate(context)?.sub;
+    let id = conversation_id(&request)?;
+    let removed = crate::domain::reactions::remove(
+        context,
+        &me,
+        &id,
+        request.path_param("messageId")?,
+        request.path_param("reaction")?,
+    )
+    .await?;
+    super::deliver(context, removed).await?;
     Ok(Reply::no_content())
 }

@@ -1,11 +1,14 @@
 //! One handler per HTTP route: read the request, call the domain, shape the reply.
 
 pub mod admin;
+pub mod attachments;
 pub mod auth;
 pub mod conversation_worker;
 pub mod conversations;
 pub mod health;
 pub mod messages;
+pub mod search;
+pub mod search_indexer;
 pub mod users;
 pub mod ws;
 

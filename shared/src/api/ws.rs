@@ -27,6 +27,12 @@ struct SendFrame {
     body: String,
     #[serde(default)]
     encrypted: bool,
+    #[serde(default)]
+    parent_message_id: Option<String>,
+    #[serde(default)]
+    mentions: Vec<String>,
+    #[serde(default)]
+    attachment_ids: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +145,9 @@ pub async fn send_message(context: &'static AppContext, request: WsRequest) -> R
         client_message_id: frame.client_message_id,
         body: frame.body,
         encrypted: frame.encrypted,
+        parent_message_id: frame.parent_message_id,
+        mentions: frame.mentions,
+        attachment_ids: frame.attachment_ids,
     };
     let skip = Skip::Connection(request.connection_id.clone());
     let sent = super::deliver(

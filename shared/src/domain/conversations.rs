@@ -33,6 +33,8 @@ pub struct Conversation {
     /// The `seq` of the newest message.
     pub last_seq: u64,
     pub unread_count: u64,
+    /// Unread messages that mention the caller.
+    pub mention_count: u64,
     /// The caller's read position.
     pub read_seq: u64,
     pub my_role: String,
@@ -42,6 +44,7 @@ impl Conversation {
     pub fn new(record: ConversationRecord, member: &MemberRecord) -> Self {
         Conversation {
             unread_count: record.last_seq.saturating_sub(member.read_seq),
+            mention_count: member.mention_seqs.iter().filter(|s| **s > member.read_seq).count() as u64,
             last_seq: record.last_seq,
             read_seq: member.read_seq,
             id: record.id,
@@ -307,6 +310,7 @@ pub async fn list(
         ));
     }
     items.sort_by(|a, b| b.0.cmp(&a.0));
+    with_own_reactions(context, me, items.iter_mut().map(|(_, c)| c)).await?;
     let next_cursor = match (more, memberships.last()) {
         (true, Some(last)) => Some(context.cursors.seal(&scope, &last.gsi1_sk)),
         _ => None,
@@ -319,7 +323,38 @@ pub async fn list(
 
 pub async fn get(context: &AppContext, me: &str, conversation_id: &str) -> Result<Conversation, ApiError> {
     let (conversation, member) = membership(context, conversation_id, me).await?;
-    Ok(Conversation::new(conversation, &member))
+    let mut view = Conversation::new(conversation, &member);
+    with_own_reactions(context, me, std::iter::once(&mut view)).await?;
+    Ok(view)
+}
+
+/// The conversations' last messages as they are now (the META's copy does not follow reactions and
+/// replies) with the caller's own reactions: one BatchGetItem for all of them.
+async fn with_own_reactions<'a>(
+    context: &AppContext,
+    me: &str,
+    conversations: impl Iterator<Item = &'a mut Conversation>,
+) -> Result<(), ApiError> {
+    let mut lasts: Vec<&mut Message> = conversations.filter_map(|c| c.last_message.as_mut()).collect();
+    let keys: Vec<(String, String)> = lasts
+        .iter()
+        .map(|m| (m.conversation_id.clone(), m.id.clone()))
+        .collect();
+    let (current, mut mine) = context.store.messages_with_own_reactions(me, &keys).await?;
+    for message in lasts.iter_mut() {
+        if let Some(now) = current.iter().find(|r| r.id == message.id) {
+            // The copy can be older than the message in every field that changes after a send.
+            **message = Message::from(now.clone());
+        }
+        let own = if message.deleted {
+            Vec::new()
+        } else {
+            mine.remove(&message.id).unwrap_or_default()
+        };
+        message.my_reactions = Some(own.into_iter().filter(|r| message.reactions.contains_key(r)).collect());
+        crate::domain::attachments::with_urls(context, &mut message.attachments).await?;
+    }
+    Ok(())
 }
 
 /// Renames a group (owner or admin); the members get `conversation.updated`.
@@ -637,7 +672,7 @@ pub async fn mark_read(
     skip: Skip,
 ) -> Result<Published<String>, ApiError> {
     let message_id = validate::ulid("messageId", message_id)?;
-    let (conversation, _) = membership(context, conversation_id, me).await?;
+    let (conversation, member) = membership(context, conversation_id, me).await?;
     let message = context
         .store
         .get_message(conversation_id, &message_id)
@@ -650,6 +685,16 @@ pub async fn mark_read(
     // A marker that did not move (already there or further) is no news to anyone.
     if !moved {
         return Ok(Published::quiet(message.id));
+    }
+    // Mentions now read leave the member's set (the count ignores them already; this keeps it small).
+    let read: Vec<u64> = member
+        .mention_seqs
+        .iter()
+        .copied()
+        .filter(|s| *s <= message.seq)
+        .collect();
+    if let Err(e) = context.store.trim_mentions(conversation_id, me, &read).await {
+        tracing::warn!(error = %e, "read mentions not trimmed; the next marker move trims them");
     }
     let event = events::read(conversation_id, me, &message.id, message.seq);
     let events = vec![Outgoing::to_conversation(&conversation, event).skipping(skip)];

@@ -1,6 +1,8 @@
 //! Messages: idempotent send, history in both directions, edits by the sender, deletes by the sender or
 //! a group's owner or admins.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::conversations::{membership, not_found, Page};
@@ -29,10 +31,34 @@ pub struct Message {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<String>,
     pub deleted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_message_id: Option<String>,
+    pub reply_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reply_at: Option<String>,
+    pub mentions: Vec<String>,
+    pub reactions: BTreeMap<String, u64>,
+    /// The reader's own reactions: on what a caller reads (`decorate`), absent from events, which
+    /// go to every member alike.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub my_reactions: Option<Vec<String>>,
+    /// Attached uploads (API.md "Attachments"), each with a download `url` when read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<super::attachments::Attachment>,
 }
 
 impl From<MessageRecord> for Message {
     fn from(record: MessageRecord) -> Self {
+        // A deleted message keeps its place and nothing of its content (API.md).
+        let (mentions, reactions, attachments) = if record.deleted {
+            (Vec::new(), BTreeMap::new(), Vec::new())
+        } else {
+            (
+                record.mentions,
+                record.reactions.into_iter().filter(|(_, count)| *count > 0).collect(),
+                record.attachments,
+            )
+        };
         Message {
             id: record.id,
             conversation_id: record.conversation_id,
@@ -44,15 +70,32 @@ impl From<MessageRecord> for Message {
             created_at: record.created_at,
             edited_at: record.edited_at,
             deleted: record.deleted,
+            parent_message_id: record.parent_message_id,
+            reply_count: record.reply_count,
+            last_reply_at: record.last_reply_at,
+            mentions,
+            reactions,
+            my_reactions: None,
+            attachments,
         }
     }
 }
 
+#[derive(Debug, Clone, Default)]
 pub struct NewMessage {
     pub client_message_id: String,
     pub body: String,
     pub encrypted: bool,
+    /// A thread reply's parent (a message of the same conversation that is no reply itself).
+    pub parent_message_id: Option<String>,
+    /// Members the message mentions (at most [`MAX_MENTIONS`]).
+    pub mentions: Vec<String>,
+    /// Uploads of the sender's in this conversation to attach (at most 10; see `domain::attachments`).
+    pub attachment_ids: Vec<String>,
 }
+
+/// API.md: `mentions` max 50.
+pub const MAX_MENTIONS: usize = 50;
 
 pub fn body(raw: &str) -> Result<String, ApiError> {
     validate::text("body", raw, BODY_LEN)
@@ -67,6 +110,48 @@ pub fn client_message_id(raw: &str) -> Result<String, ApiError> {
         ));
     }
     Ok(raw.to_owned())
+}
+
+/// `mentions`: distinct ids, at most [`MAX_MENTIONS`].
+fn mention_ids(raw: &[String]) -> Result<Vec<String>, ApiError> {
+    if raw.len() > MAX_MENTIONS {
+        return Err(ApiError::invalid(
+            "mentions",
+            format!("a message mentions at most {MAX_MENTIONS} members"),
+        ));
+    }
+    let mut ids: Vec<String> = Vec::with_capacity(raw.len());
+    for id in raw {
+        let id = validate::ulid("mentions", id)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// Every mentioned user must be a member now (one BatchGetItem); those who are not are named.
+async fn require_members(
+    context: &AppContext,
+    conversation: &ConversationRecord,
+    mentioned: &[String],
+) -> Result<(), ApiError> {
+    if mentioned.is_empty() {
+        return Ok(());
+    }
+    let members = context.store.members_of(&conversation.id, mentioned).await?;
+    let missing: Vec<&str> = mentioned
+        .iter()
+        .filter(|id| !members.iter().any(|m| m.user_id == **id && conversation.admits(m)))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "mentions",
+        format!("not members of this conversation: {}", missing.join(", ")),
+    ))
 }
 
 /// What a send did.
@@ -93,16 +178,51 @@ pub async fn send(
 ) -> Result<Published<Sent>, ApiError> {
     let mut problems = validate::Problems::default();
     let client_id = problems.check(client_message_id(&input.client_message_id));
-    let text = problems.check(body(&input.body));
+    let attachment_ids = problems.check(super::attachments::ids(&input.attachment_ids));
+    // A message with attachments may have an empty body.
+    let text = problems.check(match attachment_ids.as_ref().is_some_and(|ids| !ids.is_empty()) {
+        true => validate::text("body", &input.body, 0..=*BODY_LEN.end()),
+        false => body(&input.body),
+    });
+    let parent_id = problems.check(
+        input
+            .parent_message_id
+            .as_deref()
+            .map(|p| validate::ulid("parentMessageId", p))
+            .transpose(),
+    );
+    let mentioned = problems.check(mention_ids(&input.mentions));
     problems.finish()?;
     let (client_id, text) = (client_id.unwrap_or_default(), text.unwrap_or_default());
-    let found = context.store.send_context(conversation_id, me, &client_id).await?;
+    let (parent_id, mentioned) = (parent_id.unwrap_or_default(), mentioned.unwrap_or_default());
+    let found = context
+        .store
+        .send_context(conversation_id, me, &client_id, parent_id.as_deref())
+        .await?;
     let (Some(conversation), Some(member)) = (found.conversation, found.member) else {
         return Err(not_found());
     };
     if !conversation.admits(&member) {
         return Err(not_found());
     }
+    if let Some(parent_id) = &parent_id {
+        match &found.parent {
+            None => {
+                return Err(ApiError::invalid(
+                    "parentMessageId",
+                    format!("there is no message {parent_id} in this conversation"),
+                ))
+            }
+            Some(parent) if parent.parent_message_id.is_some() => {
+                return Err(ApiError::invalid(
+                    "parentMessageId",
+                    "names a reply: threads are one level deep, so reply to the thread's first message",
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    require_members(context, &conversation, &mentioned).await?;
     let token = ulid::Ulid::generate().to_string();
     let mut stale = None;
     if let Some(claim) = found.claim {
@@ -111,6 +231,9 @@ pub async fn send(
             Settled::Stale(claim) => stale = claim,
         }
     }
+    // After a repeat has been answered (its attachments are its own already), before anything is written.
+    let attached =
+        super::attachments::check_for_send(context, me, &conversation.id, &attachment_ids.unwrap_or_default()).await?;
     let now_ms = context.now_ms();
     match context
         .store
@@ -140,8 +263,9 @@ pub async fn send(
             return Err(e);
         }
     };
+    let id = message_id(&position, &token);
     let record = MessageRecord {
-        id: message_id(&position, &token),
+        id: id.clone(),
         conversation_id: conversation.id.clone(),
         sender_id: me.to_owned(),
         client_message_id: client_id.clone(),
@@ -151,7 +275,12 @@ pub async fn send(
         edited_at: None,
         deleted: false,
         seq: position.seq,
-        version: 0,
+        parent_message_id: parent_id.clone(),
+        mentions: mentioned,
+        thread_pk: parent_id.as_deref().map(crate::store::keys::thread),
+        thread_sk: parent_id.as_ref().map(|_| id.clone()),
+        attachments: attached,
+        ..MessageRecord::default()
     };
     let outcome = context.store.commit_message(&record, &token).await;
     // A position that could not be filled keeps its claim, which goes stale: the client's retry takes it
@@ -169,6 +298,18 @@ pub async fn send(
             }
             return Err(not_found());
         }
+        Ok(SendOutcome::AttachmentsTaken) => {
+            if filled {
+                context
+                    .store
+                    .release_claim(&conversation.id, me, &client_id, &token)
+                    .await;
+            }
+            return Err(ApiError::invalid(
+                "attachmentIds",
+                "an attachment was attached to another message meanwhile",
+            ));
+        }
         Err(e) => {
             if filled {
                 context
@@ -180,8 +321,10 @@ pub async fn send(
         }
     }
     context.store.record_sent(&conversation, &record).await?;
-    let message = Message::from(record);
+    super::attachments::keep_attached(context, &conversation.id, &record.attachments).await;
+    let mut message = Message::from(record);
     let event = Outgoing::to_conversation(&conversation, events::message("message.new", &message)).skipping(skip);
+    super::attachments::with_urls(context, &mut message.attachments).await?;
     Ok(Published::new(Sent { message, created: true }, vec![event]))
 }
 
@@ -248,8 +391,14 @@ async fn resend(
         .await?
         .ok_or_else(|| ApiError::internal("client message claim without its message"))?;
     context.store.record_sent(conversation, &original).await?;
-    let message = Message::from(original);
-    let event = Outgoing::to_conversation(conversation, events::message("message.new", &message)).skipping(skip);
+    let event = Outgoing::to_conversation(
+        conversation,
+        events::message("message.new", &Message::from(original.clone())),
+    )
+    .skipping(skip);
+    // The same message as the first answer gave (and as the event carries), with download links.
+    let mut message = Message::from(original);
+    super::attachments::with_urls(context, &mut message.attachments).await?;
     Ok(Published::new(
         Sent {
             message,
@@ -295,7 +444,7 @@ async fn take_over(
         edited_at: None,
         deleted: true,
         seq: position.seq,
-        version: 0,
+        ..MessageRecord::default()
     };
     if context
         .store
@@ -390,7 +539,7 @@ pub async fn history(
         None
     };
     Ok(Page {
-        items: records.into_iter().map(Message::from).collect(),
+        items: decorate_range(context, me, conversation_id, records).await?,
         next_cursor,
     })
 }
@@ -426,8 +575,8 @@ pub async fn edit(
         });
     };
     context.store.refresh_last_message(&edited).await?;
-    let message = Message::from(edited);
-    let event = events::message("message.updated", &message);
+    let event = events::message("message.updated", &Message::from(edited.clone()));
+    let message = decorate(context, me, vec![edited]).await?.remove(0);
     Ok(Published::new(
         message,
         vec![Outgoing::to_conversation(&conversation, event)],
@@ -457,15 +606,121 @@ pub async fn delete(
     if existing.deleted {
         return Ok(Published::quiet(()));
     }
-    let deleted = context
-        .store
-        .delete_message(conversation_id, &message_id)
-        .await?
-        .ok_or_else(message_not_found)?;
+    let Some(deleted) = context.store.delete_message(&existing).await? else {
+        // Deleted meanwhile by someone else: no news from this request.
+        return Ok(Published::quiet(()));
+    };
     context.store.refresh_last_message(&deleted).await?;
     let event = events::message("message.deleted", &Message::from(deleted));
     Ok(Published::new(
         (),
         vec![Outgoing::to_conversation(&conversation, event)],
     ))
+}
+
+/// Messages as `me` reads them: each with `me`'s own reactions (`myReactions`), read in one call for
+/// the whole page (a BatchGetItem of scattered messages, or for a page of one conversation's history
+/// one Query of the key range it spans), never one read per message.
+pub async fn decorate(context: &AppContext, me: &str, records: Vec<MessageRecord>) -> Result<Vec<Message>, ApiError> {
+    let keys: Vec<(String, String)> = records
+        .iter()
+        .filter(|r| !r.deleted)
+        .map(|r| (r.conversation_id.clone(), r.id.clone()))
+        .collect();
+    let mine = context.store.own_reactions_of(me, &keys).await?;
+    with_urls(context, with_own(records, mine)).await
+}
+
+/// [`decorate`] for a page of one conversation's history (ids contiguous in that conversation).
+async fn decorate_range(
+    context: &AppContext,
+    me: &str,
+    conversation_id: &str,
+    records: Vec<MessageRecord>,
+) -> Result<Vec<Message>, ApiError> {
+    let (Some(low), Some(high)) = (records.iter().map(|r| &r.id).min(), records.iter().map(|r| &r.id).max()) else {
+        return Ok(Vec::new());
+    };
+    let mine = context
+        .store
+        .own_reactions_between(conversation_id, me, low, high)
+        .await?;
+    with_urls(context, with_own(records, mine)).await
+}
+
+/// Download URLs on the attachments of messages a member reads.
+async fn with_urls(context: &AppContext, mut messages: Vec<Message>) -> Result<Vec<Message>, ApiError> {
+    for message in &mut messages {
+        super::attachments::with_urls(context, &mut message.attachments).await?;
+    }
+    Ok(messages)
+}
+
+fn with_own(records: Vec<MessageRecord>, mut mine: std::collections::HashMap<String, Vec<String>>) -> Vec<Message> {
+    records
+        .into_iter()
+        .map(|record| {
+            let own = if record.deleted {
+                Vec::new()
+            } else {
+                mine.remove(&record.id).unwrap_or_default()
+            };
+            let mut message = Message::from(record);
+            // Only reactions that still count (a count is the truth; the own set can trail a moment).
+            let own: Vec<String> = own.into_iter().filter(|r| message.reactions.contains_key(r)).collect();
+            message.my_reactions = Some(own);
+            message
+        })
+        .collect()
+}
+
+/// `GET .../messages/{messageId}`: one message, as the caller reads it.
+pub async fn get_one(
+    context: &AppContext,
+    me: &str,
+    conversation_id: &str,
+    message_id: &str,
+) -> Result<Message, ApiError> {
+    let message_id = validate::ulid("messageId", message_id)?;
+    membership(context, conversation_id, me).await?;
+    let record = context
+        .store
+        .get_message(conversation_id, &message_id)
+        .await?
+        .ok_or_else(message_not_found)?;
+    Ok(decorate(context, me, vec![record]).await?.remove(0))
+}
+
+/// `GET .../messages/{messageId}/replies`: the thread's replies, oldest first.
+pub async fn replies(
+    context: &AppContext,
+    me: &str,
+    conversation_id: &str,
+    message_id: &str,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<Page<Message>, ApiError> {
+    let parent_id = validate::ulid("messageId", message_id)?;
+    membership(context, conversation_id, me).await?;
+    let scope = format!("REPLIES#{parent_id}");
+    let after = cursor.map(|c| context.cursors.open(&scope, c, "cursor")).transpose()?;
+    context
+        .store
+        .get_message(conversation_id, &parent_id)
+        .await?
+        .ok_or_else(message_not_found)?;
+    let (records, more) = context.store.replies_page(&parent_id, after.as_deref(), limit).await?;
+    // The thread index is a GSI: what it lists is checked to belong here (it always does: ids are unique).
+    let records: Vec<MessageRecord> = records
+        .into_iter()
+        .filter(|r| r.conversation_id == conversation_id)
+        .collect();
+    let next_cursor = match (more, records.last()) {
+        (true, Some(last)) => Some(context.cursors.seal(&scope, &last.id)),
+        _ => None,
+    };
+    Ok(Page {
+        items: decorate(context, me, records).await?,
+        next_cursor,
+    })
 }

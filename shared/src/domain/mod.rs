@@ -1,8 +1,10 @@
 //! The rules, over plain values: no HTTP, no AWS event types.
 
 pub mod accounts;
+pub mod attachments;
 pub mod blocks;
 pub mod conversations;
 pub mod messages;
+pub mod reactions;
 pub mod upkeep;
 pub mod users;

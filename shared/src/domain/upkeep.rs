@@ -47,11 +47,13 @@ pub async fn list_activity(context: &AppContext, conversation: &ConversationReco
         .fanout
         .members(&context.store, &conversation.id, conversation.members_version)
         .await?;
-    stream::iter(members.iter())
-        .map(|member| {
+    // Owned ids: a closure over borrowed ones is not general enough for the worker's Send future.
+    stream::iter(members.iter().cloned())
+        .map(|member| async move {
             context
                 .store
-                .advance_listing(&conversation.id, member, &conversation.activity)
+                .advance_listing(&conversation.id, &member, &conversation.activity)
+                .await
         })
         .buffer_unordered(CONCURRENT_LISTINGS)
         .try_collect::<Vec<bool>>()

@@ -344,6 +344,7 @@ pub async fn respond(
             client_message_id: client_id,
             body: render(&alarm, &lookup),
             encrypted: false,
+            ..NewMessage::default()
         };
         let sent = match messages::send(
             context,

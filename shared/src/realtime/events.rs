@@ -33,6 +33,11 @@ pub fn members(kind: &str, conversation_id: &str, user_ids: &[String]) -> Value 
     json!({ "type": kind, "conversationId": conversation_id, "userIds": user_ids })
 }
 
+/// `reaction.added`, `reaction.removed`.
+pub fn reaction(kind: &str, conversation_id: &str, message_id: &str, user_id: &str, reaction: &str) -> Value {
+    json!({ "type": kind, "conversationId": conversation_id, "messageId": message_id, "userId": user_id, "reaction": reaction })
+}
+
 /// `member.role`: a member's role changed.
 pub fn member_role(conversation_id: &str, user_id: &str, role: &str) -> Value {
     json!({ "type": "member.role", "conversationId": conversation_id, "userId": user_id, "role": role })

@@ -288,34 +288,9 @@ async fn recipients(context: &AppContext, envelope: &Envelope) -> Result<(usize,
 
 /// Runs the worker as this process's Lambda function.
 pub async fn serve() -> Result<(), lambda_runtime::Error> {
-    crate::logging::init();
-    let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env().await?));
-    context.warm_up().await;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
-            let started = std::time::Instant::now();
-            let (usage_before, cache_before) = (context.store.usage(), crate::cache::stats());
-            let records = event.payload.records.len();
-            let answer = handle(context, event.payload).await;
-            // The same per-invocation metrics as the HTTP functions, under the route "SQS DeliveryQueue":
-            // what the asynchronous half of a message costs is as visible as the synchronous half.
-            crate::metrics::invocation(&crate::metrics::Invocation {
-                route: "SQS DeliveryQueue",
-                status: if answer.batch_item_failures.is_empty() {
-                    200
-                } else {
-                    207
-                },
-                elapsed: started.elapsed(),
-                usage: context.store.usage() - usage_before,
-                cache: crate::cache::stats() - cache_before,
-                error_code: None,
-                request_id: &event.context.request_id,
-            });
-            tracing::debug!(records, failed = answer.batch_item_failures.len(), "delivery batch");
-            Ok::<_, lambda_runtime::Error>(answer)
-        },
-    ))
+    crate::batch_worker::serve("SQS DeliveryQueue", |context, event: SqsEvent| async move {
+        Ok(handle(context, event).await)
+    })
     .await
 }
 

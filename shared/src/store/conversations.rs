@@ -29,7 +29,7 @@ use super::{
 };
 use crate::error::ApiError;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageRecord {
     pub id: String,
@@ -47,6 +47,28 @@ pub struct MessageRecord {
     /// Bumped by every edit and the delete: which of two copies (the META's `lastMessage`) is newer.
     #[serde(default)]
     pub version: u64,
+    /// A thread reply's parent (threads are one level deep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_message_id: Option<String>,
+    /// A parent's replies (moved in the reply's own transaction, so exact under concurrency).
+    #[serde(default)]
+    pub reply_count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reply_at: Option<String>,
+    /// The members the message mentions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    /// Count per reaction (always present, so a reaction is one `ADD reactions.#r`).
+    #[serde(default)]
+    pub reactions: std::collections::BTreeMap<String, u64>,
+    /// A reply's place in its thread: GSI1 `THREAD#<parentId>` / its own id.
+    #[serde(rename = "GSI1PK", default, skip_serializing_if = "Option::is_none")]
+    pub thread_pk: Option<String>,
+    #[serde(rename = "GSI1SK", default, skip_serializing_if = "Option::is_none")]
+    pub thread_sk: Option<String>,
+    /// Uploads attached at send (see `store::attachments`); dropped by the delete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<super::AttachmentRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +124,10 @@ pub struct MemberRecord {
     pub read_seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_read_message_id: Option<String>,
+    /// The `seq`s of messages that mention this member (a number set; those up to `readSeq` are
+    /// read and trimmed as the marker moves).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mention_seqs: Vec<u64>,
     /// Set on members written by a large add: the add's id (see the module comment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_add: Option<String>,
@@ -122,6 +148,7 @@ impl MemberRecord {
             joined_at: joined_at.to_owned(),
             read_seq: conversation.last_seq,
             last_read_message_id: conversation.last_message.as_ref().map(|m| m.id.clone()),
+            mention_seqs: Vec::new(),
             pending_add: None,
             gsi1_pk: keys::user_conversations(user_id),
             gsi1_sk: activity_key(&conversation.activity, &conversation.id),
@@ -961,7 +988,7 @@ impl Store {
         Ok(more)
     }
 
-    /// BatchWriteItem deletes, 25 a call, unprocessed ones retried with backoff.
+    /// BatchWriteItem deletes, 25 a call.
     async fn batch_delete(&self, keys_doomed: Vec<Item>) -> Result<(), ApiError> {
         for chunk in keys_doomed.chunks(25) {
             let mut requests = Vec::with_capacity(chunk.len());
@@ -972,33 +999,7 @@ impl Store {
                     .map_err(ApiError::internal)?;
                 requests.push(WriteRequest::builder().delete_request(delete).build());
             }
-            let mut attempt = 0u32;
-            while !requests.is_empty() {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests.clone())
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .send()
-                    .await?;
-                for used in out.consumed_capacity() {
-                    self.usage.record(true, Some(used));
-                }
-                requests = out
-                    .unprocessed_items
-                    .and_then(|mut left| left.remove(&self.table))
-                    .unwrap_or_default();
-                attempt += 1;
-                if !requests.is_empty() {
-                    if attempt > 8 {
-                        return Err(ApiError::Unavailable {
-                            message: "The table is busy; the clean-up will be retried.".to_owned(),
-                            retry_after_secs: 1,
-                        });
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(5))).await;
-                }
-            }
+            self.batch_write(requests).await?;
         }
         Ok(())
     }

@@ -59,6 +59,19 @@ pub fn message(message_id: &str) -> String {
 
 pub const MESSAGE_PREFIX: &str = "MSG#";
 
+/// An attachment of a conversation (see `store::attachments`).
+pub fn attachment(attachment_id: &str) -> String {
+    format!("ATTACH#{attachment_id}")
+}
+
+pub const ATTACHMENT_PREFIX: &str = "ATTACH#";
+
+/// `IDX#<conversationId>#<prefix>` / `<messageId>`: the search index's entry for one word prefix of
+/// one message (see `crate::search`).
+pub fn search_index(conversation_id: &str, prefix: &str) -> String {
+    format!("IDX#{conversation_id}#{prefix}")
+}
+
 pub fn client_message(sender_id: &str, client_message_id: &str) -> String {
     format!("CLIENTMSG#{sender_id}#{client_message_id}")
 }
@@ -111,4 +124,15 @@ pub fn rate_counter(subject: &str) -> String {
 
 pub fn rate_window(window_start_secs: u64) -> String {
     format!("W#{window_start_secs}")
+}
+
+/// One user's reactions to one message (a string set), under the conversation: `REACT#<userId>#<messageId>`,
+/// so a history page's worth of them is one Query of a key range.
+pub fn reactions_of(user_id: &str, message_id: &str) -> String {
+    format!("REACT#{user_id}#{message_id}")
+}
+
+/// GSI1 partition of a thread's replies, sorted by id.
+pub fn thread(parent_message_id: &str) -> String {
+    format!("THREAD#{parent_message_id}")
 }

@@ -16,6 +16,8 @@ pub enum SendOutcome {
     Duplicate(String),
     /// The sender is no longer a member.
     NotMember,
+    /// An attachment's condition failed (attached meanwhile, expired): nothing was stored.
+    AttachmentsTaken,
 }
 
 /// Which way a history page runs from its bound.
@@ -56,37 +58,42 @@ pub struct SendContext {
     pub member: Option<MemberRecord>,
     /// The claim of an earlier attempt with this `clientMessageId`, if any.
     pub claim: Option<ClientClaim>,
+    /// The message a reply names as its parent, if it is in this conversation.
+    pub parent: Option<MessageRecord>,
 }
 
 impl Store {
-    /// The conversation, the sender's membership and the `clientMessageId` claim, in one read.
+    /// The conversation, the sender's membership, the `clientMessageId` claim and a reply's parent, in
+    /// one read.
     pub async fn send_context(
         &self,
         conversation_id: &str,
         sender_id: &str,
         client_message_id: &str,
+        parent_id: Option<&str>,
     ) -> Result<SendContext, ApiError> {
         let pk = keys::conversation(conversation_id);
         let claim_sk = keys::client_message(sender_id, client_message_id);
-        let items = self
-            .batch_get(
-                vec![
-                    key(pk.clone(), keys::META),
-                    key(pk.clone(), keys::member(sender_id)),
-                    key(pk, claim_sk.clone()),
-                ],
-                true,
-            )
-            .await?;
+        let mut wanted = vec![
+            key(pk.clone(), keys::META),
+            key(pk.clone(), keys::member(sender_id)),
+            key(pk.clone(), claim_sk.clone()),
+        ];
+        if let Some(parent) = parent_id {
+            wanted.push(key(pk, keys::message(parent)));
+        }
+        let items = self.batch_get(wanted, true).await?;
         let mut found = SendContext {
             conversation: None,
             member: None,
             claim: None,
+            parent: None,
         };
         for item in items {
             match item.get("SK").and_then(|v| v.as_s().ok()).map(String::as_str) {
                 Some(keys::META) => found.conversation = Some(serde_dynamo::from_item(item)?),
                 Some(sk) if sk == claim_sk => found.claim = Some(serde_dynamo::from_item(item)?),
+                Some(sk) if sk.starts_with(keys::MESSAGE_PREFIX) => found.parent = Some(serde_dynamo::from_item(item)?),
                 Some(_) => found.member = Some(serde_dynamo::from_item(item)?),
                 None => {}
             }
@@ -199,7 +206,7 @@ impl Store {
             .condition_expression("attribute_exists(PK)")
             .build()
             .map_err(ApiError::internal)?;
-        let writes = vec![
+        let mut writes = vec![
             self.put_item(
                 item_with_key(pk.clone(), &keys::message(&message.id), message)?,
                 Some("attribute_not_exists(PK)"),
@@ -207,6 +214,33 @@ impl Store {
             TransactWriteItem::builder().update(claim).build(),
             TransactWriteItem::builder().condition_check(member_check).build(),
         ];
+        // A reply counts in its parent in the same transaction: exactly once, however often retried.
+        if let Some(parent) = &message.parent_message_id {
+            let count = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(pk.clone(), keys::message(parent))))
+                .update_expression("ADD replyCount :one")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(":one", n(1))
+                .build()
+                .map_err(ApiError::internal)?;
+            writes.push(TransactWriteItem::builder().update(count).build());
+        }
+        // Each attachment joins this message in the same transaction, or the send stores nothing.
+        let first_attachment = writes.len();
+        let now_secs = crate::time::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        for attachment in &message.attachments {
+            writes.push(self.attach_write(
+                &message.conversation_id,
+                &attachment.id,
+                &message.sender_id,
+                &message.id,
+                now_secs,
+            )?);
+        }
         match self.transact_with_token(writes, Some(&message.id)).await {
             Ok(()) => Ok(SendOutcome::Stored),
             // The message's id is already taken (our own applied attempt, or a later attempt that took the
@@ -224,6 +258,11 @@ impl Store {
                         retry_after_secs: 1,
                     }),
                 }
+            }
+            Err(WriteConflict::Conditions(failed))
+                if !failed.contains(&2) && failed.iter().any(|i| *i >= first_attachment) =>
+            {
+                Ok(SendOutcome::AttachmentsTaken)
             }
             Err(WriteConflict::Conditions(_)) => Ok(SendOutcome::NotMember),
             Err(WriteConflict::Other(e)) => Err(e),
@@ -286,7 +325,77 @@ impl Store {
                 .into_iter()
                 .map(|member| self.advance_listing(&conversation.id, member, &message.id)),
         );
-        futures_util::future::try_join3(meta, read, listings).await?;
+        // A reply moves its parent's `lastReplyAt` (forward only); a mention adds the message's `seq` to
+        // each mentioned member's set (a set: a repeat adds nothing).
+        let thread = async {
+            match &message.parent_message_id {
+                Some(parent) => {
+                    self.advance_last_reply(&conversation.id, parent, &message.created_at)
+                        .await
+                }
+                None => Ok(false),
+            }
+        };
+        let mentions = futures_util::future::try_join_all(
+            message
+                .mentions
+                .iter()
+                .filter(|m| **m != message.sender_id)
+                .map(|member| self.add_mention(&conversation.id, member, message.seq)),
+        );
+        futures_util::future::try_join5(meta, read, listings, thread, mentions).await?;
+        Ok(())
+    }
+
+    async fn advance_last_reply(&self, conversation_id: &str, parent_id: &str, at: &str) -> Result<bool, ApiError> {
+        self.update_if(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(conversation_id), keys::message(parent_id))))
+                .update_expression("SET lastReplyAt = :at")
+                .condition_expression(
+                    "attribute_exists(PK) AND (attribute_not_exists(lastReplyAt) OR lastReplyAt < :at)",
+                )
+                .expression_attribute_values(":at", s(at)),
+        )
+        .await
+    }
+
+    async fn add_mention(&self, conversation_id: &str, user_id: &str, seq: u64) -> Result<bool, ApiError> {
+        self.update_if(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(conversation_id), keys::member(user_id))))
+                .update_expression("ADD mentionSeqs :seq")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(
+                    ":seq",
+                    aws_sdk_dynamodb::types::AttributeValue::Ns(vec![seq.to_string()]),
+                ),
+        )
+        .await
+    }
+
+    /// Takes the mentions up to the member's read position out of its set (they are read now).
+    pub async fn trim_mentions(&self, conversation_id: &str, user_id: &str, read: &[u64]) -> Result<(), ApiError> {
+        if read.is_empty() {
+            return Ok(());
+        }
+        self.update_if(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(conversation_id), keys::member(user_id))))
+                .update_expression("DELETE mentionSeqs :read")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(
+                    ":read",
+                    aws_sdk_dynamodb::types::AttributeValue::Ns(read.iter().map(u64::to_string).collect()),
+                ),
+        )
+        .await?;
         Ok(())
     }
 
@@ -414,28 +523,77 @@ impl Store {
         .await
     }
 
-    /// Marks the message deleted and drops its body; it keeps its id, time and place.
-    pub async fn delete_message(
-        &self,
-        conversation_id: &str,
-        message_id: &str,
-    ) -> Result<Option<MessageRecord>, ApiError> {
-        self.conditional_update(
-            self.client
-                .update_item()
+    /// Marks the message deleted and drops its body; it keeps its id, time and place. A reply leaves
+    /// its parent's `replyCount` in the same transaction. `Ok(None)`: no such message, or it was
+    /// deleted already (so a reply is never taken off its parent twice).
+    pub async fn delete_message(&self, message: &MessageRecord) -> Result<Option<MessageRecord>, ApiError> {
+        let pk = keys::conversation(&message.conversation_id);
+        let delete = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), keys::message(&message.id))))
+            .update_expression(
+                "SET deleted = :true, body = :empty, version = if_not_exists(version, :zero) + :one REMOVE mentions, attachments",
+            )
+            .condition_expression("attribute_exists(PK) AND deleted = :false")
+            .expression_attribute_values(":true", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+            .expression_attribute_values(":false", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
+            .expression_attribute_values(":empty", s(""))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(ApiError::internal)?;
+        let mut writes = vec![TransactWriteItem::builder().update(delete).build()];
+        if let Some(parent) = &message.parent_message_id {
+            let uncount = Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(key(
-                    keys::conversation(conversation_id),
-                    keys::message(message_id),
-                )))
-                .update_expression("SET deleted = :true, body = :empty, version = if_not_exists(version, :zero) + :one")
-                .condition_expression("attribute_exists(PK)")
+                .set_key(Some(key(pk, keys::message(parent))))
+                .update_expression("ADD replyCount :minus")
+                .condition_expression("attribute_exists(PK) AND replyCount > :zero")
+                .expression_attribute_values(":minus", n(-1))
                 .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":true", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
-                .expression_attribute_values(":empty", s("")),
-        )
-        .await
+                .build()
+                .map_err(ApiError::internal)?;
+            writes.push(TransactWriteItem::builder().update(uncount).build());
+        }
+        match self.transact_with_token(writes, None).await {
+            Ok(()) => self.get_message(&message.conversation_id, &message.id).await,
+            Err(WriteConflict::Conditions(failed)) if failed.contains(&0) => Ok(None),
+            // The parent is gone (or at 0): the reply is deleted all the same.
+            Err(WriteConflict::Conditions(_)) => {
+                let mut alone = message.clone();
+                alone.parent_message_id = None;
+                Box::pin(self.delete_message(&alone)).await
+            }
+            Err(WriteConflict::Other(e)) => Err(e),
+        }
+    }
+
+    /// A page of a thread's replies, oldest first, after `after` (a reply id): one Query of GSI1
+    /// (eventually consistent, as every GSI read). `true` when more may follow.
+    pub async fn replies_page(
+        &self,
+        parent_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<MessageRecord>, bool), ApiError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("GSI1")
+            .limit(limit as i32)
+            .expression_attribute_values(":pk", s(keys::thread(parent_id)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        query = match after {
+            Some(after) => query
+                .key_condition_expression("GSI1PK = :pk AND GSI1SK > :after")
+                .expression_attribute_values(":after", s(after)),
+            None => query.key_condition_expression("GSI1PK = :pk"),
+        };
+        let out = query.send().await?;
+        self.usage.record(false, out.consumed_capacity());
+        let more = out.last_evaluated_key.is_some();
+        Ok((records(out.items.unwrap_or_default())?, more))
     }
 
     /// Keeps the conversation's `lastMessage` in step with an edit or delete of that same message,

@@ -4,6 +4,7 @@
 //! Functions here do DynamoDB work and nothing else: no validation, no HTTP. Writes that must be unique
 //! are conditional writes or transactions, and say which condition failed through [`WriteConflict`].
 
+mod attachments;
 mod blocks;
 mod call_timer;
 mod connections;
@@ -12,6 +13,8 @@ pub(crate) mod keys;
 mod messages;
 mod positions;
 mod rate_limits;
+mod reactions;
+mod search;
 mod sessions;
 mod usage;
 mod users;
@@ -21,16 +24,21 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, ReturnConsumedCapacity, TransactWriteItem, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use serde::Serialize;
 
+pub use attachments::{AttachmentRecord, AttachmentRef};
 pub use blocks::{BlockOutcome, BlockRecord};
 pub use connections::ConnectionRecord;
 pub use conversations::{activity_key, ConversationRecord, CreateConversationError, MemberRecord, MessageRecord};
 pub use messages::{Claimed, ClientClaim, HistoryBound, SendContext, SendOutcome};
 pub use positions::Position;
 pub use rate_limits::LoginFailures;
+pub use reactions::Reacted;
+pub use search::{IndexEntry, IndexWrite, SearchHits};
 pub use sessions::{SessionRecord, MAX_LISTED_SESSIONS};
 pub use usage::{Usage, UsageMeter};
 pub use users::{CreateUserError, ProfilePatch, UserRecord};
@@ -131,6 +139,53 @@ impl Store {
             .build()
             .map_err(ApiError::internal)?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+}
+
+impl Store {
+    /// One BatchWriteItem of at most 25 requests, retried (transient failures inside the retry budget,
+    /// unprocessed items with backoff) until every request is done.
+    pub(crate) async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), ApiError> {
+        let mut attempt = 0u32;
+        while !requests.is_empty() {
+            let out = self
+                .retrying(|| async {
+                    let out = self
+                        .client
+                        .batch_write_item()
+                        .request_items(&self.table, requests.clone())
+                        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                        .send()
+                        .await;
+                    match out {
+                        Ok(out) => {
+                            self.usage.record(true, out.consumed_capacity());
+                            Ok(out)
+                        }
+                        Err(e) => {
+                            self.usage
+                                .record(true, None::<&aws_sdk_dynamodb::types::ConsumedCapacity>);
+                            Err(ApiError::from(e))
+                        }
+                    }
+                })
+                .await?;
+            requests = out
+                .unprocessed_items
+                .and_then(|mut left| left.remove(&self.table))
+                .unwrap_or_default();
+            attempt += 1;
+            if !requests.is_empty() {
+                if attempt > 8 {
+                    return Err(ApiError::Unavailable {
+                        message: "The table is busy; the change will be retried.".to_owned(),
+                        retry_after_secs: 1,
+                    });
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(5))).await;
+            }
+        }
+        Ok(())
     }
 }
 

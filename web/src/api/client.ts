@@ -4,6 +4,7 @@
 // presenting a rotated token revokes the whole session.
 
 import type {
+  Attachment,
   AuthReply,
   Block,
   Conversation,
@@ -11,12 +12,20 @@ import type {
   Message,
   Page,
   RefreshReply,
+  ReservedUpload,
   Role,
   Session,
   User,
   UserStatus,
   WalletChallenge,
 } from "./types";
+
+export interface SendExtra {
+  parentMessageId?: string;
+  mentions?: string[];
+  /** Uploads (done) to attach, at most 10. */
+  attachmentIds?: string[];
+}
 
 export class ApiError extends Error {
   constructor(
@@ -288,8 +297,32 @@ export class Api {
   }
 
   // Messages
-  send(id: string, clientMessageId: string, body: string) {
-    return this.call<Message>("POST", `/conversations/${id}/messages`, { clientMessageId, body });
+  /** `parentMessageId` sends a thread reply; `mentions` are user ids of members. */
+  send(id: string, clientMessageId: string, body: string, extra: SendExtra = {}) {
+    const request: Record<string, unknown> = { clientMessageId, body };
+    if (extra.parentMessageId) request.parentMessageId = extra.parentMessageId;
+    if (extra.mentions && extra.mentions.length > 0) request.mentions = extra.mentions;
+    if (extra.attachmentIds && extra.attachmentIds.length > 0) request.attachmentIds = extra.attachmentIds;
+    return this.call<Message>("POST", `/conversations/${id}/messages`, request);
+  }
+  message(id: string, messageId: string) {
+    return this.call<Message>("GET", `/conversations/${id}/messages/${messageId}`);
+  }
+  /** A thread's replies, oldest first; `cursor` continues with newer ones. */
+  replies(id: string, messageId: string, cursor?: string | null, limit = 50) {
+    const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+    return this.call<Page<Message>>("GET", `/conversations/${id}/messages/${messageId}/replies?limit=${limit}${query}`);
+  }
+  /** Adds (`on`) or takes back one of my reactions; both are idempotent. */
+  react(id: string, messageId: string, reaction: string, on: boolean) {
+    return this.call<void>(on ? "PUT" : "DELETE", `/conversations/${id}/messages/${messageId}/reactions/${encodeURIComponent(reaction)}`);
+  }
+  /** Newest first; every term is a word prefix; all conversations, or the one given. */
+  searchMessages(q: string, conversationId?: string | null, cursor?: string | null, limit = 20) {
+    let query = `q=${encodeURIComponent(q)}&limit=${limit}`;
+    if (conversationId) query += `&conversationId=${encodeURIComponent(conversationId)}`;
+    if (cursor) query += `&cursor=${encodeURIComponent(cursor)}`;
+    return this.call<Page<Message>>("GET", `/search/messages?${query}`);
   }
   /** Newest first; `cursor` continues a page. */
   history(id: string, cursor?: string | null, limit = 50) {
@@ -301,6 +334,16 @@ export class Api {
     const query = cursor ? `cursor=${encodeURIComponent(cursor)}` : `after=${encodeURIComponent(afterId)}`;
     return this.call<Page<Message>>("GET", `/conversations/${id}/messages?limit=100&${query}`);
   }
+  // Attachments
+  /** Reserves an upload: where and with which headers to `PUT` the bytes (see api/upload.ts). */
+  reserveAttachment(id: string, fileName: string, contentType: string, size: number) {
+    return this.call<ReservedUpload>("POST", `/conversations/${id}/attachments`, { fileName, contentType, size });
+  }
+  /** One attachment with a fresh download `url`. */
+  attachment(id: string, attachmentId: string) {
+    return this.call<Attachment>("GET", `/conversations/${id}/attachments/${encodeURIComponent(attachmentId)}`);
+  }
+
   edit(id: string, messageId: string, body: string) {
     return this.call<Message>("PATCH", `/conversations/${id}/messages/${messageId}`, { body });
   }

@@ -40,6 +40,25 @@ export interface Session {
   current: boolean;
 }
 
+/** API.md "Attachments": `url` is a 15-minute download link (on messages' attachments and on `GET`). */
+export interface Attachment {
+  id: string;
+  conversationId: string;
+  fileName: string;
+  contentType: string;
+  size: number;
+  createdAt: string;
+  url?: string;
+}
+
+/** `POST /conversations/{id}/attachments`: `PUT` the bytes to `uploadUrl` with `uploadHeaders` before `expiresAt`. */
+export interface ReservedUpload {
+  attachment: Attachment;
+  uploadUrl: string;
+  uploadHeaders: Record<string, string>;
+  expiresAt: string;
+}
+
 export interface Message {
   id: string;
   conversationId: string;
@@ -51,6 +70,19 @@ export interface Message {
   createdAt: string;
   editedAt?: string;
   deleted: boolean;
+  /** Set on a thread reply: the thread's first message (never itself a reply). */
+  parentMessageId?: string;
+  /** Replies in this message's thread (not counting deleted ones), and when the newest was sent. */
+  replyCount: number;
+  lastReplyAt?: string;
+  /** User ids the message mentions (members of the conversation). */
+  mentions: string[];
+  /** Reaction to how many people reacted with it (only reactions with a count above 0). */
+  reactions: Record<string, number>;
+  /** The reader's own reactions: present on what a caller reads, absent from events. */
+  myReactions?: string[];
+  /** Files sent with the message (none on a deleted one). */
+  attachments?: Attachment[];
 }
 
 export type Role = "owner" | "admin" | "member";
@@ -103,6 +135,7 @@ export type ServerEvent =
   | { type: "conversation.created" | "conversation.updated"; conversation: Conversation }
   | { type: "conversation.deleted"; conversationId: string }
   | { type: "read"; conversationId: string; userId: string; messageId: string; seq: number }
+  | { type: "reaction.added" | "reaction.removed"; conversationId: string; messageId: string; userId: string; reaction: string }
   | { type: "batch"; events: ServerEvent[] }
   | { type: "ack"; clientMessageId?: string; message?: Message }
   | { type: "pong"; at: string }

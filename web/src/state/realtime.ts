@@ -65,7 +65,7 @@ export class Realtime {
     } catch {
       return this.retry();
     }
-    if (this.state === "stopped") return;
+    if ((this.state as SocketState) === "stopped") return;
     const base = this.url.replace(/\/+$/, "");
     const ws = new WebSocket(`${base}/?token=${encodeURIComponent(token)}`);
     this.ws = ws;

@@ -193,13 +193,59 @@ impl StreamsApi {
                 json!({ "ShardIterator": iterator, "Limit": limit }),
             )
             .await?;
-        let records = match &answer["Records"] {
+        let mut records = match &answer["Records"] {
             Value::Array(records) => records.clone(),
             _ => Vec::new(),
         };
+        for record in &mut records {
+            for image in ["/dynamodb/Keys", "/dynamodb/NewImage", "/dynamodb/OldImage"] {
+                if let Some(Value::Object(attributes)) = record.pointer_mut(image) {
+                    attributes.values_mut().for_each(restore_empty_maps);
+                }
+            }
+        }
         Ok(Records {
             records,
             next_iterator: answer["NextShardIterator"].as_str().map(str::to_owned),
         })
+    }
+}
+
+/// DynamoDB Local's stream writes an empty map attribute as `{}` where DynamoDB (and its own GetItem)
+/// writes `{"M": {}}`, and an attribute value without its type is unreadable to Lambda's event types:
+/// the record is given its type back, at any depth.
+fn restore_empty_maps(value: &mut Value) {
+    let Value::Object(typed) = value else {
+        return;
+    };
+    if typed.is_empty() {
+        typed.insert("M".to_owned(), Value::Object(serde_json::Map::new()));
+        return;
+    }
+    match typed.get_mut("M") {
+        Some(Value::Object(fields)) => fields.values_mut().for_each(restore_empty_maps),
+        _ => {
+            if let Some(Value::Array(items)) = typed.get_mut("L") {
+                items.iter_mut().for_each(restore_empty_maps);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod empty_map_tests {
+    use super::*;
+
+    #[test]
+    fn an_untyped_empty_map_gets_its_type_back_at_any_depth() {
+        let mut value = json!({ "M": { "reactions": {}, "list": { "L": [{}, { "S": "x" }] }, "kept": { "M": {} } } });
+        restore_empty_maps(&mut value);
+        assert_eq!(
+            value,
+            json!({ "M": { "reactions": { "M": {} }, "list": { "L": [{ "M": {} }, { "S": "x" }] }, "kept": { "M": {} } } })
+        );
+        let mut top = json!({});
+        restore_empty_maps(&mut top);
+        assert_eq!(top, json!({ "M": {} }));
     }
 }

@@ -1,0 +1,5 @@
+//! attachments-create
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::http::serve(parley::api::attachments::create).await
+}

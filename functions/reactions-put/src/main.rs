@@ -1,0 +1,5 @@
+//! `PUT /conversations/{conversationId}/messages/{messageId}/reactions/{reaction}`
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::http::serve(parley::api::messages::react).await
+}

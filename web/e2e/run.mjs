@@ -1,0 +1,404 @@
+// The browser suite: Debian's Chromium driven by playwright-core against a running local stack.
+// Started by tests/tests/web_client.rs, which passes:
+//   PARLEY_WEB_URL          the web client of a stack without rate limits
+//   PARLEY_LIMITED_WEB_URL  the web client of a stack with a tiny sign-in limit
+//   CHROMIUM                the browser (default /usr/bin/chromium)
+//   PARLEY_SCREENSHOT       where to save a screenshot of a conversation (optional)
+// Prints one line `TIMINGS {...}` (time to interactive, measured in the page) and exits non-zero on failure.
+
+import { deflateSync } from "node:zlib";
+import { chromium } from "playwright-core";
+
+const webUrl = process.env.PARLEY_WEB_URL;
+const limitedUrl = process.env.PARLEY_LIMITED_WEB_URL;
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+if (!webUrl || !limitedUrl) {
+  console.error("set PARLEY_WEB_URL and PARLEY_LIMITED_WEB_URL");
+  process.exit(2);
+}
+
+const TIMEOUT = 15_000;
+const run = Date.now().toString(36);
+const steps = [];
+let current = "start";
+
+function step(name) {
+  current = name;
+  steps.push({ name, at: Date.now() });
+  console.log(`  ... ${name}`);
+}
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+const browser = await chromium.launch({
+  executablePath,
+  // playwright-core starts the browser with a fresh temporary profile (--user-data-dir) of its own.
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-features=Translate,MediaRouter,OptimizationHints",
+    "--metrics-recording-only",
+    "--password-store=basic",
+    "--use-mock-keychain",
+  ],
+  timeout: 60_000,
+});
+
+async function newPage(viewport) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on("dialog", (dialog) => void dialog.accept());
+  page.on("pageerror", (error) => console.error(`  [page error] ${error.message}`));
+  return { context, page };
+}
+
+/** Milliseconds from navigation start until `selector` is visible and enabled. */
+async function timeTo(page, selector) {
+  await page.locator(selector).first().waitFor({ state: "visible" });
+  await page.waitForFunction((s) => {
+    const el = document.querySelector(s);
+    return el && !el.disabled;
+  }, selector);
+  return page.evaluate(() => performance.now());
+}
+
+async function register(page, url, username, displayName) {
+  await page.goto(url);
+  await page.getByRole("tab", { name: "Create account" }).click();
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Display name (optional)").fill(displayName);
+  await page.getByLabel("Password").fill("correct horse battery");
+  await page.locator("form button[type=submit]").click();
+  await page.getByTestId("conversation-list").waitFor({ state: "attached" });
+  await page.getByText("Live").waitFor();
+}
+
+async function countText(page, text) {
+  return page.getByTestId("message-body").filter({ hasText: new RegExp(`^${text}$`) }).count();
+}
+
+async function waitForText(page, text, count = 1) {
+  await page.waitForFunction(
+    ([t, n]) =>
+      [...document.querySelectorAll('[data-testid="message-body"]')].filter((e) => e.textContent === t).length === n,
+    [text, count],
+    { timeout: TIMEOUT },
+  );
+}
+
+async function send(page, text) {
+  await page.getByLabel("Message", { exact: true }).fill(text);
+  await page.getByLabel("Message", { exact: true }).press("Enter");
+}
+
+/** A small valid PNG (width × height, one colour), made here: signature, IHDR, IDAT, IEND. */
+function png(width, height, [r, g, b]) {
+  const table = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (bytes) => {
+    let c = 0xffffffff;
+    for (const byte of bytes) c = table[(c ^ byte) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc(body), 8 + data.length);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  const rows = Buffer.concat(Array.from({ length: height }, () => Buffer.from([0, ...Array.from({ length: width }, () => [r, g, b]).flat()])));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", header),
+    chunk("IDAT", deflateSync(rows)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
+
+const timings = {};
+try {
+  const alice = `alice_${run}`;
+  const bob = `bob_${run}`;
+
+  step("first load: navigation start to a usable sign-in form");
+  const a = await newPage({ width: 1280, height: 800 });
+  await a.page.goto(webUrl);
+  timings.signInFormMs = Math.round(await timeTo(a.page, "input[name=username]"));
+  const scripts = await a.page.evaluate(() =>
+    performance
+      .getEntriesByType("resource")
+      .filter((r) => r.initiatorType === "script" || r.name.endsWith(".js"))
+      .map((r) => ({ name: r.name, bytes: r.encodedBodySize })),
+  );
+  timings.scriptsAtFirstRender = scripts.length;
+
+  step("two users register (desktop and 360 px wide)");
+  await register(a.page, webUrl, alice, "Alice");
+  const b = await newPage({ width: 360, height: 740 });
+  await register(b.page, webUrl, bob, "Bob");
+  await b.page.getByTestId("no-conversations").waitFor();
+
+  step("alice finds bob by username and opens a direct conversation");
+  await a.page.getByLabel("Username to message").fill(bob);
+  await a.page.getByRole("button", { name: "Open", exact: true }).click();
+  await a.page.getByRole("heading", { name: "Bob" }).waitFor();
+  await a.page.getByText("No messages yet. Say hello!").waitFor();
+
+  step("alice's message reaches bob in real time");
+  await send(a.page, "Hello Bob!");
+  await waitForText(a.page, "Hello Bob!");
+  check((await a.page.getByTestId("pending-message").count()) === 0, "the optimistic bubble was not settled");
+  await b.page.getByRole("button", { name: /Alice/ }).click();
+  await waitForText(b.page, "Hello Bob!");
+
+  step("bob's reply, and typing, reach alice in real time");
+  await b.page.getByLabel("Message", { exact: true }).pressSequentially("Hi Al", { delay: 20 });
+  await a.page.getByText("Bob is typing…").waitFor();
+  await b.page.getByLabel("Message", { exact: true }).fill("Hi Alice, good to see you here.");
+  await b.page.getByLabel("Message", { exact: true }).press("Enter");
+  await waitForText(a.page, "Hi Alice, good to see you here.");
+
+  step("read receipts: alice sees bob has read her message");
+  await send(a.page, "Did you get the agenda?");
+  await waitForText(b.page, "Did you get the agenda?");
+  await a.page.getByTestId("seen-by").filter({ hasText: "Seen by Bob" }).waitFor();
+
+  step("bob's socket is cut; alice writes meanwhile; bob reconnects and catches up exactly once");
+  await b.context.setOffline(true);
+  await b.page.evaluate(() => window.__parley.realtime.ws.close());
+  await b.page.getByText("Reconnecting…").waitFor();
+  const catchUpsBefore = await b.page.evaluate(() => window.__parley.catchUps);
+  const away = ["While you were away 1", "While you were away 2", "While you were away 3"];
+  for (const text of away) {
+    await send(a.page, text);
+    await waitForText(a.page, text);
+  }
+  await b.page.waitForTimeout(500);
+  check((await countText(b.page, away[0])) === 0, "bob saw a message while offline (the cut did not hold)");
+  check((await b.page.getByText("Reconnecting…").count()) === 1, "bob reconnected while offline");
+  await b.context.setOffline(false);
+  await b.page.getByText("Live").waitFor({ timeout: 30_000 });
+  for (const text of away) await waitForText(b.page, text, 1);
+  await b.page.waitForFunction((n) => window.__parley.catchUps > n, catchUpsBefore);
+  await b.page.waitForTimeout(700); // late duplicates (redelivered events) would show by now
+  for (const text of away) check((await countText(b.page, text)) === 1, `bob sees "${text}" more than once`);
+  const seqs = await b.page.$$eval('[data-testid="message"]', (els) => els.map((e) => Number(e.dataset.seq)));
+  check(
+    seqs.every((s, i) => s === i + 1),
+    `bob's messages are not 1..n in order: ${seqs.join(",")}`,
+  );
+  check(seqs.length === 6, `bob holds ${seqs.length} messages, not 6`);
+
+  step("edits and deletes show for both");
+  const edited = a.page.getByTestId("message").filter({ hasText: away[0] });
+  await edited.getByRole("button", { name: "Edit" }).click();
+  await a.page.getByLabel("Edit message").fill("Back at my desk now");
+  await a.page.getByRole("button", { name: "Save" }).click();
+  await waitForText(a.page, "Back at my desk now");
+  await waitForText(b.page, "Back at my desk now");
+  check((await countText(b.page, away[0])) === 0, "bob still sees the old text");
+  await b.page.getByTestId("message").filter({ hasText: "Back at my desk now" }).getByText("(edited)", { exact: true }).waitFor();
+  await a.page.getByTestId("message").filter({ hasText: away[1] }).getByRole("button", { name: "Delete" }).click();
+  await waitForText(a.page, "Message deleted");
+  await waitForText(b.page, "Message deleted");
+  check((await countText(b.page, away[1])) === 0, "bob still sees the deleted text");
+
+  const mainList = (page) => page.getByTestId("messages");
+  const inMain = (page, text) => mainList(page).getByTestId("message").filter({ hasText: text });
+  const chip = (page, text, reaction) => inMain(page, text).locator(`[data-testid="reaction"][data-reaction="${reaction}"]`);
+  step("threads: bob replies in a thread (mentioning alice); alice sees the reply count and the reply");
+  const agenda = "Did you get the agenda?";
+  const replyText = `@${alice} yes, room 4 at ten`;
+  await inMain(b.page, agenda).getByRole("button", { name: "Reply in thread" }).click();
+  await b.page.getByTestId("thread").getByText("No replies yet.", { exact: false }).waitFor();
+  await b.page.getByLabel("Reply", { exact: true }).pressSequentially("@ali", { delay: 10 });
+  await b.page.getByRole("option", { name: /Alice/ }).waitFor();
+  await b.page.getByLabel("Reply", { exact: true }).press("Enter");
+  await b.page.getByLabel("Reply", { exact: true }).pressSequentially("yes, room 4 at ten", { delay: 5 });
+  check((await b.page.getByLabel("Reply", { exact: true }).inputValue()) === replyText, "the mention was not completed");
+  await b.page.getByLabel("Reply", { exact: true }).press("Enter");
+  await b.page.getByTestId("replies").getByTestId("message-body").filter({ hasText: replyText }).waitFor();
+  await b.page.getByTestId("thread-count").filter({ hasText: "1 reply" }).waitFor();
+  await b.page.getByRole("button", { name: "Close thread" }).click();
+  await inMain(b.page, agenda).getByTestId("thread-summary").filter({ hasText: "1 reply" }).waitFor();
+  await inMain(a.page, agenda).getByTestId("thread-summary").filter({ hasText: "1 reply" }).waitFor();
+  check((await mainList(a.page).getByText("room 4 at ten").count()) === 0, "the reply shows in the main timeline");
+  await inMain(a.page, agenda).getByTestId("thread-summary").click();
+  const aliceReply = a.page.getByTestId("replies").getByTestId("message").filter({ hasText: "room 4 at ten" });
+  await aliceReply.waitFor();
+  await aliceReply.getByTestId("mention").filter({ hasText: `@${alice}` }).waitFor();
+  await a.page.getByRole("button", { name: "Close thread" }).click();
+
+  step("search: alice finds a message by the start of a word, and opens its conversation");
+  await a.page.getByLabel("Search messages").fill("agen");
+  const found = a.page.getByTestId("search-result").filter({ hasText: agenda });
+  for (let i = 0; i < 30 && (await found.count()) === 0; i++) {
+    // Indexing is asynchronous (findable within 5 s): ask again until it is there.
+    await a.page.getByRole("button", { name: "Search", exact: true }).click();
+    await a.page.getByTestId("search-results").waitFor();
+    await a.page.waitForFunction(() => !document.querySelector('form[role="search"] button[type="submit"]')?.disabled);
+    if ((await found.count()) === 0) await a.page.waitForTimeout(250);
+  }
+  check((await found.count()) === 1, "search did not find the agenda message by 'agen'");
+  check((await a.page.getByTestId("search-result").count()) === 1, "search found more than the agenda message");
+  await found.click();
+  await a.page.getByRole("heading", { name: "Bob" }).waitFor();
+  await a.page.getByRole("button", { name: "Close search results" }).click();
+
+  step("reactions: alice reacts to bob's message and bob sees the count live; bob adds his");
+  const bobsLine = "Hi Alice, good to see you here.";
+  await inMain(a.page, bobsLine).getByRole("button", { name: "Add a reaction" }).click();
+  await a.page.getByRole("button", { name: "React with 👍" }).click();
+  // The chip shows at once (optimistic) and goes again with an error if the server refuses.
+  await inMain(a.page, bobsLine).locator('[data-testid="reactions"] [role="alert"]').or(chip(a.page, bobsLine, "👍")).first().waitFor();
+  await a.page.waitForTimeout(300);
+  const refused = inMain(a.page, bobsLine).locator('[data-testid="reactions"] [role="alert"]');
+  if ((await refused.count()) > 0) throw new Error(`alice's reaction was refused: ${await refused.first().textContent()}`);
+  await chip(a.page, bobsLine, "👍").filter({ hasText: "👍 1" }).waitFor();
+  check((await chip(a.page, bobsLine, "👍").getAttribute("aria-pressed")) === "true", "alice's reaction is not marked hers");
+  await chip(b.page, bobsLine, "👍").filter({ hasText: "👍 1" }).waitFor();
+  check((await chip(b.page, bobsLine, "👍").getAttribute("aria-pressed")) === "false", "bob sees alice's reaction as his");
+  await chip(b.page, bobsLine, "👍").click();
+  await chip(a.page, bobsLine, "👍").filter({ hasText: "👍 2" }).waitFor();
+  await chip(b.page, bobsLine, "👍").filter({ hasText: "👍 2" }).waitFor();
+  check((await chip(b.page, bobsLine, "👍").getAttribute("aria-pressed")) === "true", "bob's own reaction is not marked his");
+
+  const attachStart = Date.now();
+  step("attachments: alice attaches a PNG and a text file (progress to done) and sends; bob sees the preview and downloads the file");
+  const requested = [];
+  a.page.on("request", (request) => requested.push(request.url()));
+  a.page.on("console", (m) => m.type() === "error" && console.error(`  [alice console] ${m.text()}`));
+  const image = png(96, 64, [37, 87, 214]);
+  const notes = Buffer.from(`Agenda notes ${run}\nroom 4 at ten\n`, "utf8");
+  const composer = a.page.locator("form.composer").last();
+  await composer.getByTestId("file-input").setInputFiles([{ name: "empty.txt", mimeType: "text/plain", buffer: Buffer.alloc(0) }]);
+  await composer.getByTestId("file-errors").filter({ hasText: "“empty.txt” is empty." }).waitFor();
+  await composer.getByTestId("file-input").setInputFiles([
+    { name: "dot.png", mimeType: "image/png", buffer: image },
+    { name: "notes.txt", mimeType: "text/plain", buffer: notes },
+  ]);
+  const uploads = composer.getByTestId("upload");
+  await a.page
+    .waitForFunction(() => {
+      const items = [...document.querySelectorAll('form.composer [data-testid="upload"]')];
+      return items.length === 2 && items.every((li) => li.dataset.state === "done" && li.querySelector("progress").value === 1);
+    })
+    .catch(async (error) => {
+      throw new Error(`the uploads did not finish: ${(await uploads.allInnerTexts()).join(" | ")} (${error.message})`);
+    });
+  check((await uploads.count()) === 2, "alice does not see two uploads");
+  check((await composer.getByTestId("upload").filter({ hasText: "Failed" }).count()) === 0, "an upload failed");
+  await composer.getByRole("button", { name: "Send", exact: true }).click(); // no text: files only
+  await composer.getByTestId("uploads").waitFor({ state: "detached" });
+  const sent = inMain(a.page, "notes.txt");
+  await sent.getByTestId("attachment-link").waitFor();
+  check((await a.page.getByTestId("pending-message").count()) === 0, "the bubble with files was not settled");
+  const bobsCopy = mainList(b.page).getByTestId("message").filter({ has: b.page.getByTestId("attachments") });
+  await bobsCopy.getByTestId("attachment-image").waitFor();
+  await b.page
+    .waitForFunction(() => {
+      const img = document.querySelector('[data-testid="messages"] [data-testid="attachment-image"]');
+      return img && img.complete && img.naturalWidth > 0;
+    })
+    .catch(async (error) => {
+      const img = await bobsCopy.getByTestId("attachment-image").evaluate((i) => `${i.src} complete=${i.complete} width=${i.naturalWidth}`);
+      throw new Error(`bob's preview did not render: ${img} (${error.message})`);
+    });
+  const size = await bobsCopy.getByTestId("attachment-image").evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+  check(size[0] === 96 && size[1] === 64, `bob's preview is ${size.join("×")}, not 96×64`);
+  const link = bobsCopy.getByTestId("attachment-link");
+  check((await link.textContent()) === "notes.txt", "bob's file link is not named notes.txt");
+  const downloaded = await link.evaluate(async (a) => {
+    const response = await fetch(a.href);
+    return { status: response.status, bytes: [...new Uint8Array(await response.arrayBuffer())] };
+  });
+  check(downloaded.status === 200, `bob's download answered ${downloaded.status}`);
+  check(Buffer.from(downloaded.bytes).equals(notes), "bob downloaded other bytes than alice attached");
+  // A link held past its 15 minutes gets a fresh one on click (GET .../attachments/{id}) before the download.
+  const fileId = await bobsCopy.locator('[data-kind="file"]').getAttribute("data-id");
+  const expired = (await link.getAttribute("href")).replace(/X-Amz-Date=\d{8}T\d{6}Z/, "X-Amz-Date=20200101T000000Z");
+  await b.page.evaluate(([id, url]) => {
+    window.__parley.freshUrls.set(id, url);
+    window.__parley.emit();
+  }, [fileId, expired]);
+  const refreshed = b.page.waitForResponse((r) => r.url().endsWith(`/attachments/${fileId}`) && r.request().method() === "GET");
+  const download = b.page.waitForEvent("download");
+  await link.click();
+  check((await refreshed).status() === 200, "the expired link was not refreshed");
+  check((await download).suggestedFilename() === "notes.txt", "the refreshed link did not download notes.txt");
+  check((await link.getAttribute("href")) !== expired, "the link still has the expired URL");
+  const leaked = requested.filter((url) => /[?&](access_?)?token=/i.test(url) && !url.startsWith("ws"));
+  check(leaked.length === 0, `a token in a request URL: ${leaked[0]}`);
+  timings.attachmentsStepMs = Date.now() - attachStart;
+
+  step("a reload keeps alice signed in, with the conversation open (time to the conversation list)");
+  await a.page.reload();
+  timings.conversationListMs = Math.round(await timeTo(a.page, '[data-testid="conversation-list"] button'));
+  await waitForText(a.page, "Hi Alice, good to see you here.");
+  const stored = await a.page.evaluate(() => Object.keys(localStorage));
+  check(stored.length === 1 && stored[0] === "parley.session", `unexpected storage: ${stored}`);
+  check(
+    !(await a.page.evaluate(() => localStorage.getItem("parley.session"))).includes("Hello Bob"),
+    "message text persisted",
+  );
+  check(!a.page.url().includes("token"), "a token in the page URL");
+
+  if (process.env.PARLEY_SCREENSHOT) {
+    step("screenshot");
+    await send(a.page, "See you at 10 then!");
+    await waitForText(b.page, "See you at 10 then!");
+    await a.page.getByTestId("seen-by").filter({ hasText: "Seen by Bob" }).waitFor();
+    await a.page.mouse.move(0, 0);
+    await a.page.screenshot({ path: process.env.PARLEY_SCREENSHOT });
+  }
+
+  step("a wrong password says so");
+  const c = await newPage({ width: 1024, height: 700 });
+  await c.page.goto(webUrl);
+  await c.page.getByLabel("Username").fill(alice);
+  await c.page.getByLabel("Password").fill("not the password");
+  await c.page.locator("form button[type=submit]").click();
+  await c.page.getByRole("alert").filter({ hasText: "Wrong username or password." }).waitFor();
+
+  step("a rate-limited sign-in says when to retry");
+  const d = await newPage({ width: 1024, height: 700 });
+  await d.page.goto(limitedUrl);
+  let limited = false;
+  for (let i = 0; i < 8 && !limited; i++) {
+    await d.page.getByLabel("Username").fill(`nobody_${run}`);
+    await d.page.getByLabel("Password").fill(`wrong password ${i}`);
+    await d.page.locator("form button[type=submit]").click();
+    await d.page.getByRole("alert").waitFor();
+    await d.page.locator("form button[type=submit]").filter({ hasText: "Sign in" }).waitFor();
+    limited = /Too many attempts\. Try again in \d+ s\./.test(await d.page.getByRole("alert").innerText());
+  }
+  check(limited, "no rate-limit message after 8 sign-ins");
+
+  console.log(`TIMINGS ${JSON.stringify(timings)}`);
+  console.log(`browser suite passed (${steps.length} steps)`);
+} catch (error) {
+  console.error(`browser suite failed at "${current}": ${error.stack ?? error}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
