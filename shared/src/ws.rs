@@ -269,18 +269,9 @@ pub fn authorize(context: &AppContext, event: &Value) -> Result<Value, LambdaErr
     }))
 }
 
-/// The @connections management API client, built on first use in this process (the fan-out has its
-/// own for posting; this one closes and inspects connections).
-fn management(context: &AppContext) -> &'static aws_sdk_apigatewaymanagement::Client {
-    static CLIENT: std::sync::OnceLock<aws_sdk_apigatewaymanagement::Client> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(|| {
-        let mut config = aws_sdk_apigatewaymanagement::config::Builder::from(&context.sdk);
-        let local = std::env::var("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI").ok();
-        if let Some(endpoint) = local.as_deref().or(context.config.websocket_endpoint.as_deref()) {
-            config = config.endpoint_url(endpoint);
-        }
-        aws_sdk_apigatewaymanagement::Client::from_conf(config.build())
-    })
+/// The @connections management API client: the fan-out's, built once per process.
+fn management(context: &AppContext) -> &aws_sdk_apigatewaymanagement::Client {
+    context.fanout.management()
 }
 
 /// Closes a connection through the management API (`DeleteConnection`); API Gateway then runs

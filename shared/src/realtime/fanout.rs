@@ -69,6 +69,11 @@ impl Fanout {
         }
     }
 
+    /// The management API client (one per process): also what closes and inspects connections.
+    pub fn management(&self) -> &aws_sdk_apigatewaymanagement::Client {
+        &self.client
+    }
+
     /// The members of a conversation as of `members_version`, from the cache while it is unchanged.
     pub async fn members(
         &self,
