@@ -405,8 +405,8 @@ fn short_lived() -> &'static Stack {
             ("RateLimitIpPerHour", "0"),
             ("RateLimitUserPerHour", "0"),
             ("RateLimitSensitivePerMinute", "0"),
-            ("AttachmentUploadTtlSeconds", "2"),
-            ("AttachmentUploadUrlSeconds", "1"),
+            ("AttachmentUploadTtlSeconds", "6"),
+            ("AttachmentUploadUrlSeconds", "3"),
         ])
     })
 }
@@ -429,15 +429,25 @@ async fn expired_upload_urls_are_refused_and_abandoned_uploads_are_gone() {
     assert_eq!(status, 200, "{fresh}");
     let object_url = fresh["url"].as_str().unwrap().to_owned();
     assert_eq!(download(&object_url).await.status(), 200);
-    // Past the URL's expiry (1 s) the storage refuses the upload.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Past the URL's expiry (3 s) the storage refuses the upload.
+    let expires_at = humantime::parse_rfc3339(late["expiresAt"].as_str().unwrap()).expect("expiresAt");
+    let wait = expires_at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(1500)).await;
     assert_eq!(upload(&late, b"late", &[]).await, 403);
-    // Past the record's TTL (2 s) the abandoned upload is gone for every route.
-    assert_error(
-        &clients.call("GET", &path, Some(&ann.token), None).await,
-        404,
-        "not_found",
-    );
+    // Past the record's TTL (6 s) the abandoned upload is gone for every route.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = clients.call("GET", &path, Some(&ann.token), None).await;
+        if answer.0 == 404 {
+            assert_error(&answer, 404, "not_found");
+            break;
+        }
+        assert_eq!(answer.0, 200, "{}", answer.1);
+        assert!(tokio::time::Instant::now() < deadline, "still there past its TTL");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let answer = send(
         &clients,
         &ann,
