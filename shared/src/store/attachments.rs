@@ -87,18 +87,8 @@ impl Store {
         conversation_id: &str,
         attachment_id: &str,
     ) -> Result<Option<AttachmentRecord>, ApiError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::conversation(conversation_id),
-                keys::attachment(attachment_id),
-            )))
-            .consistent_read(true)
-            .send()
-            .await?;
-        Ok(out.item.map(serde_dynamo::from_item).transpose()?)
+        self.get_record(keys::conversation(conversation_id), keys::attachment(attachment_id))
+            .await
     }
 
     /// The records of `ids` in this conversation that exist (one BatchGetItem).

@@ -347,17 +347,8 @@ impl Store {
     }
 
     pub async fn get_conversation(&self, conversation_id: &str) -> Result<Option<ConversationRecord>, ApiError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await?;
-        self.usage.record(false, out.consumed_capacity());
-        Ok(out.item.map(serde_dynamo::from_item).transpose()?)
+        self.get_record(keys::conversation(conversation_id), keys::META.to_owned())
+            .await
     }
 
     /// The conversation and the caller's member item, in one strongly consistent batch read.
@@ -732,11 +723,7 @@ impl Store {
                 .map_err(ApiError::internal)?;
             writes.push(TransactWriteItem::builder().condition_check(check).build());
         }
-        match self.transact(writes).await {
-            Ok(()) => Ok(true),
-            Err(WriteConflict::Conditions(_)) => Ok(false),
-            Err(WriteConflict::Other(e)) => Err(e),
-        }
+        self.transact_if(writes).await
     }
 
     /// The last member leaves: their member item and the META go together, only while they are the
@@ -757,17 +744,11 @@ impl Store {
             .expression_attribute_values(":one", n(1))
             .build()
             .map_err(ApiError::internal)?;
-        match self
-            .transact(vec![
-                TransactWriteItem::builder().delete(member).build(),
-                TransactWriteItem::builder().delete(meta).build(),
-            ])
-            .await
-        {
-            Ok(()) => Ok(true),
-            Err(WriteConflict::Conditions(_)) => Ok(false),
-            Err(WriteConflict::Other(e)) => Err(e),
-        }
+        self.transact_if(vec![
+            TransactWriteItem::builder().delete(member).build(),
+            TransactWriteItem::builder().delete(meta).build(),
+        ])
+        .await
     }
 
     /// Sets a member's role to `admin` or `member`, while `owner_id` is still the owner and the
@@ -838,17 +819,11 @@ impl Store {
             .expression_attribute_values(":owner", s("owner"))
             .build()
             .map_err(ApiError::internal)?;
-        match self
-            .transact(vec![
-                TransactWriteItem::builder().update(demote).build(),
-                TransactWriteItem::builder().update(promote).build(),
-            ])
-            .await
-        {
-            Ok(()) => Ok(true),
-            Err(WriteConflict::Conditions(_)) => Ok(false),
-            Err(WriteConflict::Other(e)) => Err(e),
-        }
+        self.transact_if(vec![
+            TransactWriteItem::builder().update(demote).build(),
+            TransactWriteItem::builder().update(promote).build(),
+        ])
+        .await
     }
 
     /// Moves the member's read marker forward to `seq`; a marker already there or further stays.

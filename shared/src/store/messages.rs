@@ -426,20 +426,8 @@ impl Store {
         conversation_id: &str,
         message_id: &str,
     ) -> Result<Option<MessageRecord>, ApiError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::conversation(conversation_id),
-                keys::message(message_id),
-            )))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await?;
-        self.usage.record(false, out.consumed_capacity());
-        Ok(out.item.map(serde_dynamo::from_item).transpose()?)
+        self.get_record(keys::conversation(conversation_id), keys::message(message_id))
+            .await
     }
 
     /// Up to `limit` messages from `bound`: newest first, except `After`, which runs oldest first.

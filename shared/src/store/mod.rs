@@ -189,6 +189,38 @@ impl Store {
     }
 }
 
+impl Store {
+    /// One item by its key, strongly consistent, as `T` (`None`: no such item), its read capacity
+    /// recorded like every other call's.
+    pub(crate) async fn get_record<T: serde::de::DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: String,
+    ) -> Result<Option<T>, ApiError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await?;
+        self.usage.record(false, out.consumed_capacity());
+        Ok(out.item.map(serde_dynamo::from_item).transpose()?)
+    }
+
+    /// A transaction whose failed conditions mean "no longer so" (a role changed, a member left):
+    /// `true` when it applied, `false` when a condition did not hold.
+    pub(crate) async fn transact_if(&self, writes: Vec<TransactWriteItem>) -> Result<bool, ApiError> {
+        match self.transact(writes).await {
+            Ok(()) => Ok(true),
+            Err(WriteConflict::Conditions(_)) => Ok(false),
+            Err(WriteConflict::Other(e)) => Err(e),
+        }
+    }
+}
+
 /// DynamoDB's BatchGetItem limit.
 const BATCH_GET_MAX: usize = 100;
 

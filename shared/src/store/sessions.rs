@@ -67,17 +67,8 @@ impl Store {
     }
 
     pub async fn get_session(&self, session_id: &str) -> Result<Option<SessionRecord>, ApiError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::session(session_id), keys::SESSION)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await?;
-        self.usage.record(false, out.consumed_capacity());
-        Ok(out.item.map(serde_dynamo::from_item).transpose()?)
+        self.get_record(keys::session(session_id), keys::SESSION.to_owned())
+            .await
     }
 
     /// Whether the session is live: one strongly consistent GetItem of two small attributes (0.5 RCU
