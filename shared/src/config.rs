@@ -14,8 +14,13 @@ pub enum ConfigError {
 pub struct Config {
     /// The single DynamoDB table (`TABLE_NAME`).
     pub table_name: String,
-    /// HS256 secret for access tokens (`TOKEN_SECRET`, at least 32 bytes).
+    /// HS256 secret for access tokens (`TOKEN_SECRET`, at least 32 bytes): what every token, refresh
+    /// token and cursor is made with.
     pub token_secret: Vec<u8>,
+    /// The secret `TOKEN_SECRET` was before the last rotation (`TOKEN_SECRET_PREVIOUS`; unset, empty or
+    /// `none`: there is none). What it made is still accepted, so a rotation signs nobody out; nothing
+    /// new is made with it.
+    pub token_secret_previous: Option<Vec<u8>>,
     /// The name wallet users see in the sign-in message (`WALLET_SIGNIN_DOMAIN`).
     pub wallet_signin_domain: String,
     pub access_token_ttl: Duration,
@@ -88,12 +93,42 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("table_name", &self.table_name)
             .field("token_secret", &"<redacted>")
+            .field(
+                "token_secret_previous",
+                &self.token_secret_previous.as_ref().map(|_| "<redacted>"),
+            )
             .field("wallet_signin_domain", &self.wallet_signin_domain)
             .finish_non_exhaustive()
     }
 }
 
 pub const MIN_SECRET_BYTES: usize = 32;
+
+/// `TOKEN_SECRET_PREVIOUS`: the secret before the last rotation. Secrets Manager hands over the word
+/// `none` when there has been no rotation yet; unset and empty mean the same.
+fn previous_secret(lookup: &impl Fn(&str) -> Option<String>, current: &str) -> Result<Option<Vec<u8>>, ConfigError> {
+    const NAME: &str = "TOKEN_SECRET_PREVIOUS";
+    let Some(previous) = lookup(NAME) else {
+        return Ok(None);
+    };
+    let trimmed = previous.trim();
+    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    if previous.len() < MIN_SECRET_BYTES {
+        return Err(ConfigError::Invalid {
+            name: NAME,
+            problem: format!("must be at least {MIN_SECRET_BYTES} bytes (or `none`)"),
+        });
+    }
+    if previous == current {
+        return Err(ConfigError::Invalid {
+            name: NAME,
+            problem: "is the same as TOKEN_SECRET: a rotation needs a new current secret".to_owned(),
+        });
+    }
+    Ok(Some(previous.into_bytes()))
+}
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -112,9 +147,11 @@ impl Config {
                 problem: format!("must be at least {MIN_SECRET_BYTES} bytes"),
             });
         }
+        let token_secret_previous = previous_secret(&lookup, &token_secret)?;
         Ok(Config {
             table_name,
             token_secret: token_secret.into_bytes(),
+            token_secret_previous,
             wallet_signin_domain: lookup("WALLET_SIGNIN_DOMAIN").unwrap_or_else(|| "parley.chat".to_owned()),
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -177,6 +214,54 @@ mod tests {
         assert_eq!(ok.rate_limits, RateLimits::DEFAULT);
         assert_eq!(ok.dynamodb_slow_call, Duration::from_millis(100));
         assert_eq!(ok.sdk_attempt_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_previous_secret_is_optional_long_and_not_the_current_one() {
+        let current = "c".repeat(32);
+        let with = |previous: Option<&str>| {
+            let previous = previous.map(str::to_owned);
+            let current = current.clone();
+            Config::from_lookup(move |k| match k {
+                "TABLE_NAME" => Some("t".to_owned()),
+                "TOKEN_SECRET" => Some(current.clone()),
+                "TOKEN_SECRET_PREVIOUS" => previous.clone(),
+                _ => None,
+            })
+        };
+        for absent in [None, Some(""), Some("  "), Some("none"), Some("NONE")] {
+            assert_eq!(with(absent).unwrap().token_secret_previous, None, "{absent:?}");
+        }
+        let rotated = with(Some(&"p".repeat(32))).unwrap();
+        assert_eq!(rotated.token_secret_previous, Some("p".repeat(32).into_bytes()));
+        assert_eq!(rotated.token_secret, current.as_bytes());
+        let debug = format!("{rotated:?}");
+        assert!(!debug.contains("pppp") && !debug.contains("cccc"), "{debug}");
+
+        let short = with(Some("short")).unwrap_err();
+        assert!(
+            matches!(
+                short,
+                ConfigError::Invalid {
+                    name: "TOKEN_SECRET_PREVIOUS",
+                    ..
+                }
+            ),
+            "{short}"
+        );
+        assert!(short.to_string().contains("at least 32 bytes"), "{short}");
+        let same = with(Some(&current)).unwrap_err();
+        assert!(
+            matches!(
+                same,
+                ConfigError::Invalid {
+                    name: "TOKEN_SECRET_PREVIOUS",
+                    ..
+                }
+            ),
+            "{same}"
+        );
+        assert!(same.to_string().contains("same as TOKEN_SECRET"), "{same}");
     }
 
     #[test]

@@ -79,8 +79,9 @@ impl AppContext {
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
         let store = Store::new(sdk, config.table_name.clone(), config.dynamodb_slow_call)
             .with_retry_budget(config.dynamodb_retry_budget);
-        let tokens = TokenKeys::new(&config.token_secret, config.access_token_ttl);
-        let cursors = Cursors::new(&config.token_secret);
+        let previous = config.token_secret_previous.as_deref();
+        let tokens = TokenKeys::with_previous(&config.token_secret, previous, config.access_token_ttl);
+        let cursors = Cursors::with_previous(&config.token_secret, previous);
         let fanout = Fanout::new(sdk, config.websocket_endpoint.as_deref());
         let publisher = Publisher::new(sdk, config.delivery_queues.clone());
         let attachments = crate::attachments::Storage::new(sdk, config.attachments.clone());

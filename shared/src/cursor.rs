@@ -12,26 +12,43 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 
 pub struct Cursors {
     key: Vec<u8>,
+    /// The key of the token secret before the last rotation: cursors it sealed still open.
+    previous: Option<Vec<u8>>,
 }
 
 const TAG_BYTES: usize = 16;
 
+fn cursor_key(secret: &[u8]) -> Vec<u8> {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(b"parley cursor key v1");
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn mac(key: &[u8], scope: &str, position: &str) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(scope.as_bytes());
+    mac.update(&[0]);
+    mac.update(position.as_bytes());
+    mac
+}
+
 impl Cursors {
     /// Derives the cursor key from the token secret, so the two never coincide.
     pub fn new(secret: &[u8]) -> Self {
-        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-        mac.update(b"parley cursor key v1");
+        Self::with_previous(secret, None)
+    }
+
+    /// After a rotation of the token secret: seals with `secret`'s key, and opens cursors sealed with
+    /// it or with `previous`'s.
+    pub fn with_previous(secret: &[u8], previous: Option<&[u8]>) -> Self {
         Cursors {
-            key: mac.finalize().into_bytes().to_vec(),
+            key: cursor_key(secret),
+            previous: previous.map(cursor_key),
         }
     }
 
     fn tag(&self, scope: &str, position: &str) -> Vec<u8> {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
-        mac.update(scope.as_bytes());
-        mac.update(&[0]);
-        mac.update(position.as_bytes());
-        mac.finalize().into_bytes()[..TAG_BYTES].to_vec()
+        mac(&self.key, scope, position).finalize().into_bytes()[..TAG_BYTES].to_vec()
     }
 
     /// A cursor for `position` in the list named by `scope`.
@@ -50,15 +67,16 @@ impl Cursors {
         let position =
             String::from_utf8(URL_SAFE_NO_PAD.decode(position).map_err(|_| invalid())?).map_err(|_| invalid())?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| invalid())?;
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
-        mac.update(scope.as_bytes());
-        mac.update(&[0]);
-        mac.update(position.as_bytes());
-        mac.verify_truncated_left(&tag).map_err(|_| invalid())?;
         if tag.len() != TAG_BYTES {
             return Err(invalid());
         }
-        Ok(position)
+        // Each check is constant time; the previous key is tried only when the current one fails.
+        let sealed_with = |key: &[u8]| mac(key, scope, position.as_str()).verify_truncated_left(&tag).is_ok();
+        if sealed_with(&self.key) || self.previous.as_deref().is_some_and(sealed_with) {
+            Ok(position)
+        } else {
+            Err(invalid())
+        }
     }
 }
 
@@ -98,6 +116,42 @@ mod tests {
             other.open("CONV#A", &cursor, "cursor").is_err(),
             "another deployment's cursor"
         );
+    }
+
+    #[test]
+    fn cursors_of_the_previous_secret_still_open() {
+        let a: &[u8] = b"secret-a-secret-a-secret-a-secret-a";
+        let b: &[u8] = b"secret-b-secret-b-secret-b-secret-b";
+        let c: &[u8] = b"secret-c-secret-c-secret-c-secret-c";
+        let before = Cursors::new(a).seal("CONV#A", "01ABC");
+        let rotated = Cursors::with_previous(b, Some(a));
+        assert_eq!(rotated.open("CONV#A", &before, "cursor").unwrap(), "01ABC");
+        assert!(rotated.open("CONV#B", &before, "cursor").is_err(), "still scoped");
+
+        let after = rotated.seal("CONV#A", "01ABC");
+        assert_eq!(
+            after,
+            Cursors::new(b).seal("CONV#A", "01ABC"),
+            "sealed with the current key"
+        );
+        assert_ne!(after, before);
+        assert_eq!(Cursors::new(b).open("CONV#A", &after, "cursor").unwrap(), "01ABC");
+
+        let unrelated = Cursors::new(c).seal("CONV#A", "01ABC");
+        assert!(
+            rotated.open("CONV#A", &unrelated, "cursor").is_err(),
+            "an unrelated secret"
+        );
+        assert!(
+            Cursors::with_previous(c, Some(b))
+                .open("CONV#A", &before, "cursor")
+                .is_err(),
+            "gone once its secret is two rotations old"
+        );
+        let (position, tag) = before.split_once('.').unwrap();
+        let tag = URL_SAFE_NO_PAD.decode(tag).unwrap();
+        let short = format!("{position}.{}", URL_SAFE_NO_PAD.encode(&tag[..12]));
+        assert!(rotated.open("CONV#A", &short, "cursor").is_err(), "a truncated tag");
     }
 
     #[test]

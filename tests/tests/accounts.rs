@@ -4,6 +4,8 @@ use std::time::{Duration, SystemTime};
 
 use parley::api::{auth, users};
 use parley::auth::tokens::TokenKeys;
+use parley::config::Config;
+use parley::AppContext;
 use parley_tests::{TestApp, TestRequest, TEST_TOKEN_SECRET};
 use serde_json::{json, Value};
 
@@ -369,4 +371,143 @@ async fn logout_revokes_the_sessions_refresh_token() {
     app.call(auth::logout, TestRequest::new("POST", "/auth/logout"))
         .await
         .assert_error(401, "unauthorized");
+}
+
+/// The same deployment (table) after its token secret was rotated to `current`, as Secrets Manager
+/// hands it over: `TOKEN_SECRET` and `TOKEN_SECRET_PREVIOUS`.
+fn rotated(app: &TestApp, current: &str, previous: &str) -> TestApp {
+    let config = Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some(app.table.clone()),
+        "TOKEN_SECRET" => Some(current.to_owned()),
+        "TOKEN_SECRET_PREVIOUS" => Some(previous.to_owned()),
+        "ATTACHMENTS_BUCKET" => Some("test-attachments".to_owned()),
+        "LISTING_GRANULARITY_MS" => Some("0".to_owned()),
+        _ => None,
+    })
+    .expect("the rotated configuration");
+    TestApp {
+        // Leaked like every test context: handlers take it as 'static.
+        context: Box::leak(Box::new(AppContext::new(config, &app.context.sdk))),
+        client: app.client.clone(),
+        table: app.table.clone(),
+    }
+}
+
+#[tokio::test]
+async fn rotating_the_token_secret_signs_nobody_out() {
+    const B: &str = "parley-test-secret-b-0123456789abcdef";
+    const C: &str = "parley-test-secret-c-0123456789abcdef";
+    let ttl = Duration::from_secs(900);
+    let app = TestApp::new().await;
+    let signed_in = app.register("rotor").await;
+    let access_a = str_of(&signed_in, "accessToken").to_owned();
+    let refresh_a = str_of(&signed_in, "refreshToken").to_owned();
+    let other = app.call(auth::login, login_request("rotor", "password-rotor")).await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    let other_refresh_a = str_of(&other.body, "refreshToken").to_owned();
+    // A third session stays idle through both rotations.
+    let idle = app.call(auth::login, login_request("rotor", "password-rotor")).await;
+    assert_eq!(idle.status, 200, "{}", idle.body);
+    let idle_refresh_a = str_of(&idle.body, "refreshToken").to_owned();
+
+    // A is rotated to B: what A made still works.
+    let b = rotated(&app, B, TEST_TOKEN_SECRET);
+    assert_eq!(
+        b.call(users::get_me, me(&access_a)).await.status,
+        200,
+        "A's access token"
+    );
+    let refreshed = b.call(auth::refresh, refresh_request(&refresh_a)).await;
+    assert_eq!(refreshed.status, 200, "A's refresh token: {}", refreshed.body);
+    let access_b = str_of(&refreshed.body, "accessToken").to_owned();
+    let refresh_b = str_of(&refreshed.body, "refreshToken").to_owned();
+    assert!(
+        TokenKeys::new(B.as_bytes(), ttl).verify(&access_b).is_ok(),
+        "signed with B"
+    );
+    assert!(
+        TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), ttl)
+            .verify(&access_b)
+            .is_err(),
+        "not with A"
+    );
+    assert_eq!(b.call(users::get_me, me(&access_b)).await.status, 200);
+
+    // Reuse of a generation A made is still detected, and still ends its session.
+    let other_b = b.call(auth::refresh, refresh_request(&other_refresh_a)).await;
+    assert_eq!(other_b.status, 200, "{}", other_b.body);
+    let reused = b.call(auth::refresh, refresh_request(&other_refresh_a)).await;
+    reused.assert_error(401, "unauthorized");
+    assert!(
+        reused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "{}",
+        reused.body
+    );
+    b.call(auth::refresh, refresh_request(str_of(&other_b.body, "refreshToken")))
+        .await
+        .assert_error(401, "unauthorized");
+
+    // B is rotated to C, dropping A: the session refreshed under B still works...
+    let c = rotated(&app, C, B);
+    assert_eq!(
+        c.call(users::get_me, me(&access_b)).await.status,
+        200,
+        "B's access token"
+    );
+    let refreshed = c.call(auth::refresh, refresh_request(&refresh_b)).await;
+    assert_eq!(refreshed.status, 200, "B's refresh token: {}", refreshed.body);
+    let access_c = str_of(&refreshed.body, "accessToken").to_owned();
+    let refresh_c = str_of(&refreshed.body, "refreshToken").to_owned();
+    assert!(
+        TokenKeys::new(C.as_bytes(), ttl).verify(&access_c).is_ok(),
+        "signed with C"
+    );
+    assert_eq!(c.call(users::get_me, me(&access_c)).await.status, 200);
+
+    // ...what only A made is refused...
+    c.call(users::get_me, me(&access_a))
+        .await
+        .assert_error(401, "unauthorized");
+    let user_id = signed_in["user"]["id"].as_str().unwrap();
+    let session_id = refresh_a.split('.').nth(1).unwrap();
+    let fresh_a = TokenKeys::new(TEST_TOKEN_SECRET.as_bytes(), ttl)
+        .issue(user_id, session_id, SystemTime::now())
+        .unwrap();
+    c.call(users::get_me, me(&fresh_a))
+        .await
+        .assert_error(401, "unauthorized");
+    // ...and A's rotated-away refresh token no longer verifies, so it revokes nothing.
+    let stale = c.call(auth::refresh, refresh_request(&refresh_a)).await;
+    stale.assert_error(401, "unauthorized");
+    assert!(
+        !stale.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "{}",
+        stale.body
+    );
+    assert_eq!(
+        c.call(auth::refresh, refresh_request(&refresh_c)).await.status,
+        200,
+        "the session lives on"
+    );
+    // The idle session's token was made with A, which C no longer holds: it signs in again.
+    c.call(auth::refresh, refresh_request(&idle_refresh_a))
+        .await
+        .assert_error(401, "unauthorized");
+    // B's generation was derived with B, so, rotated away, its reuse is still caught under C.
+    let reused = c.call(auth::refresh, refresh_request(&refresh_b)).await;
+    reused.assert_error(401, "unauthorized");
+    assert!(
+        reused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "{}",
+        reused.body
+    );
 }

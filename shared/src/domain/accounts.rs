@@ -265,7 +265,11 @@ pub async fn refresh(context: &AppContext, raw_token: &str) -> Result<Tokens, Ap
         }
         return Err(revoke_for_reuse(context, &session).await);
     }
-    if token.generation != session.generation || !token.matches_hash(&session.token_hash) {
+    // The current generation must also be derived with a key still held: once a rotation drops the
+    // secret a session's token was made with, that session signs in again (README "Rotating the
+    // token secret"). Sessions from before salts have only the hash to go by.
+    let derived_with_a_held_key = session.salt.as_deref().is_none_or(|salt| token.is_authentic(key, salt));
+    if token.generation != session.generation || !token.matches_hash(&session.token_hash) || !derived_with_a_held_key {
         return Err(refresh_rejected());
     }
     let salt = session.salt.clone().unwrap_or_else(refresh::new_salt);
