@@ -2,7 +2,10 @@
 //! process), a fresh table per test created from template.yaml's definition, and requests shaped as
 //! API Gateway HTTP API (payload v2.0) events fed through the same edge the Lambda functions use.
 
+pub mod contract;
+pub mod contract_ws;
 pub mod realtime;
+pub mod tools;
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -71,10 +74,26 @@ impl Stack {
             request = request.json(&body);
         }
         let response = request.send().await.expect("the gateway answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("the gateway sends the body");
+        // This client asks for no compression, so an encoded body breaks the contract too.
+        let shown = match headers.get("content-encoding") {
+            Some(encoding) => Value::String(format!(
+                "<{} bytes encoded {encoding:?} though not asked for>",
+                bytes.len()
+            )),
+            None if bytes.is_empty() => Value::Null,
+            None => serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+        };
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+        contract::check_http_response(method, path, status, content_type, &shown);
+        contract::check_http_headers(method, path, status, &headers);
         HttpAnswer {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: response.json().await.unwrap_or(Value::Null),
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            headers,
         }
     }
 
@@ -304,8 +323,9 @@ impl TestApp {
         Fut: Future<Output = Result<Reply, ApiError>>,
     {
         let request = lambda_http::request::from_str(&event.to_string()).expect("an API Gateway v2 event");
-        let response = parley::http::handle(self.context, handler, request).await;
-        TestResponse::from(response)
+        let response = TestResponse::from(parley::http::handle(self.context, handler, request).await);
+        check_in_process(event, &response);
+        response
     }
 
     /// Every item in the test's table (tests may scan; request paths never do).
@@ -552,6 +572,32 @@ impl TestRequest {
         }
         event
     }
+}
+
+/// Holds a response of the in-process edge to openapi.yaml ([`contract::check_http_response`]): the
+/// event's route (its `routeKey`, when that is a path of the document, else its raw path) and query.
+fn check_in_process(event: &Value, response: &TestResponse) {
+    let method = event["requestContext"]["http"]["method"].as_str().unwrap_or("GET");
+    let raw_path = event["rawPath"].as_str().unwrap_or("/");
+    let route = event["routeKey"]
+        .as_str()
+        .and_then(|key| key.split_once(' '))
+        .map(|(_, route)| route)
+        .filter(|route| openapi_has_path(route))
+        .unwrap_or(raw_path);
+    let query = event["rawQueryString"].as_str().unwrap_or("");
+    let target = if query.is_empty() {
+        route.to_owned()
+    } else {
+        format!("{route}?{query}")
+    };
+    let content_type = response.headers.get("content-type").and_then(|v| v.to_str().ok());
+    contract::check_http_response(method, &target, response.status, content_type, &response.body);
+    contract::check_http_headers(method, &target, response.status, &response.headers);
+}
+
+fn openapi_has_path(template: &str) -> bool {
+    contract::openapi()["paths"].get(template).is_some()
 }
 
 /// Query-string encoding as a browser sends it: everything but unreserved characters as `%XX`.

@@ -115,13 +115,18 @@ pub async fn next_within(socket: &mut Socket, wait: Duration) -> Option<Value> {
     }
 }
 
-/// The next text frame, whatever it is, or None when none comes within `wait`.
+/// The next text frame, whatever it is, or None when none comes within `wait`. Every frame is checked
+/// against asyncapi.yaml ([`crate::contract_ws::check_ws_frame`]).
 pub async fn next_frame_within(socket: &mut Socket, wait: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let frame = tokio::time::timeout_at(deadline, socket.next()).await.ok()?;
         match frame.expect("open").expect("valid") {
-            Message::Text(text) => return Some(serde_json::from_str(&text).expect("JSON frame")),
+            Message::Text(text) => {
+                let frame: Value = serde_json::from_str(&text).expect("JSON frame");
+                crate::contract_ws::check_ws_frame(&frame);
+                return Some(frame);
+            }
             Message::Close(close) => panic!("closed: {close:?}"),
             _ => continue,
         }

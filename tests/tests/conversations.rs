@@ -532,3 +532,84 @@ async fn an_outsider_gets_404_on_every_route_of_someone_elses_conversation() {
     let listed = app.call(routes::list, list(&mallory)).await;
     assert_eq!(listed.body["items"], json!([]));
 }
+
+/// Every answer that is a conversation shows its `lastMessage` as `GET` does, as the caller reads it
+/// now (current reactions, `myReactions`, download links), not the copy the conversation item keeps:
+/// renaming, passing ownership, and opening a direct conversation that exists.
+#[tokio::test]
+async fn every_conversation_answer_shows_the_last_message_as_the_caller_reads_it() {
+    let app = TestApp::new().await;
+    let (ann, ben) = (app.user("ann").await, app.user("ben").await);
+    let react = |conversation: &str, message: &str| {
+        TestRequest::route(
+            "PUT",
+            "/conversations/{conversationId}/messages/{messageId}/reactions/{reaction}",
+            &[
+                ("conversationId", conversation),
+                ("messageId", message),
+                ("reaction", "pizza"),
+            ],
+        )
+        .bearer(&ann.token)
+    };
+    let group = app.group(&ann, "lunch", &[&ben]).await;
+    let sent = app.send(&ann, &group, "m-1", "pizza?").await;
+    let reacted = app
+        .call(messages::react, react(&group, sent["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(reacted.status, 204, "{}", reacted.body);
+    let read = app
+        .call(routes::get, on("GET", "/conversations/{conversationId}", &group, &ann))
+        .await;
+    let last = read.body["lastMessage"].clone();
+    assert_eq!(
+        (&last["reactions"], &last["myReactions"]),
+        (&json!({ "pizza": 1 }), &json!(["pizza"]))
+    );
+
+    let renamed = app
+        .call(
+            routes::rename,
+            on("PATCH", "/conversations/{conversationId}", &group, &ann).json(json!({ "name": "dinner" })),
+        )
+        .await;
+    assert_eq!(
+        (renamed.status, &renamed.body["lastMessage"]),
+        (200, &last),
+        "{}",
+        renamed.body
+    );
+    let passed = app
+        .call(
+            routes::transfer_ownership,
+            on("POST", "/conversations/{conversationId}/owner", &group, &ann).json(json!({ "userId": ben.id })),
+        )
+        .await;
+    assert_eq!(
+        (passed.status, &passed.body["lastMessage"]),
+        (200, &last),
+        "{}",
+        passed.body
+    );
+
+    let direct = app.direct(&ann, &ben).await;
+    let sent = app.send(&ann, &direct, "d-1", "pizza!").await;
+    app.call(messages::react, react(&direct, sent["id"].as_str().unwrap()))
+        .await;
+    let read = app
+        .call(routes::get, on("GET", "/conversations/{conversationId}", &direct, &ann))
+        .await;
+    let again = app
+        .call(
+            routes::create,
+            create(&ann, json!({ "type": "direct", "memberIds": [ben.id] })),
+        )
+        .await;
+    assert_eq!(
+        (again.status, &again.body["lastMessage"]),
+        (200, &read.body["lastMessage"]),
+        "{}",
+        again.body
+    );
+    assert_eq!(again.body["lastMessage"]["myReactions"], json!(["pizza"]));
+}

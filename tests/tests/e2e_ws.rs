@@ -425,6 +425,9 @@ async fn bad_input_gets_the_documented_refusal_and_the_connection_keeps_working(
                 assert_eq!(u16::from(frame.code), 1009);
                 break;
             }
+            Some(Ok(Message::Text(text))) => {
+                parley_tests::contract_ws::check_ws_frame(&serde_json::from_str(&text).unwrap())
+            }
             Some(Ok(_)) => continue,
             other => panic!("expected a close frame, got {other:?}"),
         }

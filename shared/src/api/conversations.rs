@@ -67,6 +67,7 @@ pub async fn create(context: &'static AppContext, request: ApiRequest) -> Result
     if body.kind == Kind::Direct {
         let opened = domain::open_direct(context, &me, &body.member_ids).await?;
         let (conversation, created) = super::deliver(context, opened).await?;
+        let conversation = domain::as_read(context, &me, conversation).await?;
         return Reply::with_status(if created { 201 } else { 200 }, &conversation);
     }
     let created = domain::create_group(context, &me, body.name.as_deref(), &body.member_ids).await?;
@@ -92,7 +93,8 @@ pub async fn rename(context: &'static AppContext, request: ApiRequest) -> Result
     let id = conversation_id(&request)?;
     let body: RenameBody = request.json()?;
     let renamed = domain::rename(context, &me, &id, &body.name).await?;
-    Reply::ok(&super::deliver(context, renamed).await?)
+    let renamed = super::deliver(context, renamed).await?;
+    Reply::ok(&domain::as_read(context, &me, renamed).await?)
 }
 
 /// `GET /conversations/{conversationId}/members`
@@ -146,5 +148,6 @@ pub async fn transfer_ownership(context: &'static AppContext, request: ApiReques
     let id = conversation_id(&request)?;
     let body: OwnerBody = request.json()?;
     let transferred = domain::transfer_ownership(context, &me, &id, &body.user_id).await?;
-    Reply::ok(&super::deliver(context, transferred).await?)
+    let transferred = super::deliver(context, transferred).await?;
+    Reply::ok(&domain::as_read(context, &me, transferred).await?)
 }

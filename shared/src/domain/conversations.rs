@@ -323,7 +323,12 @@ pub async fn list(
 
 pub async fn get(context: &AppContext, me: &str, conversation_id: &str) -> Result<Conversation, ApiError> {
     let (conversation, member) = membership(context, conversation_id, me).await?;
-    let mut view = Conversation::new(conversation, &member);
+    as_read(context, me, Conversation::new(conversation, &member)).await
+}
+
+/// `view` as `GET` answers it: its last message as `me` reads it now (see [`with_own_reactions`]), for
+/// the routes that answer with a conversation after writing (their events carry the plain view).
+pub async fn as_read(context: &AppContext, me: &str, mut view: Conversation) -> Result<Conversation, ApiError> {
     with_own_reactions(context, me, std::iter::once(&mut view)).await?;
     Ok(view)
 }
