@@ -1,56 +1,11 @@
 //! template.yaml passes `cfn-lint` and `sam validate --lint`, at the versions pinned in
-//! infra/template-checks/requirements.txt, installed by this test into a git-ignored virtual
-//! environment the first time (offline afterwards).
+//! infra/template-checks/requirements.txt (installed by `parley_tests::tools`).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use parley_tests::tools::{python_tools, run_tool as run, workspace};
+use std::path::PathBuf;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
-}
-
-/// The virtual environment with the pinned linters, created or updated when the pins change.
 fn linters() -> PathBuf {
-    let root = workspace();
-    let requirements = root.join("infra/template-checks/requirements.txt");
-    let venv = root.join(".local/template-checks");
-    let stamp = venv.join("requirements.installed");
-    let wanted = std::fs::read_to_string(&requirements).expect("the pinned requirements");
-    std::fs::create_dir_all(root.join(".local")).unwrap();
-    let lock = std::fs::File::create(root.join(".local/template-checks.lock")).unwrap();
-    lock.lock().unwrap();
-    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let created = Command::new(&python)
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 -m venv");
-        assert!(created.success(), "could not create {}", venv.display());
-        let installed = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(&requirements)
-            .status()
-            .expect("pip");
-        assert!(installed.success(), "pip install -r {} failed", requirements.display());
-        std::fs::write(&stamp, wanted).unwrap();
-    }
-    venv.join("bin")
-}
-
-fn run(program: &Path, args: &[&str]) -> (bool, String) {
-    let output = Command::new(program)
-        .args(args)
-        .current_dir(workspace())
-        .env("SAM_CLI_TELEMETRY", "0")
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    python_tools("template-checks")
 }
 
 #[test]
@@ -81,4 +36,69 @@ fn a_broken_template_fails_the_checks() {
         !ok && output.contains("WHENEVER"),
         "cfn-lint accepted a bad billing mode:\n{output}"
     );
+}
+
+/// The `Fn::ForEach` of per-function log groups and alarms covers every function, with each one's
+/// own name in it (so adding a function without adding it to the loop fails here).
+#[test]
+fn every_function_has_its_log_group_and_alarms() {
+    use parley_template::{workspace_template_path, Template};
+    use serde_yaml_ng::Value;
+    let template = Template::load(&workspace_template_path()).unwrap();
+    let sub_text = |value: &Value| match value {
+        Value::Tagged(tagged) if tagged.tag == "Sub" => tagged.value.as_str().map(str::to_owned),
+        _ => None,
+    };
+    let mut missing = Vec::new();
+    for function in template.functions().unwrap() {
+        let id = &function.logical_id;
+        let log_group = template.resource(&format!("{id}LogGroup"));
+        let log_group_name = log_group.and_then(|r| sub_text(&r["Properties"]["LogGroupName"]));
+        if log_group_name.as_deref() != Some(&format!("/aws/lambda/${{{id}}}")) {
+            missing.push(format!("{id}LogGroup (LogGroupName {log_group_name:?})"));
+        }
+        for (suffix, metric) in [("ErrorsAlarm", "Errors"), ("ThrottlesAlarm", "Throttles")] {
+            let alarm = template.resource(&format!("{id}{suffix}"));
+            let measured = alarm.map(|a| {
+                (
+                    a["Properties"]["MetricName"].as_str().map(str::to_owned),
+                    sub_text(&a["Properties"]["Dimensions"][0]["Value"]),
+                )
+            });
+            if measured != Some((Some(metric.to_owned()), Some(format!("${{{id}}}")))) {
+                missing.push(format!("{id}{suffix} ({measured:?})"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "functions without their log group or alarms:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// The local stack's template reader expands `Fn::ForEach` to the same resources as SAM CLI's own
+/// implementation of the AWS::LanguageExtensions transform (the one `sam build` and `sam validate` use).
+#[test]
+fn the_local_reader_expands_loops_as_sam_does() {
+    use parley_template::{workspace_template_path, Template};
+    let bin = linters();
+    let script = "import json, sys\n\
+from samcli.lib.cfn_language_extensions.api import process_template\n\
+from samcli.yamlhelper import yaml_parse\n\
+resources = process_template(yaml_parse(open('template.yaml').read()))['Resources']\n\
+print(json.dumps({k: v.get('Type') for k, v in resources.items()}))\n";
+    let (ok, output) = run(&bin.join("python"), &["-c", script]);
+    assert!(ok, "SAM's expansion failed:\n{output}");
+    let sam: std::collections::BTreeMap<String, String> = serde_json::from_str(output.trim()).unwrap();
+    let template = Template::load(&workspace_template_path()).unwrap();
+    let ours: std::collections::BTreeMap<String, String> = template
+        .resource_ids()
+        .into_iter()
+        .map(|id| {
+            let kind = template.resource_type(&id).unwrap_or_default().to_owned();
+            (id, kind)
+        })
+        .collect();
+    assert_eq!(ours, sam, "the local reader and SAM expand template.yaml differently");
 }

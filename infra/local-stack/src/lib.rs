@@ -55,7 +55,7 @@ use resolve::Resolver;
 use runtime::{FunctionPool, FunctionSpec};
 use websocket::{WsApi, WsGateway, WsRoute};
 
-/// The token secret of local runs, unless `--parameter TokenSecret=...` says otherwise.
+/// The token secret of local runs (`TokenSigningSecret.current`), unless `--secret` says otherwise.
 pub const LOCAL_TOKEN_SECRET: &str = "parley-local-development-secret-not-for-production";
 
 #[derive(Debug, thiserror::Error)]
@@ -90,10 +90,16 @@ pub struct Options {
     pub profile: Profile,
     /// Run `cargo build` for the functions first.
     pub build: bool,
+    /// Run `sam build`'s artifacts (`<dir>/<LogicalId>/bootstrap`, e.g. `.aws-sam/build`) instead of
+    /// the workspace's binaries; nothing is built.
+    pub artifacts: Option<PathBuf>,
     pub max_instances_per_function: usize,
     pub limits: Limits,
     /// Values for the template's parameters.
     pub parameters: BTreeMap<String, String>,
+    /// Local values of the template's Secrets Manager secrets, by `<Secret>.<JSON key>`: what the
+    /// functions' `{{resolve:secretsmanager:...}}` environment values become.
+    pub secrets: BTreeMap<String, String>,
     /// Echo function output and gateway remarks to stdout.
     pub echo_logs: bool,
     pub dynamodb_heap_mb: u32,
@@ -129,9 +135,11 @@ impl Options {
             storage: Storage::Directory(data),
             profile: Profile::Local,
             build: true,
+            artifacts: None,
             max_instances_per_function: 10,
             limits: Limits::default(),
-            parameters: BTreeMap::from([("TokenSecret".to_owned(), LOCAL_TOKEN_SECRET.to_owned())]),
+            parameters: BTreeMap::new(),
+            secrets: BTreeMap::from([("TokenSigningSecret.current".to_owned(), LOCAL_TOKEN_SECRET.to_owned())]),
             echo_logs: true,
             dynamodb_heap_mb: 512,
             queue_visibility_timeout: None,
@@ -237,7 +245,7 @@ impl LocalStack {
                 .map_err(StackError::Web)?;
         }
         let binaries: Vec<String> = functions.iter().map(|f| f.binary.clone()).collect();
-        if options.build && !binaries.is_empty() {
+        if options.build && options.artifacts.is_none() && !binaries.is_empty() {
             logs.gateway(&format!("building {} functions", binaries.len()));
             let (workspace, profile, binaries) = (workspace.clone(), options.profile, binaries.clone());
             tokio::task::spawn_blocking(move || binaries::build(&workspace, profile, &binaries))
@@ -287,7 +295,9 @@ impl LocalStack {
             .map(FaultProxy::endpoint)
             .or(dynamodb_endpoint.clone());
 
-        let mut resolver = Resolver::new(&template, options.parameters.clone()).with_sqs_endpoint(sqs_endpoint.clone());
+        let mut resolver = Resolver::new(&template, options.parameters.clone())
+            .with_secrets(&options.secrets)
+            .with_sqs_endpoint(sqs_endpoint.clone());
         if let Some(stream) = &table_stream {
             resolver = resolver.with_stream_label(&stream.table, &stream.label);
         }
@@ -328,7 +338,10 @@ impl LocalStack {
                 // Path-style addressing (`attachments::Storage` uses it whenever this is set).
                 environment.push(("AWS_ENDPOINT_URL_S3".to_owned(), s3.endpoint()));
             }
-            let executable = binaries::executable(&workspace, options.profile, &function.binary);
+            let executable = match &options.artifacts {
+                Some(artifacts) => artifacts.join(&function.logical_id).join("bootstrap"),
+                None => binaries::executable(&workspace, options.profile, &function.binary),
+            };
             if !executable.is_file() {
                 return Err(StackError::MissingBinary(executable.display().to_string()));
             }
@@ -738,7 +751,7 @@ pub fn workspace_template() -> PathBuf {
 }
 
 fn resolver_for_cors(template: &Template, options: &Options) -> Resolver {
-    Resolver::new(template, options.parameters.clone())
+    Resolver::new(template, options.parameters.clone()).with_secrets(&options.secrets)
 }
 
 /// Starts s3rver with the template's `AttachmentsBucket` (named by its logical id, as `!Ref` resolves

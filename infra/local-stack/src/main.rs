@@ -23,8 +23,13 @@ Usage: cargo run -p local-stack -- [options]
   --debug                build and run unoptimised functions (the quickest build; too slow for load)
                          Default: the `local` profile, optimised without fat LTO
   --no-build             run the binaries already built
+  --artifacts DIR        run `sam build`'s artifacts (DIR/<LogicalId>/bootstrap, e.g. .aws-sam/build)
   --template FILE        another SAM template (default: the workspace's template.yaml)
-  --parameter NAME=VALUE a template parameter (TokenSecret has a local default)
+  --parameter NAME=VALUE a template parameter
+  --secret SECRET.KEY=VALUE
+                         a local value for a key of one of the template's Secrets Manager secrets
+                         (TokenSigningSecret.current has a local default; keys the template writes,
+                         such as TokenSigningSecret.previous, default to the template's value)
   --max-instances N      concurrent instances per function (default 10)
   --quiet                do not echo function logs
   --queue-visibility-timeout SECONDS
@@ -78,11 +83,17 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             "--release" => options.profile = Profile::Release,
             "--debug" => options.profile = Profile::Debug,
             "--no-build" => options.build = false,
+            "--artifacts" => options.artifacts = Some(PathBuf::from(value("--artifacts")?)),
             "--template" => template = Some(PathBuf::from(value("--template")?)),
             "--parameter" => {
                 let pair = value("--parameter")?;
                 let (name, val) = pair.split_once('=').ok_or("--parameter takes NAME=VALUE")?;
                 options.parameters.insert(name.to_owned(), val.to_owned());
+            }
+            "--secret" => {
+                let pair = value("--secret")?;
+                let (name, val) = pair.split_once('=').ok_or("--secret takes SECRET.KEY=VALUE")?;
+                options.secrets.insert(name.to_owned(), val.to_owned());
             }
             "--max-instances" => {
                 options.max_instances_per_function = value("--max-instances")?

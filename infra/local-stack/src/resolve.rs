@@ -1,5 +1,7 @@
 //! Resolves the intrinsic functions of a function's environment to local values: `!Ref` to a parameter
-//! or a resource's local name (a queue's local URL), `!GetAtt X.Arn` to a local ARN, `!Sub` by both.
+//! or a resource's local name (a queue's local URL), `!GetAtt X.Arn` to a local ARN, `!Sub` by both;
+//! and Secrets Manager dynamic references (`{{resolve:secretsmanager:Secret:SecretString:key}}`) to
+//! the local values of the template's secrets.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +18,9 @@ pub struct Resolver {
     sqs_endpoint: String,
     /// Table logical id -> the label of its stream on DynamoDB Local.
     stream_labels: BTreeMap<String, String>,
+    /// `<Secret logical id>.<JSON key>` -> its local value: the given ones, then the literal keys
+    /// of each `AWS::SecretsManager::Secret`'s `GenerateSecretString.SecretStringTemplate`.
+    secrets: BTreeMap<String, String>,
 }
 
 impl Resolver {
@@ -48,7 +53,14 @@ impl Resolver {
             queue_names,
             sqs_endpoint: "http://127.0.0.1".to_owned(),
             stream_labels: BTreeMap::new(),
+            secrets: template_secret_keys(template),
         }
+    }
+
+    /// Local values of secrets' keys (`TokenSigningSecret.current` -> value), over the template's.
+    pub fn with_secrets(mut self, secrets: &BTreeMap<String, String>) -> Self {
+        self.secrets.extend(secrets.clone());
+        self
     }
 
     /// `!GetAtt Table.StreamArn` names the stream DynamoDB Local runs, as the stream mappings' events do.
@@ -68,6 +80,11 @@ impl Resolver {
     }
 
     pub fn resolve(&self, value: &Intrinsic) -> Result<String, String> {
+        let text = self.evaluate(value)?;
+        self.dynamic_references(&text)
+    }
+
+    fn evaluate(&self, value: &Intrinsic) -> Result<String, String> {
         match value {
             Intrinsic::Literal(text) => Ok(text.clone()),
             Intrinsic::Ref(name) => self.reference(name),
@@ -86,6 +103,46 @@ impl Resolver {
             }
             Intrinsic::Other(function) => Err(format!("the local stack cannot evaluate Fn::{function}")),
         }
+    }
+
+    /// Replaces each `{{resolve:secretsmanager:<secret>:SecretString:<key>[:<stage>:<version>]}}`
+    /// with the secret key's local value (stages and versions are one locally). Other services'
+    /// references (`ssm`, `ssm-secure`) have no local store and are refused by name.
+    fn dynamic_references(&self, text: &str) -> Result<String, String> {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("{{resolve:") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + "{{resolve:".len()..];
+            let end = after
+                .find("}}")
+                .ok_or_else(|| format!("unterminated dynamic reference in {text:?}"))?;
+            let reference = &after[..end];
+            let secret_key = reference
+                .strip_prefix("secretsmanager:")
+                .and_then(|r| r.split_once(":SecretString:"))
+                .map(|(secret, key)| (secret, key.split(':').next().unwrap_or_default()));
+            match secret_key {
+                Some((secret, key)) if !key.is_empty() => {
+                    // A deployed Ref is the secret's ARN (ending in its name); locally it is the logical id.
+                    let secret = secret.rsplit(':').next().unwrap_or(secret);
+                    let name = format!("{secret}.{key}");
+                    let value = self.secrets.get(&name).ok_or_else(|| {
+                        format!("the secret key {name} has no local value (pass --secret {name}=VALUE)")
+                    })?;
+                    out.push_str(value);
+                }
+                _ => {
+                    let service = reference.split(':').next().unwrap_or_default();
+                    return Err(format!(
+                        "the local stack resolves secretsmanager SecretString keys only, not {{{{resolve:{service}:...}}}}"
+                    ));
+                }
+            }
+            rest = &after[end + 2..];
+        }
+        out.push_str(rest);
+        Ok(out)
     }
 
     fn reference(&self, name: &str) -> Result<String, String> {
@@ -131,5 +188,86 @@ impl Resolver {
             ("AWS::SQS::Queue", "QueueUrl") => Ok(crate::ids::queue_url(&self.sqs_endpoint, self.queue_name(id))),
             _ => Err(format!("the local stack has no value for GetAtt {path}")),
         }
+    }
+}
+
+/// The literal keys of each secret's `GenerateSecretString.SecretStringTemplate` (the generated key
+/// has no value until one is given).
+fn template_secret_keys(template: &Template) -> BTreeMap<String, String> {
+    let mut keys = BTreeMap::new();
+    for id in template.resource_ids() {
+        if template.resource_type(&id) != Some("AWS::SecretsManager::Secret") {
+            continue;
+        }
+        let literal = template
+            .resource(&id)
+            .and_then(|r| r.get("Properties"))
+            .and_then(|p| p.get("GenerateSecretString"))
+            .and_then(|g| g.get("SecretStringTemplate"))
+            .and_then(|t| t.as_str())
+            .and_then(|t| serde_json::from_str::<BTreeMap<String, serde_json::Value>>(t).ok())
+            .unwrap_or_default();
+        for (key, value) in literal {
+            if let Some(value) = value.as_str() {
+                keys.insert(format!("{id}.{key}"), value.to_owned());
+            }
+        }
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATE: &str = r#"
+Parameters:
+  Stage: {Type: String, Default: dev}
+Resources:
+  TokenSigningSecret:
+    Type: AWS::SecretsManager::Secret
+    Properties:
+      GenerateSecretString:
+        SecretStringTemplate: '{"previous": "none"}'
+        GenerateStringKey: current
+"#;
+
+    fn resolver() -> Resolver {
+        let template = Template::parse(TEMPLATE).unwrap();
+        Resolver::new(&template, BTreeMap::new()).with_secrets(&BTreeMap::from([(
+            "TokenSigningSecret.current".to_owned(),
+            "local-secret".to_owned(),
+        )]))
+    }
+
+    fn sub(text: &str) -> Result<String, String> {
+        resolver().resolve(&Intrinsic::Sub(text.to_owned()))
+    }
+
+    #[test]
+    fn secrets_manager_references_become_the_local_values() {
+        assert_eq!(
+            sub("{{resolve:secretsmanager:${TokenSigningSecret}:SecretString:current}}").unwrap(),
+            "local-secret"
+        );
+        // The template's literal keys are their own local values; stage and version parts are ignored.
+        assert_eq!(
+            sub("{{resolve:secretsmanager:TokenSigningSecret:SecretString:previous:AWSCURRENT:}}").unwrap(),
+            "none"
+        );
+        assert_eq!(
+            sub("${Stage}-{{resolve:secretsmanager:arn:aws:secretsmanager:eu-west-1:1:secret:TokenSigningSecret:SecretString:current}}!").unwrap(),
+            "dev-local-secret!"
+        );
+    }
+
+    #[test]
+    fn references_without_a_local_value_are_refused_by_name() {
+        let error = sub("{{resolve:secretsmanager:Other:SecretString:current}}").unwrap_err();
+        assert!(error.contains("--secret Other.current=VALUE"), "{error}");
+        let error = sub("{{resolve:ssm-secure:/parley/token}}").unwrap_err();
+        assert!(error.contains("not {{resolve:ssm-secure"), "{error}");
+        let error = sub("{{resolve:secretsmanager:TokenSigningSecret:SecretString:current").unwrap_err();
+        assert!(error.contains("unterminated"), "{error}");
     }
 }

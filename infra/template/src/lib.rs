@@ -1,12 +1,15 @@
 //! Reads Parley's SAM `template.yaml`, CloudFormation short-form tags (`!Ref`, `!GetAtt`, `!Sub`, ...)
 //! included, into the few typed things the local tools need: the table definition, the SQS queues, and
 //! the functions with their routes, queue and table stream events and environment. Errors name the
-//! resource and the property at fault.
+//! resource and the property at fault. `Fn::ForEach` loops (the `AWS::LanguageExtensions` transform)
+//! are expanded first, as CloudFormation expands them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_yaml_ng::{Mapping, Value};
+
+mod language_extensions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -348,7 +351,8 @@ impl Template {
     }
 
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
-        let root: Value = serde_yaml_ng::from_str(text).map_err(|e| TemplateError::Yaml(e.to_string()))?;
+        let mut root: Value = serde_yaml_ng::from_str(text).map_err(|e| TemplateError::Yaml(e.to_string()))?;
+        language_extensions::expand(&mut root)?;
         let resources = root
             .get("Resources")
             .and_then(Value::as_mapping)
@@ -466,6 +470,11 @@ impl Template {
             .keys()
             .filter_map(|k| k.as_str().map(str::to_owned))
             .collect()
+    }
+
+    /// A resource as written (loops expanded), for checks of properties the typed readers skip.
+    pub fn resource(&self, logical_id: &str) -> Option<&Value> {
+        self.resources.get(logical_id)
     }
 
     /// The `Type` of a resource.
