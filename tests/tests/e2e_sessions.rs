@@ -31,7 +31,12 @@ async fn call_as(method: &str, path: &str, token: Option<&str>, user_agent: &str
     }
     let response = request.send().await.expect("the gateway answers");
     let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+    parley_tests::contract::check_http_response(method, path, status, content_type, &body);
+    parley_tests::contract::check_http_headers(method, path, status, &headers);
+    (status, body)
 }
 
 async fn call(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
