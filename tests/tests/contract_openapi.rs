@@ -221,7 +221,8 @@ fn message() -> Value {
         "replyCount": 0,
         "mentions": [],
         "reactions": { "👍": 2 },
-        "myReactions": ["👍"]
+        "myReactions": ["👍"],
+        "attachments": []
     })
 }
 

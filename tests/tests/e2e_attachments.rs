@@ -364,7 +364,7 @@ async fn sends_with_bad_attachments_are_refused_and_attach_nothing() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|m| m["attachments"].is_null()),
+            .all(|m| m["attachments"] == json!([])),
         "{history}"
     );
     let (status, sent) = send(

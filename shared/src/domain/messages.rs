@@ -42,8 +42,8 @@ pub struct Message {
     /// go to every member alike.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub my_reactions: Option<Vec<String>>,
-    /// Attached uploads (API.md "Attachments"), each with a download `url` when read.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Attached uploads (API.md "Attachments"), each with a download `url` when read; `[]` when none,
+    /// as API.md lists the field on every message.
     pub attachments: Vec<super::attachments::Attachment>,
 }
 
