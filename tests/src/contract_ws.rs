@@ -19,47 +19,15 @@ const SHOWN: usize = 1500;
 
 /// The repository's asyncapi.yaml and openapi.yaml.
 pub fn contract_paths() -> (PathBuf, PathBuf) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    (root.join("asyncapi.yaml"), root.join("openapi.yaml"))
+    (
+        crate::tools::workspace().join("asyncapi.yaml"),
+        crate::contract::openapi_path(),
+    )
 }
 
-/// A YAML file as JSON (mapping keys that YAML reads as numbers or booleans become strings).
+/// A YAML file as JSON ([`crate::contract::load_yaml`]; a failure is the test's).
 pub fn load_yaml(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let yaml: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
-    yaml_to_json(yaml)
-}
-
-fn yaml_to_json(value: serde_yaml_ng::Value) -> Value {
-    use serde_yaml_ng::Value as Yaml;
-    match value {
-        Yaml::Null => Value::Null,
-        Yaml::Bool(b) => Value::Bool(b),
-        Yaml::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                json!(i)
-            } else if let Some(u) = n.as_u64() {
-                json!(u)
-            } else {
-                json!(n.as_f64())
-            }
-        }
-        Yaml::String(s) => Value::String(s),
-        Yaml::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect()),
-        Yaml::Mapping(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let key = match yaml_to_json(k) {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    (key, yaml_to_json(v))
-                })
-                .collect(),
-        ),
-        Yaml::Tagged(tagged) => yaml_to_json(tagged.value),
-    }
+    crate::contract::load_yaml(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Follows local `$ref`s (`#/...`) within `document` until `value` is not a reference.
@@ -118,8 +86,8 @@ pub struct WsContract {
 pub fn contract() -> &'static WsContract {
     static CONTRACT: OnceLock<WsContract> = OnceLock::new();
     CONTRACT.get_or_init(|| {
-        let (asyncapi_path, openapi_path) = contract_paths();
-        WsContract::new(load_yaml(&asyncapi_path), load_yaml(&openapi_path))
+        let (asyncapi_path, _) = contract_paths();
+        WsContract::new(load_yaml(&asyncapi_path), crate::contract::openapi().clone())
     })
 }
 

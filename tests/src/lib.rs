@@ -122,6 +122,26 @@ impl Stack {
             .expect("control thread")
     }
 
+    /// Makes a user an operator (`role = admin`), as an operator does by hand (README "Operate"):
+    /// there is no API that grants a role.
+    pub async fn grant_admin(&self, user_id: &str) {
+        let sdk = dynamodb_local::sdk_config(&self.dynamodb_endpoint).await;
+        aws_sdk_dynamodb::Client::new(&sdk)
+            .update_item()
+            .table_name("ChatTable")
+            .key(
+                "PK",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{user_id}")),
+            )
+            .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("PROFILE".into()))
+            .update_expression("SET #role = :admin")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_values(":admin", aws_sdk_dynamodb::types::AttributeValue::S("admin".into()))
+            .send()
+            .await
+            .expect("DynamoDB Local takes the role");
+    }
+
     /// The output lines of one function (by binary name) so far.
     pub fn logs_of(&self, binary: &str) -> Vec<String> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);

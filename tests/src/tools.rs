@@ -49,6 +49,11 @@ pub fn run_tool(program: &Path, args: &[&str]) -> (bool, String) {
         .env("SAM_CLI_TELEMETRY", "0")
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    outcome(&output)
+}
+
+/// Whether a finished program succeeded, and its stdout and stderr together (for a failure message).
+pub fn outcome(output: &std::process::Output) -> (bool, String) {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

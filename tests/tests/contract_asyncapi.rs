@@ -50,12 +50,7 @@ fn parse(document: &Path) -> (bool, String) {
         .current_dir(&dir)
         .output()
         .expect("node runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    parley_tests::tools::outcome(&output)
 }
 
 #[test]

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use parley_tests::tools::{python_tools, workspace};
 use parley_tests::{start_stack, Stack, RATE_LIMITS_OFF};
 use serde_json::{json, Value};
@@ -119,29 +118,13 @@ fn id(value: &Value) -> String {
     text(&value["id"])
 }
 
-/// What an operator does by hand (README "Operate"), so `GET /admin/metrics` is reached too.
-async fn grant_admin(stack: &Stack, user_id: &str) {
-    let sdk = dynamodb_local::sdk_config(&stack.dynamodb_endpoint).await;
-    aws_sdk_dynamodb::Client::new(&sdk)
-        .update_item()
-        .table_name("ChatTable")
-        .key("PK", AttributeValue::S(format!("USER#{user_id}")))
-        .key("SK", AttributeValue::S("PROFILE".into()))
-        .update_expression("SET #role = :admin")
-        .expression_attribute_names("#role", "role")
-        .expression_attribute_values(":admin", AttributeValue::S("admin".into()))
-        .send()
-        .await
-        .unwrap();
-}
-
 async fn prepare(stack: &Stack) -> Fixtures {
     let client = Client {
         stack,
         http: reqwest::Client::new(),
     };
     let (fuzzer, token) = client.register("fuzzer").await;
-    grant_admin(stack, &fuzzer).await;
+    stack.grant_admin(&fuzzer).await;
     let (bob, bob_token) = client.register("bob").await;
     let (carol, _) = client.register("carol").await;
     let (dave, _) = client.register("dave").await;
@@ -360,12 +343,7 @@ fn schemathesis(bin: &Path, run: &Path, document: &Path, stack: &Stack, fixtures
         .env("NO_COLOR", "1")
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", bin.join("st").display()));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    parley_tests::tools::outcome(&output)
 }
 
 #[test]

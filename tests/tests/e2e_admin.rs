@@ -1,7 +1,6 @@
 //! `GET /admin/metrics` end to end: the real function reads CloudWatch through aws-sdk-cloudwatch, which
 //! the local stack answers from the metric lines the functions printed.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use parley_tests::stack;
 use serde_json::{json, Value};
 
@@ -26,22 +25,6 @@ async fn register(prefix: &str) -> (String, String) {
     )
 }
 
-/// What an operator does by hand (README "Operate"): there is no API that grants a role.
-async fn grant_admin(user_id: &str) {
-    let sdk = dynamodb_local::sdk_config(&stack().dynamodb_endpoint).await;
-    aws_sdk_dynamodb::Client::new(&sdk)
-        .update_item()
-        .table_name("ChatTable")
-        .key("PK", AttributeValue::S(format!("USER#{user_id}")))
-        .key("SK", AttributeValue::S("PROFILE".into()))
-        .update_expression("SET #role = :admin")
-        .expression_attribute_names("#role", "role")
-        .expression_attribute_values(":admin", AttributeValue::S("admin".into()))
-        .send()
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn only_admins_read_the_metrics_and_bad_windows_are_refused() {
     let (_, member) = register("notadmin").await;
@@ -55,7 +38,7 @@ async fn only_admins_read_the_metrics_and_bad_windows_are_refused() {
     );
 
     let (admin_id, admin) = register("admin").await;
-    grant_admin(&admin_id).await;
+    stack().grant_admin(&admin_id).await;
     for bad in ["0", "-5", "1441", "ten", "1.5"] {
         let (status, body) = call("GET", &format!("/admin/metrics?minutes={bad}"), Some(&admin), None).await;
         assert_eq!(
@@ -69,7 +52,7 @@ async fn only_admins_read_the_metrics_and_bad_windows_are_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn admins_see_latency_errors_cold_starts_and_capacity_per_function() {
     let (admin_id, admin) = register("metricsadmin").await;
-    grant_admin(&admin_id).await;
+    stack().grant_admin(&admin_id).await;
     for _ in 0..5 {
         assert_eq!(call("GET", "/users/me", Some(&admin), None).await.0, 200);
     }

@@ -32,14 +32,7 @@ impl Resolver {
             .filter_map(|p| p.default.map(|d| (p.name, d)))
             .collect();
         parameters.extend(given);
-        let resource_types = template
-            .resource_ids()
-            .into_iter()
-            .map(|id| {
-                let kind = template.resource_type(&id).unwrap_or_default().to_owned();
-                (id, kind)
-            })
-            .collect();
+        let resource_types = template.resource_types();
         // A broken queue definition is reported by the stack's start, which reads the queues first.
         let queue_names = template
             .queues()

@@ -472,6 +472,17 @@ impl Template {
             .collect()
     }
 
+    /// Every resource's logical id with its `Type`.
+    pub fn resource_types(&self) -> BTreeMap<String, String> {
+        self.resource_ids()
+            .into_iter()
+            .map(|id| {
+                let kind = self.resource_type(&id).unwrap_or_default().to_owned();
+                (id, kind)
+            })
+            .collect()
+    }
+
     /// A resource as written (loops expanded), for checks of properties the typed readers skip.
     pub fn resource(&self, logical_id: &str) -> Option<&Value> {
         self.resources.get(logical_id)
