@@ -92,9 +92,20 @@ print(json.dumps({k: v.get('Type') for k, v in resources.items()}))\n";
     assert!(ok, "SAM's expansion failed:\n{output}");
     let sam: std::collections::BTreeMap<String, String> = serde_json::from_str(output.trim()).unwrap();
     let template = Template::load(&workspace_template_path()).unwrap();
-    assert_eq!(
-        template.resource_types(),
-        sam,
-        "the local reader and SAM expand template.yaml differently"
+    let ours = template.resource_types();
+    let differing: Vec<String> = ours
+        .iter()
+        .filter(|(id, kind)| sam.get(*id) != Some(*kind))
+        .map(|(id, kind)| format!("ours: {id} {kind}; SAM's: {:?}", sam.get(id)))
+        .chain(
+            sam.iter()
+                .filter(|(id, _)| !ours.contains_key(*id))
+                .map(|(id, kind)| format!("only SAM's: {id} {kind}")),
+        )
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "the local reader and SAM expand template.yaml differently:\n{}",
+        differing.join("\n")
     );
 }
