@@ -112,8 +112,9 @@ fn expand_mapping(
             ));
         };
         for item in &items {
+            // A fragment that is only `{Ref: Identifier}` becomes the item itself: no outputs at all.
             let Value::Mapping(copy) = substitute(&Value::Mapping(fragment.clone()), identifier, item) else {
-                unreachable!("a mapping stays a mapping");
+                return Err(shape_error("its fragment must map output keys to values, not be a Ref"));
             };
             for (output_key, output_value) in expand_mapping(&copy, defaults, depth + 1)? {
                 insert_unique(&mut out, output_key, output_value)?;
@@ -304,6 +305,10 @@ mod tests {
         let twice = format!("{HEADER}{loop_body}  TopicA: {{Type: AWS::SNS::Topic}}\n");
         let error = expanded(&twice).unwrap_err().to_string();
         assert!(error.contains("TopicA is defined twice"), "{error}");
+
+        let only_a_ref = format!("{HEADER}Resources:\n  Fn::ForEach::Topics: [N, [A], {{Ref: N}}]\n");
+        let error = expanded(&only_a_ref).unwrap_err().to_string();
+        assert!(error.contains("not be a Ref"), "{error}");
 
         let shapeless = format!("{HEADER}Resources:\n  Fn::ForEach::Topics: [N, [A]]\n");
         let error = expanded(&shapeless).unwrap_err().to_string();
