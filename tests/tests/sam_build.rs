@@ -45,11 +45,21 @@ fn run(mut command: Command, what: &str) {
     let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(
         output.status.success(),
-        "{what} failed ({}):\n{}\n{}",
+        "{what} failed ({}):\n{}\n{}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        String::from_utf8_lossy(&output.stderr),
+        free_space()
     );
+}
+
+/// `df` of the build's disk: a linker killed by SIGBUS is most often one whose output file could not
+/// grow on a full disk, and this build writes about 3 GB.
+fn free_space() -> String {
+    match Command::new("df").arg("-h").arg(workspace().join("target")).output() {
+        Ok(output) => format!("disk: {}", String::from_utf8_lossy(&output.stdout).trim()),
+        Err(e) => format!("disk: df failed: {e}"),
+    }
 }
 
 /// Runs `sam build` for x86_64 into `target/sam/build`; returns that directory.
@@ -78,6 +88,10 @@ fn sam_build(template: &Template) -> PathBuf {
     .args(["--parameter-overrides", "Architecture=x86_64"]);
     sam_environment(&mut sam, &tools);
     run(sam, "sam build");
+    // cargo-lambda's copies of the binaries (target/sam/lambda/<name>/bootstrap, 1.2 GB) are what SAM
+    // copied from; the build directory has its own, so the rest of the suite gets that disk back.
+    let copies = workspace().join("target/sam/lambda");
+    std::fs::remove_dir_all(&copies).unwrap_or_else(|e| panic!("remove {}: {e}", copies.display()));
     build_dir
 }
 

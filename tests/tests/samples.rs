@@ -49,6 +49,24 @@ fn every_function_crate_has_one_template_entry_and_one_sample_event() {
     assert_eq!(events, template, "events/ and template.yaml differ");
 }
 
+/// Function crates hold no tests (their logic is in parley-shared), so `cargo test --workspace` must not
+/// link a test harness of each: 51 of them cost about 2.6 GB of disk and 51 links in every CI run.
+#[test]
+fn every_function_binary_is_left_out_of_cargo_test() {
+    let missing = names_in("functions", |p| {
+        let manifest = std::fs::read_to_string(p.join("Cargo.toml")).ok()?;
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let declared = manifest.contains(&format!(
+            "[[bin]]\nname = \"{name}\"\npath = \"src/main.rs\"\ntest = false\n"
+        ));
+        (!declared).then_some(name)
+    });
+    assert!(
+        missing.is_empty(),
+        "these function crates do not declare their binary with `test = false`: {missing:?}"
+    );
+}
+
 #[test]
 fn every_sample_event_matches_its_template_route() {
     for function in Template::load(&workspace_template_path()).unwrap().functions().unwrap() {
