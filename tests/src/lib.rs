@@ -142,6 +142,26 @@ impl Stack {
             .expect("DynamoDB Local takes the role");
     }
 
+    /// A function's output is read apart from its answers, so what it printed while answering can
+    /// arrive a moment after the answer did: waits up to `within` until `found` holds of its output
+    /// lines, and returns them either way (the caller's assertions then say what is missing). The
+    /// local stack's CloudWatch answers come from the same lines, so wait here before asking it too.
+    pub async fn logs_when(
+        &self,
+        binary: &str,
+        within: std::time::Duration,
+        found: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let lines = self.logs_of(binary);
+            if found(&lines) || std::time::Instant::now() >= deadline {
+                return lines;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// The output lines of one function (by binary name) so far.
     pub fn logs_of(&self, binary: &str) -> Vec<String> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);

@@ -98,26 +98,26 @@ async fn hits_and_misses_are_published_with_each_invocation() {
     http("GET", &path, Some(&users[1].1), None).await;
     http("GET", &path, Some(&users[1].1), None).await;
 
-    // A function's output is read apart from its answers: its last metric line can arrive a moment
-    // after the answer did (a clean-clone run saw the second read's line missing), so wait for it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let (metric_lines, counts) = loop {
-        let metric_lines: Vec<Value> = stack()
-            .logs_of("users-get")
+    let metric_docs = |lines: &[String]| -> Vec<Value> {
+        lines
             .iter()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .filter(|doc| doc.get("_aws").is_some() && doc.get("CacheHits").is_some())
-            .collect();
-        let counts: Vec<(f64, f64)> = metric_lines
-            .iter()
-            .map(|doc| (doc["CacheHits"].as_f64().unwrap(), doc["CacheMisses"].as_f64().unwrap()))
-            .collect();
-        let both = counts.contains(&(0.0, 1.0)) && counts.contains(&(1.0, 0.0));
-        if both || std::time::Instant::now() > deadline {
-            break (metric_lines, counts);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            .collect()
     };
+    let hits_and_misses = |docs: &[Value]| -> Vec<(f64, f64)> {
+        docs.iter()
+            .map(|doc| (doc["CacheHits"].as_f64().unwrap(), doc["CacheMisses"].as_f64().unwrap()))
+            .collect()
+    };
+    let lines = stack()
+        .logs_when("users-get", std::time::Duration::from_secs(5), |lines| {
+            let counts = hits_and_misses(&metric_docs(lines));
+            counts.contains(&(0.0, 1.0)) && counts.contains(&(1.0, 0.0))
+        })
+        .await;
+    let metric_lines = metric_docs(&lines);
+    let counts = hits_and_misses(&metric_lines);
     assert!(counts.contains(&(0.0, 1.0)), "the first read misses: {counts:?}");
     assert!(counts.contains(&(1.0, 0.0)), "the second read hits: {counts:?}");
     let declared = &metric_lines[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"];

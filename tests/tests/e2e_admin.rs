@@ -58,6 +58,23 @@ async fn admins_see_latency_errors_cold_starts_and_capacity_per_function() {
     }
     let missing = format!("/users/{}", ulid::Ulid::generate());
     assert_eq!(call("GET", &missing, Some(&admin), None).await.0, 404);
+    // The report is made of the metric lines the stack has read: wait until the calls' lines are in.
+    let within = std::time::Duration::from_secs(5);
+    let metric_docs = |lines: &[String]| -> Vec<Value> {
+        lines
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|doc| doc.get("_aws").is_some())
+            .collect()
+    };
+    stack()
+        .logs_when("users-me-get", within, |lines| metric_docs(lines).len() >= 5)
+        .await;
+    let users_get = stack()
+        .logs_when("users-get", within, |lines| {
+            metric_docs(lines).iter().any(|doc| doc["ErrorCode"] == "not_found")
+        })
+        .await;
 
     let (status, report) = call("GET", "/admin/metrics?minutes=10", Some(&admin), None).await;
     assert_eq!(status, 200, "{report}");
@@ -89,10 +106,8 @@ async fn admins_see_latency_errors_cold_starts_and_capacity_per_function() {
     assert_eq!(get["errorRate"].as_f64(), Some(0.0), "{get}");
 
     // Errors are also counted by their API.md code.
-    let by_code = stack()
-        .logs_of("users-get")
-        .iter()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+    let by_code = metric_docs(&users_get)
+        .into_iter()
         .find(|doc| doc["ErrorCode"] == "not_found")
         .expect("an Errors metric for not_found");
     assert_eq!(by_code["Errors"], 1.0);

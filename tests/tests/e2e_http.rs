@@ -303,20 +303,18 @@ async fn every_invocation_writes_an_embedded_metric_format_line() {
     )
     .await;
     assert_eq!(status, 401);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let metrics = loop {
-        let found: Vec<Value> = stack()
-            .logs_of("auth-login")
+    let login_errors = |lines: &[String]| -> Option<Value> {
+        lines
             .iter()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|doc| doc.get("_aws").is_some() && doc["statusCode"] == 401)
-            .collect();
-        if let Some(doc) = found.into_iter().next() {
-            break doc;
-        }
-        assert!(std::time::Instant::now() < deadline, "no EMF line from auth-login");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            .find(|doc| doc.get("_aws").is_some() && doc["statusCode"] == 401)
     };
+    let lines = stack()
+        .logs_when("auth-login", std::time::Duration::from_secs(10), |lines| {
+            login_errors(lines).is_some()
+        })
+        .await;
+    let metrics = login_errors(&lines).expect("an EMF line from auth-login");
     assert_eq!(metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Parley");
     assert_eq!(metrics["Route"], "POST /auth/login", "keyed by route, not raw path");
     assert_eq!(metrics["Function"], "AuthLoginFunction");

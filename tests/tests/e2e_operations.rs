@@ -270,14 +270,20 @@ async fn slow_dynamodb_calls_are_logged_with_their_keys_only() {
     assert_eq!(me.status, 200, "{}", me.body);
     assert_eq!(me.body["displayName"], secret_name.as_str());
 
+    let profile_key = format!("PK=USER#{user_id},SK=PROFILE");
     let logged: Vec<String> = stack()
-        .logs_of("users-me-get")
+        .logs_when("users-me-get", Duration::from_secs(5), |lines| {
+            lines
+                .iter()
+                .any(|line| line.contains("slow DynamoDB call") && line.contains(&profile_key))
+        })
+        .await
         .into_iter()
         .filter(|line| line.contains("slow DynamoDB call"))
         .collect();
     let read = logged
         .iter()
-        .find(|line| line.contains(&format!("PK=USER#{user_id},SK=PROFILE")))
+        .find(|line| line.contains(&profile_key))
         .unwrap_or_else(|| panic!("the profile read is logged: {logged:#?}"));
     let read: Value = serde_json::from_str(read).expect("a JSON log line");
     assert_eq!(read["operation"], "GetItem", "{read}");
