@@ -265,12 +265,7 @@ pub fn check_http_response(method: &str, path_and_query: &str, status: u16, cont
         )
     };
     let responses = &operation["responses"];
-    let code = status.to_string();
-    let range = format!("{}XX", status / 100);
-    let Some((key, response)) = [code.as_str(), range.as_str(), "default"]
-        .into_iter()
-        .find_map(|key| responses.get(key).map(|r| (key, r)))
-    else {
+    let Some((key, response)) = documented_response(responses, status) else {
         let documented: Vec<&String> = responses.as_object().map(|r| r.keys().collect()).unwrap_or_default();
         fail(format!("the status is not documented (documented: {documented:?})"));
     };
@@ -313,6 +308,14 @@ pub fn check_http_response(method: &str, path_and_query: &str, status: u16, cont
     }
 }
 
+/// The response an operation documents for `status`: exactly, else its range (`4XX`), else `default`;
+/// with the key it is documented under.
+fn documented_response(responses: &Value, status: u16) -> Option<(String, &Value)> {
+    [status.to_string(), format!("{}XX", status / 100), "default".to_owned()]
+        .into_iter()
+        .find_map(|key| responses.get(&key).map(|response| (key, response)))
+}
+
 /// Holds one response's headers to openapi.yaml: every header the response documents as `required`
 /// (an `ETag` on a GET's `200` and `304`, `Retry-After` on `429` and `503`) is there, and every
 /// documented header that is there matches its schema. Skips what [`check_http_response`] skips; an
@@ -327,12 +330,7 @@ pub fn check_http_headers(method: &str, path_and_query: &str, status: u16, heade
         return;
     };
     let responses = &operation["responses"];
-    let code = status.to_string();
-    let range = format!("{}XX", status / 100);
-    let Some((key, response)) = [code.as_str(), range.as_str(), "default"]
-        .into_iter()
-        .find_map(|key| responses.get(key).map(|r| (key, r)))
-    else {
+    let Some((key, response)) = documented_response(responses, status) else {
         return;
     };
     let pointer = format!("/paths/{}/{method_key}/responses/{key}", escape(template));

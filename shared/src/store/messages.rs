@@ -405,20 +405,11 @@ impl Store {
         sender_id: &str,
         client_message_id: &str,
     ) -> Result<Option<ClientClaim>, ApiError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::conversation(conversation_id),
-                keys::client_message(sender_id, client_message_id),
-            )))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await?;
-        self.usage.record(false, out.consumed_capacity());
-        Ok(out.item.map(serde_dynamo::from_item).transpose()?)
+        self.get_record(
+            keys::conversation(conversation_id),
+            keys::client_message(sender_id, client_message_id),
+        )
+        .await
     }
 
     pub async fn get_message(

@@ -35,17 +35,8 @@ impl Store {
     }
 
     pub async fn get_challenge(&self, address_lowercase: &str) -> Result<Option<ChallengeRecord>, ApiError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::wallet_challenge(address_lowercase), keys::CHALLENGE)))
-            .consistent_read(true)
-            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
-            .send()
-            .await?;
-        self.usage.record(false, out.consumed_capacity());
-        Ok(out.item.map(serde_dynamo::from_item).transpose()?)
+        self.get_record(keys::wallet_challenge(address_lowercase), keys::CHALLENGE.to_owned())
+            .await
     }
 
     /// Deletes the challenge if it still carries `nonce` and has not expired at `now_secs`.
