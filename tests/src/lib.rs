@@ -347,6 +347,44 @@ impl TestApp {
             .expect("the members' list keys move");
     }
 
+    /// What the conversation worker does with the stream records of stored messages (in process there
+    /// is no stream): every conversation's `lastMessage`, read markers, list keys, threads and mentions
+    /// brought up to its messages (`upkeep::record_sent`, idempotent, so settling twice is harmless).
+    /// Through a second context, so the caller's usage counters keep only what its requests did.
+    pub async fn settle(&self) {
+        let mut by_conversation: std::collections::BTreeMap<String, Vec<parley::store::MessageRecord>> =
+            Default::default();
+        for item in self.all_items().await {
+            let is_message = item
+                .get("SK")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|sk| sk.starts_with("MSG#"));
+            if is_message {
+                let message: parley::store::MessageRecord = serde_dynamo::from_item(item).expect("a message item");
+                by_conversation
+                    .entry(message.conversation_id.clone())
+                    .or_default()
+                    .push(message);
+            }
+        }
+        let worker = self.worker_context().await;
+        for (conversation_id, messages) in by_conversation {
+            parley::domain::upkeep::record_sent(worker, &conversation_id, &messages)
+                .await
+                .expect("the follow-ups of the sends are recorded");
+        }
+    }
+
+    async fn worker_context(&self) -> &'static AppContext {
+        static WORKERS: std::sync::Mutex<Vec<(String, &'static AppContext)>> = std::sync::Mutex::new(Vec::new());
+        if let Some((_, context)) = WORKERS.lock().unwrap().iter().find(|(table, _)| *table == self.table) {
+            return context;
+        }
+        let context = self.another_container(&[]).await;
+        WORKERS.lock().unwrap().push((self.table.clone(), context));
+        context
+    }
+
     /// Runs `handler` on `request` through the same edge as the deployed function.
     pub async fn call<H, Fut>(&self, handler: H, request: TestRequest) -> TestResponse
     where
@@ -715,4 +753,27 @@ pub async fn silent_user(store: &parley::store::Store, username: &str) -> String
     };
     store.create_user(&record).await.expect("a silent user");
     id
+}
+
+/// What follows a stored message (the conversation's `lastMessage`, read markers, unread and mention
+/// counts, list keys, threads' `lastReplyAt`) is the conversation worker's, from the table's stream: it
+/// lands a moment after the send's answer. How long a test waits for it at most.
+pub const FOLLOW_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Calls `probe` until it answers `expected` or [`FOLLOW_UP_WITHIN`] has passed, and returns its last
+/// answer (the caller asserts it, so a failure shows what was seen).
+pub async fn eventually<T, F, Fut>(expected: &T, mut probe: F) -> T
+where
+    T: PartialEq,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let deadline = std::time::Instant::now() + FOLLOW_UP_WITHIN;
+    loop {
+        let seen = probe().await;
+        if seen == *expected || std::time::Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -373,6 +373,8 @@ async fn the_list_is_ordered_by_activity_and_pages_with_cursors() {
 
     app.send(&friends[0], &direct_pat, "p1", "hi olga").await;
     app.send(&friends[1], &group_a, "q1", "hello group a").await;
+    // What follows a send is the conversation worker's, from the table's stream (in process: settle).
+    app.settle().await;
     // Someone else's message moves a group in my list once the conversation worker has run (twice
     // changes nothing more: it is idempotent).
     app.list_activity(&group_a).await;
@@ -437,6 +439,7 @@ async fn read_markers_only_move_forward_and_drive_unread_counts() {
     let first = app.send(&sam, &direct, "s1", "one").await;
     let second = app.send(&sam, &direct, "s2", "two").await;
     app.send(&sam, &direct, "s3", "three").await;
+    app.settle().await;
     let unread = |user: &TestUser| {
         let request = on("GET", "/conversations/{conversationId}", &direct, user);
         let app = &app;
@@ -554,6 +557,7 @@ async fn every_conversation_answer_shows_the_last_message_as_the_caller_reads_it
     };
     let group = app.group(&ann, "lunch", &[&ben]).await;
     let sent = app.send(&ann, &group, "m-1", "pizza?").await;
+    app.settle().await;
     let reacted = app
         .call(messages::react, react(&group, sent["id"].as_str().unwrap()))
         .await;
@@ -594,6 +598,7 @@ async fn every_conversation_answer_shows_the_last_message_as_the_caller_reads_it
 
     let direct = app.direct(&ann, &ben).await;
     let sent = app.send(&ann, &direct, "d-1", "pizza!").await;
+    app.settle().await;
     app.call(messages::react, react(&direct, sent["id"].as_str().unwrap()))
         .await;
     let read = app

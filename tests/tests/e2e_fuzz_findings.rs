@@ -3,7 +3,7 @@
 //! also that the request is one openapi.yaml allows.
 
 use parley_tests::contract::schema_errors;
-use parley_tests::stack;
+use parley_tests::{eventually, stack};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "fuzz findings";
@@ -108,6 +108,16 @@ async fn ok(method: &str, path: &str, token: &str, body: Option<Value>) -> Value
     answer.body
 }
 
+/// Waits until the conversation's `lastMessage` is `message_id`: the conversation worker records it
+/// from the table's stream, a moment after the send's answer.
+async fn until_last_message(token: &str, conversation: &str, message_id: &str) {
+    let seen = eventually(&Value::from(message_id), || async {
+        ok("GET", &format!("/conversations/{conversation}"), token, None).await["lastMessage"]["id"].clone()
+    })
+    .await;
+    assert_eq!(seen, message_id, "the last message of {conversation}");
+}
+
 /// `lastMessage` as the caller reads it, which the writes' answers must carry as `GET` does.
 fn assert_read_view(conversation: &Value, reactions: &[&str], with_attachment: bool, what: &str) {
     let last = &conversation["lastMessage"];
@@ -166,6 +176,7 @@ async fn conversations_answered_after_a_write_carry_the_last_message_as_the_call
     )
     .await;
     let message = message["id"].as_str().unwrap();
+    until_last_message(&owner, group, message).await;
     ok(
         "PUT",
         &format!("/conversations/{group}/messages/{message}/reactions/+1"),
@@ -201,6 +212,7 @@ async fn conversations_answered_after_a_write_carry_the_last_message_as_the_call
         Some(json!({ "clientMessageId": "hello", "body": "hello" })),
     )
     .await;
+    until_last_message(&owner, direct_id, sent["id"].as_str().unwrap()).await;
     ok(
         "PUT",
         &format!(

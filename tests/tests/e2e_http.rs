@@ -2,7 +2,7 @@
 //! DynamoDB Local, exactly as the README's run command serves them.
 
 use parley_template::{workspace_template_path, Template};
-use parley_tests::stack;
+use parley_tests::{eventually, stack};
 use serde_json::{json, Value};
 
 async fn call(method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
@@ -260,8 +260,13 @@ async fn a_conversation_lives_through_the_gateway() {
         (status, page["items"][0]["body"].as_str()),
         (200, Some("over the wire"))
     );
-    let (status, listed) = call("GET", "/conversations", Some(b), None).await;
-    assert_eq!((status, listed["items"][0]["unreadCount"].as_u64()), (200, Some(1)));
+    // The unread count follows from the conversation worker, a moment after the send's answer.
+    let listed = eventually(&(200, Some(1)), || async {
+        let (status, listed) = call("GET", "/conversations", Some(b), None).await;
+        (status, listed["items"][0]["unreadCount"].as_u64())
+    })
+    .await;
+    assert_eq!(listed, (200, Some(1)));
     let (status, _) = call(
         "POST",
         &format!("/conversations/{id}/read"),

@@ -96,8 +96,8 @@ async fn accents_case_and_scripts_fold_away() {
 
     eventually(&bob, "cafe", &[id(&cafe)]).await;
     assert_eq!(search(&bob, "CAFÉ").await, [id(&cafe)]);
-    // Each word's prefixes are written in batches of their own: a second word may be findable a
-    // moment after the first, so every query of words not yet seen waits the contract's 5 s too.
+    // Each message is one index item, but the stream may hand the three sends to the indexer in
+    // different batches: every query of a message not yet seen waits the contract's 5 s too.
     eventually(&ann, "café soir", &[id(&cafe)]).await; // the sender finds it too
     eventually(&ann, "東京", &[id(&tokyo)]).await;
     eventually(&ann, "タワー", &[id(&tokyo)]).await; // a katakana word
@@ -153,9 +153,8 @@ async fn an_encrypted_message_is_never_found() {
         .http_send(&bob, &group, "e2", "plans for zebracipherless days")
         .await;
 
-    // The plain one was written after the encrypted one: once it is found by both words, the other
-    // was indexed too. (Found by `plans` alone is not enough: a message's prefix items are written
-    // in batches, so one word can be findable a moment before another; a clean-clone run saw that.)
+    // The plain one was written after the encrypted one: once it is found, the other's record was
+    // handled too (the stream hands a shard's records over in order).
     eventually(&ann, "plans", &[id(&plain)]).await;
     eventually(&ann, "zebracipher plans", &[id(&plain)]).await;
     let (status, secret_page) = search_with(Some(&ann), &[("q", "zebracipher")]).await;

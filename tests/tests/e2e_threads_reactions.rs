@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use parley_tests::realtime::{events_of_kind, send_frame, Clients, User};
-use parley_tests::stack;
+use parley_tests::{eventually, stack};
 use serde_json::{json, Value};
 
 fn rt() -> Clients {
@@ -116,7 +116,12 @@ async fn replies_form_a_thread_with_exact_counts_and_appear_in_the_history() {
 
     let parent_now = get_message(&ann, &group, &parent_id).await;
     assert_eq!(parent_now["replyCount"], 21, "{parent_now}");
-    assert_eq!(parent_now["lastReplyAt"], last_reply_at);
+    // `lastReplyAt` follows from the conversation worker, a moment after the answer.
+    let replied_at = eventually(&last_reply_at, || async {
+        get_message(&ann, &group, &parent_id).await["lastReplyAt"].clone()
+    })
+    .await;
+    assert_eq!(replied_at, last_reply_at);
 
     // The thread, oldest first, in pages.
     let mut thread = Vec::new();
@@ -385,9 +390,10 @@ async fn mentions_name_members_and_count_until_read() {
             (c["unreadCount"].as_u64().unwrap(), c["mentionCount"].as_u64().unwrap())
         }
     };
-    assert_eq!(counts(&bob).await, (3, 2));
-    assert_eq!(counts(&cy).await, (3, 1));
-    assert_eq!(counts(&ann).await, (0, 0));
+    // Counts follow from the conversation worker, a moment after the sends' answers.
+    assert_eq!(eventually(&(3, 2), || counts(&bob)).await, (3, 2));
+    assert_eq!(eventually(&(3, 1), || counts(&cy)).await, (3, 1));
+    assert_eq!(eventually(&(0, 0), || counts(&ann)).await, (0, 0));
 
     // Bad mentions: nothing stored.
     let before = history(&ann, &group).await.len();

@@ -130,6 +130,7 @@ async fn concurrent_sends_with_one_client_id_store_one_message() {
     }
     assert_eq!(ids.len(), 1, "one message for one client id: {ids:?}");
     assert_eq!(app.count_items("MSG#").await, 5);
+    app.settle().await;
     let unread = app
         .call(
             conversations::get,

@@ -86,6 +86,7 @@ async fn twenty_concurrent_senders_into_one_group_are_all_stored_densely() {
         walked.iter().all(|m| m["deleted"] == false),
         "no position was left to a placeholder"
     );
+    app.settle().await;
     let conversation = app
         .call(
             parley::api::conversations::get,
@@ -169,42 +170,45 @@ async fn concurrent_repeats_of_one_send_take_one_position() {
     assert_dense_and_ordered(&walked, 2);
 }
 
-/// An attempt that claimed a `clientMessageId`, reserved a position and then died (its Lambda timed
-/// out, DynamoDB refused even the placeholder) leaves its claim to go stale: the client's retry takes
-/// the claim over and fills that position with a deleted message before storing its own, so `seq`
-/// stays dense; and should the first attempt come back to life, its message can no longer be stored.
+/// An attempt that reserved a position and then died before storing (its Lambda timed out, DynamoDB
+/// refused even the placeholder) leaves the position reserved for its send's token: the client's retry
+/// finds it in the register and stores its message there, so `seq` stays dense and the retry takes no
+/// second position.
 #[tokio::test]
-async fn a_retry_that_takes_over_a_dead_attempts_claim_fills_its_position() {
+async fn a_retry_of_an_attempt_that_died_after_reserving_stores_at_its_position() {
     let app = TestApp::new().await;
     let (ann, bob) = (app.user("deadann").await, app.user("deadbob").await);
     let conversation = app.direct(&ann, &bob).await;
     app.send(&ann, &conversation, "before", "first").await;
-    // The attempt that died: claimed 4 s ago (stale after 3 s), reserved seq 2, never stored.
-    let dead_token = ulid::Ulid::generate().to_string();
+    // The attempt that died: it reserved seq 2 with the send's token and stored nothing.
+    let token = parley::domain::messages::send_token(&conversation, &ann.id, "retried");
     let now_ms = app.context.now_ms();
-    app.context
-        .store
-        .claim_send(&conversation, &ann.id, "retried", &dead_token, now_ms - 4000, None)
-        .await
-        .unwrap();
     let reserved = app
         .context
         .store
-        .reserve_position(&conversation, 1, now_ms - 4000, &dead_token)
+        .reserve_position(&conversation, 1, now_ms - 4000, &token, false)
         .await
         .unwrap();
-    assert_eq!(reserved.seq, 2);
+    assert!(
+        matches!(
+            reserved,
+            parley::store::Reserved::New(parley::store::Position { seq: 2, .. })
+        ),
+        "{reserved:?}"
+    );
 
     let retried = send_on(app.context, &ann, &conversation, "retried").await;
     assert_eq!(retried.status, 201, "{}", retried.body);
-    assert_eq!(retried.body["seq"], 3);
+    assert_eq!(
+        retried.body["seq"], 2,
+        "the retry stored at the dead attempt's position"
+    );
+    let after = send_on(app.context, &bob, &conversation, "after").await;
+    assert_eq!(after.body["seq"], 3);
     let walked = walk(&app, &bob, &conversation).await;
     let seqs: Vec<u64> = walked.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [1, 2, 3], "dense: {walked:?}");
-    assert_eq!(
-        (walked[1]["deleted"].as_bool(), walked[1]["body"].as_str()),
-        (Some(true), Some(""))
-    );
+    assert_eq!(walked[1]["body"], "message retried", "{walked:?}");
     let ids: Vec<&str> = walked.iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids follow seq: {ids:?}");
 }

@@ -474,8 +474,8 @@ async fn the_conversation_worker_sample_is_handled() {
 }
 
 /// The search indexer's sample (a message sent, edited, then removed with its conversation): handled
-/// without a failure report, leaving no index entry; the send alone leaves the entries of its words,
-/// and a batch seen twice changes nothing the second time.
+/// without a failure report, leaving no index item; the send alone leaves the message's one item with
+/// its words, and a batch seen twice changes nothing the second time.
 #[tokio::test]
 async fn the_search_indexer_sample_is_handled() {
     use parley::api::search_indexer::handle;
@@ -487,40 +487,49 @@ async fn the_search_indexer_sample_is_handled() {
     let event = parley::api::search_indexer::read_event(raw).expect("the sample reads");
     let names: Vec<&str> = event.records.iter().map(|r| r.event_name.as_str()).collect();
     assert_eq!(names, ["INSERT", "MODIFY", "REMOVE"]);
-    async fn index_keys(app: &TestApp) -> Vec<(String, String)> {
-        let keys = app.all_keys().await;
-        keys.into_iter().filter(|(pk, _)| pk.starts_with("IDX#")).collect()
+    /// The index items: (PK, SK, words).
+    async fn index_items(app: &TestApp) -> Vec<(String, String, String)> {
+        let s =
+            |item: &parley::store::Item, k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        app.all_items()
+            .await
+            .iter()
+            .filter(|item| s(item, "PK").starts_with("SRCH#"))
+            .map(|item| (s(item, "PK"), s(item, "SK"), s(item, "words")))
+            .collect()
     }
+    let partition = format!("SRCH#{SAMPLE_CONVERSATION}");
 
     let mut sent = event.clone();
     sent.records.truncate(1);
     assert!(handle(app.context, sent.clone()).await.batch_item_failures.is_empty());
-    let entries = index_keys(&app).await;
-    let cafe = format!("IDX#{SAMPLE_CONVERSATION}#cafe");
-    assert!(
-        entries.iter().any(|(pk, sk)| *pk == cafe && sk == SAMPLE_MESSAGE),
-        "{entries:?}"
+    let items = index_items(&app).await;
+    assert_eq!(
+        items,
+        [(
+            partition.clone(),
+            SAMPLE_MESSAGE.to_owned(),
+            " meet at the cafe tomorrow ".to_owned()
+        )],
+        "one item for the message"
     );
     assert!(handle(app.context, sent).await.batch_item_failures.is_empty());
-    assert_eq!(index_keys(&app).await, entries, "a record seen twice changes nothing");
+    assert_eq!(index_items(&app).await, items, "a record seen twice changes nothing");
 
     let mut edited = event.clone();
     edited.records.drain(..1);
     edited.records.truncate(1);
     assert!(handle(app.context, edited).await.batch_item_failures.is_empty());
-    let entries = index_keys(&app).await;
-    let today = format!("IDX#{SAMPLE_CONVERSATION}#today");
-    let tomorrow = format!("IDX#{SAMPLE_CONVERSATION}#tomorrow");
-    assert!(entries.iter().any(|(pk, _)| *pk == today), "{entries:?}");
-    assert!(
-        !entries.iter().any(|(pk, _)| *pk == tomorrow),
-        "the edited-away word: {entries:?}"
-    );
+    let items = index_items(&app).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!((&items[0].0, &items[0].1), (&partition, &SAMPLE_MESSAGE.to_owned()));
+    assert!(items[0].2.contains(" today "), "{items:?}");
+    assert!(!items[0].2.contains(" tomorrow "), "the edited-away word: {items:?}");
 
     for _ in 0..2 {
         let answer = handle(app.context, event.clone()).await;
         assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
-        assert!(index_keys(&app).await.is_empty(), "the removed message leaves no entry");
+        assert!(index_items(&app).await.is_empty(), "the removed message leaves no item");
     }
 }
 

@@ -1,5 +1,5 @@
-//! The conversation worker: the table's stream records of conversation METAs and purge markers (the
-//! template's filter lets nothing else through), turned into `domain::upkeep` steps.
+//! The conversation worker: the table's stream records of conversation METAs, purge markers and new
+//! messages (the template's filter lets nothing else through), turned into `domain::upkeep` steps.
 //!
 //! Records of different conversations run concurrently; a record that fails is reported by its
 //! sequence number, and Lambda retries from the lowest one reported (what comes after it is done again,
@@ -15,14 +15,19 @@ use futures_util::stream::{self, StreamExt};
 use crate::context::AppContext;
 use crate::domain::upkeep;
 use crate::error::ApiError;
-use crate::store::{keys, ConversationRecord};
+use crate::store::{keys, ConversationRecord, MessageRecord};
 
 /// Conversations worked on at once.
 const CONCURRENT_CONVERSATIONS: usize = 8;
 
 enum Step {
+    /// Stored messages of one conversation, in stream order: what follows their sends.
+    Sent(Vec<MessageRecord>),
     List(Box<ConversationRecord>),
-    Purge { conversation_id: String, round: u64 },
+    Purge {
+        conversation_id: String,
+        round: u64,
+    },
 }
 
 fn sort_key(record: &EventRecord) -> Option<String> {
@@ -49,6 +54,10 @@ fn step(record: &EventRecord) -> Result<Option<Step>, ApiError> {
             let meta: ConversationRecord = serde_dynamo::from_item(record.change.new_image.clone())?;
             Ok(Some(Step::List(Box::new(meta))))
         }
+        (sk, "INSERT") if sk.starts_with(keys::MESSAGE_PREFIX) => {
+            let message: MessageRecord = serde_dynamo::from_item(record.change.new_image.clone())?;
+            Ok(Some(Step::Sent(vec![message])))
+        }
         (keys::META, "REMOVE") => Ok(Some(Step::Purge {
             conversation_id,
             round: 0,
@@ -66,6 +75,10 @@ fn step(record: &EventRecord) -> Result<Option<Step>, ApiError> {
 
 async fn run(context: &AppContext, step: &Step) -> Result<(), ApiError> {
     match step {
+        Step::Sent(messages) => {
+            let conversation_id = messages.first().map(|m| m.conversation_id.as_str()).unwrap_or_default();
+            upkeep::record_sent(context, conversation_id, messages).await
+        }
         Step::List(meta) => upkeep::list_activity(context, meta).await,
         Step::Purge { conversation_id, round } => upkeep::purge(context, conversation_id, *round).await,
     }
@@ -90,7 +103,12 @@ pub async fn handle(context: &AppContext, event: Event) -> DynamoDbEventResponse
                 if matches!(step, Step::List(_)) && matches!(steps.last(), Some((_, Step::List(_)))) {
                     steps.pop();
                 }
-                steps.push((seq, step));
+                // Consecutive messages are one step (keeping the first's sequence number: a failure
+                // retries from there).
+                match (step, steps.last_mut()) {
+                    (Step::Sent(new), Some((_, Step::Sent(earlier)))) => earlier.extend(new),
+                    (step, _) => steps.push((seq, step)),
+                }
             }
             Err(e) => {
                 // Not a shape this version knows: retrying cannot help, so it is logged and skipped.

@@ -1,11 +1,13 @@
 //! The search indexer: the table's stream records of message items (the template's filter lets
 //! through only `SK` beginning `MSG#`), turned into index writes (`search::indexer`).
 //!
-//! The records of one message are taken together, in stream order: what its last image says is put,
-//! and what any earlier image (or the record before the batch, through the first record's old image)
-//! may have put and the last no longer has is deleted. Messages run concurrently; a message whose writes
-//! fail is reported by its first record's sequence number, and Lambda retries from the lowest one
-//! reported (what comes after is done again, which the writes allow: they are idempotent).
+//! The records of one message are taken together, in stream order: its one index item is put with
+//! what its last image says, or deleted when that has no words and an earlier image (or the record
+//! before the batch, through the first record's old image) had some. The batch's writes (at most one
+//! per message) go 25 to a BatchWriteItem, a few calls at once: a batch of 100 records is at most 4
+//! calls. A call that fails is reported by the lowest first-record sequence number of its messages,
+//! and Lambda retries from the lowest one reported (what comes after is done again, which the writes
+//! allow: they are idempotent).
 
 use std::collections::HashMap;
 
@@ -15,10 +17,10 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::context::AppContext;
 use crate::search::indexer::{self, Indexed};
-use crate::store::keys;
+use crate::store::{keys, IndexWrite, INDEX_WRITES_PER_CALL};
 
-/// Messages indexed at once.
-const CONCURRENT_MESSAGES: usize = 8;
+/// BatchWriteItem calls of one batch in flight at once.
+const CONCURRENT_CALLS: usize = 4;
 
 fn key_of(record: &EventRecord, name: &str) -> Option<String> {
     match record.change.keys.get(name) {
@@ -40,8 +42,8 @@ struct Work {
     conversation_id: String,
     message_id: String,
     first_sequence: String,
-    /// Every image before the last: the first record's old image, then each record's new image but
-    /// the last one's.
+    /// Every image before the last: the first record's old image (no words for an INSERT: there was
+    /// no item before it), then each record's new image but the last one's.
     before: Vec<Indexed>,
     after: Indexed,
 }
@@ -54,7 +56,8 @@ pub async fn handle(context: &AppContext, event: Event) -> DynamoDbEventResponse
         let Some((conversation_id, message_id)) = message_of(record) else {
             continue;
         };
-        let old = (!record.change.old_image.is_empty()).then(|| Indexed::of_image(&record.change.old_image));
+        // No old image (an INSERT): nothing was indexed before, as for an image without words.
+        let old = Indexed::of_image(&record.change.old_image);
         let new = match record.event_name.as_str() {
             "REMOVE" => Indexed::default(),
             _ => Indexed::of_image(&record.change.new_image),
@@ -64,7 +67,7 @@ pub async fn handle(context: &AppContext, event: Event) -> DynamoDbEventResponse
                 let entry = &mut work[slot];
                 let previous = std::mem::replace(&mut entry.after, new);
                 entry.before.push(previous);
-                entry.before.extend(old);
+                entry.before.push(old);
             }
             None => {
                 index.insert(message_id.clone(), work.len());
@@ -72,26 +75,39 @@ pub async fn handle(context: &AppContext, event: Event) -> DynamoDbEventResponse
                     conversation_id,
                     message_id,
                     first_sequence: crate::batch_worker::sequence_number(record),
-                    before: old.into_iter().collect(),
+                    before: vec![old],
                     after: new,
                 });
             }
         }
     }
-    let failed: Vec<String> = stream::iter(work)
-        .map(|w| async move {
-            match indexer::apply(context, &w.conversation_id, &w.message_id, &w.before, &w.after).await {
-                Ok(_) => None,
+    // One write at most per message, with the sequence number to retry it from.
+    let mut writes: Vec<(String, IndexWrite)> = work
+        .into_iter()
+        .filter_map(|w| {
+            indexer::change(&w.conversation_id, &w.message_id, &w.before, &w.after)
+                .map(|write| (w.first_sequence, write))
+        })
+        .collect();
+    let mut calls: Vec<(Vec<String>, Vec<IndexWrite>)> = Vec::new();
+    while !writes.is_empty() {
+        let rest = writes.split_off(writes.len().min(INDEX_WRITES_PER_CALL));
+        calls.push(std::mem::replace(&mut writes, rest).into_iter().unzip());
+    }
+    let failed: Vec<Vec<String>> = stream::iter(calls)
+        .map(|(sequences, writes)| async move {
+            match indexer::apply(context, &writes).await {
+                Ok(()) => Vec::new(),
                 Err(e) => {
-                    tracing::warn!(conversationId = %w.conversation_id, messageId = %w.message_id, sequenceNumber = %w.first_sequence, error = %e, "indexing failed; the record will be retried");
-                    Some(w.first_sequence)
+                    tracing::warn!(messages = writes.len(), error = %e, "indexing failed; the records will be retried");
+                    sequences
                 }
             }
         })
-        .buffer_unordered(CONCURRENT_MESSAGES)
-        .filter_map(|failed| async move { failed })
+        .buffer_unordered(CONCURRENT_CALLS)
         .collect()
         .await;
+    let failed: Vec<String> = failed.into_iter().flatten().collect();
     crate::batch_worker::retry_from_lowest(failed)
 }
 

@@ -45,7 +45,10 @@ impl Conversation {
         Conversation {
             unread_count: record.last_seq.saturating_sub(member.read_seq),
             mention_count: member.mention_seqs.iter().filter(|s| **s > member.read_seq).count() as u64,
-            last_seq: record.last_seq,
+            // A member's read position can be ahead of the META's `lastSeq` for a moment (a member who
+            // joins starts at the position counter; the META follows the sends from the stream): the
+            // conversation has at least as many messages as its members have read.
+            last_seq: record.last_seq.max(member.read_seq),
             read_seq: member.read_seq,
             id: record.id,
             kind: record.kind,
@@ -462,6 +465,12 @@ pub async fn add_members(
     require_users(context, "userIds", &new).await?;
     refuse_blockers(context, me, "userIds", &new).await?;
     let joined = rfc3339(context.now());
+    // New members start with everything before them read: every position taken so far, as the
+    // position counter has it (the META's `lastSeq` follows the sends a moment later, from the stream).
+    let mut conversation = conversation;
+    conversation.last_seq = conversation
+        .last_seq
+        .max(context.store.positions_taken(&conversation.id).await?);
     let records: Vec<MemberRecord> = new
         .iter()
         .map(|id| MemberRecord::new(&conversation, id, "member", &joined))

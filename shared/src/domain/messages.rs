@@ -9,7 +9,7 @@ use super::conversations::{membership, not_found, Page};
 use crate::context::AppContext;
 use crate::error::ApiError;
 use crate::realtime::{events, Outgoing, Published, Skip};
-use crate::store::{Claimed, ClientClaim, ConversationRecord, HistoryBound, MessageRecord, Position, SendOutcome};
+use crate::store::{ConversationRecord, HistoryBound, MessageRecord, Position, SendOutcome};
 use crate::time::{now, rfc3339};
 use crate::validate;
 
@@ -130,16 +130,13 @@ fn mention_ids(raw: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(ids)
 }
 
-/// Every mentioned user must be a member now (one BatchGetItem); those who are not are named.
-async fn require_members(
-    context: &AppContext,
+/// Every mentioned user must be a member now (their member items came with the send's read); those
+/// who are not are named.
+fn require_members(
     conversation: &ConversationRecord,
+    members: &[crate::store::MemberRecord],
     mentioned: &[String],
 ) -> Result<(), ApiError> {
-    if mentioned.is_empty() {
-        return Ok(());
-    }
-    let members = context.store.members_of(&conversation.id, mentioned).await?;
     let missing: Vec<&str> = mentioned
         .iter()
         .filter(|id| !members.iter().any(|m| m.user_id == **id && conversation.admits(m)))
@@ -166,9 +163,13 @@ pub struct Sent {
 /// sure everything after the original's commit happened, and returns its `message.new` again: a send
 /// whose answer was lost is delivered when the client retries (at-least-once).
 ///
-/// The work is the same for every conversation size: one read (conversation, membership, claim), one
-/// position reservation, one two-item transaction, then the conditional follow-ups of
-/// `Store::record_sent`. No step is an optimistic retry loop: concurrent senders never refuse each other.
+/// Three sequential DynamoDB round trips whatever the conversation's size: one read (conversation,
+/// membership, the `clientMessageId` claim, a reply's parent, mentioned members), one position
+/// reservation, one transaction (the message and its claim). What follows a stored message (the
+/// conversation's `lastMessage`, the sender's read marker, list keys, threads, mentions) is the
+/// conversation worker's, from the message's stream record (`upkeep::record_sent`). Every attempt of one send carries the same token, so a repeat in flight, or
+/// the retry of an attempt that died after reserving, finds that position in the register and stores
+/// there: concurrent repeats take one position, and no step is an optimistic retry loop.
 pub async fn send(
     context: &AppContext,
     me: &str,
@@ -197,7 +198,7 @@ pub async fn send(
     let (parent_id, mentioned) = (parent_id.unwrap_or_default(), mentioned.unwrap_or_default());
     let found = context
         .store
-        .send_context(conversation_id, me, &client_id, parent_id.as_deref())
+        .send_context(conversation_id, me, &client_id, parent_id.as_deref(), &mentioned)
         .await?;
     let (Some(conversation), Some(member)) = (found.conversation, found.member) else {
         return Err(not_found());
@@ -222,163 +223,99 @@ pub async fn send(
             Some(_) => {}
         }
     }
-    require_members(context, &conversation, &mentioned).await?;
-    let token = ulid::Ulid::generate().to_string();
-    let mut stale = None;
-    if let Some(claim) = found.claim {
-        match settle(context, &conversation.id, me, &client_id, claim).await? {
-            Settled::Sent(original) => return resend(context, &conversation, &original, skip).await,
-            Settled::Stale(claim) => stale = claim,
-        }
+    require_members(&conversation, &found.mentioned, &mentioned)?;
+    if let Some(original) = found.claim.and_then(|claim| claim.message_id) {
+        return resend(context, &conversation, &original, skip).await;
     }
     // After a repeat has been answered (its attachments are its own already), before anything is written.
     let attached =
         super::attachments::check_for_send(context, me, &conversation.id, &attachment_ids.unwrap_or_default()).await?;
-    let now_ms = context.now_ms();
-    match context
-        .store
-        .claim_send(&conversation.id, me, &client_id, &token, now_ms, stale.as_ref())
-        .await?
-    {
-        Claimed::Mine => {}
-        Claimed::Theirs(claim) => match settle(context, &conversation.id, me, &client_id, claim).await? {
-            Settled::Sent(original) => return resend(context, &conversation, &original, skip).await,
-            Settled::Stale(_) => return Err(busy_with_same_message()),
-        },
-    }
-    if let Some(quiet) = &stale {
-        take_over(context, &conversation, me, &quiet.token).await?;
-    }
-    let position = match context
-        .store
-        .reserve_position(&conversation.id, conversation.last_seq, now_ms, &token)
-        .await
-    {
-        Ok(position) => position,
-        Err(e) => {
-            context
-                .store
-                .release_claim(&conversation.id, me, &client_id, &token)
-                .await;
-            return Err(e);
-        }
-    };
-    let id = message_id(&position, &token);
-    let record = MessageRecord {
-        id: id.clone(),
-        conversation_id: conversation.id.clone(),
-        sender_id: me.to_owned(),
-        client_message_id: client_id.clone(),
-        body: text,
-        encrypted: input.encrypted,
-        created_at: rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(position.clock_ms)),
-        edited_at: None,
-        deleted: false,
-        seq: position.seq,
-        parent_message_id: parent_id.clone(),
-        mentions: mentioned,
-        thread_pk: parent_id.as_deref().map(crate::store::keys::thread),
-        thread_sk: parent_id.as_ref().map(|_| id.clone()),
-        attachments: attached,
-        ..MessageRecord::default()
-    };
-    let outcome = context.store.commit_message(&record, &token).await;
-    // A position that could not be filled keeps its claim, which goes stale: the client's retry takes it
-    // over and fills the position then (`take_over`), so `seq` stays dense.
-    let filled = matches!(outcome, Ok(SendOutcome::Stored)) || fill_position(context, &conversation, &record).await;
-    match outcome {
-        Ok(SendOutcome::Stored) => {}
-        Ok(SendOutcome::Duplicate(original)) => return resend(context, &conversation, &original, skip).await,
-        Ok(SendOutcome::NotMember) => {
-            if filled {
-                context
-                    .store
-                    .release_claim(&conversation.id, me, &client_id, &token)
-                    .await;
-            }
-            return Err(not_found());
-        }
-        Ok(SendOutcome::AttachmentsTaken) => {
-            if filled {
-                context
-                    .store
-                    .release_claim(&conversation.id, me, &client_id, &token)
-                    .await;
-            }
-            return Err(ApiError::invalid(
-                "attachmentIds",
-                "an attachment was attached to another message meanwhile",
-            ));
-        }
-        Err(e) => {
-            if filled {
-                context
-                    .store
-                    .release_claim(&conversation.id, me, &client_id, &token)
-                    .await;
-            }
-            return Err(e);
-        }
-    }
-    context.store.record_sent(&conversation, &record).await?;
-    super::attachments::keep_attached(context, &conversation.id, &record.attachments).await;
-    let mut message = Message::from(record);
-    let event = Outgoing::to_conversation(&conversation, events::message("message.new", &message)).skipping(skip);
-    super::attachments::with_urls(context, &mut message.attachments).await?;
-    Ok(Published::new(Sent { message, created: true }, vec![event]))
-}
-
-/// An attempt that holds a claim this long without storing its message is taken to have died (a
-/// normal send stores within milliseconds); a later attempt takes the claim over. Should the first one
-/// still commit, its transaction fails on the claim it no longer holds, and nothing is stored twice.
-const STALE_CLAIM_MS: u64 = 3000;
-/// How long a repeat waits for the attempt that holds the claim before answering 503.
-const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_millis(2000);
-
-enum Settled {
-    /// The claim's send stored this message.
-    Sent(String),
-    /// Nobody holds the claim any more (`None`), or its holder went quiet and it may be taken over.
-    Stale(Option<ClientClaim>),
-}
-
-fn busy_with_same_message() -> ApiError {
-    ApiError::Unavailable {
-        message: "The same message is being sent by another request; please retry.".to_owned(),
-        retry_after_secs: 1,
-    }
-}
-
-/// Waits, briefly, for the attempt holding a `clientMessageId` claim to finish.
-async fn settle(
-    context: &AppContext,
-    conversation_id: &str,
-    me: &str,
-    client_id: &str,
-    mut claim: ClientClaim,
-) -> Result<Settled, ApiError> {
-    let started = tokio::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(10);
+    let token = send_token(&conversation.id, me, &client_id);
+    let mut again = false;
     loop {
-        if let Some(id) = claim.message_id {
-            return Ok(Settled::Sent(id));
-        }
-        if context.now_ms().saturating_sub(claim.claimed_at) > STALE_CLAIM_MS {
-            return Ok(Settled::Stale(Some(claim)));
-        }
-        if started.elapsed() > CLAIM_WAIT {
-            return Err(busy_with_same_message());
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(200));
-        match context.store.client_claim(conversation_id, me, client_id).await? {
-            Some(current) => claim = current,
-            None => return Ok(Settled::Stale(None)),
+        let reserved = context
+            .store
+            .reserve_position(&conversation.id, conversation.last_seq, context.now_ms(), &token, again)
+            .await?;
+        let position = reserved.position();
+        let id = message_id(&position, &token);
+        let record = MessageRecord {
+            id: id.clone(),
+            conversation_id: conversation.id.clone(),
+            sender_id: me.to_owned(),
+            client_message_id: client_id.clone(),
+            body: text.clone(),
+            encrypted: input.encrypted,
+            created_at: rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(position.clock_ms)),
+            edited_at: None,
+            deleted: false,
+            seq: position.seq,
+            parent_message_id: parent_id.clone(),
+            mentions: mentioned.clone(),
+            thread_pk: parent_id.as_deref().map(crate::store::keys::thread),
+            thread_sk: parent_id.as_ref().map(|_| id.clone()),
+            attachments: attached.clone(),
+            ..MessageRecord::default()
+        };
+        let attempt = ulid::Ulid::generate().to_string();
+        let outcome = context.store.commit_message(&record, &attempt).await;
+        match outcome {
+            Ok(SendOutcome::Stored) => {
+                super::attachments::keep_attached(context, &conversation.id, &record.attachments).await;
+                let mut message = Message::from(record);
+                let event =
+                    Outgoing::to_conversation(&conversation, events::message("message.new", &message)).skipping(skip);
+                super::attachments::with_urls(context, &mut message.attachments).await?;
+                return Ok(Published::new(Sent { message, created: true }, vec![event]));
+            }
+            Ok(SendOutcome::Duplicate(original)) => return resend(context, &conversation, &original, skip).await,
+            // An earlier attempt gave this position up (filled it with a placeholder): once, a new one.
+            Ok(SendOutcome::PositionFilled) if !again => again = true,
+            Ok(SendOutcome::PositionFilled) => {
+                return Err(ApiError::internal(
+                    "a send's new position was filled before it was used",
+                ))
+            }
+            Ok(SendOutcome::ParentGone) => {
+                fill_position(context, &conversation, &record).await;
+                return Err(ApiError::invalid(
+                    "parentMessageId",
+                    format!(
+                        "there is no message {} in this conversation",
+                        parent_id.unwrap_or_default()
+                    ),
+                ));
+            }
+            Ok(SendOutcome::AttachmentsTaken) => {
+                fill_position(context, &conversation, &record).await;
+                return Err(ApiError::invalid(
+                    "attachmentIds",
+                    "an attachment was attached to another message meanwhile",
+                ));
+            }
+            // The position stays reserved for this token: the client's retry stores its message there
+            // (or, if a placeholder got there first, takes a new one), so `seq` stays dense either way.
+            // The placeholder is for a client that never retries.
+            Err(e) => {
+                fill_position(context, &conversation, &record).await;
+                return Err(e);
+            }
         }
     }
 }
 
-/// The original of a repeated send: its follow-ups made sure of, its `message.new` published again.
+/// The token of every attempt to send `client_message_id` from `sender_id` in `conversation_id`:
+/// the same for all of them, so the position register recognises a repeat, and unguessable from the
+/// message id it yields (only 80 bits of its hash are used there). 16 characters keep the register
+/// under one write unit.
+pub fn send_token(conversation_id: &str, sender_id: &str, client_message_id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{conversation_id}\n{sender_id}\n{client_message_id}").as_bytes());
+    hex::encode(&digest[..8])
+}
+
+/// The original of a repeated send, its `message.new` published again (its follow-ups are the stream's:
+/// the stored message's record is there whatever happened to the first attempt).
 async fn resend(
     context: &AppContext,
     conversation: &ConversationRecord,
@@ -390,7 +327,6 @@ async fn resend(
         .get_message(&conversation.id, original_id)
         .await?
         .ok_or_else(|| ApiError::internal("client message claim without its message"))?;
-    context.store.record_sent(conversation, &original).await?;
     let event = Outgoing::to_conversation(
         conversation,
         events::message("message.new", &Message::from(original.clone())),
@@ -418,43 +354,6 @@ fn message_id(position: &Position, token: &str) -> String {
     let mut random = [0u8; 16];
     random[..10].copy_from_slice(&digest[..10]);
     ulid::Ulid::from_parts(position.clock_ms, u128::from_le_bytes(random)).to_string()
-}
-
-/// This attempt took over the claim of one that went quiet (`quiet_token`): if that one reserved a
-/// position, its position is filled now, before this attempt reserves its own, unless its message is
-/// there already. Should it still commit afterwards, its put of the same id fails and it answers as a
-/// duplicate.
-async fn take_over(
-    context: &AppContext,
-    conversation: &ConversationRecord,
-    me: &str,
-    quiet_token: &str,
-) -> Result<(), ApiError> {
-    let Some(position) = context.store.find_reservation(&conversation.id, quiet_token).await? else {
-        return Ok(());
-    };
-    let abandoned = MessageRecord {
-        id: message_id(&position, quiet_token),
-        conversation_id: conversation.id.clone(),
-        sender_id: me.to_owned(),
-        client_message_id: String::new(),
-        body: String::new(),
-        encrypted: false,
-        created_at: rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(position.clock_ms)),
-        edited_at: None,
-        deleted: true,
-        seq: position.seq,
-        ..MessageRecord::default()
-    };
-    if context
-        .store
-        .get_message(&conversation.id, &abandoned.id)
-        .await?
-        .is_none()
-    {
-        fill_position(context, conversation, &abandoned).await;
-    }
-    Ok(())
 }
 
 /// A reserved position whose send did not complete becomes a deleted message, and the members hear of

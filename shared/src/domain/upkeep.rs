@@ -8,16 +8,26 @@
 //!   once per conversation per listing granularity however many messages arrive in between: a
 //!   1000-member group costs at most 3,000 WCU per granularity window, a quiet one that cost per
 //!   message. The sender's own key moves with the send itself, so the sender's list is always exact.
+//! - Sent: what follows a stored message but need not delay its send (issue 21's "work per message"),
+//!   from the message's INSERT record: the conversation's `lastSeq`, `lastMessage` and activity (the
+//!   newest message of the batch only), each sender's read marker and list key (their newest message),
+//!   a direct conversation's two list keys, threads' `lastReplyAt` and mentions. Every write is
+//!   conditional and only moves forward, so a record applied twice, or out of order, changes nothing.
+//!   Cost: one GetItem of the META (a direct conversation's members), then about 3 WCU per batch of a
+//!   conversation's messages from one sender (the META update is 1 to 2 WCU with `lastMessage` in it),
+//!   plus 1 per mention and per thread.
 //! - Purge: a deleted conversation's remaining items (messages, send claims, its position counter,
 //!   throttle items) are deleted in rounds of at most [`PURGE_ROUND_ITEMS`]; a round that leaves
 //!   more writes the `PURGE` marker, whose stream record starts the next round, so no invocation does
 //!   unbounded work.
 
+use std::collections::BTreeMap;
+
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::context::AppContext;
 use crate::error::ApiError;
-use crate::store::ConversationRecord;
+use crate::store::{ConversationRecord, MessageRecord};
 
 /// Items one purge round deletes at most (40 BatchWriteItem calls).
 pub const PURGE_ROUND_ITEMS: usize = 1000;
@@ -62,6 +72,84 @@ pub async fn list_activity(context: &AppContext, conversation: &ConversationReco
         .store
         .mark_listed(&conversation.id, &conversation.activity)
         .await?;
+    Ok(())
+}
+
+/// Records what follows the stored `messages` of one conversation (see the module's "Sent"); placeholders
+/// (deleted at birth: a position a send gave up) move nothing, as they never did.
+pub async fn record_sent(
+    context: &AppContext,
+    conversation_id: &str,
+    messages: &[MessageRecord],
+) -> Result<(), ApiError> {
+    let sent: Vec<&MessageRecord> = messages.iter().filter(|m| !m.deleted).collect();
+    let Some(newest) = sent.iter().max_by_key(|m| m.seq) else {
+        return Ok(());
+    };
+    // A conversation deleted meanwhile has nothing left to move.
+    let Some(conversation) = context.store.get_conversation(conversation_id).await? else {
+        return Ok(());
+    };
+    let store = &context.store;
+    // Each sender's newest message: its read marker, and in a group its own list key.
+    let mut by_sender: BTreeMap<&str, &MessageRecord> = BTreeMap::new();
+    for message in &sent {
+        let slot = by_sender.entry(message.sender_id.as_str()).or_insert(message);
+        if message.seq > slot.seq {
+            *slot = message;
+        }
+    }
+    // The members whose list keys a message moves directly: both of a direct conversation, the sender
+    // of a group (the others' follow from the META's record: `list_activity`).
+    let listings: Vec<(&str, &str)> = if conversation.direct_members.is_empty() {
+        by_sender.iter().map(|(sender, m)| (*sender, m.id.as_str())).collect()
+    } else {
+        conversation
+            .direct_members
+            .iter()
+            .map(|member| (member.as_str(), newest.id.as_str()))
+            .collect()
+    };
+    let mut threads: BTreeMap<&str, &str> = BTreeMap::new();
+    for message in &sent {
+        if let Some(parent) = &message.parent_message_id {
+            let at = threads.entry(parent.as_str()).or_insert(message.created_at.as_str());
+            if message.created_at.as_str() > *at {
+                *at = message.created_at.as_str();
+            }
+        }
+    }
+    let mentions: Vec<(&str, u64)> = sent
+        .iter()
+        .flat_map(|m| {
+            m.mentions
+                .iter()
+                .filter(move |user| **user != m.sender_id)
+                .map(move |user| (user.as_str(), m.seq))
+        })
+        .collect();
+    let meta = store.advance_conversation(newest);
+    let reads = futures_util::future::try_join_all(
+        by_sender
+            .iter()
+            .map(|(sender, m)| store.advance_read_marker(conversation_id, sender, m.seq, &m.id)),
+    );
+    let lists = futures_util::future::try_join_all(
+        listings
+            .into_iter()
+            .map(|(member, id)| store.advance_listing(conversation_id, member, id)),
+    );
+    let replies = futures_util::future::try_join_all(
+        threads
+            .into_iter()
+            .map(|(parent, at)| store.advance_last_reply(conversation_id, parent, at)),
+    );
+    let mentioned = futures_util::future::try_join_all(
+        mentions
+            .into_iter()
+            .map(|(user, seq)| store.add_mention(conversation_id, user, seq)),
+    );
+    futures_util::future::try_join5(meta, reads, lists, replies, mentioned).await?;
     Ok(())
 }
 

@@ -212,7 +212,7 @@ impl Store {
                     .await;
                 match result {
                     Ok(out) => {
-                        self.usage.record(true, out.consumed_capacity());
+                        self.usage.record_transaction(out.consumed_capacity(), &writes);
                         Ok(Ok(()))
                     }
                     Err(err) => {

@@ -66,10 +66,10 @@ pub fn attachment(attachment_id: &str) -> String {
 
 pub const ATTACHMENT_PREFIX: &str = "ATTACH#";
 
-/// `IDX#<conversationId>#<prefix>` / `<messageId>`: the search index's entry for one word prefix of
-/// one message (see `crate::search`).
-pub fn search_index(conversation_id: &str, prefix: &str) -> String {
-    format!("IDX#{conversation_id}#{prefix}")
+/// `SRCH#<conversationId>` / `<messageId>`: the partition of a conversation's search index, one item
+/// per indexed message (see `crate::search`).
+pub fn search_index(conversation_id: &str) -> String {
+    format!("SRCH#{conversation_id}")
 }
 
 pub fn client_message(sender_id: &str, client_message_id: &str) -> String {

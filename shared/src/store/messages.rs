@@ -1,10 +1,10 @@
 //! Messages: the idempotent send transaction, history pages, edits and deletes.
 
-use aws_sdk_dynamodb::types::{ConditionCheck, ReturnConsumedCapacity, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, TransactWriteItem, Update};
 use serde::Deserialize;
 
 use super::conversations::{ConversationRecord, MemberRecord, MessageRecord};
-use super::{is_condition_failure, item_with_key, key, keys, n, records, s, Store, WriteConflict};
+use super::{item_with_key, key, keys, n, records, s, Store, WriteConflict};
 use crate::error::ApiError;
 
 /// What a send's commit found.
@@ -14,8 +14,11 @@ pub enum SendOutcome {
     Stored,
     /// The sender already sent this `clientMessageId` here: the original message's id.
     Duplicate(String),
-    /// The sender is no longer a member.
-    NotMember,
+    /// The reserved position was filled with a deleted placeholder (an earlier attempt of this send
+    /// gave up on it): nothing was stored; the send takes a new position.
+    PositionFilled,
+    /// A reply's parent is gone (its conversation is being purged): nothing was stored.
+    ParentGone,
     /// An attachment's condition failed (attached meanwhile, expired): nothing was stored.
     AttachmentsTaken,
 }
@@ -28,28 +31,20 @@ pub enum HistoryBound {
     After(String),
 }
 
-/// A sender's claim on a `clientMessageId` in a conversation, written before the position is reserved,
-/// so that concurrent repeats of one send wait for the first instead of each taking a position.
+/// A sender's claim on a `clientMessageId` in a conversation, written in the same transaction as the
+/// message it names: a claim names its message for ever (idempotent send), and a message that has no
+/// claim is a placeholder.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientClaim {
-    /// The attempt that holds the claim.
-    pub token: String,
-    /// Epoch milliseconds of the claim: an attempt that died leaves it, and a later one takes it over.
-    #[serde(default)]
-    pub claimed_at: u64,
-    /// Set in the transaction that stores the message.
+    /// The message stored for this `clientMessageId`. Absent on claims of the earlier design, which an
+    /// attempt wrote before storing anything: those are taken as no claim.
     #[serde(default)]
     pub message_id: Option<String>,
-}
-
-/// How a send's claim on its `clientMessageId` went.
-#[derive(Debug)]
-pub enum Claimed {
-    /// This attempt holds it.
-    Mine,
-    /// Another attempt does: as found.
-    Theirs(ClientClaim),
+    /// The commit attempt that wrote the claim: how an attempt whose answer was lost recognises its
+    /// own transaction.
+    #[serde(default)]
+    pub attempt: Option<String>,
 }
 
 /// What a send reads before it writes, in one BatchGetItem.
@@ -60,17 +55,20 @@ pub struct SendContext {
     pub claim: Option<ClientClaim>,
     /// The message a reply names as its parent, if it is in this conversation.
     pub parent: Option<MessageRecord>,
+    /// The member items of the mentioned users that exist (the sender's among them if mentioned).
+    pub mentioned: Vec<MemberRecord>,
 }
 
 impl Store {
-    /// The conversation, the sender's membership, the `clientMessageId` claim and a reply's parent, in
-    /// one read.
+    /// The conversation, the sender's membership, the `clientMessageId` claim, a reply's parent and the
+    /// mentioned users' memberships, in one read (at most 4 + 50 keys: one BatchGetItem).
     pub async fn send_context(
         &self,
         conversation_id: &str,
         sender_id: &str,
         client_message_id: &str,
         parent_id: Option<&str>,
+        mentioned: &[String],
     ) -> Result<SendContext, ApiError> {
         let pk = keys::conversation(conversation_id);
         let claim_sk = keys::client_message(sender_id, client_message_id);
@@ -80,7 +78,10 @@ impl Store {
             key(pk.clone(), claim_sk.clone()),
         ];
         if let Some(parent) = parent_id {
-            wanted.push(key(pk, keys::message(parent)));
+            wanted.push(key(pk.clone(), keys::message(parent)));
+        }
+        for user_id in mentioned.iter().filter(|m| m.as_str() != sender_id) {
+            wanted.push(key(pk.clone(), keys::member(user_id)));
         }
         let items = self.batch_get(wanted, true).await?;
         let mut found = SendContext {
@@ -88,131 +89,52 @@ impl Store {
             member: None,
             claim: None,
             parent: None,
+            mentioned: Vec::new(),
         };
+        let sender_sk = keys::member(sender_id);
         for item in items {
             match item.get("SK").and_then(|v| v.as_s().ok()).map(String::as_str) {
                 Some(keys::META) => found.conversation = Some(serde_dynamo::from_item(item)?),
                 Some(sk) if sk == claim_sk => found.claim = Some(serde_dynamo::from_item(item)?),
                 Some(sk) if sk.starts_with(keys::MESSAGE_PREFIX) => found.parent = Some(serde_dynamo::from_item(item)?),
-                Some(_) => found.member = Some(serde_dynamo::from_item(item)?),
+                Some(sk) if sk == sender_sk => {
+                    let member: MemberRecord = serde_dynamo::from_item(item)?;
+                    if mentioned.contains(&member.user_id) {
+                        found.mentioned.push(member.clone());
+                    }
+                    found.member = Some(member);
+                }
+                Some(_) => found.mentioned.push(serde_dynamo::from_item(item)?),
                 None => {}
             }
         }
         Ok(found)
     }
 
-    /// Claims `clientMessageId` for the attempt `token`: a new claim, or (`stale`) one taken over from an
-    /// attempt that held it too long.
-    pub async fn claim_send(
-        &self,
-        conversation_id: &str,
-        sender_id: &str,
-        client_message_id: &str,
-        token: &str,
-        now_ms: u64,
-        stale: Option<&ClientClaim>,
-    ) -> Result<Claimed, ApiError> {
-        let claim_key = key(
-            keys::conversation(conversation_id),
-            keys::client_message(sender_id, client_message_id),
-        );
-        let attempt = self
-            .retrying(|| async {
-                let mut request = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(claim_key.clone()))
-                    .update_expression("SET #token = :token, claimedAt = :now")
-                    .expression_attribute_names("#token", "token")
-                    .expression_attribute_values(":token", s(token))
-                    .expression_attribute_values(":now", n(now_ms))
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
-                request = match stale {
-                    None => request.condition_expression("attribute_not_exists(PK) OR #token = :token"),
-                    Some(old) => request
-                        .condition_expression("(#token = :old OR #token = :token) AND attribute_not_exists(messageId)")
-                        .expression_attribute_values(":old", s(&old.token)),
-                };
-                match request.send().await {
-                    Ok(out) => {
-                        self.usage.record(true, out.consumed_capacity());
-                        Ok(true)
-                    }
-                    Err(err) if is_condition_failure(&err) => Ok(false),
-                    Err(err) => Err(err.into()),
-                }
-            })
-            .await?;
-        if attempt {
-            return Ok(Claimed::Mine);
-        }
-        let current = self
-            .client_claim(conversation_id, sender_id, client_message_id)
-            .await?
-            .ok_or_else(|| ApiError::Unavailable {
-                message: "The same message is being sent by another request; please retry.".to_owned(),
-                retry_after_secs: 1,
-            })?;
-        Ok(Claimed::Theirs(current))
-    }
-
-    /// Gives up this attempt's claim (its send failed before storing anything), so a retry starts afresh.
-    pub async fn release_claim(&self, conversation_id: &str, sender_id: &str, client_message_id: &str, token: &str) {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::conversation(conversation_id),
-                keys::client_message(sender_id, client_message_id),
-            )))
-            .condition_expression("#token = :token AND attribute_not_exists(messageId)")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":token", s(token))
-            .send()
-            .await;
-        if let Err(err) = result {
-            if !is_condition_failure(&err) {
-                tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), "a send claim was not released; it goes stale");
-            }
-        }
-    }
-
-    /// Stores `message` at its reserved position, in one transaction with the completion of this
-    /// attempt's claim and a check that the sender is still a member: one item written and one updated
-    /// whatever the conversation's size, and none that other senders write (so concurrent sends do not
-    /// conflict). Retried inside the retry budget with the message id as the request token, so a lost
-    /// answer is not a second message.
-    pub async fn commit_message(&self, message: &MessageRecord, token: &str) -> Result<SendOutcome, ApiError> {
+    /// Stores `message` at its reserved position, in one transaction with the sender's claim on its
+    /// `clientMessageId`: two items written whatever the conversation's size (4 WCU for a message under
+    /// 1 KB: a transaction bills each item twice), and none that other senders write (so concurrent
+    /// sends do not conflict). The sender's membership is not checked again here: the send read it,
+    /// strongly consistent, a round trip earlier, and a `ConditionCheck` would bill 2 WCU more on every
+    /// message. What that trades: a removal that lands in those few milliseconds does not stop that one
+    /// message (it is ordered as if sent just before the removal); the removed member gets no event
+    /// after the removal either way, since delivery follows `membersVersion`.
+    /// `attempt` is unique to this call: the transaction's request token (a lost answer retried inside
+    /// the budget is not applied twice) and the claim's `attempt`, by which a retry recognises its own
+    /// commit.
+    pub async fn commit_message(&self, message: &MessageRecord, attempt: &str) -> Result<SendOutcome, ApiError> {
         let pk = keys::conversation(&message.conversation_id);
-        let claim = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                pk.clone(),
-                keys::client_message(&message.sender_id, &message.client_message_id),
-            )))
-            .update_expression("SET messageId = :id, seq = :seq")
-            .condition_expression("#token = :token AND attribute_not_exists(messageId)")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":token", s(token))
-            .expression_attribute_values(":id", s(&message.id))
-            .expression_attribute_values(":seq", n(message.seq))
-            .build()
-            .map_err(ApiError::internal)?;
-        let member_check = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk.clone(), keys::member(&message.sender_id))))
-            .condition_expression("attribute_exists(PK)")
-            .build()
-            .map_err(ApiError::internal)?;
+        let claim_sk = keys::client_message(&message.sender_id, &message.client_message_id);
+        let mut claim = key(pk.clone(), claim_sk);
+        claim.insert("messageId".to_owned(), s(&message.id));
+        claim.insert("seq".to_owned(), n(message.seq));
+        claim.insert("attempt".to_owned(), s(attempt));
         let mut writes = vec![
             self.put_item(
                 item_with_key(pk.clone(), &keys::message(&message.id), message)?,
                 Some("attribute_not_exists(PK)"),
             )?,
-            TransactWriteItem::builder().update(claim).build(),
-            TransactWriteItem::builder().condition_check(member_check).build(),
+            self.put_item(claim, Some("attribute_not_exists(messageId)"))?,
         ];
         // A reply counts in its parent in the same transaction: exactly once, however often retried.
         if let Some(parent) = &message.parent_message_id {
@@ -241,30 +163,31 @@ impl Store {
                 now_secs,
             )?);
         }
-        match self.transact_with_token(writes, Some(&message.id)).await {
+        match self.transact_with_token(writes, Some(attempt)).await {
             Ok(()) => Ok(SendOutcome::Stored),
-            // The message's id is already taken (our own applied attempt, or a later attempt that took the
-            // claim over and filled our position) or the claim is no longer ours: the claim says which.
-            Err(WriteConflict::Conditions(failed)) if failed.contains(&0) || failed.contains(&1) => {
+            // The claim names a message already: an earlier attempt's (a duplicate), or this very
+            // attempt's, applied although its answer was lost.
+            Err(WriteConflict::Conditions(failed)) if failed.contains(&1) => {
                 let claim = self
                     .client_claim(&message.conversation_id, &message.sender_id, &message.client_message_id)
                     .await?;
-                match claim.and_then(|c| c.message_id) {
-                    // Our own earlier attempt, applied although its answer was lost, is no duplicate.
-                    Some(id) if id == message.id => Ok(SendOutcome::Stored),
-                    Some(id) => Ok(SendOutcome::Duplicate(id)),
-                    None => Err(ApiError::Unavailable {
-                        message: "The same message is being sent by another request; please retry.".to_owned(),
-                        retry_after_secs: 1,
-                    }),
+                match claim {
+                    Some(ClientClaim { attempt: Some(a), .. }) if a == attempt => Ok(SendOutcome::Stored),
+                    Some(ClientClaim {
+                        message_id: Some(id), ..
+                    }) => Ok(SendOutcome::Duplicate(id)),
+                    _ => Err(ApiError::internal(
+                        "a send claim's condition failed on a claim without its message",
+                    )),
                 }
             }
-            Err(WriteConflict::Conditions(failed))
-                if !failed.contains(&2) && failed.iter().any(|i| *i >= first_attachment) =>
-            {
+            // The message's id is taken but no claim names it: a placeholder fills the position.
+            Err(WriteConflict::Conditions(failed)) if failed.contains(&0) => Ok(SendOutcome::PositionFilled),
+            Err(WriteConflict::Conditions(failed)) if failed.iter().any(|i| *i >= first_attachment) => {
                 Ok(SendOutcome::AttachmentsTaken)
             }
-            Err(WriteConflict::Conditions(_)) => Ok(SendOutcome::NotMember),
+            // The reply's parent went away meanwhile (a conversation's purge): as a reply to nothing.
+            Err(WriteConflict::Conditions(_)) => Ok(SendOutcome::ParentGone),
             Err(WriteConflict::Other(e)) => Err(e),
         }
     }
@@ -291,63 +214,26 @@ impl Store {
         Ok(())
     }
 
-    /// What follows a stored message, each write conditional so it only ever moves forward and may be
-    /// repeated (a retried send repeats it): the conversation's `lastSeq`, `lastMessage` and activity,
-    /// the sender's read marker, and a direct conversation's two activity keys. Concurrent, and a
-    /// constant number of writes.
-    pub async fn record_sent(
-        &self,
-        conversation: &ConversationRecord,
-        message: &MessageRecord,
-    ) -> Result<(), ApiError> {
-        let meta = self.update_if(
+    /// Moves the conversation's `lastSeq`, `lastMessage` and activity forward to `message` (a message
+    /// older than the one recorded changes nothing, so records may come twice or out of order).
+    pub async fn advance_conversation(&self, message: &MessageRecord) -> Result<bool, ApiError> {
+        self.update_if(
             self.client
                 .update_item()
                 .table_name(&self.table)
-                .set_key(Some(key(keys::conversation(&conversation.id), keys::META)))
+                .set_key(Some(key(keys::conversation(&message.conversation_id), keys::META)))
                 .update_expression("SET lastSeq = :seq, lastMessage = :message, activity = :activity, updatedAt = :now")
                 .condition_expression("attribute_exists(PK) AND (attribute_not_exists(lastSeq) OR lastSeq < :seq)")
                 .expression_attribute_values(":seq", n(message.seq))
                 .expression_attribute_values(":message", serde_dynamo::to_attribute_value(message)?)
                 .expression_attribute_values(":activity", s(&message.id))
                 .expression_attribute_values(":now", s(&message.created_at)),
-        );
-        let read = self.advance_read_marker(&conversation.id, &message.sender_id, message.seq, &message.id);
-        // The members whose list keys a send moves itself: both of a direct conversation, the sender
-        // of a group (the others' follow from the conversation worker; see `store::conversations`).
-        let listed: Vec<&str> = if conversation.direct_members.is_empty() {
-            vec![message.sender_id.as_str()]
-        } else {
-            conversation.direct_members.iter().map(String::as_str).collect()
-        };
-        let listings = futures_util::future::try_join_all(
-            listed
-                .into_iter()
-                .map(|member| self.advance_listing(&conversation.id, member, &message.id)),
-        );
-        // A reply moves its parent's `lastReplyAt` (forward only); a mention adds the message's `seq` to
-        // each mentioned member's set (a set: a repeat adds nothing).
-        let thread = async {
-            match &message.parent_message_id {
-                Some(parent) => {
-                    self.advance_last_reply(&conversation.id, parent, &message.created_at)
-                        .await
-                }
-                None => Ok(false),
-            }
-        };
-        let mentions = futures_util::future::try_join_all(
-            message
-                .mentions
-                .iter()
-                .filter(|m| **m != message.sender_id)
-                .map(|member| self.add_mention(&conversation.id, member, message.seq)),
-        );
-        futures_util::future::try_join5(meta, read, listings, thread, mentions).await?;
-        Ok(())
+        )
+        .await
     }
 
-    async fn advance_last_reply(&self, conversation_id: &str, parent_id: &str, at: &str) -> Result<bool, ApiError> {
+    /// Moves a thread's `lastReplyAt` forward to `at`.
+    pub async fn advance_last_reply(&self, conversation_id: &str, parent_id: &str, at: &str) -> Result<bool, ApiError> {
         self.update_if(
             self.client
                 .update_item()
@@ -362,7 +248,8 @@ impl Store {
         .await
     }
 
-    async fn add_mention(&self, conversation_id: &str, user_id: &str, seq: u64) -> Result<bool, ApiError> {
+    /// Adds `seq` to the member's set of unread mentions (a set: a repeat adds nothing).
+    pub async fn add_mention(&self, conversation_id: &str, user_id: &str, seq: u64) -> Result<bool, ApiError> {
         self.update_if(
             self.client
                 .update_item()

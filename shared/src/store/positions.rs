@@ -11,18 +11,22 @@
 //! the last"), so ids strictly increase with `seq` whatever the containers' clocks say, and the id
 //! order, the `seq` order and the `after=` walk always agree.
 //!
-//! A reservation is idempotent. The same update pushes its token, seq and clock onto a register of the
+//! A reservation is idempotent, and so is a send. Every attempt to send one `clientMessageId` in a
+//! conversation carries the same token (derived from the conversation, the sender and that id: see
+//! `domain::messages::send_token`). The update pushes its token, seq and clock onto a register of the
 //! last [`RECENT`] reservations kept on the item (every entry moves down one place, in the same atomic
-//! update). After an answer that may have been lost (a 5xx, a dropped connection), the attempt reads the
-//! item and finds its token there, instead of reserving a second position and leaving the first one
-//! empty. The SDK's own retries are off for this call for the same reason, and its attempt timeout is
-//! long: a slow answer is waited for rather than abandoned, since an abandoned one cannot be told apart
-//! from one that never arrived.
+//! update), and it is conditional on the token not being in the register already: a repeat of a send
+//! still in flight, a retry of one whose answer was lost, and a retry of an attempt that died after
+//! reserving all fail that condition and get the item's old image back
+//! (`ReturnValuesOnConditionCheckFailure`), which names their position. So concurrent repeats share
+//! one position and never leave a second one empty, without a claim written beforehand. The SDK's
+//! own retries are off for this call, and its attempt timeout is long: a slow answer is waited for
+//! rather than abandoned, since an abandoned one cannot be told apart from one that never arrived.
 
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use super::{key, keys, n, s, Item, Store};
 use crate::error::ApiError;
@@ -41,8 +45,26 @@ pub struct Position {
     pub clock_ms: u64,
 }
 
+/// A position as a reservation found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    /// Reserved by this call.
+    New(Position),
+    /// Reserved earlier with the same token (a repeat, or the retry of an attempt that died or whose
+    /// answer was lost): the send's message belongs there.
+    Earlier(Position),
+}
+
+impl Reserved {
+    pub fn position(self) -> Position {
+        match self {
+            Reserved::New(position) | Reserved::Earlier(position) => position,
+        }
+    }
+}
+
 enum Attempt {
-    Reserved(Position),
+    Reserved(Reserved),
     /// The stored clock is not behind ours: reserve one past it instead.
     ClockBehind,
 }
@@ -62,6 +84,15 @@ fn push_register(seq: &str, clock: &str) -> String {
     parts.join(", ")
 }
 
+/// `t0 <> :token AND t1 <> :token ...`: the token is not among the recent reservations (an absent
+/// entry compares unequal).
+fn token_not_registered() -> String {
+    (0..RECENT)
+        .map(|i| format!("t{i} <> :token"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
 /// This token's position, if the register holds it.
 fn find_in_register(item: &Item, token: &str) -> Option<Position> {
     (0..RECENT).find_map(|i| {
@@ -79,29 +110,30 @@ fn may_have_applied(err: &ApiError) -> bool {
 }
 
 impl Store {
-    /// Reserves the next position of `conversation_id`. `committed_seq` is the conversation's `lastSeq`
-    /// as last read (the counter starts there for conversations older than the `SEQ` item);
-    /// `now_ms` this container's clock; `token` unique per send attempt.
-    /// The position the attempt with `token` reserved, while it is among the register's recent
-    /// reservations: how a later attempt finds the position of one that went quiet.
-    pub async fn find_reservation(&self, conversation_id: &str, token: &str) -> Result<Option<Position>, ApiError> {
-        Ok(find_in_register(&self.position_counter(conversation_id).await?, token))
-    }
-
+    /// Reserves the next position of `conversation_id` for the send with `token`, unless the register
+    /// shows an earlier reservation with that token, which is answered instead. `committed_seq` is the
+    /// conversation's `lastSeq` as last read (the counter starts there for conversations older than
+    /// the `SEQ` item); `now_ms` this container's clock. `again` reserves a new position even when the
+    /// token is registered: for a send whose earlier position was filled with a placeholder.
     pub async fn reserve_position(
         &self,
         conversation_id: &str,
         committed_seq: u64,
         now_ms: u64,
         token: &str,
-    ) -> Result<Position, ApiError> {
+        again: bool,
+    ) -> Result<Reserved, ApiError> {
         self.retrying(|| async {
-            match self.reserve_once(conversation_id, committed_seq, now_ms, token).await {
-                Ok(position) => Ok(position),
+            match self
+                .reserve_once(conversation_id, committed_seq, now_ms, token, again)
+                .await
+            {
+                Ok(reserved) => Ok(reserved),
                 Err(e) if may_have_applied(&e) => {
-                    // Applied with its answer lost? Then the register has it; else try again.
+                    // Applied with its answer lost? Then the register has it (newest first); else try
+                    // again.
                     match find_in_register(&self.position_counter(conversation_id).await?, token) {
-                        Some(position) => Ok(position),
+                        Some(position) => Ok(Reserved::New(position)),
                         None => Err(e),
                     }
                 }
@@ -117,17 +149,14 @@ impl Store {
         committed_seq: u64,
         now_ms: u64,
         token: &str,
-    ) -> Result<Position, ApiError> {
-        match self
-            .reserve_attempt(conversation_id, committed_seq, now_ms, token, true)
-            .await?
-        {
-            Attempt::Reserved(position) => Ok(position),
-            Attempt::ClockBehind => match self
-                .reserve_attempt(conversation_id, committed_seq, now_ms, token, false)
-                .await?
-            {
-                Attempt::Reserved(position) => Ok(position),
+        again: bool,
+    ) -> Result<Reserved, ApiError> {
+        let attempt =
+            |clock_ahead| self.reserve_attempt(conversation_id, committed_seq, now_ms, token, clock_ahead, again);
+        match attempt(true).await? {
+            Attempt::Reserved(reserved) => Ok(reserved),
+            Attempt::ClockBehind => match attempt(false).await? {
+                Attempt::Reserved(reserved) => Ok(reserved),
                 Attempt::ClockBehind => Err(ApiError::internal("a reservation one past the clock failed")),
             },
         }
@@ -140,6 +169,7 @@ impl Store {
         now_ms: u64,
         token: &str,
         clock_ahead: bool,
+        again: bool,
     ) -> Result<Attempt, ApiError> {
         let next = "if_not_exists(lastSeq, :base) + :one";
         let request = self
@@ -151,24 +181,33 @@ impl Store {
             .expression_attribute_values(":base", n(committed_seq))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":none", s(""));
-        let request = if clock_ahead {
-            request
-                .update_expression(format!(
-                    "SET lastSeq = {next}, clock = :now, {}",
-                    push_register(next, ":now")
-                ))
-                .condition_expression("attribute_not_exists(clock) OR clock < :now")
-                .expression_attribute_values(":now", n(now_ms))
+        let (request, clock_condition) = if clock_ahead {
+            (
+                request
+                    .update_expression(format!(
+                        "SET lastSeq = {next}, clock = :now, {}",
+                        push_register(next, ":now")
+                    ))
+                    .expression_attribute_values(":now", n(now_ms)),
+                "(attribute_not_exists(clock) OR clock < :now)",
+            )
         } else {
-            request
-                .update_expression(format!(
+            (
+                request.update_expression(format!(
                     "SET lastSeq = {next}, clock = clock + :one, {}",
                     push_register(next, "clock + :one")
-                ))
-                .condition_expression("attribute_exists(clock)")
+                )),
+                "attribute_exists(clock)",
+            )
+        };
+        let condition = match again {
+            true => clock_condition.to_owned(),
+            false => format!("{clock_condition} AND {}", token_not_registered()),
         };
         let result = request
-            .return_values(ReturnValue::AllNew)
+            .condition_expression(condition)
+            .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
@@ -177,20 +216,30 @@ impl Store {
                 self.usage.record(true, out.consumed_capacity());
                 let item = out.attributes.unwrap_or_default();
                 match (number(&item, "s0"), number(&item, "c0")) {
-                    (Some(seq), Some(clock_ms)) => Ok(Attempt::Reserved(Position { seq, clock_ms })),
+                    (Some(seq), Some(clock_ms)) => Ok(Attempt::Reserved(Reserved::New(Position { seq, clock_ms }))),
                     _ => Err(ApiError::internal("the position counter answered without its position")),
                 }
             }
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(Attempt::ClockBehind)
+            Err(err) => {
+                if let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = err.as_service_error() {
+                    // A failed condition is billed as a write of the item.
+                    self.usage
+                        .record(true, None::<&aws_sdk_dynamodb::types::ConsumedCapacity>);
+                    // The token is registered (an earlier attempt's position), or the clock is ahead.
+                    let old = failed.item.clone().unwrap_or_default();
+                    return Ok(match (again, find_in_register(&old, token)) {
+                        (false, Some(position)) => Attempt::Reserved(Reserved::Earlier(position)),
+                        _ => Attempt::ClockBehind,
+                    });
+                }
+                Err(err.into())
             }
-            Err(err) => Err(err.into()),
         }
+    }
+
+    /// The positions reserved so far (the last `seq` given out; 0 before the first send).
+    pub async fn positions_taken(&self, conversation_id: &str) -> Result<u64, ApiError> {
+        Ok(number(&self.position_counter(conversation_id).await?, "lastSeq").unwrap_or(0))
     }
 
     async fn position_counter(&self, conversation_id: &str) -> Result<Item, ApiError> {
