@@ -43,7 +43,11 @@ const MEMBER_CACHE_TTL: Duration = Duration::from_secs(600);
 const MEMBER_CACHE_CONVERSATIONS: usize = 500;
 
 pub struct Fanout {
-    client: aws_sdk_apigatewaymanagement::Client,
+    /// Built on first use, so that only the functions that post to connections (or close them) link
+    /// the management API's client: a client constructed up front is reachable, so linked, in all 51.
+    client: std::sync::OnceLock<aws_sdk_apigatewaymanagement::Client>,
+    sdk: aws_config::SdkConfig,
+    endpoint: Option<String>,
     members: MemberCache,
 }
 
@@ -58,20 +62,24 @@ impl Fanout {
     /// `endpoint`: the WebSocket API's management endpoint (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`),
     /// unless `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI` points elsewhere (the local stack).
     pub fn new(sdk: &aws_config::SdkConfig, endpoint: Option<&str>) -> Self {
-        let mut config = aws_sdk_apigatewaymanagement::config::Builder::from(sdk);
-        let local = std::env::var("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI").ok();
-        if let Some(endpoint) = local.as_deref().or(endpoint) {
-            config = config.endpoint_url(endpoint);
-        }
         Fanout {
-            client: aws_sdk_apigatewaymanagement::Client::from_conf(config.build()),
+            client: std::sync::OnceLock::new(),
+            sdk: sdk.clone(),
+            endpoint: endpoint.map(str::to_owned),
             members: Cache::new(MEMBER_CACHE_TTL, MEMBER_CACHE_CONVERSATIONS),
         }
     }
 
     /// The management API client (one per process): also what closes and inspects connections.
     pub fn management(&self) -> &aws_sdk_apigatewaymanagement::Client {
-        &self.client
+        self.client.get_or_init(|| {
+            let mut config = aws_sdk_apigatewaymanagement::config::Builder::from(&self.sdk);
+            let local = std::env::var("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI").ok();
+            if let Some(endpoint) = local.as_deref().or(self.endpoint.as_deref()) {
+                config = config.endpoint_url(endpoint);
+            }
+            aws_sdk_apigatewaymanagement::Client::from_conf(config.build())
+        })
     }
 
     /// The members of a conversation as of `members_version`, from the cache while it is unchanged.
@@ -136,7 +144,7 @@ impl Fanout {
     /// The SDK retries transient failures with backoff; what still fails is the caller's to retry.
     async fn post(&self, store: &Store, user_id: &str, connection_id: &str, payload: Blob) -> Posted {
         match self
-            .client
+            .management()
             .post_to_connection()
             .connection_id(connection_id)
             .data(payload)

@@ -112,14 +112,17 @@ pub struct Queues {
 }
 
 pub struct Publisher {
-    client: aws_sdk_sqs::Client,
+    /// Built on first use, so that functions that publish nothing (the reads) do not link SQS's client.
+    client: std::sync::OnceLock<aws_sdk_sqs::Client>,
+    sdk: aws_config::SdkConfig,
     queues: Queues,
 }
 
 impl Publisher {
     pub fn new(sdk: &aws_config::SdkConfig, queues: Queues) -> Self {
         Publisher {
-            client: aws_sdk_sqs::Client::new(sdk),
+            client: std::sync::OnceLock::new(),
+            sdk: sdk.clone(),
             queues,
         }
     }
@@ -210,6 +213,7 @@ impl Publisher {
                 .collect::<Result<Vec<_>, _>>()?;
             let out = self
                 .client
+                .get_or_init(|| aws_sdk_sqs::Client::new(&self.sdk))
                 .send_message_batch()
                 .queue_url(url)
                 .set_entries(Some(request))

@@ -1,20 +1,68 @@
-//! Fixed-window request counters shared by every container: one conditional UpdateItem per check.
+//! Fixed-window request counters shared by every container: one item per subject and window
+//! (`RATE#<subject>`, `W#<window start>`), whose `hits` is what every container has added to it so far.
+//! How often a container reads or adds, and what it admits meanwhile, is `rate_limit`'s business.
 
 use super::{key, keys, n, Store};
 use crate::error::ApiError;
 
+/// The counter's number, as `ReturnValues` gives it back.
+#[derive(serde::Deserialize)]
+struct Hits {
+    hits: u64,
+}
+
 impl Store {
-    /// Counts one request against `subject`'s window starting at `window_start_secs`, unless the window
-    /// already holds `limit` requests: then nothing is written and the answer is `false`. The counter
-    /// expires through TTL one window after the window ends.
-    pub async fn count_request(
+    /// The hits counted so far in `subject`'s window starting at `window_start_secs` (0 when nobody has
+    /// counted any): one eventually consistent GetItem of the counter (0.5 RCU), no write. A stale
+    /// answer is still a total the counter held, never more than it holds.
+    pub async fn rate_hits(&self, subject: &str, window_start_secs: u64) -> Result<u64, ApiError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::rate_counter(subject),
+                keys::rate_window(window_start_secs),
+            )))
+            .projection_expression("hits")
+            .consistent_read(false)
+            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+            .send()
+            .await?;
+        self.usage.record(false, out.consumed_capacity());
+        Ok(match out.item {
+            Some(item) if item.contains_key("hits") => serde_dynamo::from_item::<_, Hits>(item)?.hits,
+            _ => 0,
+        })
+    }
+
+    /// Adds `hits` to the window's counter, whatever it holds, and returns its new total (which includes
+    /// every other container's additions): one UpdateItem (1 WCU). The counter expires through TTL one
+    /// window after the window ends.
+    pub async fn add_rate_hits(
         &self,
         subject: &str,
         window_start_secs: u64,
         window_secs: u64,
-        limit: u64,
-    ) -> Result<bool, ApiError> {
-        let request = self
+        hits: u64,
+    ) -> Result<u64, ApiError> {
+        self.add_rate_hits_below(subject, window_start_secs, window_secs, hits, None)
+            .await?
+            .ok_or_else(|| ApiError::internal("an unconditional counter update reported a failed condition"))
+    }
+
+    /// Adds `hits` to the window's counter if it holds fewer than `below` (with `None`, always), and
+    /// returns its new total; `None` when it already held `below` or more: then nothing is written.
+    /// One UpdateItem (1 WCU, the failed condition included).
+    pub async fn add_rate_hits_below(
+        &self,
+        subject: &str,
+        window_start_secs: u64,
+        window_secs: u64,
+        hits: u64,
+        below: Option<u64>,
+    ) -> Result<Option<u64>, ApiError> {
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -22,15 +70,18 @@ impl Store {
                 keys::rate_counter(subject),
                 keys::rate_window(window_start_secs),
             )))
-            .update_expression("ADD hits :one SET expiresAt = if_not_exists(expiresAt, :expires)")
-            .condition_expression("attribute_not_exists(hits) OR hits < :limit")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":limit", n(limit))
+            .update_expression("ADD hits :hits SET expiresAt = if_not_exists(expiresAt, :expires)")
+            .expression_attribute_values(":hits", n(hits))
             .expression_attribute_values(":expires", n(window_start_secs + 2 * window_secs));
+        if let Some(below) = below {
+            request = request
+                .condition_expression("attribute_not_exists(hits) OR hits < :below")
+                .expression_attribute_values(":below", n(below));
+        }
         Ok(self
-            .conditional_update::<serde::de::IgnoredAny>(request)
+            .conditional_update::<Hits>(request)
             .await?
-            .is_some())
+            .map(|counter| counter.hits))
     }
 }
 
