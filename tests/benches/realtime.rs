@@ -1,4 +1,4 @@
-//! `cargo bench -p parley-tests --bench realtime`: through the local stack, for groups of 2, 100 and 1000
+//! `cargo bench -p parley-tests --bench realtime`: through the local stack, for groups of 2, 10, 100 and 1000
 //! connected members: the send's own latency (HTTP round trip), send-to-delivery per delivery and to
 //! the last member, and the DynamoDB work per message, synchronous (the send) and asynchronous (the
 //! delivery worker), from the functions' own metric lines.
@@ -96,7 +96,7 @@ async fn main() {
 
     let mut rows = Vec::new();
     let mut work_rows = Vec::new();
-    for members in [2usize, 100, 1000] {
+    for members in [2usize, 10, 100, 1000] {
         let mut users = Vec::with_capacity(members);
         for i in 0..members {
             let id = parley_tests::silent_user(&context.store, &format!("rt{members}x{i}")).await;

@@ -7,15 +7,16 @@
 //!   UpdateItem per member (about 1 WCU for the item plus 2 for moving its GSI1 entry), done at most
 //!   once per conversation per listing granularity however many messages arrive in between: a
 //!   1000-member group costs at most 3,000 WCU per granularity window, a quiet one that cost per
-//!   message. The sender's own key moves with the send itself, so the sender's list is always exact.
+//!   message. The senders' own keys move with the "Sent" step below, message by message.
 //! - Sent: what follows a stored message but need not delay its send (issue 21's "work per message"),
 //!   from the message's INSERT record: the conversation's `lastSeq`, `lastMessage` and activity (the
 //!   newest message of the batch only), each sender's read marker and list key (their newest message),
 //!   a direct conversation's two list keys, threads' `lastReplyAt` and mentions. Every write is
 //!   conditional and only moves forward, so a record applied twice, or out of order, changes nothing.
-//!   Cost: one GetItem of the META (a direct conversation's members), then about 3 WCU per batch of a
-//!   conversation's messages from one sender (the META update is 1 to 2 WCU with `lastMessage` in it),
-//!   plus 1 per mention and per thread.
+//!   Cost: one GetItem of the META (a direct conversation's members), then per batch of a
+//!   conversation's messages: the META (1 to 2 WCU, `lastMessage` in it), each sender's member item
+//!   (read marker and list key in one update: 1 WCU and 2 for moving its GSI1 entry), a direct
+//!   conversation's other member's list key (3), and 1 per mention and per thread.
 //! - Purge: a deleted conversation's remaining items (messages, send claims, its position counter,
 //!   throttle items) are deleted in rounds of at most [`PURGE_ROUND_ITEMS`]; a round that leaves
 //!   more writes the `PURGE` marker, whose stream record starts the next round, so no invocation does
@@ -99,17 +100,15 @@ pub async fn record_sent(
             *slot = message;
         }
     }
-    // The members whose list keys a message moves directly: both of a direct conversation, the sender
-    // of a group (the others' follow from the META's record: `list_activity`).
-    let listings: Vec<(&str, &str)> = if conversation.direct_members.is_empty() {
-        by_sender.iter().map(|(sender, m)| (*sender, m.id.as_str())).collect()
-    } else {
-        conversation
-            .direct_members
-            .iter()
-            .map(|member| (member.as_str(), newest.id.as_str()))
-            .collect()
-    };
+    // The members whose list keys a message moves directly: every sender's (with its read marker, one
+    // write), and in a direct conversation the other member's too (a group's other members follow from
+    // the META's record: `list_activity`).
+    let listings: Vec<(&str, &str)> = conversation
+        .direct_members
+        .iter()
+        .filter(|member| !by_sender.contains_key(member.as_str()))
+        .map(|member| (member.as_str(), newest.id.as_str()))
+        .collect();
     let mut threads: BTreeMap<&str, &str> = BTreeMap::new();
     for message in &sent {
         if let Some(parent) = &message.parent_message_id {
@@ -129,11 +128,15 @@ pub async fn record_sent(
         })
         .collect();
     let meta = store.advance_conversation(newest);
-    let reads = futures_util::future::try_join_all(
-        by_sender
-            .iter()
-            .map(|(sender, m)| store.advance_read_marker(conversation_id, sender, m.seq, &m.id)),
-    );
+    let reads = futures_util::future::try_join_all(by_sender.iter().map(|(sender, m)| {
+        // A direct conversation's members are listed at its newest message, a group's sender
+        // at its own (the group's newest reaches every member through `list_activity`).
+        let activity = match conversation.direct_members.is_empty() {
+            true => m.id.as_str(),
+            false => newest.id.as_str(),
+        };
+        store.advance_sender(conversation_id, sender, m.seq, &m.id, activity)
+    }));
     let lists = futures_util::future::try_join_all(
         listings
             .into_iter()

@@ -847,6 +847,42 @@ impl Store {
         .await
     }
 
+    /// A sender's own read marker moved forward to its message (`seq`, `message_id`) and its list key to
+    /// `activity`, in one write (they are on the same member item: one write unit instead of two) when
+    /// both are behind; else each is moved on its own, forward only.
+    pub async fn advance_sender(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        seq: u64,
+        message_id: &str,
+        activity: &str,
+    ) -> Result<(), ApiError> {
+        let both = self
+            .update_if(
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(keys::conversation(conversation_id), keys::member(user_id))))
+                    .update_expression("SET readSeq = :seq, lastReadMessageId = :id, GSI1SK = :key")
+                    .condition_expression(
+                        "attribute_exists(PK) AND (attribute_not_exists(readSeq) OR readSeq < :seq) AND GSI1SK < :key",
+                    )
+                    .expression_attribute_values(":seq", n(seq))
+                    .expression_attribute_values(":id", s(message_id))
+                    .expression_attribute_values(":key", s(activity_key(activity, conversation_id))),
+            )
+            .await?;
+        if !both {
+            futures_util::future::try_join(
+                self.advance_read_marker(conversation_id, user_id, seq, message_id),
+                self.advance_listing(conversation_id, user_id, activity),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Moves one member's list key forward to `activity` (never back; a repeat changes nothing).
     pub async fn advance_listing(
         &self,
