@@ -1,5 +1,6 @@
 //! The PNG chart of a run: latency over time (the chatting routes' p50/p95/p99 and send-to-delivery, with
-//! the seeds' thresholds), and below it the users chatting, requests per second and errors per second.
+//! the seeds' thresholds), and below it the users chatting, requests per second and errors per second; in
+//! open loop also the arrivals offered per second, so answers falling behind them show.
 //!
 //! Text is drawn with DejaVu Sans from the `dejavu` crate through plotters' ab_glyph backend, so the chart
 //! looks the same on every machine and no system font is read.
@@ -30,6 +31,9 @@ pub struct Point {
     pub delivery_p95: Option<f64>,
     pub users: f64,
     pub requests_per_s: f64,
+    /// Open loop: arrivals scheduled per second (0 in closed loop).
+    pub offered_per_s: f64,
+    /// Failed requests, time-outs and (open loop) dropped arrivals per second.
     pub errors_per_s: f64,
 }
 
@@ -55,7 +59,8 @@ pub fn points(timeline: &[Second]) -> (Vec<Point>, usize) {
                 delivery_p95: ms(&delivery, 95.0),
                 users: seconds.iter().map(|s| s.users).max().unwrap_or(0) as f64,
                 requests_per_s: seconds.iter().map(|s| s.requests).sum::<u64>() as f64 / n,
-                errors_per_s: seconds.iter().map(|s| s.errors).sum::<u64>() as f64 / n,
+                offered_per_s: seconds.iter().map(|s| s.offered).sum::<u64>() as f64 / n,
+                errors_per_s: seconds.iter().map(|s| s.errors + s.dropped).sum::<u64>() as f64 / n,
             }
         })
         .collect();
@@ -173,7 +178,7 @@ fn draw_on(root: &DrawingArea<BitMapBackend, Shift>, title: &str, points: &[Poin
     let users_max = points.iter().map(|p| p.users).fold(0.0, f64::max).max(1.0) * 1.15;
     let rate_max = points
         .iter()
-        .map(|p| p.requests_per_s.max(p.errors_per_s))
+        .map(|p| p.requests_per_s.max(p.errors_per_s).max(p.offered_per_s))
         .fold(0.0, f64::max)
         .max(1.0)
         * 1.15;
@@ -194,7 +199,7 @@ fn draw_on(root: &DrawingArea<BitMapBackend, Shift>, title: &str, points: &[Poin
         .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
     load.configure_secondary_axes()
-        .y_desc("requests/s, errors/s")
+        .y_desc("per second")
         .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 18))
         .axis_desc_style(("sans-serif", 20))
@@ -211,14 +216,25 @@ fn draw_on(root: &DrawingArea<BitMapBackend, Shift>, title: &str, points: &[Poin
         points.iter().map(|p| (p.t, p.requests_per_s)),
         line_style(teal, 2),
     ))?
-    .label("requests/s (right axis)")
+    .label("requests ended/s (right axis)")
     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], line_style(teal, 4)));
+    if points.iter().any(|p| p.offered_per_s > 0.0) {
+        let orange = RGBColor(239, 108, 0);
+        load.draw_secondary_series(DashedLineSeries::new(
+            points.iter().map(|p| (p.t, p.offered_per_s)),
+            8,
+            5,
+            line_style(orange, 2),
+        ))?
+        .label("arrivals offered/s (right axis)")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], line_style(orange, 4)));
+    }
     let red = RGBColor(211, 47, 47);
     load.draw_secondary_series(LineSeries::new(
         points.iter().map(|p| (p.t, p.errors_per_s)),
         line_style(red, 2),
     ))?
-    .label("errors/s (right axis)")
+    .label("errors, time-outs and drops/s (right axis)")
     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], line_style(red, 4)));
     load.configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)

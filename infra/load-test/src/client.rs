@@ -1,7 +1,8 @@
 //! Parley's HTTP API as the virtual users call it: one method per route, each timed and recorded.
 //!
 //! Latency is from just before the request is sent to the last byte of the response body, which is what
-//! a client waits for.
+//! a client waits for. The open loop's measured requests go through an unrecorded `Api`: its scheduler
+//! times every arrival itself (HTTP and WebSocket alike) and records how each one ended.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +17,19 @@ use crate::stats::{route, Outcome, Recorder};
 pub enum CallError {
     Status(u16, String),
     Transport(String),
+    /// No answer within the client's time-out.
+    TimedOut,
+}
+
+impl CallError {
+    /// How the call ended, as the statistics count it.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            CallError::Status(status, _) => Outcome::Status(*status),
+            CallError::Transport(_) => Outcome::Transport,
+            CallError::TimedOut => Outcome::TimedOut,
+        }
+    }
 }
 
 impl std::fmt::Display for CallError {
@@ -23,6 +37,7 @@ impl std::fmt::Display for CallError {
         match self {
             CallError::Status(status, body) => write!(f, "HTTP {status}: {body}"),
             CallError::Transport(e) => write!(f, "transport: {e}"),
+            CallError::TimedOut => write!(f, "timed out"),
         }
     }
 }
@@ -59,7 +74,8 @@ impl Session {
 pub struct Api {
     http: reqwest::Client,
     base: String,
-    recorder: Arc<Recorder>,
+    /// None: the caller times and records the calls itself.
+    recorder: Option<Arc<Recorder>>,
 }
 
 /// The one HTTP client of a run. Proxies from the environment and redirects are off: either could send a
@@ -80,7 +96,22 @@ impl Api {
         Api {
             http,
             base: base.trim_end_matches('/').to_owned(),
-            recorder,
+            recorder: Some(recorder),
+        }
+    }
+
+    /// An `Api` that records nothing: for callers that time and record each call themselves.
+    pub fn unrecorded(http: reqwest::Client, base: &str) -> Self {
+        Api {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            recorder: None,
+        }
+    }
+
+    fn record(&self, route: &'static str, latency: Duration, outcome: Outcome) {
+        if let Some(recorder) = &self.recorder {
+            recorder.record(route, latency, outcome);
         }
     }
 
@@ -113,7 +144,7 @@ impl Api {
         let latency = started.elapsed();
         match result {
             Ok((status, bytes)) => {
-                self.recorder.record(route, latency, Outcome::Status(status.as_u16()));
+                self.record(route, latency, Outcome::Status(status.as_u16()));
                 if status.is_success() {
                     if bytes.is_empty() || status == StatusCode::NO_CONTENT {
                         return Ok(Value::Null);
@@ -125,8 +156,12 @@ impl Api {
                     Err(CallError::Status(status.as_u16(), text.chars().take(300).collect()))
                 }
             }
+            Err(e) if e.is_timeout() => {
+                self.record(route, latency, Outcome::TimedOut);
+                Err(CallError::TimedOut)
+            }
             Err(e) => {
-                self.recorder.record(route, latency, Outcome::Transport);
+                self.record(route, latency, Outcome::Transport);
                 Err(CallError::Transport(e.to_string()))
             }
         }

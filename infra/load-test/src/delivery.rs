@@ -5,6 +5,11 @@
 //! before the HTTP response reaches the sender. Only a send that succeeded counts as expected; arrivals
 //! are matched by `clientMessageId` (unique per run) and deduplicated per recipient, since delivery is
 //! at-least-once.
+//!
+//! API.md delivers a message to every open connection of every member, "the sender's other devices
+//! included", skipping only the connection a WebSocket `sendMessage` came from. So a send over HTTP also
+//! owes the sender's own socket its copy; the open loop counts that copy as expected (`own_copy`), while
+//! the closed loop, whose numbers BENCHMARKS.md compares across issues, keeps counting it apart as an echo.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +25,8 @@ use crate::stats::Recorder;
 pub struct DeliveryCounts {
     /// Sends that succeeded and so owe deliveries.
     pub sends: u64,
-    /// Deliveries owed: for each successful send, the other members of its group.
+    /// Deliveries owed: for each successful send, the other members of its group (and, when the send asked
+    /// for it, the sender's own socket: see the module's notes).
     pub expected: u64,
     /// Deliveries that arrived in time (first arrival per recipient).
     pub received: u64,
@@ -30,13 +36,15 @@ pub struct DeliveryCounts {
     pub duplicates: u64,
     /// Arrivals of messages no longer tracked: after the delivery timeout, or after a failed send.
     pub late_or_unknown: u64,
-    /// The sender's own socket receiving its message (the HTTP route fans out to every member).
+    /// The sender's own socket receiving its message when that copy was not counted as owed.
     pub echoes: u64,
 }
 
 struct Pending {
     started: Instant,
     group: usize,
+    /// The sender's own socket is owed a copy too.
+    own_copy: bool,
     expected: u32,
     confirmed: bool,
     recipients: Vec<usize>,
@@ -66,14 +74,16 @@ impl Tracker {
         }
     }
 
-    /// A send is about to start: `others` members of `group` should receive `client_id`.
-    pub fn expect(&self, client_id: &str, group: usize, others: u32, started: Instant) {
+    /// A send is about to start: `others` members of `group` should receive `client_id`, and with
+    /// `own_copy` the sender's own socket too.
+    pub fn expect(&self, client_id: &str, group: usize, others: u32, own_copy: bool, started: Instant) {
         self.inner.lock().expect("tracker lock").pending.insert(
             client_id.to_owned(),
             Pending {
                 started,
                 group,
-                expected: others,
+                own_copy,
+                expected: others + u32::from(own_copy),
                 confirmed: false,
                 recipients: Vec::new(),
             },
@@ -125,7 +135,8 @@ impl Tracker {
 
     fn arrived(&self, recipient: usize, client_id: &str, own: bool, at: Instant) {
         let mut inner = self.inner.lock().expect("tracker lock");
-        if own {
+        let owed_to_sender = inner.pending.get(client_id).is_some_and(|p| p.own_copy);
+        if own && !owed_to_sender {
             inner.counts.echoes += 1;
             return;
         }
@@ -210,7 +221,7 @@ mod tests {
     #[test]
     fn every_other_member_once() {
         let (recorder, tracker) = tracker();
-        tracker.expect("m1", 0, 2, Instant::now());
+        tracker.expect("m1", 0, 2, false, Instant::now());
         // Arrives before the HTTP response: still counted.
         tracker.on_event(1, "u1", &event("m1", "u0"));
         tracker.on_event(0, "u0", &event("m1", "u0"));
@@ -243,10 +254,10 @@ mod tests {
     fn missing_failed_and_late() {
         let (_, tracker) = tracker();
         let long_ago = Instant::now();
-        tracker.expect("m1", 0, 3, long_ago);
+        tracker.expect("m1", 0, 3, false, long_ago);
         tracker.confirm("m1");
         tracker.on_event(1, "u1", &event("m1", "u0"));
-        tracker.expect("m2", 0, 3, Instant::now());
+        tracker.expect("m2", 0, 3, false, Instant::now());
         tracker.on_event(1, "u1", &event("m2", "u0"));
         tracker.cancel("m2");
         assert_eq!(tracker.pending_in(0), 1);
@@ -256,5 +267,30 @@ mod tests {
         let counts = tracker.finish();
         assert_eq!((counts.expected, counts.received, counts.missing), (3, 1, 2));
         assert_eq!(counts.late_or_unknown, 2);
+    }
+
+    #[test]
+    fn an_http_send_owes_the_senders_own_socket_its_copy() {
+        let (recorder, tracker) = tracker();
+        // Over HTTP: user 0's own socket is owed the message too.
+        tracker.expect("h1", 0, 2, true, Instant::now());
+        tracker.on_event(0, "u0", &event("h1", "u0"));
+        tracker.on_event(1, "u1", &event("h1", "u0"));
+        tracker.confirm("h1");
+        // The sender's copy again: a duplicate, not a second delivery.
+        tracker.on_event(0, "u0", &event("h1", "u0"));
+        assert_eq!(tracker.pending(), 1, "user 2 still owed");
+        tracker.on_event(2, "u2", &event("h1", "u0"));
+        // Over WebSocket: the sending connection is skipped, so nothing is owed to it.
+        tracker.expect("w1", 0, 2, false, Instant::now());
+        tracker.confirm("w1");
+        tracker.on_event(1, "u1", &event("w1", "u0"));
+        let counts = tracker.finish();
+        assert_eq!(
+            (counts.sends, counts.expected, counts.received, counts.missing),
+            (2, 5, 4, 1)
+        );
+        assert_eq!((counts.duplicates, counts.echoes), (1, 0));
+        assert_eq!(recorder.delivery().len(), 4);
     }
 }

@@ -1,21 +1,27 @@
 //! Parley's load test: virtual users that sign up, hold a WebSocket and chat in group conversations, driven
 //! through the seeds' scenarios (normal, peak, stress, spike, soak) against the local stack or a stack you
-//! name on this machine.
+//! name on this machine; open loop by default (arrivals at fixed rates), closed loop on request.
 //!
 //! - `cli`: the command line;  `target`: where the load may go, and starting the local stack;
-//! - `scenario`: the user-count schedules;  `runner`: follows a schedule with groups of users;
-//! - `group`, `user`, `client`: a group's setup and teardown, one user's behaviour, the timed HTTP calls;
+//! - `scenario`: the user-count schedules and the open loop's arrival plans;
+//! - `open_loop`, `arrivals`: the open-loop run, and its constant-arrival-rate executor;
+//! - `runner`: the closed loop, following a schedule with groups of users;
+//! - `group`, `user`, `client`, `socket`: a group's setup and teardown, one user's behaviour, the timed HTTP
+//!   calls, a held WebSocket;
 //! - `delivery`: send-to-delivery matching;  `stats`: what was measured;
 //! - `report`, `chart`: the text/JSON summary with its verdict, and the PNG.
 
+pub mod arrivals;
 pub mod chart;
 pub mod cli;
 pub mod client;
 pub mod delivery;
 pub mod group;
+pub mod open_loop;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod socket;
 pub mod stats;
 pub mod target;
 pub mod user;
@@ -41,9 +47,14 @@ pub async fn load_test(
     let chart = match chart {
         Some(path) => {
             let title = format!(
-                "Parley load test: {}{} (run {run_id})",
+                "Parley load test: {}{}, {} (run {run_id})",
                 scenario.kind.name(),
-                if scenario.short { " --short" } else { "" }
+                if scenario.short { " --short" } else { "" },
+                if scenario.arrivals.is_some() {
+                    "open loop"
+                } else {
+                    "closed loop"
+                }
             );
             chart::draw(&path, &title, &outcome.recorder.timeline())?;
             Some(path.display().to_string())

@@ -8,11 +8,11 @@ use clap::Parser;
 use load_test::cli::Args;
 use load_test::report::TargetInfo;
 use load_test::runner::{new_run_id, RunSettings};
-use load_test::target::{self, StackSettings};
+use load_test::target::{self, RateLimiting, StackSettings};
 use local_stack::Profile;
 
-/// A thousand users hold a socket each, twice over (client and gateway ends), plus HTTP connections:
-/// more than the common soft limit of 1024 open files.
+/// A thousand users hold a socket each, twice over (client and gateway ends), plus HTTP connections (up
+/// to --max-in-flight per route in open loop): more than the common soft limit of 1024 open files.
 fn raise_open_file_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -67,6 +67,13 @@ async fn main() -> ExitCode {
                 build: !args.no_build,
                 max_instances_per_function: args.max_instances.max(1),
                 echo_logs: args.stack_logs,
+                // The open loop measures the stack as deployed, its limiter working on every request; the
+                // closed loop keeps the earlier runs' limits off, so its numbers compare with theirs.
+                rate_limiting: if scenario.arrivals.is_some() {
+                    RateLimiting::Raised
+                } else {
+                    RateLimiting::Off
+                },
                 ..StackSettings::default()
             };
             eprintln!("starting the local stack ({:?} functions)...", settings.profile);
@@ -127,6 +134,7 @@ async fn main() -> ExitCode {
         delivery_timeout: args.delivery_timeout,
         heartbeat: args.heartbeat,
         progress: (!args.quiet).then_some(args.progress),
+        max_in_flight: args.max_in_flight as usize,
     };
     let target = TargetInfo {
         http: endpoints.http,

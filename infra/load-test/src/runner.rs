@@ -1,4 +1,5 @@
-//! Drives a scenario: starts and stops groups of users to follow the schedule, and for stress judges each
+//! Drives a scenario. The open loop (the default) is `open_loop`; this is the closed loop of
+//! `--closed-loop`: it starts and stops groups of users to follow the schedule, and for stress judges each
 //! step's error rate to decide whether to go on.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -10,6 +11,7 @@ use serde::Serialize;
 use crate::client::{http_client, Api};
 use crate::delivery::{DeliveryCounts, Tracker};
 use crate::group::GroupHandle;
+use crate::open_loop::OpenLoopOutcome;
 use crate::scenario::{Plan, Scenario, ScenarioKind, P95_BUDGET_MS};
 use crate::stats::Recorder;
 use crate::target::Endpoints;
@@ -28,6 +30,8 @@ pub struct RunSettings {
     pub heartbeat: Duration,
     /// A progress line on stderr this often (None: quiet).
     pub progress: Option<Duration>,
+    /// Open loop: arrivals in flight at most, per route; one due beyond it is dropped.
+    pub max_in_flight: usize,
 }
 
 /// One stress step as it went.
@@ -67,6 +71,8 @@ pub struct RunOutcome {
     pub setup_failures: u64,
     pub stress: Option<StressResult>,
     pub interrupted: bool,
+    /// The open loop's own account (None for the closed loop).
+    pub open_loop: Option<OpenLoopOutcome>,
 }
 
 /// A short, lowercase id for usernames: base36 of 32 random bits.
@@ -97,8 +103,12 @@ fn group_range(index: usize, size: usize, max_users: usize) -> std::ops::Range<u
     start..(start + size).min(max_users)
 }
 
-/// Runs the scenario to its end (or until `interrupt` is set) and stops every user.
+/// Runs the scenario to its end (or until `interrupt` is set) and stops every user: the open loop when the
+/// scenario has arrivals (the default), else the closed loop below.
 pub async fn run(settings: RunSettings, interrupt: Arc<AtomicBool>) -> Result<RunOutcome, String> {
+    if let Some(plan) = settings.scenario.arrivals.clone() {
+        return crate::open_loop::run(settings, plan, interrupt).await;
+    }
     let recorder = Arc::new(Recorder::new());
     let tracker = Arc::new(Tracker::new(Arc::clone(&recorder), settings.delivery_timeout));
     let context = Arc::new(RunContext {
@@ -261,6 +271,7 @@ pub async fn run(settings: RunSettings, interrupt: Arc<AtomicBool>) -> Result<Ru
         setup_failures: context.setup_failures.load(Ordering::Relaxed),
         stress,
         interrupted,
+        open_loop: None,
         recorder,
     })
 }

@@ -3,6 +3,13 @@
 //! Fixed scenarios (normal, peak, spike, soak) are piecewise-linear schedules known up front. Stress is a
 //! staircase that only ends when the error rate of a step passes the threshold, so it is a plan the runner
 //! evaluates step by step.
+//!
+//! By default a scenario runs open loop (DESIGN.md, "Work per message"): all its users are set up first,
+//! then each route gets arrivals at a rate of its own on a fixed clock, whatever the answers take, as k6's
+//! constant-arrival-rate executor does. A closed loop (each user waits for its answer, thinks, acts again)
+//! slows its own arrivals when the system slows and so hides a collapse; it stays, behind
+//! `--closed-loop`, for comparison with the earlier runs. The open loop's rates follow the scenario's
+//! user schedule where it has a shape (spike, stress), in constant-rate stages.
 
 use std::time::Duration;
 
@@ -12,6 +19,10 @@ use serde::Serialize;
 pub const P95_BUDGET_MS: f64 = 300.0;
 pub const P99_BUDGET_MS: f64 = 500.0;
 pub const ERROR_BUDGET: f64 = 0.01;
+/// Open loop: a route answering under this share of the rate it was offered is falling behind.
+pub const ANSWERED_SHARE_BUDGET: f64 = 0.99;
+/// Open loop: the share of expected deliveries that must arrive.
+pub const DELIVERY_BUDGET: f64 = 0.999;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -156,14 +167,136 @@ impl Plan {
     }
 }
 
+/// Arrivals per second of each measured route.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteRates {
+    /// Messages sent, half over `POST /conversations/{id}/messages`, half as WebSocket `sendMessage`.
+    pub send: f64,
+    /// `GET /conversations/{id}/messages`.
+    pub history: f64,
+    /// `GET /conversations`.
+    pub list: f64,
+}
+
+impl RouteRates {
+    /// The seeds' load per user: 1,000 users send 100 messages a second (DESIGN.md's budgets), and read
+    /// as many histories and a fifth as many lists (issue 21's mix).
+    pub const PER_USER: RouteRates = RouteRates {
+        send: 0.1,
+        history: 0.1,
+        list: 0.02,
+    };
+    /// `--short` has a handful of users for seconds: each does more, so every route sees a few arrivals.
+    pub const PER_USER_SHORT: RouteRates = RouteRates {
+        send: 0.2,
+        history: 0.2,
+        list: 0.1,
+    };
+
+    pub fn times(self, factor: f64) -> RouteRates {
+        RouteRates {
+            send: self.send * factor,
+            history: self.history * factor,
+            list: self.list * factor,
+        }
+    }
+
+    pub fn total(self) -> f64 {
+        self.send + self.history + self.list
+    }
+}
+
+/// A stretch of the open loop at constant rates: the plan's rates times `scale`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stage {
+    #[serde(serialize_with = "crate::report::secs")]
+    pub duration: Duration,
+    pub scale: f64,
+}
+
+/// The open loop of a scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArrivalPlan {
+    /// Users set up (signed in, socket open, in their group) before the measured phase; each arrival picks
+    /// one of them at random.
+    pub users: usize,
+    /// Arrivals per second at the scenario's top (scale 1).
+    pub rates: RouteRates,
+    pub stages: Vec<Stage>,
+    /// Stress: judge each stage, and stop after the first whose failures (failed, timed out or dropped
+    /// arrivals) pass this share of its arrivals.
+    pub stop_above_failures: Option<f64>,
+}
+
+impl ArrivalPlan {
+    pub fn duration(&self) -> Duration {
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+
+    /// The open loop of `plan`: its top user count, set up first, at `rates`; the rates scaled by the
+    /// users the schedule wants at each moment where it has a shape. Steady scenarios (normal, peak, soak)
+    /// drop their ramp, which only paced the sign-ups that the open loop does before measuring.
+    pub fn following(kind: ScenarioKind, plan: &Plan, rates: RouteRates) -> ArrivalPlan {
+        let users = plan.max_users().max(1);
+        let (stages, stop_above_failures) = match plan {
+            Plan::Fixed(schedule) if kind == ScenarioKind::Spike => (stages_following(schedule, users), None),
+            Plan::Fixed(schedule) => (
+                vec![Stage {
+                    duration: schedule.duration(),
+                    scale: 1.0,
+                }],
+                None,
+            ),
+            Plan::Stepped(stress) => (
+                (0..stress.steps())
+                    .map(|n| Stage {
+                        duration: stress.step,
+                        scale: stress.users_at_step(n) as f64 / users as f64,
+                    })
+                    .collect(),
+                Some(stress.error_threshold),
+            ),
+        };
+        ArrivalPlan {
+            users,
+            rates,
+            stages,
+            stop_above_failures,
+        }
+    }
+}
+
+/// One stage per second at the users the schedule wants in that second (taken at its middle), relative to
+/// `top`; seconds at the same scale merged.
+fn stages_following(schedule: &Schedule, top: usize) -> Vec<Stage> {
+    let total = schedule.duration();
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut at = Duration::ZERO;
+    while at < total {
+        let duration = (total - at).min(Duration::from_secs(1));
+        let scale = schedule.users_at(at + duration / 2) as f64 / top as f64;
+        match stages.last_mut() {
+            Some(last) if last.scale == scale => last.duration += duration,
+            _ => stages.push(Stage { duration, scale }),
+        }
+        at += duration;
+    }
+    stages
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Scenario {
     pub kind: ScenarioKind,
+    /// Users over time: who chats in the closed loop; the shape the open loop's rates follow.
     pub plan: Plan,
-    /// Mean pause between one user's actions (each pause is drawn from 0.5x..1.5x of it).
+    /// Closed loop: mean pause between one user's actions (each pause is drawn from 0.5x..1.5x of it).
     #[serde(serialize_with = "crate::report::millis")]
     pub think: Duration,
     pub short: bool,
+    /// The open loop (the default); None for `--closed-loop`.
+    pub arrivals: Option<ArrivalPlan>,
 }
 
 /// What the command line may change about a scenario.
@@ -179,6 +312,12 @@ pub struct Overrides {
     pub step_users: Option<usize>,
     pub step: Option<Duration>,
     pub max_users: Option<usize>,
+    /// Run the old closed loop instead of the open loop.
+    pub closed_loop: bool,
+    /// Open loop: arrivals per second at the top, per route (default: the users times the seeds' rates).
+    pub send_rate: Option<f64>,
+    pub history_rate: Option<f64>,
+    pub list_rate: Option<f64>,
 }
 
 /// Time taken to bring the users in at the start: a fifth of the run, at most a minute. A ramp rather than
@@ -294,16 +433,34 @@ impl Scenario {
                 })
             }
         };
+        let arrivals = (!overrides.closed_loop).then(|| {
+            let per_user = if short {
+                RouteRates::PER_USER_SHORT
+            } else {
+                RouteRates::PER_USER
+            };
+            let defaults = per_user.times(plan.max_users() as f64);
+            let rates = RouteRates {
+                send: overrides.send_rate.unwrap_or(defaults.send),
+                history: overrides.history_rate.unwrap_or(defaults.history),
+                list: overrides.list_rate.unwrap_or(defaults.list),
+            };
+            ArrivalPlan::following(kind, &plan, rates)
+        });
         Scenario {
             kind,
             plan,
             think,
             short,
+            arrivals,
         }
     }
 
     /// One line for the report's header.
     pub fn describe(&self) -> String {
+        if let Some(arrivals) = &self.arrivals {
+            return describe_open_loop(self.kind, arrivals);
+        }
         let think = format!("think {} ms", self.think.as_millis());
         match &self.plan {
             Plan::Fixed(schedule) => {
@@ -338,6 +495,43 @@ impl Scenario {
                 s.error_threshold * 100.0
             ),
         }
+    }
+}
+
+fn describe_open_loop(kind: ScenarioKind, arrivals: &ArrivalPlan) -> String {
+    let r = arrivals.rates;
+    let rates = format!(
+        "{} sends/s (half HTTP, half WebSocket), {} history reads/s, {} list reads/s",
+        rate(r.send),
+        rate(r.history),
+        rate(r.list)
+    );
+    let seconds = arrivals.duration().as_secs_f64();
+    let shape = match (kind, arrivals.stop_above_failures) {
+        (_, Some(threshold)) => format!(
+            "{} steps of {:.0}s from {:.0} % to 100 % of these rates, until a step's failed, timed-out or dropped arrivals pass {:.0} %",
+            arrivals.stages.len(),
+            arrivals.stages.first().map_or(0.0, |s| s.duration.as_secs_f64()),
+            arrivals.stages.first().map_or(0.0, |s| s.scale * 100.0),
+            threshold * 100.0
+        ),
+        (ScenarioKind::Spike, None) => format!(
+            "these rates at the top, following the spike's users over {seconds:.0}s (a tenth at the base)"
+        ),
+        _ => format!("for {seconds:.0}s"),
+    };
+    format!(
+        "open loop: {} users set up first, then {rates}, {shape}",
+        arrivals.users
+    )
+}
+
+/// A rate as the header shows it: whole numbers bare, others with two decimals.
+fn rate(per_second: f64) -> String {
+    if per_second.fract() == 0.0 {
+        format!("{per_second:.0}")
+    } else {
+        format!("{per_second:.2}")
     }
 }
 
@@ -435,6 +629,91 @@ mod tests {
         );
         let Plan::Fixed(schedule) = s.plan else { panic!() };
         assert_eq!(schedule.users_at(secs(10)), 21, "a 20 s ramp for a 100 s run");
+    }
+
+    #[test]
+    fn open_loop_is_the_default_and_follows_the_users() {
+        let none = Overrides::default();
+        // The issue's scenario: 1,000 users for 60 s are 100 sends, 100 history and 20 list reads a second.
+        let seed = Scenario::build(
+            ScenarioKind::Normal,
+            &Overrides {
+                users: Some(1000),
+                duration: Some(secs(60)),
+                ..Overrides::default()
+            },
+        );
+        let arrivals = seed.arrivals.as_ref().expect("open loop by default");
+        assert_eq!(arrivals.users, 1000);
+        assert_eq!(
+            arrivals.rates,
+            RouteRates {
+                send: 100.0,
+                history: 100.0,
+                list: 20.0
+            }
+        );
+        assert_eq!(
+            arrivals.stages,
+            [Stage {
+                duration: secs(60),
+                scale: 1.0
+            }]
+        );
+        assert!(seed
+            .describe()
+            .starts_with("open loop: 1000 users set up first, then 100 sends/s"));
+        // Flags set the rates; the closed loop has none.
+        let flagged = Scenario::build(
+            ScenarioKind::Peak,
+            &Overrides {
+                send_rate: Some(7.0),
+                list_rate: Some(0.0),
+                ..Overrides::default()
+            },
+        );
+        let rates = flagged.arrivals.unwrap().rates;
+        assert_eq!((rates.send, rates.history, rates.list), (7.0, 50.0, 0.0));
+        let closed = Scenario::build(
+            ScenarioKind::Peak,
+            &Overrides {
+                closed_loop: true,
+                ..none.clone()
+            },
+        );
+        assert!(closed.arrivals.is_none());
+
+        // Spike: a tenth of the rates at the base, all of them at the top, a tenth again after.
+        let spike = Scenario::build(ScenarioKind::Spike, &none).arrivals.unwrap();
+        assert_eq!(spike.users, 1000);
+        assert_eq!(spike.duration(), secs(300));
+        let scale_at = |t: u64| {
+            let mut start = Duration::ZERO;
+            for stage in &spike.stages {
+                if secs(t) < start + stage.duration {
+                    return stage.scale;
+                }
+                start += stage.duration;
+            }
+            panic!("{t} s is past the plan")
+        };
+        assert_eq!((scale_at(45), scale_at(150), scale_at(250)), (0.1, 1.0, 0.1));
+        assert!((0.5..0.6).contains(&scale_at(90)), "mid-surge: {}", scale_at(90));
+
+        // Stress: steps of the rates of 50, 100, ... users out of 2,000, judged one by one.
+        let stress = Scenario::build(ScenarioKind::Stress, &none).arrivals.unwrap();
+        assert_eq!(stress.users, 2000);
+        assert_eq!(stress.stop_above_failures, Some(ERROR_BUDGET));
+        assert_eq!(stress.stages.len(), 40);
+        assert_eq!(stress.stages[0].scale, 0.025);
+        assert_eq!(stress.stages[39].scale, 1.0);
+
+        // Short: a handful of users, a few arrivals a second, seconds long.
+        let short = Scenario::build(ScenarioKind::Normal, &Overrides { short: true, ..none })
+            .arrivals
+            .unwrap();
+        assert_eq!((short.users, short.duration()), (10, secs(10)));
+        assert_eq!(short.rates.total(), 5.0);
     }
 
     #[test]

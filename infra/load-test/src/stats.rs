@@ -1,5 +1,7 @@
 //! What the virtual users measured: per-route latency histograms and outcome counts, send-to-delivery
-//! latency, and a per-second timeline for the chart and the stress steps.
+//! latency, and a per-second timeline for the chart and the stress steps. In open loop also the arrivals:
+//! how many each route was offered, how many found the in-flight bound full (dropped), and how late the
+//! scheduler started them.
 //!
 //! Totals go into HdrHistograms (bounded memory however long a soak runs, 3 significant digits); each second
 //! keeps its raw samples so the chart's percentiles are exact.
@@ -19,6 +21,8 @@ pub mod route {
     pub const LIST: &str = "GET /conversations";
     pub const HISTORY: &str = "GET /conversations/{id}/messages";
     pub const SEND: &str = "POST /conversations/{id}/messages";
+    /// A `sendMessage` frame until its `ack` (open loop sends half of its messages this way).
+    pub const WS_SEND: &str = "WS sendMessage -> ack";
     pub const WS_CONNECT: &str = "WS connect ($connect)";
     pub const WS_PING: &str = "WS ping -> pong";
 }
@@ -49,8 +53,10 @@ pub fn kind_of(route: &str) -> RouteKind {
 pub enum Outcome {
     /// A response with this status.
     Status(u16),
-    /// No response: connection refused or reset, timeout, unreadable body.
+    /// No response: connection refused or reset, unreadable body.
     Transport,
+    /// No response within the client's time-out.
+    TimedOut,
 }
 
 impl Outcome {
@@ -81,14 +87,25 @@ fn micros(d: Duration) -> u64 {
 
 #[derive(Debug, Clone)]
 pub struct RouteStats {
-    /// Latency of every response (any status); transport errors have none.
+    /// Latency of every response (any status), and of every time-out at the time waited (a lower bound,
+    /// but leaving them out would flatter the tail); transport errors have none.
     pub latency: Histogram<u64>,
+    /// Requests that ended: answered, failed in transport, or timed out.
     pub count: u64,
     pub ok: u64,
     pub rate_limited: u64,
     pub transport: u64,
+    pub timed_out: u64,
     /// Non-2xx statuses other than 429, by status.
     pub statuses: BTreeMap<u16, u64>,
+    /// Open loop: arrivals scheduled for this route, started or not.
+    pub offered: u64,
+    /// Open loop: arrivals not started because the route's in-flight bound was full.
+    pub dropped: u64,
+    /// Open loop: how long after its scheduled time each arrival started (the load generator's own lag).
+    pub start_lag: Histogram<u64>,
+    /// When the last answer (any status) came, since the recorder's origin.
+    pub last_answer: Option<Duration>,
 }
 
 impl RouteStats {
@@ -99,26 +116,40 @@ impl RouteStats {
             ok: 0,
             rate_limited: 0,
             transport: 0,
+            timed_out: 0,
             statuses: BTreeMap::new(),
+            offered: 0,
+            dropped: 0,
+            start_lag: new_histogram(),
+            last_answer: None,
         }
     }
 
-    fn add(&mut self, latency: Duration, outcome: Outcome) {
+    fn add(&mut self, latency: Duration, outcome: Outcome, since_origin: Duration) {
         self.count += 1;
         match outcome {
             Outcome::Status(_) if outcome.is_ok() => self.ok += 1,
             Outcome::Status(429) => self.rate_limited += 1,
             Outcome::Status(status) => *self.statuses.entry(status).or_default() += 1,
             Outcome::Transport => self.transport += 1,
+            Outcome::TimedOut => self.timed_out += 1,
+        }
+        if let Outcome::Status(_) = outcome {
+            self.last_answer = Some(self.last_answer.map_or(since_origin, |last| last.max(since_origin)));
         }
         if outcome != Outcome::Transport {
             let _ = self.latency.record(micros(latency));
         }
     }
 
-    /// Every failed request: non-2xx (429 included) and transport errors.
+    /// Every failed request: non-2xx (429 included), transport errors and time-outs.
     pub fn errors(&self) -> u64 {
         self.count - self.ok
+    }
+
+    /// Requests that got a response, whatever its status.
+    pub fn answered(&self) -> u64 {
+        self.count - self.transport - self.timed_out
     }
 
     /// Percentile in milliseconds (0 with no samples).
@@ -144,6 +175,9 @@ pub struct Second {
     pub requests: u64,
     pub errors: u64,
     pub rate_limited: u64,
+    /// Open loop: arrivals scheduled in this second, and those dropped at the in-flight bound.
+    pub offered: u64,
+    pub dropped: u64,
     /// Users chatting at the end of the second (as last reported by the runner).
     pub users: usize,
 }
@@ -164,6 +198,8 @@ pub struct Hold {
 }
 
 struct Inner {
+    /// Where the timeline's second 0 is (see `Recorder::restart_timeline`).
+    origin: Instant,
     routes: BTreeMap<&'static str, RouteStats>,
     hold: Option<Hold>,
     delivery: Histogram<u64>,
@@ -173,7 +209,6 @@ struct Inner {
 }
 
 pub struct Recorder {
-    start: Instant,
     inner: Mutex<Inner>,
 }
 
@@ -186,8 +221,8 @@ impl Default for Recorder {
 impl Recorder {
     pub fn new() -> Self {
         Recorder {
-            start: Instant::now(),
             inner: Mutex::new(Inner {
+                origin: Instant::now(),
                 routes: BTreeMap::new(),
                 hold: None,
                 delivery: new_histogram(),
@@ -198,12 +233,22 @@ impl Recorder {
         }
     }
 
+    /// Second 0 of the timeline.
     pub fn start(&self) -> Instant {
-        self.start
+        self.inner.lock().expect("recorder lock").origin
     }
 
-    fn second_of(&self, at: Instant) -> usize {
-        at.saturating_duration_since(self.start).as_secs() as usize
+    /// The measured phase starts now: the timeline (and so the chart) begins again at second 0, while the
+    /// per-route totals recorded so far (the open loop's set-up) stay. Returns the new origin.
+    pub fn restart_timeline(&self) -> Instant {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        inner.origin = Instant::now();
+        inner.timeline.clear();
+        inner.origin
+    }
+
+    fn second_of(inner: &Inner, at: Instant) -> usize {
+        at.saturating_duration_since(inner.origin).as_secs() as usize
     }
 
     fn second(inner: &mut Inner, index: usize) -> &mut Second {
@@ -219,18 +264,20 @@ impl Recorder {
 
     /// One request of `route` that took `latency` and ended now.
     pub fn record(&self, route: &'static str, latency: Duration, outcome: Outcome) {
-        let index = self.second_of(Instant::now());
+        let now = Instant::now();
         let mut inner = self.inner.lock().expect("recorder lock");
+        let index = Self::second_of(&inner, now);
+        let since_origin = now.saturating_duration_since(inner.origin);
         inner
             .routes
             .entry(route)
             .or_insert_with(RouteStats::new)
-            .add(latency, outcome);
+            .add(latency, outcome, since_origin);
         if let Some(hold) = &mut inner.hold {
             hold.routes
                 .entry(route)
                 .or_insert_with(RouteStats::new)
-                .add(latency, outcome);
+                .add(latency, outcome, since_origin);
         }
         inner.totals.requests += 1;
         if !outcome.is_ok() {
@@ -249,10 +296,30 @@ impl Recorder {
         }
     }
 
+    /// Open loop: an arrival of `route` was due now; `started` says whether it started or was dropped
+    /// because the route's in-flight bound was full.
+    pub fn record_arrival(&self, route: &'static str, started: bool) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        let index = Self::second_of(&inner, Instant::now());
+        let stats = inner.routes.entry(route).or_insert_with(RouteStats::new);
+        stats.offered += 1;
+        stats.dropped += u64::from(!started);
+        let second = Self::second(&mut inner, index);
+        second.offered += 1;
+        second.dropped += u64::from(!started);
+    }
+
+    /// Open loop: an arrival of `route` started `lag` after its scheduled time.
+    pub fn record_start_lag(&self, route: &'static str, lag: Duration) {
+        let mut inner = self.inner.lock().expect("recorder lock");
+        let stats = inner.routes.entry(route).or_insert_with(RouteStats::new);
+        let _ = stats.start_lag.record(micros(lag));
+    }
+
     /// A message reached another member's socket `latency` after its send request started.
     pub fn record_delivery(&self, latency: Duration) {
-        let index = self.second_of(Instant::now());
         let mut inner = self.inner.lock().expect("recorder lock");
+        let index = Self::second_of(&inner, Instant::now());
         let _ = inner.delivery.record(micros(latency));
         if let Some(hold) = &mut inner.hold {
             let _ = hold.delivery.record(micros(latency));
@@ -265,8 +332,8 @@ impl Recorder {
     /// From now on, also measure apart what happens after the ramp: the steady state without the cold
     /// starts, the sign-ups and DynamoDB Local's JIT warm-up that come with users arriving.
     pub fn start_hold(&self) {
-        let from = self.start.elapsed().as_secs_f64();
         let mut inner = self.inner.lock().expect("recorder lock");
+        let from = inner.origin.elapsed().as_secs_f64();
         inner.hold.get_or_insert_with(|| Hold {
             from,
             routes: BTreeMap::new(),
@@ -280,8 +347,8 @@ impl Recorder {
 
     /// The number of users chatting now, for the timeline.
     pub fn set_users(&self, users: usize) {
-        let index = self.second_of(Instant::now());
         let mut inner = self.inner.lock().expect("recorder lock");
+        let index = Self::second_of(&inner, Instant::now());
         inner.users = users;
         Self::second(&mut inner, index).users = users;
     }

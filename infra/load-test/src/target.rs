@@ -8,13 +8,36 @@ use std::net::IpAddr;
 
 use local_stack::{LocalStack, Options, Profile};
 
-/// The backend's per-IP and per-user rate limits. Every virtual user comes from 127.0.0.1, so a stack
-/// under load test runs with all three off ("0"); a deployed stack under test needs the same values.
+/// The backend's per-IP and per-user rate limits. Every virtual user comes from 127.0.0.1, so at their
+/// defaults the load would be refused; a deployed stack under test needs the same values.
 pub const RATE_LIMIT_PARAMETERS: [&str; 3] = [
     "RateLimitIpPerHour",
     "RateLimitUserPerHour",
     "RateLimitSensitivePerMinute",
 ];
+
+/// How the stack under test limits rates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimiting {
+    /// Every limit "0" (off): what the closed-loop runs of BENCHMARKS.md had.
+    Off,
+    /// Every limit on, at [`RAISED_RATE_LIMIT`]: the limiter does its work on every request, as deployed,
+    /// without refusing the load (the open loop's default).
+    Raised,
+}
+
+/// Far above what any scenario does from one address or as one user (a thousand users signing up within
+/// a minute; a user at several requests a second for hours).
+pub const RAISED_RATE_LIMIT: &str = "1000000";
+
+impl RateLimiting {
+    pub fn value(self) -> &'static str {
+        match self {
+            RateLimiting::Off => "0",
+            RateLimiting::Raised => RAISED_RATE_LIMIT,
+        }
+    }
+}
 
 /// The two base URLs the virtual users talk to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +129,7 @@ pub struct StackSettings {
     pub max_instances_per_function: usize,
     pub echo_logs: bool,
     pub dynamodb_heap_mb: u32,
+    pub rate_limiting: RateLimiting,
 }
 
 impl Default for StackSettings {
@@ -116,29 +140,34 @@ impl Default for StackSettings {
             max_instances_per_function: 10,
             echo_logs: false,
             dynamodb_heap_mb: 1024,
+            rate_limiting: RateLimiting::Raised,
         }
     }
 }
 
-/// The rate-limit parameters, each "0", that `declared` (the template's parameter names) knows. Giving
-/// only declared ones keeps the local stack's view exact whether or not the template has them yet.
-pub fn rate_limit_overrides<'a>(declared: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, String> {
+/// The rate-limit parameters that `declared` (the template's parameter names) knows, each at
+/// `rate_limiting`'s value. Giving only declared ones keeps the local stack's view exact whether or not the
+/// template has them yet.
+pub fn rate_limit_overrides<'a>(
+    declared: impl IntoIterator<Item = &'a str>,
+    rate_limiting: RateLimiting,
+) -> BTreeMap<String, String> {
     let declared: Vec<&str> = declared.into_iter().collect();
     RATE_LIMIT_PARAMETERS
         .iter()
         .filter(|name| declared.contains(name))
-        .map(|name| ((*name).to_owned(), "0".to_owned()))
+        .map(|name| ((*name).to_owned(), rate_limiting.value().to_owned()))
         .collect()
 }
 
-/// Starts Parley's local stack in this process: free ports, an in-memory database, rate limits off.
-/// Returns the stack and the rate-limit parameters it was given.
+/// Starts Parley's local stack in this process: free ports, an in-memory database, the rate limits as
+/// `settings` says. Returns the stack and the rate-limit parameters it was given.
 pub async fn start_local_stack(settings: &StackSettings) -> Result<(LocalStack, BTreeMap<String, String>), String> {
     let template = local_stack::workspace_template();
     let declared = parley_template::Template::load(&template)
         .map_err(|e| format!("reading {}: {e}", template.display()))?
         .parameters();
-    let rate_limits = rate_limit_overrides(declared.iter().map(|p| p.name.as_str()));
+    let rate_limits = rate_limit_overrides(declared.iter().map(|p| p.name.as_str()), settings.rate_limiting);
     let mut options = Options::for_tests(template);
     options.profile = settings.profile;
     options.build = settings.build;
@@ -226,14 +255,18 @@ mod tests {
 
     #[test]
     fn rate_limits_only_where_declared() {
-        assert!(rate_limit_overrides(["TokenSecret"]).is_empty());
-        let all = rate_limit_overrides([
+        assert!(rate_limit_overrides(["TokenSecret"], RateLimiting::Off).is_empty());
+        let declared = [
             "TokenSecret",
             "RateLimitIpPerHour",
             "RateLimitUserPerHour",
             "RateLimitSensitivePerMinute",
-        ]);
-        assert_eq!(all.len(), 3);
-        assert!(all.values().all(|v| v == "0"));
+        ];
+        let off = rate_limit_overrides(declared, RateLimiting::Off);
+        assert_eq!(off.len(), 3);
+        assert!(off.values().all(|v| v == "0"));
+        let raised = rate_limit_overrides(declared, RateLimiting::Raised);
+        assert_eq!(raised.keys().collect::<Vec<_>>(), off.keys().collect::<Vec<_>>());
+        assert!(raised.values().all(|v| v == "1000000"));
     }
 }

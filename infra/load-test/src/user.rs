@@ -1,19 +1,17 @@
 //! One virtual user: signs up (or in), holds one WebSocket, and chats in its group with think time between
 //! actions: history three times as often as a send, and the conversation list as often as a send.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::client::{Api, CallError, Session};
 use crate::delivery::Tracker;
+use crate::socket::SocketLink;
 use crate::stats::{route, Outcome, Recorder};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -113,7 +111,9 @@ impl Member {
         let mut attempt = 1;
         let session = loop {
             match context.api.sign_up_or_in(&username, PASSWORD).await {
-                Err(CallError::Transport(_) | CallError::Status(500..=599, _)) if attempt < SIGNUP_ATTEMPTS => {
+                Err(CallError::Transport(_) | CallError::TimedOut | CallError::Status(500..=599, _))
+                    if attempt < SIGNUP_ATTEMPTS =>
+                {
                     tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
                     attempt += 1;
                 }
@@ -132,7 +132,7 @@ impl Member {
     }
 
     /// The access token, refreshed first when it is near its end (soaks outlive the 15-minute tokens).
-    async fn fresh_token(&self, context: &RunContext) -> String {
+    pub async fn fresh_token(&self, context: &RunContext) -> String {
         let current = self.session.lock().expect("session lock").clone();
         if Instant::now() < current.refresh_at {
             return current.access;
@@ -174,88 +174,17 @@ pub async fn connect(context: &RunContext, token: &str) -> Result<Socket, CallEr
             Err(CallError::Transport(e.to_string()))
         }
         Err(_) => {
-            context.recorder.record(route::WS_CONNECT, latency, Outcome::Transport);
-            Err(CallError::Transport("WebSocket connect timed out".to_owned()))
+            context.recorder.record(route::WS_CONNECT, latency, Outcome::TimedOut);
+            Err(CallError::TimedOut)
         }
     }
 }
 
-/// Reads the member's socket until `close` turns true: every event goes to the delivery tracker, pongs
-/// are timed, and a socket that closes under the user is opened again (as a client app would).
-pub async fn hold_socket(
-    context: Arc<RunContext>,
-    member: Arc<Member>,
-    mut socket: Socket,
-    mut close: watch::Receiver<bool>,
-) {
-    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + context.heartbeat, context.heartbeat);
-    let mut ping_started: Option<Instant> = None;
-    loop {
-        tokio::select! {
-            frame = socket.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    let Ok(event) = serde_json::from_str::<Value>(&text) else { continue };
-                    if event["type"] == "pong" {
-                        if let Some(started) = ping_started.take() {
-                            context.recorder.record(route::WS_PING, started.elapsed(), Outcome::Status(200));
-                        }
-                        continue;
-                    }
-                    context.tracker.on_event(member.index, &member.user_id, &event);
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    if *close.borrow() {
-                        return;
-                    }
-                    match reopen(&context, &member, &mut close).await {
-                        Some(reopened) => {
-                            socket = reopened;
-                            context.reconnects.fetch_add(1, Ordering::Relaxed);
-                            ping_started = None;
-                        }
-                        None => return,
-                    }
-                }
-            },
-            _ = heartbeat.tick() => {
-                if ping_started.is_some() {
-                    // No pong for a whole heartbeat: count it as lost.
-                    context.recorder.record(route::WS_PING, context.heartbeat, Outcome::Transport);
-                }
-                ping_started = Some(Instant::now());
-                let _ = socket.send(Message::text(json!({ "action": "ping" }).to_string())).await;
-            }
-            _ = close.changed() => {
-                let _ = socket.close(None).await;
-                // Read to the server's close, so its $disconnect has started before the run ends.
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    while let Some(Ok(_)) = socket.next().await {}
-                })
-                .await;
-                return;
-            }
-        }
-    }
-}
-
-/// Opens the socket again with a fresh token, backing off, until it works or `close` is set.
-async fn reopen(context: &RunContext, member: &Member, close: &mut watch::Receiver<bool>) -> Option<Socket> {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        let token = member.fresh_token(context).await;
-        if let Ok(socket) = connect(context, &token).await {
-            return Some(socket);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = close.changed() => return None,
-        }
-        if *close.borrow() {
-            return None;
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+/// Reads the member's socket until `close` turns true (see `socket::hold`); the closed loop sends nothing
+/// over it but pings.
+pub async fn hold_socket(context: Arc<RunContext>, member: Arc<Member>, socket: Socket, close: watch::Receiver<bool>) {
+    let (link, frames) = SocketLink::new();
+    crate::socket::hold(context, member, socket, link, frames, close).await;
 }
 
 /// The chat loop, until `stop` turns true: pause, then one action.
@@ -294,7 +223,7 @@ pub async fn chat(
                     "Message {sent} from virtual user {} of run {}: an ordinary line of chat.",
                     member.index, context.run_id
                 );
-                context.tracker.expect(&client_id, group, others, Instant::now());
+                context.tracker.expect(&client_id, group, others, false, Instant::now());
                 match context.api.send(&token, &conversation, &client_id, &body).await {
                     Ok(_) => context.tracker.confirm(&client_id),
                     Err(_) => context.tracker.cancel(&client_id),

@@ -51,6 +51,18 @@ fn allow_remote_passes_validation() {
 }
 
 #[test]
+fn flags_of_the_other_loop_are_usage_errors() {
+    for args in [
+        &["--closed-loop", "--send-rate", "5"][..],
+        &["--think-ms", "500"],
+        &["--list-rate", "-2"],
+    ] {
+        let (code, stderr) = parley_load(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn help_lists_the_scenarios() {
     let output = Command::new(env!("CARGO_BIN_EXE_parley-load"))
         .arg("--help")
@@ -68,6 +80,15 @@ fn help_lists_the_scenarios() {
         "--allow-remote",
         "--chart",
         "--json",
+        "--closed-loop",
+        "--send-rate",
+        "--history-rate",
+        "--list-rate",
+        "--max-in-flight",
+        "--users",
+        "--group-size",
+        "--duration",
+        "RateLimitUserPerHour=1000000",
     ] {
         assert!(help.contains(word), "--help lacks {word}");
     }

@@ -1,7 +1,8 @@
-//! The load test against the real local stack (started in this process, in memory), each scenario in a
-//! seconds-long version with a handful of users. Checks that real load was made and measured: every route
-//! called, no errors, every expected WebSocket delivery received, a report with its per-route lines and
-//! verdict, and a real PNG. Latency is not asserted: that is what the full runs in BENCHMARKS.md are for.
+//! The load test against the real local stack (started in this process, in memory), the open loop's
+//! `--short` scenario and each closed-loop scenario in a seconds-long version with a handful of users.
+//! Checks that real load was made and measured: every route called, no errors, every expected WebSocket
+//! delivery received, a report with its per-route lines and verdict, and a real PNG. Latency is not
+//! asserted: that is what the full runs in BENCHMARKS.md are for.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -18,6 +19,7 @@ fn tiny(kind: ScenarioKind) -> Scenario {
     let overrides = match kind {
         ScenarioKind::Stress => Overrides {
             short: true,
+            closed_loop: true,
             users: Some(3),
             step_users: Some(3),
             step: Some(Duration::from_secs(2)),
@@ -30,6 +32,7 @@ fn tiny(kind: ScenarioKind) -> Scenario {
             users: Some(if kind == ScenarioKind::Normal { 6 } else { 9 }),
             duration: Some(Duration::from_secs(5)),
             think: Some(Duration::from_millis(100)),
+            closed_loop: true,
             ..Overrides::default()
         },
     };
@@ -98,6 +101,63 @@ fn check(report: &Report, chart: &Path) {
     assert!(text.contains(&format!("chart: {}", chart.display())));
 }
 
+/// The open loop's `--short` normal scenario, with 6 users in groups of 3 for 5 s.
+fn open_short() -> Scenario {
+    Scenario::build(
+        ScenarioKind::Normal,
+        &Overrides {
+            short: true,
+            users: Some(6),
+            duration: Some(Duration::from_secs(5)),
+            ..Overrides::default()
+        },
+    )
+}
+
+fn check_open(report: &Report, chart: &Path) {
+    let text = report.to_text();
+    let open = report
+        .open_loop
+        .as_ref()
+        .unwrap_or_else(|| panic!("not open loop\n{text}"));
+    assert_eq!((open.outcome.users_wanted, open.outcome.users_ready), (6, 6), "{text}");
+    assert_eq!(report.groups, 2, "{text}");
+    for r in [route::SEND, route::WS_SEND, route::HISTORY, route::LIST] {
+        let a = report.arrivals(r).unwrap_or_else(|| panic!("no {r} arrivals\n{text}"));
+        assert!(a.offered > 0, "{r}\n{text}");
+        // Every arrival served: the short plan's rates are nothing for the stack.
+        assert_eq!(
+            (a.ok, a.answered, a.unserved()),
+            (a.offered, a.offered, 0),
+            "{r}\n{text}"
+        );
+        assert!(a.p50_ms > 0.0 && a.offered_per_second > 0.0, "{r}\n{text}");
+        assert!(text.lines().any(|l| l.starts_with(r)), "no report line for {r}\n{text}");
+    }
+    // Sends alternate, HTTP first: half each, the HTTP half one more when the count is odd.
+    let (http, ws) = (
+        report.arrivals(route::SEND).unwrap(),
+        report.arrivals(route::WS_SEND).unwrap(),
+    );
+    assert!(http.offered == ws.offered || http.offered == ws.offered + 1, "{text}");
+    // Groups of 3: an HTTP send owes both others and the sender's own socket, a sendMessage the others.
+    let d = &report.delivery.counts;
+    assert_eq!(d.expected, 3 * http.ok + 2 * ws.ok, "{text}");
+    assert_eq!((d.received, d.missing), (d.expected, 0), "deliveries\n{text}");
+    assert_eq!(report.delivery.completeness_percent, 100.0);
+    assert!(report.delivery.p50_ms > 0.0, "{text}");
+    for check in ["PASS  GET /conversations served", "PASS  deliveries", "PASS  set-up"] {
+        assert!(text.contains(check), "{check}\n{text}");
+    }
+    assert!(text.contains("answered rate") && text.contains("RESULT: "), "{text}");
+    let json = serde_json::to_value(report).unwrap();
+    assert_eq!(json["model"], "open loop");
+    assert_eq!(json["openLoop"]["routes"].as_array().map(Vec::len), Some(4));
+    assert_eq!(json["openLoop"]["usersReady"], 6);
+    let png = std::fs::read(chart).unwrap_or_else(|e| panic!("open loop: chart {}: {e}", chart.display()));
+    assert_eq!(png_size(&png), Some((1600, 1000)), "open loop: not a 1600x1000 PNG");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_in_short_against_the_local_stack() {
     let began = Instant::now();
@@ -115,6 +175,38 @@ async fn every_scenario_in_short_against_the_local_stack() {
         ws: stack.ws_url(),
     };
     let charts = std::env::temp_dir().join(format!("parley-load-smoke-{}", std::process::id()));
+    let target = TargetInfo {
+        http: endpoints.http.clone(),
+        ws: endpoints.ws.clone(),
+        description: "smoke test".to_owned(),
+        parameters: parameters.clone(),
+    };
+    // The rate limits are on, raised out of the way, as the open loop runs them.
+    assert!(parameters.values().all(|v| v == "1000000"), "{parameters:?}");
+
+    let chart = charts.join("open-loop.png");
+    let settings = RunSettings {
+        scenario: open_short(),
+        endpoints: endpoints.clone(),
+        run_id: new_run_id(),
+        group_size: 3,
+        request_timeout: Duration::from_secs(10),
+        delivery_timeout: Duration::from_secs(10),
+        heartbeat: Duration::from_secs(60),
+        progress: None,
+        max_in_flight: 64,
+    };
+    let report = load_test::load_test(
+        settings,
+        target.clone(),
+        Some(chart.clone()),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect("the open loop completes");
+    check_open(&report, &chart);
+    eprintln!("open loop done after {:.1} s", began.elapsed().as_secs_f64());
+
     let mut outcomes = Vec::new();
     for kind in [
         ScenarioKind::Normal,
@@ -132,16 +224,16 @@ async fn every_scenario_in_short_against_the_local_stack() {
             delivery_timeout: Duration::from_secs(10),
             heartbeat: Duration::from_secs(1),
             progress: None,
+            max_in_flight: 64,
         };
-        let target = TargetInfo {
-            http: endpoints.http.clone(),
-            ws: endpoints.ws.clone(),
-            description: "smoke test".to_owned(),
-            parameters: parameters.clone(),
-        };
-        let report = load_test::load_test(settings, target, Some(chart.clone()), Arc::new(AtomicBool::new(false)))
-            .await
-            .expect("the run completes");
+        let report = load_test::load_test(
+            settings,
+            target.clone(),
+            Some(chart.clone()),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .await
+        .expect("the run completes");
         check(&report, &chart);
         eprintln!("{} done after {:.1} s", kind.name(), began.elapsed().as_secs_f64());
         outcomes.push(report);
