@@ -39,6 +39,19 @@ pub enum Storage {
     Directory(PathBuf),
 }
 
+/// How the JVM compiles DynamoDB Local's code (`tests/jvm.rs` measures both; BENCHMARKS.md, issue 21).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Jit {
+    /// The client compiler only (`-XX:TieredStopAtLevel=1`): about 40 % less CPU to start and half the
+    /// CPU per call over the first thousands of calls, about 10 % more per call once warm. For a server
+    /// that lives as long as a test process.
+    #[default]
+    Quick,
+    /// The JVM's default tiered compilation: the optimising compiler's code once warm (after some
+    /// tens of thousands of calls), for the run command and load tests.
+    Peak,
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub storage: Storage,
@@ -46,6 +59,7 @@ pub struct Options {
     pub port: Option<u16>,
     /// DynamoDB Local takes over 1 GB when left alone.
     pub max_heap_mb: u32,
+    pub jit: Jit,
 }
 
 impl Default for Options {
@@ -54,6 +68,7 @@ impl Default for Options {
             storage: Storage::InMemory,
             port: None,
             max_heap_mb: 384,
+            jit: Jit::Quick,
         }
     }
 }
@@ -109,6 +124,7 @@ impl DynamoDbLocal {
         command
             .arg(format!("-Xmx{}m", options.max_heap_mb))
             .arg("-XX:+UseSerialGC")
+            .args((options.jit == Jit::Quick).then_some("-XX:TieredStopAtLevel=1"))
             .arg(format!(
                 "-Djava.library.path={}",
                 jar_dir.join("DynamoDBLocal_lib").display()

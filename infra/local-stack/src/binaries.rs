@@ -35,6 +35,9 @@ pub fn executable(workspace: &Path, profile: Profile, binary: &str) -> PathBuf {
     target_dir(workspace).join(profile.dir()).join(binary)
 }
 
+/// The gateway's own binary (this package's).
+pub const GATEWAY: &str = "local-stack";
+
 /// `cargo build --bin a --bin b ...` in the workspace; cargo does nothing when they are fresh.
 pub fn build(workspace: &Path, profile: Profile, binaries: &[String]) -> Result<(), String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

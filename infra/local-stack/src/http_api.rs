@@ -517,6 +517,7 @@ mod tests {
             },
             1,
             Arc::new(LogBook::new(false)),
+            Arc::default(),
         )
     }
 

@@ -9,10 +9,12 @@
 //! The binary (`cargo run -p local-stack`) is the README's run command; the library is what the
 //! end-to-end tests start, on free ports and in memory.
 
+mod activity;
 mod binaries;
 mod cbor;
 mod cloudwatch;
 mod cors;
+mod dynamodb_relay;
 mod event_filter;
 mod event_sources;
 pub mod faults;
@@ -41,13 +43,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use binaries::Profile;
-pub use dynamodb_local::Storage;
+pub use dynamodb_local::{Jit, Storage};
 pub use faults::{FaultConfig, FaultCounters, FaultInjector, FaultProxy};
 pub use logs::LogLine;
 pub use runtime::FunctionStats;
+pub use streams::StreamCalls;
 pub use websocket::Limits;
 
+use activity::Activity;
 use dynamodb_local::DynamoDbLocal;
+use dynamodb_relay::DynamoDbRelay;
 use http_api::{HttpGateway, HttpRoute, HttpRouter, RouteAuthorizer};
 use logs::LogBook;
 use parley_template::Template;
@@ -103,6 +108,9 @@ pub struct Options {
     /// Echo function output and gateway remarks to stdout.
     pub echo_logs: bool,
     pub dynamodb_heap_mb: u32,
+    /// How DynamoDB Local's JVM compiles: for a long run (the optimising compiler), or for a test's
+    /// short one (the quick compiler: less CPU to start and for the first thousands of calls).
+    pub dynamodb_jit: Jit,
     /// Every queue's visibility timeout; None: the template's. Tests set a short one, so failed
     /// messages come back in a second rather than a minute.
     pub queue_visibility_timeout: Option<Duration>,
@@ -142,6 +150,7 @@ impl Options {
             secrets: BTreeMap::from([("TokenSigningSecret.current".to_owned(), LOCAL_TOKEN_SECRET.to_owned())]),
             echo_logs: true,
             dynamodb_heap_mb: 512,
+            dynamodb_jit: Jit::Peak,
             queue_visibility_timeout: None,
             fault_injection: false,
             faults: FaultConfig::default(),
@@ -161,6 +170,7 @@ impl Options {
             profile: Profile::Debug,
             echo_logs: false,
             dynamodb_heap_mb: 384,
+            dynamodb_jit: Jit::Quick,
             web_port: None,
             s3_port: 0,
             ..Options::new(template)
@@ -179,6 +189,8 @@ pub struct LocalStack {
     logs: Arc<LogBook>,
     shutdown: watch::Sender<bool>,
     dynamodb: Option<DynamoDbLocal>,
+    /// What `dynamodb_endpoint` hands out: DynamoDB Local through a relay that wakes the stream pollers.
+    dynamodb_relay: Option<DynamoDbRelay>,
     sqs: Arc<sqs::Sqs>,
     event_sources: event_sources::EventSources,
     streams: streams::Streams,
@@ -217,6 +229,7 @@ impl LocalStack {
         };
         let web_address = web_listener.as_ref().map(TcpListener::local_addr).transpose()?;
         let logs = Arc::new(LogBook::new(options.echo_logs));
+        let activity = Arc::new(Activity::default());
         let sqs_endpoint = format!("http://{ws_address}");
         let sqs = sqs::Sqs::new(
             &queues,
@@ -254,12 +267,13 @@ impl LocalStack {
                 .map_err(StackError::Build)?;
         }
 
-        let (dynamodb, dynamodb_endpoint, table_stream) = match &table {
+        let (dynamodb, local_endpoint, table_stream) = match &table {
             Some(table) => {
                 let dynamo_options = dynamodb_local::Options {
                     storage: options.storage.clone(),
                     port: None,
                     max_heap_mb: options.dynamodb_heap_mb,
+                    jit: options.dynamodb_jit,
                 };
                 let server = tokio::task::spawn_blocking(move || DynamoDbLocal::start(dynamo_options))
                     .await
@@ -286,14 +300,19 @@ impl LocalStack {
             )),
             false => None,
         };
-        let fault_proxy = match (&faults, &dynamodb_endpoint) {
+        let dynamodb_relay = match &dynamodb {
+            Some(server) => Some(DynamoDbRelay::start(server.port(), Arc::clone(&activity)).await?),
+            None => None,
+        };
+        let dynamodb_endpoint = dynamodb_relay.as_ref().map(DynamoDbRelay::endpoint);
+        let fault_proxy = match (&faults, &local_endpoint) {
             (Some(faults), Some(endpoint)) => Some(FaultProxy::start(endpoint, Arc::clone(faults)).await?),
             _ => None,
         };
         let functions_dynamodb = fault_proxy
             .as_ref()
             .map(FaultProxy::endpoint)
-            .or(dynamodb_endpoint.clone());
+            .or(local_endpoint.clone());
 
         let mut resolver = Resolver::new(&template, options.parameters.clone())
             .with_secrets(&options.secrets)
@@ -355,7 +374,12 @@ impl LocalStack {
             };
             pools.insert(
                 function.logical_id.clone(),
-                FunctionPool::new(spec, options.max_instances_per_function, Arc::clone(&logs)),
+                FunctionPool::new(
+                    spec,
+                    options.max_instances_per_function,
+                    Arc::clone(&logs),
+                    Arc::clone(&activity),
+                ),
             );
         }
 
@@ -440,6 +464,7 @@ impl LocalStack {
             checkpoint_file,
             &pools,
             &sqs,
+            &activity,
             shutdown_rx.clone(),
             &logs,
         )
@@ -509,6 +534,7 @@ impl LocalStack {
             logs,
             shutdown,
             dynamodb,
+            dynamodb_relay,
             sqs,
             event_sources,
             streams,
@@ -547,6 +573,9 @@ impl LocalStack {
         format!("http://{}", self.ws_address)
     }
 
+    /// The stack's DynamoDB endpoint: DynamoDB Local, through a relay that tells the stream pollers
+    /// something may have been written (a write straight to DynamoDB Local's own port reaches the stream
+    /// mappings within a minute while the stack is otherwise quiet; through this one, at once).
     pub fn dynamodb_endpoint(&self) -> Option<&str> {
         self.dynamodb_endpoint.as_deref()
     }
@@ -580,6 +609,12 @@ impl LocalStack {
     /// sources are paused with records waiting, it waits for the resume. Tests bound it with a timeout.
     pub async fn streams_idle(&self) {
         self.streams.idle().await;
+    }
+
+    /// How many calls the stream event source mappings (and the stack's start) have made to DynamoDB
+    /// Local's streams API: DescribeTable, DescribeStream, GetShardIterator, GetRecords.
+    pub fn stream_calls(&self) -> StreamCalls {
+        self.streams.calls()
     }
 
     /// A template queue's messages by state: (visible, in flight, delayed). Panics for a logical id that
@@ -683,6 +718,9 @@ impl LocalStack {
         if let Some(proxy) = self.fault_proxy.take() {
             proxy.stop();
         }
+        if let Some(relay) = self.dynamodb_relay.take() {
+            relay.stop();
+        }
         if let Some(mut s3) = self.s3.take() {
             let _ = tokio::task::spawn_blocking(move || s3.stop()).await;
         }
@@ -690,6 +728,16 @@ impl LocalStack {
             let _ = tokio::task::spawn_blocking(move || dynamodb.stop()).await;
         }
     }
+}
+
+/// What the run command runs when it builds: the gateway itself built with the `local` profile (an
+/// unoptimised gateway takes a third of a core under load; BENCHMARKS.md, issue 21). A build of its own
+/// (`cargo build --profile local --bin local-stack`): the functions' build stays the same selection of
+/// packages as ever, so neither build makes cargo redo the other's. The path of the optimised binary.
+pub fn build_gateway(options: &Options) -> Result<PathBuf, StackError> {
+    let workspace = workspace_root(&options.template);
+    binaries::build(&workspace, Profile::Local, &[binaries::GATEWAY.to_owned()]).map_err(StackError::Build)?;
+    Ok(binaries::executable(&workspace, Profile::Local, binaries::GATEWAY))
 }
 
 /// Accepts HTTP/1.1 connections (with upgrades) until shutdown.

@@ -1,9 +1,20 @@
 //! `cargo run -p local-stack`: Parley on this machine.
+//!
+//! `cargo run` builds this binary unoptimised (the dev profile, which the tests share). When it is to
+//! build the functions with an optimised profile, the unoptimised binary builds the gateway itself with
+//! the `local` profile (`cargo build --profile local --bin local-stack`) and hands over to it: exec,
+//! the same process, the same arguments; that one builds the functions and serves. Under load it takes
+//! about a third of the CPU per request the unoptimised one does (BENCHMARKS.md, issue 21), and the
+//! tests' build is unchanged.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use local_stack::{LocalStack, Options, Profile, Storage};
+
+/// Set for the optimised gateway the unoptimised one hands over to: it hands over to nothing.
+const HANDED_OVER: &str = "PARLEY_LOCAL_STACK_OPTIMISED";
 
 const USAGE: &str = "\
 Runs Parley locally: DynamoDB Local, every function of template.yaml, and a gateway speaking API
@@ -20,9 +31,11 @@ Usage: cargo run -p local-stack -- [options]
   --data-dir DIR         where DynamoDB Local keeps its data
   --release              build and run the functions with the release profile (what Lambda runs; slow
                          to build: fat LTO)
-  --debug                build and run unoptimised functions (the quickest build; too slow for load)
-                         Default: the `local` profile, optimised without fat LTO
-  --no-build             run the binaries already built
+  --debug                build and run unoptimised functions, and stay on the unoptimised gateway that
+                         `cargo run` built (the quickest build; too slow for load)
+                         Default: the `local` profile, optimised without fat LTO, for the functions,
+                         and for the gateway itself, which `cargo run`'s unoptimised build hands over to
+  --no-build             run the binaries already built (and the gateway `cargo run` built)
   --artifacts DIR        run `sam build`'s artifacts (DIR/<LogicalId>/bootstrap, e.g. .aws-sam/build)
   --template FILE        another SAM template (default: the workspace's template.yaml)
   --parameter NAME=VALUE a template parameter
@@ -129,6 +142,8 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
         }
     }
     if let Some(template) = template {
+        // A relative path would make the workspace (found above the template) the empty path.
+        let template = std::path::absolute(&template).unwrap_or(template);
         if let Storage::Directory(_) = options.storage {
             options.storage =
                 Storage::Directory(template.parent().unwrap_or(&PathBuf::from(".")).join(".local/dynamodb"));
@@ -136,6 +151,23 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
         options.template = template;
     }
     Ok(options)
+}
+
+/// Builds the optimised gateway and becomes it. Returns only on failure, with what went wrong.
+fn hand_over(options: &Options) -> String {
+    println!(
+        "{:>26} | building the gateway itself optimised (cargo build --profile local --bin local-stack)",
+        "gateway"
+    );
+    let gateway = match local_stack::build_gateway(options) {
+        Ok(gateway) => gateway,
+        Err(e) => return format!("the optimised gateway could not be built ({e})"),
+    };
+    let error = std::process::Command::new(&gateway)
+        .args(std::env::args_os().skip(1))
+        .env(HANDED_OVER, "1")
+        .exec();
+    format!("{} could not be started ({error})", gateway.display())
 }
 
 #[tokio::main]
@@ -154,6 +186,16 @@ async fn main() -> ExitCode {
             };
         }
     };
+    if cfg!(debug_assertions)
+        && options.build
+        && options.artifacts.is_none()
+        && options.profile != Profile::Debug
+        && std::env::var_os(HANDED_OVER).is_none()
+    {
+        // Only returns when the optimised gateway could not be built or started.
+        let problem = hand_over(&options);
+        eprintln!("warning: {problem}; running the unoptimised gateway");
+    }
     let stack = match LocalStack::start(options).await {
         Ok(stack) => stack,
         Err(e) => {

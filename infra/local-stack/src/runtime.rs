@@ -22,6 +22,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
+use crate::activity::Activity;
 use crate::ids;
 use crate::logs::LogBook;
 
@@ -148,10 +149,12 @@ pub struct FunctionPool {
     stats: Mutex<FunctionStats>,
     logs: Arc<LogBook>,
     stopping: AtomicBool,
+    /// Told while an invocation runs (the stream pollers wait on it).
+    activity: Arc<Activity>,
 }
 
 impl FunctionPool {
-    pub fn new(spec: FunctionSpec, max_instances: usize, logs: Arc<LogBook>) -> Arc<Self> {
+    pub fn new(spec: FunctionSpec, max_instances: usize, logs: Arc<LogBook>, activity: Arc<Activity>) -> Arc<Self> {
         Arc::new(FunctionPool {
             spec,
             idle: Mutex::default(),
@@ -161,6 +164,7 @@ impl FunctionPool {
             stats: Mutex::default(),
             logs,
             stopping: AtomicBool::new(false),
+            activity,
         })
     }
 
@@ -179,6 +183,7 @@ impl FunctionPool {
             .acquire()
             .await
             .map_err(|_| InvokeError::Crashed("the stack is stopping".to_owned()))?;
+        let _running = self.activity.invocation();
         self.record(|s| s.invocations += 1);
         let warm = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let instance = match warm.filter(|i| i.is_alive()) {

@@ -4,7 +4,7 @@
 //!
 //! What is emulated:
 //! - Each shard is read in order, a child shard only once its parent has been read to its end, about
-//!   four times a second while there is nothing new (Lambda's polling rate), with one batch per shard in
+//!   four times a second while records may come (Lambda's polling rate), with one batch per shard in
 //!   flight (`ParallelizationFactor: 1`; the template check refuses more). Shards run side by side.
 //! - `TRIM_HORIZON` starts at the oldest record the stream holds; `LATEST` at the records written after
 //!   the mapping started: its iterators are taken before the stack reports itself started, so nothing a
@@ -37,9 +37,19 @@
 //! - With `MaximumRecordAgeInSeconds: -1`, records are retried until they are 24 hours old, DynamoDB
 //!   Streams' retention (DynamoDB Local trims nothing itself).
 //! - Retries follow a short backoff (0.1 s doubling to 2 s); Lambda's own timing is unpublished.
+//!
+//! What it costs DynamoDB Local (see `feed`): every mapping on the stream shares one reader per shard,
+//! so a shard is read at most four times a second whatever the number of mappings (Lambda reads it
+//! four times a second per mapping), and not at all while nothing happens: the readers stop a second
+//! after the last record, function invocation or call through the stack's DynamoDB endpoint, and
+//! start again at the next one (a read a minute otherwise). A record written by a function or through
+//! that endpoint is read within a quarter of a second; one written to DynamoDB Local's own port while
+//! the stack is quiet, within a minute. The shard list is read once for all mappings, every 10 s while
+//! the stack is busy, when a shard ends, and when `idle` asks.
 
 mod checkpoints;
 mod dynamodb_streams;
+mod feed;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -52,6 +62,7 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
+use crate::activity::Activity;
 use crate::event_filter::{self, FilterPattern};
 use crate::ids;
 use crate::logs::LogBook;
@@ -59,18 +70,16 @@ use crate::runtime::{FunctionPool, InvokeError};
 use crate::sqs::{NewMessage, Queue, Sqs};
 use crate::StackError;
 use checkpoints::{Checkpoint, Checkpoints};
-use dynamodb_streams::{CallError, Position, Shard, StreamsApi, MAX_RECORDS_PER_CALL};
+pub use dynamodb_streams::StreamCalls;
+use dynamodb_streams::{CallError, Shard, StreamsApi};
+use feed::{Cadence, Feed, FeedStart, Floor, RawRecord, Sequence, Take};
 
 /// Lambda's synchronous invocation payload limit, which bounds a batch.
 const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
 /// `{"Records":[` and `]}`.
 const EVENT_OVERHEAD: usize = 14;
-/// Lambda polls each shard four times a second.
-const POLL_INTERVAL: Duration = Duration::from_millis(250);
-/// How often the shard list is read again when nothing asks for it sooner.
+/// How often the shard list is read again while the stack is busy and nothing asks for it sooner.
 const RELIST_INTERVAL: Duration = Duration::from_secs(10);
-/// After DynamoDB Local refused or failed a call.
-const ERROR_PAUSE: Duration = Duration::from_secs(1);
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
 /// DynamoDB Streams keeps records for 24 hours: the age at which `MaximumRecordAgeInSeconds: -1` gives up.
@@ -79,6 +88,8 @@ const STREAM_RETENTION: Duration = Duration::from_secs(24 * 3600);
 const CREATION_TIME_PRECISION: Duration = Duration::from_secs(60);
 /// How often changed checkpoints are written down.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// While `idle` waits, how often it tells the readers to look (they stop after `feed::BUSY_TAIL`).
+const IDLE_NUDGE: Duration = Duration::from_millis(200);
 
 /// The table's stream, as DynamoDB Local names it and as the functions see it.
 #[derive(Clone)]
@@ -138,7 +149,7 @@ fn compile_filters(function: &FunctionDefinition, event: &StreamEvent) -> Result
 
 /// The running stream mappings.
 pub struct Streams {
-    mappings: Vec<Arc<Mapping>>,
+    hub: Option<Arc<Hub>>,
     paused: watch::Sender<bool>,
     checkpoints: Arc<Checkpoints>,
 }
@@ -154,13 +165,23 @@ impl Streams {
     /// record it read has been delivered, discarded or filtered out. While paused, that waits for the
     /// resume if records are waiting.
     pub async fn idle(&self) {
+        let Some(hub) = &self.hub else { return };
         let since = Instant::now();
-        for mapping in &self.mappings {
-            mapping.relist.notify_one();
-        }
-        while !self.mappings.iter().all(|m| m.idle_since(since)) {
+        hub.relist.notify_one();
+        let mut nudged = since;
+        hub.activity.touch();
+        while !hub.mappings.iter().all(|m| m.idle_since(since)) {
+            if nudged.elapsed() >= IDLE_NUDGE {
+                hub.activity.touch();
+                nudged = Instant::now();
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The calls made to DynamoDB Local's streams API so far.
+    pub fn calls(&self) -> StreamCalls {
+        self.hub.as_ref().map(|hub| hub.stream.api.calls()).unwrap_or_default()
     }
 
     /// Writes the checkpoints down now (the stack is stopping).
@@ -171,12 +192,14 @@ impl Streams {
 
 /// Starts a poller for every enabled `Type: DynamoDB` event; each has its `LATEST` iterators when this
 /// returns. With a `checkpoint_file`, each carries on from where the last run's stopped.
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     functions: &[FunctionDefinition],
     stream: Option<&TableStream>,
     checkpoint_file: Option<PathBuf>,
     pools: &HashMap<String, Arc<FunctionPool>>,
     sqs: &Arc<Sqs>,
+    activity: &Arc<Activity>,
     shutdown: watch::Receiver<bool>,
     logs: &Arc<LogBook>,
 ) -> Result<Streams, StackError> {
@@ -189,6 +212,7 @@ pub async fn start(
     }
     let checkpoints = Arc::new(checkpoints);
     let mut mappings = Vec::new();
+    let mut first_resource = None;
     for function in functions {
         for event in &function.stream_events {
             let resource = |problem: String| StackError::Resource {
@@ -217,6 +241,7 @@ pub async fn start(
                 continue;
             }
             let mapping = Arc::new(Mapping {
+                index: mappings.len(),
                 function: function.logical_id.clone(),
                 pool: Arc::clone(pool),
                 event: event.clone(),
@@ -228,24 +253,41 @@ pub async fn start(
                 checkpoints: Arc::clone(&checkpoints),
                 key: format!("{}/{}", function.logical_id, event.name),
                 progress: Mutex::default(),
-                relist: Notify::new(),
             });
-            let first = mapping.first_positions().await.map_err(|e| {
-                resource(format!(
-                    "reading the stream of {} from DynamoDB Local: {e}",
-                    event.table
-                ))
-            })?;
+            first_resource.get_or_insert_with(|| (function.logical_id.clone(), event.name.clone()));
             logs.gateway(&format!("event source mapping {}", mapping.describe()));
-            tokio::spawn(Arc::clone(&mapping).supervise(first, paused_rx.clone(), shutdown.clone()));
             mappings.push(mapping);
         }
     }
-    if !mappings.is_empty() {
-        tokio::spawn(keep_checkpoints(Arc::clone(&checkpoints), shutdown, Arc::clone(logs)));
-    }
-    Ok(Streams {
+    let (Some(stream), Some((function, event))) = (stream.filter(|_| !mappings.is_empty()), first_resource) else {
+        return Ok(Streams {
+            hub: None,
+            paused,
+            checkpoints,
+        });
+    };
+    let hub = Arc::new(Hub {
+        stream: stream.clone(),
         mappings,
+        feeds: Mutex::default(),
+        relist: Notify::new(),
+        activity: Arc::clone(activity),
+        logs: Arc::clone(logs),
+        paused: paused_rx,
+        shutdown: shutdown.clone(),
+    });
+    let first = hub.first_listing().await.map_err(|e| StackError::Resource {
+        resource: function,
+        problem: format!(
+            "event {event}: reading the stream of {} from DynamoDB Local: {e}",
+            stream.table
+        ),
+    })?;
+    hub.apply_listing(first.shards, first.listed_at, Some((first.kept, first.latest)));
+    tokio::spawn(Arc::clone(&hub).supervise());
+    tokio::spawn(keep_checkpoints(Arc::clone(&checkpoints), shutdown, Arc::clone(logs)));
+    Ok(Streams {
+        hub: Some(hub),
         paused,
         checkpoints,
     })
@@ -270,6 +312,8 @@ async fn keep_checkpoints(checkpoints: Arc<Checkpoints>, mut shutdown: watch::Re
 }
 
 struct Mapping {
+    /// Its place among the stream's mappings.
+    index: usize,
     function: String,
     pool: Arc<FunctionPool>,
     event: StreamEvent,
@@ -282,8 +326,6 @@ struct Mapping {
     /// `<Function>/<Event>`: whose checkpoints.
     key: String,
     progress: Mutex<Progress>,
-    /// Asks the supervisor to read the shard list now.
-    relist: Notify,
 }
 
 #[derive(Default)]
@@ -302,16 +344,6 @@ enum ShardState {
     Reading { caught_up_as_of: Option<Instant> },
     /// Closed and read to its end (or not to be read: closed before a `LATEST` mapping started).
     Finished,
-}
-
-/// Where each shard of the first listing starts.
-struct FirstPositions {
-    shards: Vec<Shard>,
-    /// What an earlier run got done, by shard.
-    kept: BTreeMap<String, Checkpoint>,
-    /// `LATEST`: the iterator of each open shard without a checkpoint, taken at start.
-    latest: HashMap<String, String>,
-    listed_at: Instant,
 }
 
 impl Mapping {
@@ -372,22 +404,58 @@ impl Mapping {
         let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
         progress.shards.insert(shard.to_owned(), state);
     }
+}
 
-    async fn first_positions(&self) -> Result<FirstPositions, CallError> {
+/// The stream's readers: the shard list, read once for every mapping, and one feed per shard that
+/// some mapping still has to read.
+struct Hub {
+    stream: TableStream,
+    mappings: Vec<Arc<Mapping>>,
+    feeds: Mutex<HashMap<String, Arc<Feed>>>,
+    /// Asks for the shard list to be read now.
+    relist: Notify,
+    activity: Arc<Activity>,
+    logs: Arc<LogBook>,
+    paused: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// The first listing, and where each mapping starts in it.
+struct FirstListing {
+    shards: Vec<Shard>,
+    listed_at: Instant,
+    /// What an earlier run got done, by mapping index and shard.
+    kept: Vec<BTreeMap<String, Checkpoint>>,
+    /// A `LATEST` iterator for each open shard that a `LATEST` mapping without a checkpoint reads.
+    latest: HashMap<String, String>,
+}
+
+/// The initial state and floors of the first listing.
+type Starts = (Vec<BTreeMap<String, Checkpoint>>, HashMap<String, String>);
+
+impl Hub {
+    async fn first_listing(&self) -> Result<FirstListing, CallError> {
         let listed_at = Instant::now();
         let api = &self.stream.api;
         let shards = api.shards(&self.stream.local_arn).await?;
-        let kept = self.checkpoints.of(&self.key, &self.stream.label);
+        let kept: Vec<BTreeMap<String, Checkpoint>> = self
+            .mappings
+            .iter()
+            .map(|m| m.checkpoints.of(&m.key, &self.stream.label))
+            .collect();
         let mut latest = HashMap::new();
-        if self.event.starting_position == StartingPosition::Latest {
-            for shard in shards.iter().filter(|s| !s.closed && !kept.contains_key(&s.id)) {
+        for shard in shards.iter().filter(|s| !s.closed) {
+            let wanted = self.mappings.iter().any(|m| {
+                m.event.starting_position == StartingPosition::Latest && !kept[m.index].contains_key(&shard.id)
+            });
+            if wanted {
                 let iterator = api
-                    .iterator(&self.stream.local_arn, &shard.id, &Position::Latest)
+                    .iterator(&self.stream.local_arn, &shard.id, &dynamodb_streams::Position::Latest)
                     .await?;
                 latest.insert(shard.id.clone(), iterator);
             }
         }
-        Ok(FirstPositions {
+        Ok(FirstListing {
             shards,
             kept,
             latest,
@@ -395,105 +463,160 @@ impl Mapping {
         })
     }
 
-    /// Keeps the shard list and starts a reader for each shard whose parent has been read.
-    async fn supervise(
-        self: Arc<Self>,
-        first: FirstPositions,
-        paused: watch::Receiver<bool>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let FirstPositions {
-            shards,
-            kept,
-            mut latest,
-            listed_at,
-        } = first;
-        let latest_mapping = self.event.starting_position == StartingPosition::Latest;
-        {
-            let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+    /// Acts on a shard listing: new shards get a feed (with a place for each mapping that has them to
+    /// read), and each mapping starts a consumer for each shard whose parent it has finished.
+    fn apply_listing(self: &Arc<Self>, shards: Vec<Shard>, listed_at: Instant, first: Option<Starts>) {
+        let is_first = first.is_some();
+        let (kept, mut latest) = first.unwrap_or_default();
+        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        for mapping in &self.mappings {
+            let latest_mapping = mapping.event.starting_position == StartingPosition::Latest;
+            let mut progress = mapping.progress.lock().unwrap_or_else(|p| p.into_inner());
             for shard in &shards {
+                if progress.shards.contains_key(&shard.id) {
+                    continue;
+                }
                 // A LATEST mapping reads none of what closed shards hold (unless an earlier run had got
-                // part of the way through one).
-                let state = match kept.get(&shard.id) {
+                // part of the way through one); shards listed later are read from their start.
+                let state = match kept.get(mapping.index).and_then(|k| k.get(&shard.id)) {
                     Some(Checkpoint::Finished) => ShardState::Finished,
                     Some(Checkpoint::After(_)) => ShardState::Waiting,
-                    None if latest_mapping && shard.closed => ShardState::Finished,
+                    None if latest_mapping && shard.closed && is_first => ShardState::Finished,
                     None => ShardState::Waiting,
                 };
                 progress.shards.insert(shard.id.clone(), state);
             }
         }
-        let mut listing = Some((shards, listed_at));
-        let mut last_error: Option<String> = None;
-        loop {
-            if let Some((shards, listed_at)) = listing.take() {
-                let ready: Vec<(String, Position, Option<String>)> = {
-                    let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-                    for shard in &shards {
-                        progress.shards.entry(shard.id.clone()).or_insert(ShardState::Waiting);
-                    }
-                    let parent_done = |shard: &Shard| match &shard.parent {
-                        None => true,
-                        Some(parent) => progress
-                            .shards
-                            .get(parent)
-                            .is_none_or(|state| *state == ShardState::Finished),
-                    };
-                    let ready: Vec<(String, Position, Option<String>)> = shards
-                        .iter()
-                        .filter(|shard| progress.shards.get(&shard.id) == Some(&ShardState::Waiting))
-                        .filter(|shard| parent_done(shard))
-                        .map(|shard| {
-                            let iterator = latest.remove(&shard.id);
-                            let position = match (kept.get(&shard.id), &iterator) {
-                                (Some(Checkpoint::After(sequence)), _) => Position::After(sequence.clone()),
-                                (_, Some(_)) => Position::Latest,
-                                _ => Position::TrimHorizon,
-                            };
-                            (shard.id.clone(), position, iterator)
-                        })
-                        .collect();
-                    for (id, _, _) in &ready {
-                        progress
-                            .shards
-                            .insert(id.clone(), ShardState::Reading { caught_up_as_of: None });
-                    }
-                    progress.listed_as_of = Some(listed_at);
-                    ready
-                };
-                for (shard, position, iterator) in ready {
-                    let reader = ShardReader::new(Arc::clone(&self), shard, position, iterator);
-                    tokio::spawn(reader.run(paused.clone(), shutdown.clone()));
-                }
+        for shard in &shards {
+            if feeds.contains_key(&shard.id) {
+                continue;
             }
-            tokio::select! {
-                _ = self.relist.notified() => {}
-                _ = tokio::time::sleep(RELIST_INTERVAL) => {}
-                _ = shutdown.wait_for(|stop| *stop) => return,
+            let mut slots = Vec::new();
+            let mut floors = Vec::new();
+            for mapping in &self.mappings {
+                let waiting = mapping
+                    .progress
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .shards
+                    .get(&shard.id)
+                    == Some(&ShardState::Waiting);
+                if !waiting {
+                    continue;
+                }
+                let floor = match kept.get(mapping.index).and_then(|k| k.get(&shard.id)) {
+                    Some(Checkpoint::After(sequence)) => Floor::After(Sequence(sequence.clone())),
+                    _ if mapping.event.starting_position == StartingPosition::Latest
+                        && latest.contains_key(&shard.id) =>
+                    {
+                        Floor::Latest
+                    }
+                    _ => Floor::Start,
+                };
+                slots.push(mapping.index);
+                floors.push(floor);
+            }
+            if slots.is_empty() {
+                continue;
+            }
+            let feed = Feed::new(
+                &shard.id,
+                &self.stream.table,
+                Arc::clone(&self.stream.api),
+                &self.stream.local_arn,
+                Arc::clone(&self.activity),
+                Arc::clone(&self.logs),
+                FeedStart {
+                    latest_iterator: latest.remove(&shard.id),
+                    floors,
+                },
+                slots,
+            );
+            tokio::spawn(Arc::clone(&feed).run(self.shutdown.clone()));
+            feeds.insert(shard.id.clone(), feed);
+        }
+        for mapping in &self.mappings {
+            let mut progress = mapping.progress.lock().unwrap_or_else(|p| p.into_inner());
+            let parent_done = |shard: &Shard| match &shard.parent {
+                None => true,
+                Some(parent) => progress
+                    .shards
+                    .get(parent)
+                    .is_none_or(|state| *state == ShardState::Finished),
+            };
+            let ready: Vec<String> = shards
+                .iter()
+                .filter(|shard| progress.shards.get(&shard.id) == Some(&ShardState::Waiting))
+                .filter(|shard| parent_done(shard))
+                .map(|shard| shard.id.clone())
+                .collect();
+            for shard in ready {
+                let Some((feed, slot)) = feeds
+                    .get(&shard)
+                    .and_then(|f| Some((Arc::clone(f), f.slot_of(mapping.index)?)))
+                else {
+                    continue;
+                };
+                progress
+                    .shards
+                    .insert(shard.clone(), ShardState::Reading { caught_up_as_of: None });
+                let consumer = Consumer::new(Arc::clone(self), Arc::clone(mapping), feed, slot);
+                tokio::spawn(consumer.run(self.paused.clone(), self.shutdown.clone()));
+            }
+            progress.listed_as_of = Some(listed_at);
+        }
+    }
+
+    /// Keeps the shard list: read again when asked (a shard ended, `idle`), and every `RELIST_INTERVAL`
+    /// while the stack is busy.
+    async fn supervise(self: Arc<Self>) {
+        let mut shutdown = self.shutdown.clone();
+        let mut last_error: Option<String> = None;
+        let what = format!("{} stream", self.stream.table);
+        loop {
+            let mut timer = std::pin::pin!(tokio::time::sleep(RELIST_INTERVAL));
+            loop {
+                tokio::select! {
+                    _ = self.relist.notified() => break,
+                    _ = &mut timer => {
+                        if self.activity.busy(RELIST_INTERVAL) {
+                            break;
+                        }
+                        // Quiet: the next listing waits for something to happen.
+                        timer.as_mut().reset(Instant::now() + RELIST_INTERVAL);
+                    }
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
             }
             let listed_at = Instant::now();
             match self.stream.api.shards(&self.stream.local_arn).await {
                 Ok(shards) => {
                     if last_error.take().is_some() {
-                        self.logs
-                            .gateway(&format!("{}: listing the shards works again", self.what("stream")));
+                        self.logs.gateway(&format!("{what}: listing the shards works again"));
                     }
-                    listing = Some((shards, listed_at));
+                    self.apply_listing(shards, listed_at, None);
                 }
                 Err(error) => {
                     let text = error.to_string();
                     if last_error.as_deref() != Some(text.as_str()) {
-                        self.logs.gateway(&format!(
-                            "{}: DescribeStream failed ({text}); trying again",
-                            self.what("stream")
-                        ));
+                        self.logs
+                            .gateway(&format!("{what}: DescribeStream failed ({text}); trying again"));
                     }
                     last_error = Some(text);
-                    tokio::time::sleep(ERROR_PAUSE).await;
+                    tokio::time::sleep(feed::ERROR_PAUSE).await;
                     self.relist.notify_one();
                 }
             }
         }
+    }
+
+    /// A consumer is done with a shard: its feed goes once no mapping needs it, and the shard list is
+    /// read again (its children may be ready).
+    fn finished(&self, feed: &Feed, slot: usize) {
+        if feed.finish(slot) {
+            self.feeds.lock().unwrap_or_else(|p| p.into_inner()).remove(&feed.shard);
+        }
+        self.relist.notify_one();
     }
 }
 
@@ -542,20 +665,6 @@ impl StreamRecord {
     }
 }
 
-struct ShardReader {
-    mapping: Arc<Mapping>,
-    shard: String,
-    /// Where a new iterator starts: the first position, then after the last record read.
-    position: Position,
-    iterator: Option<String>,
-    /// Read to its end: GetRecords gave no next iterator.
-    closed: bool,
-    pending: VecDeque<StreamRecord>,
-    /// When the oldest pending record was gathered: the batching window runs from there.
-    window_started: Option<Instant>,
-    last_error: Option<String>,
-}
-
 /// A batch, or what is left of it, on its way to the function.
 struct Attempt {
     records: Vec<StreamRecord>,
@@ -588,25 +697,50 @@ impl Condition {
     }
 }
 
-impl ShardReader {
-    fn new(mapping: Arc<Mapping>, shard: String, position: Position, iterator: Option<String>) -> Self {
-        ShardReader {
+/// One mapping's reading of one shard: takes its records from the shard's feed (or, when it has fallen
+/// far behind, reads them itself), filters and batches them, and delivers the batches.
+struct Consumer {
+    hub: Arc<Hub>,
+    mapping: Arc<Mapping>,
+    feed: Arc<Feed>,
+    slot: usize,
+    shard: String,
+    /// Read to its end.
+    closed: bool,
+    pending: VecDeque<StreamRecord>,
+    /// When the oldest pending record was gathered: the batching window runs from there.
+    window_started: Option<Instant>,
+    /// Reading by itself (detached from the feed): from where, and its iterator.
+    alone: Option<Alone>,
+}
+
+struct Alone {
+    floor: Floor,
+    iterator: Option<String>,
+    cadence: Cadence,
+    last_error: Option<String>,
+}
+
+impl Consumer {
+    fn new(hub: Arc<Hub>, mapping: Arc<Mapping>, feed: Arc<Feed>, slot: usize) -> Self {
+        Consumer {
+            hub,
             mapping,
-            shard,
-            position,
-            iterator,
+            shard: feed.shard.clone(),
+            feed,
+            slot,
             closed: false,
             pending: VecDeque::new(),
             window_started: None,
-            last_error: None,
+            alone: None,
         }
     }
 
     async fn run(mut self, mut paused: watch::Receiver<bool>, mut shutdown: watch::Receiver<bool>) {
         let window = Duration::from_secs(self.mapping.event.maximum_batching_window_secs);
         let batch_size = self.mapping.event.batch_size as usize;
-        // The start of the last read, when it found nothing new: the next waits for the poll interval.
-        let mut quiet_since: Option<Instant> = None;
+        let mut fed = self.feed.subscribe();
+        self.feed.set_ready(self.slot);
         loop {
             if *shutdown.borrow() || shutdown.has_changed().is_err() {
                 return;
@@ -624,48 +758,193 @@ impl ShardReader {
             if self.closed && self.pending.is_empty() {
                 self.checkpoint(Checkpoint::Finished);
                 self.mapping.set_state(&self.shard, ShardState::Finished);
-                self.mapping.relist.notify_one();
+                self.hub.finished(&self.feed, self.slot);
                 return;
             }
-            // Paused, the reader still reads while it holds nothing, so that its iterator stays fresh
-            // (an iterator lives 15 minutes) and a long pause loses no position.
+            // Paused, a consumer takes records only while it holds none, so that little is held back.
             let wants_records =
                 !self.closed && self.pending.len() < batch_size && (!is_paused || self.pending.is_empty());
-            let next_poll = quiet_since.map_or_else(Instant::now, |at| at + POLL_INTERVAL);
-            if !wants_records || next_poll > Instant::now() {
-                let window_end = self.window_started.filter(|_| !is_paused).map(|at| at + window);
-                let wake = [wants_records.then_some(next_poll), window_end]
-                    .into_iter()
-                    .flatten()
-                    .min();
-                tokio::select! {
-                    _ = sleep_until(wake) => {}
-                    _ = paused.changed() => {}
+            let room = batch_size - self.pending.len().min(batch_size);
+            let window_end = self.window_started.filter(|_| !is_paused).map(|at| at + window);
+            if wants_records && self.alone.is_none() {
+                fed.borrow_and_update();
+                match self.feed.take(self.slot, room) {
+                    Take::Records(records) if !records.is_empty() => {
+                        self.gather(&records);
+                        self.mark_busy();
+                        continue;
+                    }
+                    Take::Records(_) => {
+                        if self.pending.is_empty() {
+                            let caught_up_as_of = self.feed.caught_up(self.slot);
+                            self.mapping
+                                .set_state(&self.shard, ShardState::Reading { caught_up_as_of });
+                        }
+                    }
+                    Take::Ended => {
+                        self.closed = true;
+                        continue;
+                    }
+                    Take::Detached(floor) => {
+                        self.alone = Some(Alone {
+                            floor,
+                            iterator: None,
+                            cadence: Cadence::default(),
+                            last_error: None,
+                        });
+                        self.mark_busy();
+                        continue;
+                    }
+                }
+            }
+            if let (true, Some(alone)) = (wants_records, &self.alone) {
+                let activity = Arc::clone(&self.hub.activity);
+                let due = tokio::select! {
+                    due = alone.cadence.wait(&activity, &mut shutdown) => due,
+                    _ = paused.changed() => continue,
+                    _ = sleep_until(window_end) => continue,
+                };
+                if !due {
+                    return;
+                }
+                let read = tokio::select! {
+                    read = self.read_alone(room) => read,
                     _ = shutdown.wait_for(|stop| *stop) => return,
+                };
+                if read {
+                    self.mark_busy();
                 }
                 continue;
             }
-            let room = batch_size - self.pending.len();
-            let read = tokio::select! {
-                read = self.read(room) => read,
+            let watching = wants_records;
+            tokio::select! {
+                _ = sleep_until(window_end) => {}
+                _ = fed.changed(), if watching => {}
+                _ = paused.changed() => {}
                 _ = shutdown.wait_for(|stop| *stop) => return,
-            };
-            let Some((started, records)) = read else {
-                quiet_since = None;
-                continue;
-            };
-            quiet_since = (records == 0).then_some(started);
-            if records == 0 && self.pending.is_empty() {
-                self.mapping.set_state(
-                    &self.shard,
-                    ShardState::Reading {
-                        caught_up_as_of: Some(started),
-                    },
-                );
-            } else {
-                self.mark_busy();
             }
         }
+    }
+
+    /// Filters what was taken or read and keeps the rest for batching.
+    fn gather(&mut self, records: &[Arc<RawRecord>]) {
+        for record in records {
+            let Some(kept) = StreamRecord::new(
+                record.value.clone(),
+                &self.mapping.stream.arn,
+                record.read_at,
+                &self.mapping.filters,
+            ) else {
+                self.mapping.logs.gateway(&format!(
+                    "{}: DynamoDB Local returned a stream record without a sequence number; passed over",
+                    self.mapping.what(&self.shard)
+                ));
+                continue;
+            };
+            match kept {
+                Ok(record) => {
+                    if self.pending.is_empty() {
+                        self.window_started = Some(Instant::now());
+                    }
+                    self.pending.push_back(record);
+                }
+                // Filtered out: checkpointed without an invocation (kept as the checkpoint when nothing
+                // before it waits for delivery).
+                Err(sequence) => {
+                    if self.pending.is_empty() {
+                        self.checkpoint(Checkpoint::After(sequence));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One GetRecords of its own (and the GetShardIterator it needs), for a consumer that fell behind the
+    /// feed; it attaches to the feed again once the feed holds what comes next. False when DynamoDB
+    /// Local refused or failed (said and waited for).
+    async fn read_alone(&mut self, room: usize) -> bool {
+        let started = Instant::now();
+        let api = Arc::clone(&self.mapping.stream.api);
+        let local_arn = self.mapping.stream.local_arn.clone();
+        let alone = self.alone.as_mut().expect("reading alone");
+        let iterator = match alone.iterator.take() {
+            Some(iterator) => Ok(iterator),
+            None => api.iterator(&local_arn, &self.shard, &alone.floor.position()).await,
+        };
+        let answer = match iterator {
+            Ok(iterator) => {
+                api.records(&iterator, room.clamp(1, dynamodb_streams::MAX_RECORDS_PER_CALL))
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        let what = self.mapping.what(&self.shard);
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                alone.cadence.read(started, 0, room);
+                match error {
+                    CallError::ExpiredIterator => {}
+                    CallError::TrimmedData => {
+                        self.mapping.logs.gateway(&format!(
+                            "{what}: records were trimmed from the stream before the mapping read them; reading on \
+                             from the oldest record left"
+                        ));
+                        alone.floor = Floor::Start;
+                    }
+                    CallError::NotFound(why) => {
+                        self.mapping
+                            .logs
+                            .gateway(&format!("{what}: the shard is gone ({why}); reading it no further"));
+                        self.closed = true;
+                    }
+                    CallError::Other(why) => {
+                        if alone.last_error.as_deref() != Some(why.as_str()) {
+                            self.mapping
+                                .logs
+                                .gateway(&format!("{what}: reading the shard failed ({why}); trying again"));
+                        }
+                        alone.last_error = Some(why);
+                        tokio::time::sleep(feed::ERROR_PAUSE).await;
+                    }
+                }
+                return false;
+            }
+        };
+        if alone.last_error.take().is_some() {
+            self.mapping
+                .logs
+                .gateway(&format!("{what}: reading the shard works again"));
+        }
+        alone.cadence.read(started, answer.records.len(), room);
+        let read_at = SystemTime::now();
+        let mut records = Vec::with_capacity(answer.records.len());
+        for value in answer.records {
+            let sequence = value["dynamodb"]["SequenceNumber"]
+                .as_str()
+                .map(|s| Sequence(s.to_owned()));
+            if let Some(sequence) = &sequence {
+                alone.floor = Floor::After(sequence.clone());
+            }
+            records.push(Arc::new(RawRecord {
+                sequence,
+                value,
+                read_at,
+            }));
+        }
+        match answer.next_iterator {
+            Some(next) => alone.iterator = Some(next),
+            None => self.closed = true,
+        }
+        let floor = alone.floor.clone();
+        self.gather(&records);
+        if !self.closed {
+            self.feed.set_floor(self.slot, floor);
+            if self.feed.try_attach(self.slot) {
+                self.alone = None;
+            }
+        }
+        true
     }
 
     fn checkpoint(&self, checkpoint: Checkpoint) {
@@ -705,102 +984,6 @@ impl ShardReader {
         // What is left over was gathered already; the next batch's window starts now.
         self.window_started = (!self.pending.is_empty()).then(Instant::now);
         batch
-    }
-
-    /// One GetRecords (and the GetShardIterator it needs): when it started and how many records it read,
-    /// or None when DynamoDB Local refused or failed (said and waited for).
-    async fn read(&mut self, room: usize) -> Option<(Instant, usize)> {
-        let started = Instant::now();
-        let stream = &self.mapping.stream;
-        let iterator = match self.iterator.take() {
-            Some(iterator) => Ok(iterator),
-            None => {
-                stream
-                    .api
-                    .iterator(&stream.local_arn, &self.shard, &self.position)
-                    .await
-            }
-        };
-        let answer = match iterator {
-            Ok(iterator) => stream.api.records(&iterator, room.min(MAX_RECORDS_PER_CALL)).await,
-            Err(error) => Err(error),
-        };
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(error) => {
-                self.failed_call(error).await;
-                return None;
-            }
-        };
-        if self.last_error.take().is_some() {
-            self.mapping.logs.gateway(&format!(
-                "{}: reading the shard works again",
-                self.mapping.what(&self.shard)
-            ));
-        }
-        let read_at = SystemTime::now();
-        let count = answer.records.len();
-        for record in answer.records {
-            let Some(record) = StreamRecord::new(record, &stream.arn, read_at, &self.mapping.filters) else {
-                self.mapping.logs.gateway(&format!(
-                    "{}: DynamoDB Local returned a stream record without a sequence number; passed over",
-                    self.mapping.what(&self.shard)
-                ));
-                continue;
-            };
-            match record {
-                Ok(record) => {
-                    self.position = Position::After(record.sequence.clone());
-                    if self.pending.is_empty() {
-                        self.window_started = Some(Instant::now());
-                    }
-                    self.pending.push_back(record);
-                }
-                // Filtered out: checkpointed without an invocation (kept as the checkpoint when nothing
-                // before it waits for delivery).
-                Err(sequence) => {
-                    if self.pending.is_empty() {
-                        self.checkpoint(Checkpoint::After(sequence.clone()));
-                    }
-                    self.position = Position::After(sequence);
-                }
-            }
-        }
-        match answer.next_iterator {
-            Some(next) => self.iterator = Some(next),
-            None => self.closed = true,
-        }
-        Some((started, count))
-    }
-
-    async fn failed_call(&mut self, error: CallError) {
-        let what = self.mapping.what(&self.shard);
-        match error {
-            // A new iterator from the same position, at once.
-            CallError::ExpiredIterator => {}
-            CallError::TrimmedData => {
-                self.mapping.logs.gateway(&format!(
-                    "{what}: records were trimmed from the stream before the mapping read them; reading on from \
-                     the oldest record left"
-                ));
-                self.position = Position::TrimHorizon;
-            }
-            CallError::NotFound(why) => {
-                self.mapping
-                    .logs
-                    .gateway(&format!("{what}: the shard is gone ({why}); reading it no further"));
-                self.closed = true;
-            }
-            CallError::Other(why) => {
-                if self.last_error.as_deref() != Some(why.as_str()) {
-                    self.mapping
-                        .logs
-                        .gateway(&format!("{what}: reading the shard failed ({why}); trying again"));
-                }
-                self.last_error = Some(why);
-                tokio::time::sleep(ERROR_PAUSE).await;
-            }
-        }
     }
 
     /// Hands a batch to the function until it succeeds or its records are discarded, as Lambda does.

@@ -581,3 +581,139 @@ async fn a_restart_on_kept_data_carries_on_after_the_last_record_done() {
     second.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The stream's open shards, from DynamoDB Local itself (DescribeTable, DescribeStream).
+async fn open_shards(stack: &LocalStack) -> usize {
+    let endpoint = stack.dynamodb_endpoint().expect("the stack runs DynamoDB Local");
+    let client = reqwest::Client::new();
+    let call = |target: &'static str, body: Value| {
+        let request = client
+            .post(endpoint)
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amz-target", target)
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=local/20250101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, \
+                 Signature=0",
+            )
+            .body(body.to_string());
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let table = call(
+        "DynamoDB_20120810.DescribeTable",
+        serde_json::json!({ "TableName": TABLE }),
+    )
+    .await;
+    let arn = table["Table"]["LatestStreamArn"]
+        .as_str()
+        .expect("the table has a stream")
+        .to_owned();
+    let stream = call(
+        "DynamoDBStreams_20120810.DescribeStream",
+        serde_json::json!({ "StreamArn": arn }),
+    )
+    .await;
+    stream["StreamDescription"]["Shards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|shard| shard["SequenceNumberRange"]["EndingSequenceNumber"].is_null())
+        .count()
+}
+
+/// What the seven mappings cost DynamoDB Local, on a stack of their own (the other tests would be
+/// traffic): (near) no call while nothing happens, at most four GetRecords a second per shard in all
+/// while records are written, and each record with its worker within about a quarter of a second.
+#[tokio::test]
+async fn polling_costs_nothing_when_idle_and_four_reads_a_second_per_shard_under_writes() {
+    let template = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/streams-template.yaml");
+    let stack = LocalStack::start(Options::for_tests(template))
+        .await
+        .expect("the streams fixture stack starts");
+    let db = table(&stack).await;
+    let tag = tag("cost");
+    // Every mapping past its start: a LATEST mapping has seen a record written after it started.
+    put(&db, &format!("latest#{tag}"), "0", None).await;
+    put(&db, &format!("order#{tag}"), "0", None).await;
+    idle(&stack).await;
+    let shards = open_shards(&stack).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let before = stack.stream_calls();
+    let idle_for = Duration::from_secs(5);
+    tokio::time::sleep(idle_for).await;
+    let after_idle = stack.stream_calls();
+
+    // One write after the quiet spell: how long until its worker has it.
+    let written = now_ms();
+    put(&db, &format!("order#{tag}"), "wake", None).await;
+    let woken = eventually(
+        "the record written after the quiet spell",
+        || batches(&stack, "OrderedWorkerFunction", &tag),
+        |batches| batches.iter().any(|b| b.sks().contains(&"wake")),
+    )
+    .await;
+    let wake_ms = woken.iter().find(|b| b.sks().contains(&"wake")).unwrap().at_ms - written;
+
+    // Records written for a while, 40 a second: the reads while they flow, and each one's delay.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let start = stack.stream_calls();
+    let started = std::time::Instant::now();
+    let mut written_at = Vec::new();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_secs(5) {
+        written_at.push((format!("w{n:04}"), now_ms()));
+        put(&db, &format!("order#{tag}"), &format!("w{n:04}"), None).await;
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let busy_for = started.elapsed();
+    let end = stack.stream_calls();
+    idle(&stack).await;
+    let delivered = batches(&stack, "OrderedWorkerFunction", &tag);
+    let mut delays: Vec<u128> = written_at
+        .iter()
+        .map(|(sk, at)| {
+            let batch = delivered
+                .iter()
+                .find(|b| b.sks().contains(&sk.as_str()))
+                .unwrap_or_else(|| panic!("{sk} was delivered"));
+            batch.at_ms.saturating_sub(*at)
+        })
+        .collect();
+    delays.sort_unstable();
+    let idle_reads = after_idle.get_records - before.get_records;
+    let idle_other = (after_idle.describe_stream + after_idle.get_shard_iterator + after_idle.describe_table)
+        - (before.describe_stream + before.get_shard_iterator + before.describe_table);
+    let busy_reads = end.get_records - start.get_records;
+    let per_second = |calls: u64, over: Duration| calls as f64 / over.as_secs_f64();
+    println!(
+        "stream calls: {shards} open shard(s), 7 mappings; idle {:.2} GetRecords/s and {:.2} other calls/s over \
+         {idle_for:?}; {n} writes in {busy_for:.1?}: {:.2} GetRecords/s, {:.2} DescribeStream/s, {:.2} \
+         GetShardIterator/s; write to worker p50 {} ms, max {} ms; after the quiet spell {wake_ms} ms; totals {end:?}",
+        per_second(idle_reads, idle_for),
+        per_second(idle_other, idle_for),
+        per_second(busy_reads, busy_for),
+        per_second(end.describe_stream - start.describe_stream, busy_for),
+        per_second(end.get_shard_iterator - start.get_shard_iterator, busy_for),
+        delays[delays.len() / 2],
+        delays[delays.len() - 1],
+    );
+    assert!(idle_reads <= 1, "{idle_reads} GetRecords in {idle_for:?} of quiet");
+    assert!(
+        idle_other <= 1,
+        "{idle_other} other stream calls in {idle_for:?} of quiet"
+    );
+    let allowed = 4.0 * shards as f64 * busy_for.as_secs_f64() + 2.0;
+    assert!(
+        busy_reads as f64 <= allowed,
+        "{busy_reads} GetRecords in {busy_for:?} on {shards} shard(s)"
+    );
+    assert!(wake_ms < 1_000, "the record after the quiet spell took {wake_ms} ms");
+    assert!(
+        delays[delays.len() / 2] < 500,
+        "write to worker, median {} ms",
+        delays[delays.len() / 2]
+    );
+    stack.stop().await;
+}

@@ -3,6 +3,7 @@
 //! protocol to DynamoDB Local, which serves both APIs on its one endpoint. The records stay JSON: they
 //! are nearly the shape Lambda hands the function.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -62,6 +63,25 @@ pub enum Position {
     TrimHorizon,
     Latest,
     After(String),
+    At(String),
+}
+
+/// How many calls of each kind the stack has made to DynamoDB Local's streams API (and the DescribeTable
+/// that finds the stream): what the local stand-ins cost DynamoDB Local.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StreamCalls {
+    pub describe_table: u64,
+    pub describe_stream: u64,
+    pub get_shard_iterator: u64,
+    pub get_records: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    describe_table: AtomicU64,
+    describe_stream: AtomicU64,
+    get_shard_iterator: AtomicU64,
+    get_records: AtomicU64,
 }
 
 pub struct Records {
@@ -73,6 +93,7 @@ pub struct Records {
 pub struct StreamsApi {
     endpoint: String,
     client: Client<HttpConnector, Full<Bytes>>,
+    counters: Counters,
 }
 
 impl StreamsApi {
@@ -80,10 +101,29 @@ impl StreamsApi {
         StreamsApi {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The calls made so far.
+    pub fn calls(&self) -> StreamCalls {
+        let c = &self.counters;
+        StreamCalls {
+            describe_table: c.describe_table.load(Ordering::Relaxed),
+            describe_stream: c.describe_stream.load(Ordering::Relaxed),
+            get_shard_iterator: c.get_shard_iterator.load(Ordering::Relaxed),
+            get_records: c.get_records.load(Ordering::Relaxed),
         }
     }
 
     async fn call(&self, target: &str, body: Value) -> Result<Value, CallError> {
+        let counter = match target.rsplit('.').next() {
+            Some("DescribeTable") => &self.counters.describe_table,
+            Some("DescribeStream") => &self.counters.describe_stream,
+            Some("GetShardIterator") => &self.counters.get_shard_iterator,
+            _ => &self.counters.get_records,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let request = Request::post(format!("{}/", self.endpoint))
             .header(CONTENT_TYPE, "application/x-amz-json-1.0")
             .header("x-amz-target", target)
@@ -175,6 +215,10 @@ impl StreamsApi {
             Position::Latest => request["ShardIteratorType"] = json!("LATEST"),
             Position::After(sequence) => {
                 request["ShardIteratorType"] = json!("AFTER_SEQUENCE_NUMBER");
+                request["SequenceNumber"] = json!(sequence);
+            }
+            Position::At(sequence) => {
+                request["ShardIteratorType"] = json!("AT_SEQUENCE_NUMBER");
                 request["SequenceNumber"] = json!(sequence);
             }
         }
