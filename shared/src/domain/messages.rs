@@ -271,11 +271,8 @@ pub async fn send(
             Ok(SendOutcome::Duplicate(original)) => return resend(context, &conversation, &original, skip).await,
             // An earlier attempt gave this position up (filled it with a placeholder): once, a new one.
             Ok(SendOutcome::PositionFilled) if !again => again = true,
-            Ok(SendOutcome::PositionFilled) => {
-                return Err(ApiError::internal(
-                    "a send's new position was filled before it was used",
-                ))
-            }
+            // Its new position filled too (a concurrent repeat gave it up): the client's retry decides.
+            Ok(SendOutcome::PositionFilled) => return Err(busy_with_same_message()),
             Ok(SendOutcome::ParentGone) => {
                 fill_position(context, &conversation, &record).await;
                 return Err(ApiError::invalid(
@@ -312,6 +309,13 @@ pub fn send_token(conversation_id: &str, sender_id: &str, client_message_id: &st
     use sha2::Digest;
     let digest = sha2::Sha256::digest(format!("{conversation_id}\n{sender_id}\n{client_message_id}").as_bytes());
     hex::encode(&digest[..8])
+}
+
+fn busy_with_same_message() -> ApiError {
+    ApiError::Unavailable {
+        message: "The same message is being sent by another request; please retry.".to_owned(),
+        retry_after_secs: 1,
+    }
 }
 
 /// The original of a repeated send, its `message.new` published again (its follow-ups are the stream's:
