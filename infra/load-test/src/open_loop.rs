@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,24 +89,7 @@ struct Chatter {
 pub async fn run(settings: RunSettings, plan: ArrivalPlan, interrupt: Arc<AtomicBool>) -> Result<RunOutcome, String> {
     let recorder = Arc::new(Recorder::new());
     let tracker = Arc::new(Tracker::new(Arc::clone(&recorder), settings.delivery_timeout));
-    let context = Arc::new(RunContext {
-        api: Api::new(
-            http_client(settings.request_timeout)?,
-            &settings.endpoints.http,
-            Arc::clone(&recorder),
-        ),
-        ws_base: settings.endpoints.ws.trim_end_matches('/').to_owned(),
-        recorder: Arc::clone(&recorder),
-        tracker: Arc::clone(&tracker),
-        run_id: settings.run_id.clone(),
-        think: settings.scenario.think,
-        heartbeat: settings.heartbeat,
-        delivery_timeout: settings.delivery_timeout,
-        active: AtomicUsize::new(0),
-        reconnects: AtomicU64::new(0),
-        setup_failures: AtomicU64::new(0),
-        signups: Semaphore::new(crate::user::CONCURRENT_SIGNUPS),
-    });
+    let context = Arc::new(crate::runner::run_context(&settings, &recorder, &tracker)?);
     // The measured requests' own client: its time-out a little past the executor's, so every time-out is
     // the executor's, HTTP and WebSocket alike.
     let measured_api = Api::unrecorded(

@@ -105,21 +105,21 @@ fn group_range(index: usize, size: usize, max_users: usize) -> std::ops::Range<u
 
 /// Runs the scenario to its end (or until `interrupt` is set) and stops every user: the open loop when the
 /// scenario has arrivals (the default), else the closed loop below.
-pub async fn run(settings: RunSettings, interrupt: Arc<AtomicBool>) -> Result<RunOutcome, String> {
-    if let Some(plan) = settings.scenario.arrivals.clone() {
-        return crate::open_loop::run(settings, plan, interrupt).await;
-    }
-    let recorder = Arc::new(Recorder::new());
-    let tracker = Arc::new(Tracker::new(Arc::clone(&recorder), settings.delivery_timeout));
-    let context = Arc::new(RunContext {
+/// What every virtual user of a run shares, open loop or closed.
+pub(crate) fn run_context(
+    settings: &RunSettings,
+    recorder: &Arc<Recorder>,
+    tracker: &Arc<Tracker>,
+) -> Result<RunContext, String> {
+    Ok(RunContext {
         api: Api::new(
             http_client(settings.request_timeout)?,
             &settings.endpoints.http,
-            Arc::clone(&recorder),
+            Arc::clone(recorder),
         ),
         ws_base: settings.endpoints.ws.trim_end_matches('/').to_owned(),
-        recorder: Arc::clone(&recorder),
-        tracker: Arc::clone(&tracker),
+        recorder: Arc::clone(recorder),
+        tracker: Arc::clone(tracker),
         run_id: settings.run_id.clone(),
         think: settings.scenario.think,
         heartbeat: settings.heartbeat,
@@ -128,7 +128,16 @@ pub async fn run(settings: RunSettings, interrupt: Arc<AtomicBool>) -> Result<Ru
         reconnects: AtomicU64::new(0),
         setup_failures: AtomicU64::new(0),
         signups: tokio::sync::Semaphore::new(crate::user::CONCURRENT_SIGNUPS),
-    });
+    })
+}
+
+pub async fn run(settings: RunSettings, interrupt: Arc<AtomicBool>) -> Result<RunOutcome, String> {
+    if let Some(plan) = settings.scenario.arrivals.clone() {
+        return crate::open_loop::run(settings, plan, interrupt).await;
+    }
+    let recorder = Arc::new(Recorder::new());
+    let tracker = Arc::new(Tracker::new(Arc::clone(&recorder), settings.delivery_timeout));
+    let context = Arc::new(run_context(&settings, &recorder, &tracker)?);
     let group_size = settings.group_size.max(1);
     let plan = settings.scenario.plan.clone();
     let max_users = plan.max_users();
