@@ -14,10 +14,12 @@
 //! costs 1 WCU per request, five times the read it guards. So the hourly limits (per user, per IP) are
 //! counted per container, in memory, and added to the shared counter in batches:
 //!
-//! - The first time a container sees a subject in a window, it learns the counter's total with one
-//!   GetItem (eventually consistent: 0.5 RCU, no write; a stale total is still one the counter held).
-//!   Its knowledge `known` is that total, or the total its last addition returned; `pending` is what
-//!   it has admitted since and not yet added.
+//! - A container does not read the counter when it first sees a subject: it admits a first batch
+//!   (1 % of the limit) as if the counter held nothing, and learns the total from that batch's
+//!   addition. Its knowledge `known` is the total its last addition returned (none before the first);
+//!   `pending` is what it has admitted since and not yet added. (It used to read the counter first:
+//!   one GetItem per subject per container per window, which under many users spread over many
+//!   containers was a read on nearly every request, and bought nothing the bound below needs.)
 //! - Admission is local: a request is admitted while `known + pending < limit`; else refused, with no
 //!   call at all.
 //! - When `pending` reaches the batch size, the request that got it there adds it (`ADD hits :pending`,
@@ -34,8 +36,8 @@
 //!   attempt, as before: those routes write anyway, and a password guesser must get no overshoot.
 //!
 //! Cost at the default 10,000 requests per user and hour: far from the limit, one UpdateItem per 100
-//! requests (0.01 WCU per request), and one GetItem per container and hour; a user who sends fewer than
-//! 100 requests to a container in an hour costs that container no write at all. A user who spends the
+//! requests (0.01 WCU per request) and no read; a user who sends fewer than 100 requests to a
+//! container in an hour costs that container no call at all. A user who spends the
 //! whole budget through one container costs 138 writes for 10,000 requests (batches of 100 up to
 //! 9,200, shrinking ones, the last 15 one by one). Refused requests cost nothing once a container
 //! knows the window is full (its first refusal in the exact stretch is one failed conditional write,
@@ -55,16 +57,18 @@
 //!   (each Lambda function has its own containers, so a user who spreads over many routes at once has
 //!   more). At 10,000 an hour: 100 more per additional container; at 1,000: 10 more.
 //!
-//!   Why: cut a container's window into spans, each starting when it learns a total `K` (a read, an
-//!   addition) and admitting at most `min(batch(K), limit - K)` requests before its addition starts
-//!   the next span; an exact write is a span of its own, learning and adding at once. Take the span
-//!   that learnt its total last (in the counter's order) among those that admitted anything, with
-//!   total `K0`. Every span of any container that ended before it was added in before `K0` was read,
-//!   so it is inside `K0`; spans that started after it admitted nothing; what is left is one span per
-//!   other container, still open when `K0` was read, of at most `batch <= floor(limit / 100)` requests
-//!   each (exact spans are never open). So the total is at most `K0 + (limit - K0) + (C - 1) * max
-//!   batch`. It is reached when every other container learnt a low total, then admitted a batch less
-//!   one while one container spent the limit, then one more each.
+//!   Why: cut a container's window into spans, each ending with an addition. Its first span knows no
+//!   total and admits at most `floor(limit / 100)`; every later one starts when an addition tells it
+//!   a total `K` and admits at most `min(batch(K), limit - K)`; an exact write is a span of its own,
+//!   learning and adding at once. Take the span that learnt its total last (in the counter's order)
+//!   among those that admitted anything, with total `K0`. Every span of any container that ended
+//!   before it was added in before `K0` was learnt, so it is inside `K0`; spans that learnt a total
+//!   after it admitted nothing; what is left is at most one span per other container (open when `K0`
+//!   was learnt, or its first, which learns nothing), of at most `floor(limit / 100)` requests each
+//!   (exact spans are never open). So the total is at most `K0 + (limit - K0) + (C - 1) * max batch`.
+//!   If no span that learnt a total admitted anything, only first spans did: at most `C * max batch`,
+//!   less than that. It is reached when every other container admitted a batch less one while one
+//!   container spent the limit, then one more each.
 //! - All this while DynamoDB answers. A failed read or addition fails open (logged, as before): a
 //!   container that cannot read starts from 0; one that cannot add keeps the count and tries again on
 //!   each next request, still admitting only while `known + pending < limit`. An addition that
@@ -274,9 +278,6 @@ pub struct Counter<'a> {
 
 /// Where the shared counters live: the table ([`Store`]), or a stand-in in tests.
 pub trait Counters: Sync {
-    /// The counter's total (0 when it has none). A read.
-    fn hits(&self, counter: &Counter<'_>) -> impl Future<Output = Result<u64, ApiError>> + Send;
-
     /// Adds `hits` whatever the counter holds; returns the new total. One write.
     fn add(&self, counter: &Counter<'_>, hits: u64) -> impl Future<Output = Result<u64, ApiError>> + Send;
 
@@ -291,10 +292,6 @@ pub trait Counters: Sync {
 }
 
 impl Counters for Store {
-    async fn hits(&self, counter: &Counter<'_>) -> Result<u64, ApiError> {
-        self.rate_hits(counter.subject, counter.window_start_secs).await
-    }
-
     async fn add(&self, counter: &Counter<'_>, hits: u64) -> Result<u64, ApiError> {
         self.add_rate_hits(counter.subject, counter.window_start_secs, counter.window_secs, hits)
             .await
@@ -317,8 +314,8 @@ impl Counters for Store {
 struct Entry {
     /// When the window ends (epoch seconds): after that the entry is only taking room.
     window_end: u64,
-    /// The counter's total as this container last learnt it (a read, an addition's answer), which
-    /// includes this container's own additions; `None` until it has asked.
+    /// The counter's total as this container last learnt it (an addition's answer), which includes
+    /// this container's own additions; `None` before its first addition.
     known: Option<u64>,
     /// Requests this container admitted and has not added to the counter.
     pending: u64,
@@ -331,8 +328,6 @@ enum Step {
     Admit,
     /// Refused: the window is full as far as this container knows.
     Refuse,
-    /// Read the counter first (the container's first request of this subject in this window).
-    Learn,
     /// Admitted; add these hits (this request's included) to the counter.
     Add(u64),
     /// Add these hits (this request and the pending ones) if the counter holds fewer than `below`;
@@ -344,9 +339,7 @@ impl Entry {
     /// Decides one request against `limit`, counting it in `pending` or taking `pending` out to add.
     fn step(&mut self, limit: u64, exact: bool) -> Step {
         let batched = !exact && max_batch(limit) > 1;
-        if self.known.is_none() && batched {
-            return Step::Learn;
-        }
+        // Nothing known yet: a first batch of 1 % (see the module's notes), the batch at 0.
         let known = self.known.unwrap_or(0);
         if known.saturating_add(self.pending) >= limit {
             return Step::Refuse;
@@ -432,52 +425,44 @@ impl Allowances {
             window_start_secs,
             window_secs: limit.window_secs,
         };
-        loop {
-            let step = self.with_entry(&counter, now_secs, |e| e.step(limit.max_requests, limit.exact));
-            let admitted = match step {
-                Step::Admit => true,
-                Step::Refuse => false,
-                Step::Learn => {
-                    // Failing open: a container that cannot read starts from 0 (its first addition
-                    // tells it the total).
-                    let total = counters.hits(&counter).await.unwrap_or_else(|e| {
-                        unavailable(&e, limit);
-                        0
-                    });
-                    self.with_entry(&counter, now_secs, |e| e.learned(total));
-                    continue;
-                }
-                Step::Add(hits) => {
-                    let added = counters.add(&counter, hits).await;
-                    self.with_entry(&counter, now_secs, |e| match added {
-                        Ok(total) => e.learned(total),
-                        Err(err) => {
-                            unavailable(&err, limit);
-                            e.not_added(hits);
-                        }
-                    });
-                    true
-                }
-                Step::AddBelow { hits, below } => {
-                    let added = counters.add_below(&counter, hits, below).await;
-                    self.with_entry(&counter, now_secs, |e| match added {
-                        Ok(Some(total)) => {
-                            e.learned(total);
-                            true
-                        }
-                        Ok(None) => {
-                            e.full(hits, below);
-                            false
-                        }
-                        Err(err) => {
-                            unavailable(&err, limit);
-                            e.not_added(hits);
-                            true
-                        }
-                    })
-                }
-            };
-            return if admitted { Ok(()) } else { Err(limit.refusal(now_secs)) };
+        let step = self.with_entry(&counter, now_secs, |e| e.step(limit.max_requests, limit.exact));
+        let admitted = match step {
+            Step::Admit => true,
+            Step::Refuse => false,
+            Step::Add(hits) => {
+                let added = counters.add(&counter, hits).await;
+                self.with_entry(&counter, now_secs, |e| match added {
+                    Ok(total) => e.learned(total),
+                    Err(err) => {
+                        unavailable(&err, limit);
+                        e.not_added(hits);
+                    }
+                });
+                true
+            }
+            Step::AddBelow { hits, below } => {
+                let added = counters.add_below(&counter, hits, below).await;
+                self.with_entry(&counter, now_secs, |e| match added {
+                    Ok(Some(total)) => {
+                        e.learned(total);
+                        true
+                    }
+                    Ok(None) => {
+                        e.full(hits, below);
+                        false
+                    }
+                    Err(err) => {
+                        unavailable(&err, limit);
+                        e.not_added(hits);
+                        true
+                    }
+                })
+            }
+        };
+        if admitted {
+            Ok(())
+        } else {
+            Err(limit.refusal(now_secs))
         }
     }
 
@@ -622,11 +607,6 @@ mod tests {
     }
 
     impl Counters for Table {
-        async fn hits(&self, counter: &Counter<'_>) -> Result<u64, ApiError> {
-            self.call(false)?;
-            Ok(self.hits_of(counter))
-        }
-
         async fn add(&self, counter: &Counter<'_>, hits: u64) -> Result<u64, ApiError> {
             self.call(true)?;
             let mut counters = self.counters.lock().unwrap();
@@ -735,9 +715,9 @@ mod tests {
         for _ in 0..99 {
             assert!(admitted(&container, &table, &limit).await);
         }
-        assert_eq!(table.calls(), (1, 0), "one read, then 99 requests without a write");
+        assert_eq!(table.calls(), (0, 0), "99 requests without a read or a write");
         assert!(admitted(&container, &table, &limit).await);
-        assert_eq!(table.calls(), (1, 1), "the hundredth adds the batch");
+        assert_eq!(table.calls(), (0, 1), "the hundredth adds the batch");
         let counter = Counter {
             subject: "user#U1",
             window_start_secs: limit.window_start(NOW),
@@ -750,7 +730,7 @@ mod tests {
         // Batches of 100 up to 9,200, shrinking ones, the last 15 one by one; the refusal is free (the
         // last write told the container the window is full).
         assert!(!admitted(&container, &table, &limit).await);
-        assert_eq!(table.calls(), (1, 138), "the whole budget through one container");
+        assert_eq!(table.calls(), (0, 138), "the whole budget through one container");
         assert_eq!(table.hits_of(&counter), 10_000);
     }
 
@@ -874,17 +854,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_known_total_over_the_limit_refuses_at_once_and_a_new_window_starts_afresh() {
+    async fn a_container_that_comes_late_admits_one_batch_then_refuses_without_a_call() {
         let table = Table::default();
         let limit = hourly(1_000);
         let (first, second) = (Allowances::new(), Allowances::new());
         while admitted(&first, &table, &limit).await {}
-        // A container that comes later reads the full counter and refuses without a write.
+        // A container that comes later knows nothing: its first batch (10) is admitted, and its
+        // addition tells it the window is full (the bound's one batch per other container).
+        let mut late = 0;
+        while admitted(&second, &table, &limit).await {
+            late += 1;
+        }
+        assert_eq!(late, max_batch(1_000));
+        assert_eq!(late + 1_000, worst_case_admitted(1_000, 2, false));
+        let calls = table.calls();
+        assert_eq!(calls.0, 0, "no reads");
         assert!(!admitted(&second, &table, &limit).await);
-        assert_eq!(table.calls().0, 2);
-        let writes = table.calls().1;
-        assert!(!admitted(&second, &table, &limit).await);
-        assert_eq!(table.calls().1, writes);
+        assert_eq!(table.calls(), calls, "a known-full window costs no call");
         // The next hour is a new window.
         assert!(second.admit(&table, &limit, NOW + HOUR).await.is_ok());
     }

@@ -6,9 +6,9 @@ use parley::store::Usage;
 use parley_tests::{stack, TestApp, TestRequest};
 use serde_json::{json, Value};
 
-/// One request of the user's own, so the rate limiter's first read of the hour (its counter, once per
-/// user, container and hour) is not counted in what follows.
-async fn warm_rate_limiter(app: &TestApp, token: &str) {
+/// One request of the user's own, so the bearer token's session check (one read per session and
+/// container every 4 s: `auth::session_state`) is not counted in what follows.
+async fn warm_session_check(app: &TestApp, token: &str) {
     let me = app
         .call(users::get_me, TestRequest::new("GET", "/users/me").bearer(token))
         .await;
@@ -32,7 +32,7 @@ async fn another_users_profile_is_read_once_and_refreshed_by_this_containers_wri
     let app = TestApp::new().await;
     let alice = app.user("cachealice").await;
     let bob = app.user("cachebob").await;
-    warm_rate_limiter(&app, &bob.token).await;
+    warm_session_check(&app, &bob.token).await;
 
     let (first, cold) = get_user(&app, &bob.token, &alice.id).await;
     let (second, warm) = get_user(&app, &bob.token, &alice.id).await;
@@ -58,7 +58,7 @@ async fn another_users_profile_is_read_once_and_refreshed_by_this_containers_wri
 async fn ones_own_profile_is_never_served_from_the_cache() {
     let app = TestApp::new().await;
     let alice = app.user("cacheself").await;
-    warm_rate_limiter(&app, &alice.token).await;
+    warm_session_check(&app, &alice.token).await;
     let (_, first) = get_user(&app, &alice.token, &alice.id).await;
     let (_, second) = get_user(&app, &alice.token, &alice.id).await;
     assert_eq!(first.calls, second.calls, "both read the table");

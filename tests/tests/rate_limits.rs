@@ -91,7 +91,7 @@ async fn two_containers_sharing_a_table_refuse_within_the_bound() {
         hits <= total && total - hits < 2 * max_batch(1_000),
         "the counter holds all but the containers' pending: {hits} of {total}"
     );
-    // About one write per batch of 10 far from the limit; one read per container.
+    // About one write per batch of 10 far from the limit; no reads.
     assert!(used.write_units <= 200.0, "{used:?}");
     println!(
         "two containers, limit 1,000: admitted {total}; {} calls, {:.1} RCU, {:.1} WCU",
