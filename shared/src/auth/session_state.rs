@@ -6,7 +6,7 @@
 //! WebSocket frames) is also checked against its session item.
 //!
 //! Cost: one strongly consistent GetItem of the session item (projected to `revokedAt, expiresAt`,
-//! 0.5 RCU) per session, per container, per [`LIVE_TTL`] window: a client that keeps one container busy
+//! 1 RCU) per session, per container, per [`LIVE_TTL`] window: a client that keeps one container busy
 //! pays one read every 4 s, not one per request. A revoked answer never changes, so it is kept for
 //! [`REVOKED_TTL`] (an access token's whole life) and a revoked token hammering a container costs no
 //! reads. A container that revokes or creates a session writes the answer here at once.
