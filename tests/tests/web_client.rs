@@ -97,8 +97,15 @@ fn the_web_client_works_in_a_real_browser() {
     };
     let open = start_stack_with(&RATE_LIMITS_OFF, serve_web);
     let limited = start_stack_with(&[("RateLimitSensitivePerMinute", "3")], serve_web);
+    // API Gateway closes every WebSocket connection after 2 hours (and one idle for 10 minutes); this
+    // stack after 6 s, so the browser meets such a close and must reconnect and catch up.
+    let short_lived = start_stack_with(&RATE_LIMITS_OFF, move |options| {
+        serve_web(options);
+        options.limits.max_connection_duration = std::time::Duration::from_secs(6);
+    });
     let web_url = open.web_url.clone().expect("the stack serves the web client");
     let limited_url = limited.web_url.clone().expect("the stack serves the web client");
+    let short_lived_url = short_lived.web_url.clone().expect("the stack serves the web client");
 
     let mut cors_refused: Vec<&str> = Vec::new();
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -196,6 +203,7 @@ fn the_web_client_works_in_a_real_browser() {
         .current_dir(&web)
         .env("PARLEY_WEB_URL", &web_url)
         .env("PARLEY_LIMITED_WEB_URL", &limited_url)
+        .env("PARLEY_SHORT_LIVED_WEB_URL", &short_lived_url)
         .env("CHROMIUM", &chromium)
         .output()
         .expect("node could not be started");

@@ -2,6 +2,7 @@
 // Started by tests/tests/web_client.rs, which passes:
 //   PARLEY_WEB_URL          the web client of a stack without rate limits
 //   PARLEY_LIMITED_WEB_URL  the web client of a stack with a tiny sign-in limit
+//   PARLEY_SHORT_LIVED_WEB_URL  the web client of a stack that closes every WebSocket after 6 s
 //   CHROMIUM                the browser (default /usr/bin/chromium)
 //   PARLEY_SCREENSHOT       where to save a screenshot of a conversation (optional)
 // Prints one line `TIMINGS {...}` (time to interactive, measured in the page) and exits non-zero on failure.
@@ -11,9 +12,10 @@ import { chromium } from "playwright-core";
 
 const webUrl = process.env.PARLEY_WEB_URL;
 const limitedUrl = process.env.PARLEY_LIMITED_WEB_URL;
+const shortLivedUrl = process.env.PARLEY_SHORT_LIVED_WEB_URL;
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
-if (!webUrl || !limitedUrl) {
-  console.error("set PARLEY_WEB_URL and PARLEY_LIMITED_WEB_URL");
+if (!webUrl || !limitedUrl || !shortLivedUrl) {
+  console.error("set PARLEY_WEB_URL, PARLEY_LIMITED_WEB_URL and PARLEY_SHORT_LIVED_WEB_URL");
   process.exit(2);
 }
 
@@ -208,6 +210,65 @@ try {
     `bob's messages are not 1..n in order: ${seqs.join(",")}`,
   );
   check(seqs.length === 6, `bob holds ${seqs.length} messages, not 6`);
+
+  step("the stack closes dave's socket (its maximum duration); carol writes meanwhile; dave reconnects and catches up");
+  // From the close on, dave's reconnects find the network unreachable (a stand-in WebSocket that fails at
+  // once), so carol's messages can only reach him by the catch-up after the reconnect that follows.
+  const carol = `carol_${run}`;
+  const dave = `dave_${run}`;
+  const carolPage = await newPage({ width: 1280, height: 800 });
+  await register(carolPage.page, shortLivedUrl, carol, "Carol");
+  const davePage = await newPage({ width: 1280, height: 800 });
+  await register(davePage.page, shortLivedUrl, dave, "Dave");
+  await davePage.page.getByTestId("no-conversations").waitFor();
+  await carolPage.page.getByLabel("Username to message").fill(dave);
+  await carolPage.page.getByRole("button", { name: "Open", exact: true }).click();
+  await carolPage.page.getByRole("heading", { name: "Dave" }).waitFor();
+  await send(carolPage.page, "Before the close");
+  await waitForText(carolPage.page, "Before the close");
+  await davePage.page.getByRole("button", { name: /Carol/ }).click();
+  await waitForText(davePage.page, "Before the close");
+  // Hooked on the socket that is open now (checked and hooked in one step: it lives 6 s).
+  const daveCatchUps = await davePage.page.evaluate(() => window.__parley.catchUps);
+  await davePage.page.waitForFunction(() => {
+    const ws = window.__parley.realtime.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    window.__closedWith = null;
+    const RealWebSocket = window.WebSocket;
+    window.__reachable = () => (window.WebSocket = RealWebSocket);
+    ws.addEventListener("close", (event) => {
+      window.__closedWith = event.code;
+      window.WebSocket = class Unreachable {
+        constructor() {
+          this.readyState = 0;
+          setTimeout(() => {
+            this.readyState = 3;
+            this.onclose?.({ code: 1006 });
+          }, 50);
+        }
+        send() {}
+        close() {}
+      };
+    });
+    return true;
+  });
+  await davePage.page.waitForFunction(() => window.__closedWith !== null, null, { timeout: 10_000 });
+  const closedWith = await davePage.page.evaluate(() => window.__closedWith);
+  check(closedWith === 1001, `dave's socket closed with ${closedWith}, not the gateway's 1001 (Going Away)`);
+  const missed = ["Missed while closed 1", "Missed while closed 2"];
+  for (const text of missed) {
+    await send(carolPage.page, text);
+    await waitForText(carolPage.page, text);
+  }
+  await davePage.page.waitForTimeout(500);
+  check((await countText(davePage.page, missed[0])) === 0, "dave saw a message while his socket was closed");
+  await davePage.page.evaluate(() => window.__reachable());
+  for (const text of missed) await waitForText(davePage.page, text, 1);
+  await davePage.page.waitForFunction((n) => window.__parley.catchUps > n, daveCatchUps);
+  await davePage.page.waitForTimeout(700);
+  for (const text of missed) check((await countText(davePage.page, text)) === 1, `dave sees "${text}" more than once`);
+  await carolPage.context.close();
+  await davePage.context.close();
 
   step("edits and deletes show for both");
   const edited = a.page.getByTestId("message").filter({ hasText: away[0] });

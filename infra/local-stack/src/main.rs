@@ -59,7 +59,20 @@ Usage: cargo run -p local-stack -- [options]
   --fault-seed N         seed of the fault draws (default 0), to replay a run
   --sdk-attempt-timeout-ms N
                          the functions' SDK attempt timeout (default 5000; lower it for timeouts)
+  --ws-idle-timeout SECONDS
+                         close WebSocket connections idle this long (default 600, API Gateway's)
+  --ws-max-connection-duration SECONDS
+                         close every WebSocket connection this long after it opened (default 7200)
 ";
+
+/// A positive number of seconds (fractions allowed, so tests can close connections quickly).
+fn seconds(text: &str, flag: &str) -> Result<std::time::Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 7.0 * 24.0 * 3600.0)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("{flag} needs a number of seconds above 0 and at most 604800 (7 days)"))
+}
 
 fn parse(args: Vec<String>) -> Result<Options, String> {
     let mut options = Options::new(local_stack::workspace_template());
@@ -136,6 +149,13 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
                     .parse()
                     .map_err(|_| "--sdk-attempt-timeout-ms needs a number of milliseconds")?;
                 options.sdk_attempt_timeout = std::time::Duration::from_millis(ms.max(1));
+            }
+            "--ws-idle-timeout" => {
+                options.limits.idle_timeout = seconds(&value("--ws-idle-timeout")?, "--ws-idle-timeout")?;
+            }
+            "--ws-max-connection-duration" => {
+                options.limits.max_connection_duration =
+                    seconds(&value("--ws-max-connection-duration")?, "--ws-max-connection-duration")?;
             }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option {other}")),

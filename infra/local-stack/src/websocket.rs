@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -31,10 +32,13 @@ use crate::ids;
 use crate::logs::LogBook;
 use crate::runtime::{FunctionPool, InvokeError};
 
-/// API Gateway's WebSocket limits, configurable for tests.
+/// API Gateway's WebSocket limits, configurable for tests: a client message of at most 128 KiB, sent
+/// in frames of at most 32 KiB each (either exceeded closes the connection with 1009), closed after
+/// 10 minutes without a frame either way and after 2 hours in any case (1001, `$disconnect` runs).
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_message_bytes: usize,
+    pub max_frame_bytes: usize,
     pub idle_timeout: Duration,
     pub max_connection_duration: Duration,
 }
@@ -43,6 +47,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_bytes: 128 * 1024,
+            max_frame_bytes: 32 * 1024,
             idle_timeout: Duration::from_secs(10 * 60),
             max_connection_duration: Duration::from_secs(2 * 3600),
         }
@@ -491,6 +496,7 @@ impl WsGateway {
         // held connection's memory (138 KB each at 10,000 connections).
         let config = WebSocketConfig::default()
             .max_message_size(Some(self.limits.max_message_bytes * 2))
+            .max_frame_size(Some(self.limits.max_frame_bytes))
             .read_buffer_size(8 * 1024);
         let mut socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         let hard_deadline = Instant::now() + self.limits.max_connection_duration;
@@ -508,9 +514,22 @@ impl WsGateway {
                     connection.touch();
                     match frame {
                         None => break (1006, String::new()),
-                        Some(Err(e)) => {
+                        // A frame over the limit (tungstenite refuses it: a capacity error); a client
+                        // gone without a close (abnormal closure, nothing to send it); or a frame that
+                        // breaks the protocol.
+                        Some(Err(WsError::Capacity(e))) => {
                             let _ = socket.send(close(CloseCode::Size, "Message too big")).await;
                             break (1009, e.to_string());
+                        }
+                        Some(Err(
+                            e @ (WsError::Io(_)
+                            | WsError::ConnectionClosed
+                            | WsError::AlreadyClosed
+                            | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)),
+                        )) => break (1006, e.to_string()),
+                        Some(Err(e)) => {
+                            let _ = socket.send(close(CloseCode::Protocol, "Protocol error")).await;
+                            break (1002, e.to_string());
                         }
                         Some(Ok(Message::Text(text))) => {
                             if text.len() > self.limits.max_message_bytes {

@@ -378,6 +378,95 @@ async fn frames_are_routed_by_the_selection_expression() {
     stack.stop().await;
 }
 
+/// Waits (up to 10 s) for the gateway's log to show `$disconnect` invoked for connection `id`.
+async fn disconnect_ran(stack: &LocalStack, id: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !stack
+        .logs()
+        .iter()
+        .any(|l| l.text.contains("$disconnect") && l.text.contains(id))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "$disconnect was not invoked for {id}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `text` as one message in data frames of `fragment` bytes (a browser sends one frame a message; other
+/// clients split long ones, which API Gateway's 32 KiB frame limit needs).
+async fn send_fragmented(socket: &mut WebSocket, text: &str, fragment: usize) {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let chunks: Vec<&[u8]> = text.as_bytes().chunks(fragment).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let opcode = if i == 0 { Data::Text } else { Data::Continue };
+        let last = i + 1 == chunks.len();
+        let frame = Frame::message(chunk.to_vec(), OpCode::Data(opcode), last);
+        socket.send(Message::Frame(frame)).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn frames_over_32_kib_and_messages_over_128_kib_close_with_1009() {
+    let stack = start().await;
+
+    // 100 KiB in frames of 16 KiB: one message, routed.
+    let mut socket = connect(&stack, "token=good-alice").await.unwrap();
+    let long = format!(r#"{{"action":"echo","pad":"{}"}}"#, "x".repeat(100 * 1024));
+    send_fragmented(&mut socket, &long, 16 * 1024).await;
+    let echoed: Value = serde_json::from_str(&next_text(&mut socket).await).unwrap();
+    assert_eq!(echoed["body"].as_str().map(str::len), Some(long.len()));
+
+    // The same 100 KiB in one frame: over the frame limit.
+    socket.send(Message::text(long.clone())).await.unwrap();
+    assert_eq!(next_close_code(&mut socket).await, Some(1009));
+
+    // Just over 32 KiB in one frame, on a new connection.
+    let mut socket = connect(&stack, "token=good-bob").await.unwrap();
+    let over_frame = format!(r#"{{"action":"echo","pad":"{}"}}"#, "x".repeat(32 * 1024));
+    socket.send(Message::text(over_frame)).await.unwrap();
+    assert_eq!(next_close_code(&mut socket).await, Some(1009));
+
+    // 160 KiB in frames of 16 KiB: every frame is allowed, the message is not.
+    let mut socket = connect(&stack, "token=good-carol").await.unwrap();
+    let too_long = format!(r#"{{"action":"echo","pad":"{}"}}"#, "x".repeat(160 * 1024));
+    send_fragmented(&mut socket, &too_long, 16 * 1024).await;
+    assert_eq!(next_close_code(&mut socket).await, Some(1009));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn every_connection_is_closed_at_its_maximum_duration_and_disconnect_runs() {
+    let mut options = options();
+    options.limits.max_connection_duration = Duration::from_millis(1500);
+    let stack = LocalStack::start(options).await.unwrap();
+    let mut socket = connect(&stack, "token=good-erin").await.unwrap();
+    let opened = std::time::Instant::now();
+    // Busy all along (so not an idle close): a frame every 200 ms until the gateway closes it.
+    let id = loop {
+        socket.send(Message::text(r#"{"action":"echo"}"#)).await.unwrap();
+        let echoed: Value = serde_json::from_str(&next_text(&mut socket).await).unwrap();
+        if opened.elapsed() > Duration::from_millis(600) {
+            break echoed["connectionId"].as_str().unwrap().to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let code = loop {
+        let _ = socket.send(Message::text(r#"{"action":"silent"}"#)).await;
+        match tokio::time::timeout(Duration::from_millis(200), socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) | Err(_) => assert!(opened.elapsed() < Duration::from_secs(10), "never closed"),
+            Ok(Some(Err(_)) | None) => break None,
+        }
+    };
+    assert_eq!(code, Some(1001), "closed as Going Away");
+    assert!(opened.elapsed() >= Duration::from_millis(1400), "not before its time");
+    disconnect_ran(&stack, &id).await;
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn the_connections_api_posts_describes_and_closes() {
     let stack = start().await;
@@ -402,15 +491,7 @@ async fn the_connections_api_posts_describes_and_closes() {
     assert_eq!(next_close_code(&mut socket).await, Some(1000));
 
     // The disconnect ran, and the connection is gone.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !stack
-        .logs()
-        .iter()
-        .any(|l| l.text.contains("$disconnect") && l.text.contains(&id))
-    {
-        assert!(std::time::Instant::now() < deadline, "$disconnect was not invoked");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    disconnect_ran(&stack, &id).await;
     for response in [
         client.post(&url).body("late").send().await.unwrap(),
         client.get(&url).send().await.unwrap(),
@@ -442,18 +523,7 @@ async fn closing_runs_disconnect_and_idle_connections_are_closed() {
         .unwrap()
         .to_owned();
     closing.close(None).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !stack
-        .logs()
-        .iter()
-        .any(|l| l.text.contains("$disconnect") && l.text.contains(&id))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "$disconnect was not invoked on close"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    disconnect_ran(&stack, &id).await;
 
     let mut idle = connect(&stack, "token=good-dan").await.unwrap();
     assert_eq!(
