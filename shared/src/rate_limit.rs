@@ -69,9 +69,9 @@
 //!   If no span that learnt a total admitted anything, only first spans did: at most `C * max batch`,
 //!   less than that. It is reached when every other container admitted a batch less one while one
 //!   container spent the limit, then one more each.
-//! - All this while DynamoDB answers. A failed read or addition fails open (logged, as before): a
-//!   container that cannot read starts from 0; one that cannot add keeps the count and tries again on
-//!   each next request, still admitting only while `known + pending < limit`. An addition that
+//! - All this while DynamoDB answers. A failed addition fails open (logged, as before): the container
+//!   keeps the count and tries again on each next request, still admitting only while
+//!   `known + pending < limit` (with nothing known yet, `known` counts as 0). An addition that
 //!   DynamoDB applied but whose answer was lost is retried by the SDK and counted twice (refusing early
 //!   by that many), as with the conditional counter before. A container keeps [`CAPACITY`] windows;
 //!   when full, ended windows go first, then everything: a container that forgot its pending counts
