@@ -497,6 +497,17 @@ impl TestApp {
 
     /// Sends `body` (client id `client_id`); returns the message.
     pub async fn send(&self, sender: &TestUser, conversation: &str, client_id: &str, body: &str) -> Value {
+        self.send_request(
+            sender,
+            conversation,
+            json!({ "clientMessageId": client_id, "body": body }),
+        )
+        .await
+    }
+
+    /// Sends the message request `request` (a `POST /conversations/{id}/messages` body) and expects
+    /// `201`; returns the message.
+    pub async fn send_request(&self, sender: &TestUser, conversation: &str, request: Value) -> Value {
         let response = self
             .call(
                 parley::api::messages::send,
@@ -506,7 +517,7 @@ impl TestApp {
                     &[("conversationId", conversation)],
                 )
                 .bearer(&sender.token)
-                .json(json!({ "clientMessageId": client_id, "body": body })),
+                .json(request),
             )
             .await;
         assert_eq!(response.status, 201, "send: {}", response.body);

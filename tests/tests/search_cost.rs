@@ -212,25 +212,13 @@ async fn indexing_a_typical_message_costs_one_write_unit() {
     assert_eq!(units, 1.0, "a long message: one item without its word list");
 
     let encrypted = app
-        .call(
-            parley::api::messages::send,
-            TestRequest::route(
-                "POST",
-                "/conversations/{conversationId}/messages",
-                &[("conversationId", &group)],
-            )
-            .bearer(&me.token)
-            .json(json!({ "clientMessageId": "w3", "body": "c2VjcmV0", "encrypted": true })),
+        .send_request(
+            &me,
+            &group,
+            json!({ "clientMessageId": "w3", "body": "c2VjcmV0", "encrypted": true }),
         )
         .await;
-    assert_eq!(encrypted.status, 201, "{}", encrypted.body);
-    let units = reindex(
-        &app,
-        &group,
-        encrypted.body["id"].as_str().unwrap(),
-        &Indexed::default(),
-    )
-    .await;
+    let units = reindex(&app, &group, encrypted["id"].as_str().unwrap(), &Indexed::default()).await;
     assert_eq!(units, 0.0, "an encrypted message is never indexed");
 }
 
@@ -298,25 +286,13 @@ async fn a_search_finds_every_word_prefix_the_prefix_index_found() {
     let (message, _) = send_indexed(&app, &other, &group, "long", &long).await;
     let long_id = message["id"].as_str().unwrap().to_owned();
     let encrypted = app
-        .call(
-            parley::api::messages::send,
-            TestRequest::route(
-                "POST",
-                "/conversations/{conversationId}/messages",
-                &[("conversationId", &group)],
-            )
-            .bearer(&other.token)
-            .json(json!({ "clientMessageId": "enc", "body": "zebracipher tomorrow", "encrypted": true })),
+        .send_request(
+            &other,
+            &group,
+            json!({ "clientMessageId": "enc", "body": "zebracipher tomorrow", "encrypted": true }),
         )
         .await;
-    assert_eq!(encrypted.status, 201, "{}", encrypted.body);
-    reindex(
-        &app,
-        &group,
-        encrypted.body["id"].as_str().unwrap(),
-        &Indexed::default(),
-    )
-    .await;
+    reindex(&app, &group, encrypted["id"].as_str().unwrap(), &Indexed::default()).await;
 
     // The edit takes `quarterly` away, the delete the whole message.
     let (report, secret) = (live[4].0.clone(), live[5].0.clone());

@@ -316,23 +316,7 @@ impl Report {
         }
         let mut out = String::new();
         let w = &mut out;
-        let _ = writeln!(
-            w,
-            "Parley load test: scenario {}{} (run {})",
-            self.scenario.kind.name(),
-            if self.scenario.short { " --short" } else { "" },
-            self.run_id
-        );
-        let _ = writeln!(w, "  plan:    {}", self.description);
-        let _ = writeln!(
-            w,
-            "  target:  {} and {} ({})",
-            self.target.http, self.target.ws, self.target.description
-        );
-        if !self.target.parameters.is_empty() {
-            let given: Vec<String> = self.target.parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let _ = writeln!(w, "  stack parameters: {}", given.join(" "));
-        }
+        self.header(w, "");
         let _ = writeln!(
             w,
             "  ran {:.1} s{}; peak {} users chatting in {} groups of up to {}",
@@ -654,13 +638,11 @@ pub fn open_loop_checks(routes: &[ArrivalReport], delivery: &DeliveryReport, ope
 }
 
 impl Report {
-    fn open_loop_text(&self, open: &OpenLoopReport) -> String {
-        let mut out = String::new();
-        let w = &mut out;
-        let o = &open.outcome;
+    /// The report's first lines, the same for both loops: scenario and run, plan, target, parameters.
+    fn header(&self, w: &mut String, loop_kind: &str) {
         let _ = writeln!(
             w,
-            "Parley load test: scenario {}{}, open loop (run {})",
+            "Parley load test: scenario {}{}{loop_kind} (run {})",
             self.scenario.kind.name(),
             if self.scenario.short { " --short" } else { "" },
             self.run_id
@@ -675,6 +657,13 @@ impl Report {
             let given: Vec<String> = self.target.parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = writeln!(w, "  stack parameters: {}", given.join(" "));
         }
+    }
+
+    fn open_loop_text(&self, open: &OpenLoopReport) -> String {
+        let mut out = String::new();
+        let w = &mut out;
+        let o = &open.outcome;
+        self.header(w, ", open loop");
         let _ = writeln!(
             w,
             "  set-up (not measured): {} of {} users ready in {} groups of up to {}, {:.1} s; setup failures {}",

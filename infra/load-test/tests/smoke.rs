@@ -184,20 +184,21 @@ async fn every_scenario_in_short_against_the_local_stack() {
     // The rate limits are on, raised out of the way, as the open loop runs them.
     assert!(parameters.values().all(|v| v == "1000000"), "{parameters:?}");
 
-    let chart = charts.join("open-loop.png");
-    let settings = RunSettings {
-        scenario: open_short(),
+    // Every run's settings but its scenario and heartbeat.
+    let settings = |scenario, heartbeat| RunSettings {
+        scenario,
         endpoints: endpoints.clone(),
         run_id: new_run_id(),
         group_size: 3,
         request_timeout: Duration::from_secs(10),
         delivery_timeout: Duration::from_secs(10),
-        heartbeat: Duration::from_secs(60),
+        heartbeat,
         progress: None,
         max_in_flight: 64,
     };
+    let chart = charts.join("open-loop.png");
     let report = load_test::load_test(
-        settings,
+        settings(open_short(), Duration::from_secs(60)),
         target.clone(),
         Some(chart.clone()),
         Arc::new(AtomicBool::new(false)),
@@ -215,19 +216,8 @@ async fn every_scenario_in_short_against_the_local_stack() {
         ScenarioKind::Stress,
     ] {
         let chart: PathBuf = charts.join(format!("{}.png", kind.name()));
-        let settings = RunSettings {
-            scenario: tiny(kind),
-            endpoints: endpoints.clone(),
-            run_id: new_run_id(),
-            group_size: 3,
-            request_timeout: Duration::from_secs(10),
-            delivery_timeout: Duration::from_secs(10),
-            heartbeat: Duration::from_secs(1),
-            progress: None,
-            max_in_flight: 64,
-        };
         let report = load_test::load_test(
-            settings,
+            settings(tiny(kind), Duration::from_secs(1)),
             target.clone(),
             Some(chart.clone()),
             Arc::new(AtomicBool::new(false)),
