@@ -291,7 +291,7 @@ fn benches(c: &mut Criterion) {
             )
         });
         group.bench_function("token_verify", |b| {
-            b.iter(|| context.tokens.verify(black_box(&token)).expect("valid"))
+            b.iter(|| context.tokens().verify(black_box(&token)).expect("valid"))
         });
         let post = ApiRequest::from_lambda(request(&post_event));
         group.bench_function("authenticate_header", |b| {

@@ -57,7 +57,8 @@ where
     Fut: Future<Output = Result<R, lambda_runtime::Error>> + Send,
 {
     crate::logging::init();
-    let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env().await?));
+    // Stream and queue workers sign and verify nothing: no permission to read the token secret.
+    let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env_without_token_secret().await?));
     context.warm_up().await;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<E>| async move {

@@ -8,19 +8,20 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {problem}")]
     Invalid { name: &'static str, problem: String },
+    #[error("the token secret could not be read from Secrets Manager: {0}")]
+    SecretUnavailable(String),
 }
 
 #[derive(Clone)]
 pub struct Config {
     /// The single DynamoDB table (`TABLE_NAME`).
     pub table_name: String,
-    /// HS256 secret for access tokens (`TOKEN_SECRET`, at least 32 bytes): what every token, refresh
-    /// token and cursor is made with.
-    pub token_secret: Vec<u8>,
-    /// The secret `TOKEN_SECRET` was before the last rotation (`TOKEN_SECRET_PREVIOUS`; unset, empty or
-    /// `none`: there is none). What it made is still accepted, so a rotation signs nobody out; nothing
-    /// new is made with it.
-    pub token_secret_previous: Option<Vec<u8>>,
+    /// Where the HS256 secret every token, refresh token and cursor is made with comes from (see
+    /// `secrets`): Secrets Manager (`TOKEN_SECRET_ARN`, refreshed every `TOKEN_SECRET_TTL_SECS`), or,
+    /// for tests and local tools, `TOKEN_SECRET` and `TOKEN_SECRET_PREVIOUS` (unset, empty or `none`:
+    /// there is none) directly. What the previous secret made is still accepted, so a rotation signs
+    /// nobody out; nothing new is made with it.
+    pub token_secret: crate::secrets::TokenSecretSource,
     /// The name wallet users see in the sign-in message (`WALLET_SIGNIN_DOMAIN`).
     pub wallet_signin_domain: String,
     pub access_token_ttl: Duration,
@@ -92,42 +93,43 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("table_name", &self.table_name)
-            .field("token_secret", &"<redacted>")
-            .field(
-                "token_secret_previous",
-                &self.token_secret_previous.as_ref().map(|_| "<redacted>"),
-            )
+            .field("token_secret", &self.token_secret)
             .field("wallet_signin_domain", &self.wallet_signin_domain)
             .finish_non_exhaustive()
     }
 }
 
-pub const MIN_SECRET_BYTES: usize = 32;
+pub use crate::secrets::MIN_SECRET_BYTES;
 
-/// `TOKEN_SECRET_PREVIOUS`: the secret before the last rotation. Secrets Manager hands over the word
-/// `none` when there has been no rotation yet; unset and empty mean the same.
-fn previous_secret(lookup: &impl Fn(&str) -> Option<String>, current: &str) -> Result<Option<Vec<u8>>, ConfigError> {
-    const NAME: &str = "TOKEN_SECRET_PREVIOUS";
-    let Some(previous) = lookup(NAME) else {
-        return Ok(None);
-    };
-    let trimmed = previous.trim();
-    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("none") {
-        return Ok(None);
+/// `TOKEN_SECRET` (with `TOKEN_SECRET_PREVIOUS`) when set, else `TOKEN_SECRET_ARN`.
+fn token_secret_source(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::secrets::TokenSecretSource, ConfigError> {
+    use crate::secrets::{SecretProblem, TokenSecret, TokenSecretSource};
+    if let Some(current) = lookup("TOKEN_SECRET") {
+        let previous = lookup("TOKEN_SECRET_PREVIOUS");
+        return match TokenSecret::new(&current, previous.as_deref()) {
+            Ok(secret) => Ok(TokenSecretSource::Inline(secret)),
+            Err(SecretProblem::Current(problem)) => Err(ConfigError::Invalid {
+                name: "TOKEN_SECRET",
+                problem,
+            }),
+            Err(SecretProblem::Previous(problem)) => Err(ConfigError::Invalid {
+                name: "TOKEN_SECRET_PREVIOUS",
+                problem,
+            }),
+        };
     }
-    if previous.len() < MIN_SECRET_BYTES {
-        return Err(ConfigError::Invalid {
-            name: NAME,
-            problem: format!("must be at least {MIN_SECRET_BYTES} bytes (or `none`)"),
-        });
+    match lookup("TOKEN_SECRET_ARN").filter(|v| !v.trim().is_empty()) {
+        Some(arn) => Ok(TokenSecretSource::SecretsManager {
+            arn: arn.trim().to_owned(),
+            ttl: match lookup("TOKEN_SECRET_TTL_SECS").filter(|v| !v.trim().is_empty()) {
+                None => crate::secrets::DEFAULT_TTL,
+                Some(_) => std::time::Duration::from_secs(number(lookup, "TOKEN_SECRET_TTL_SECS", 0)?),
+            },
+        }),
+        None => Ok(TokenSecretSource::Absent),
     }
-    if previous == current {
-        return Err(ConfigError::Invalid {
-            name: NAME,
-            problem: "is the same as TOKEN_SECRET: a rotation needs a new current secret".to_owned(),
-        });
-    }
-    Ok(Some(previous.into_bytes()))
 }
 
 impl Config {
@@ -140,18 +142,9 @@ impl Config {
         let table_name = lookup("TABLE_NAME")
             .filter(|v| !v.is_empty())
             .ok_or(ConfigError::Missing("TABLE_NAME"))?;
-        let token_secret = lookup("TOKEN_SECRET").ok_or(ConfigError::Missing("TOKEN_SECRET"))?;
-        if token_secret.len() < MIN_SECRET_BYTES {
-            return Err(ConfigError::Invalid {
-                name: "TOKEN_SECRET",
-                problem: format!("must be at least {MIN_SECRET_BYTES} bytes"),
-            });
-        }
-        let token_secret_previous = previous_secret(&lookup, &token_secret)?;
         Ok(Config {
             table_name,
-            token_secret: token_secret.into_bytes(),
-            token_secret_previous,
+            token_secret: token_secret_source(&lookup)?,
             wallet_signin_domain: lookup("WALLET_SIGNIN_DOMAIN").unwrap_or_else(|| "parley.chat".to_owned()),
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -229,12 +222,16 @@ mod tests {
                 _ => None,
             })
         };
+        let inline = |config: &Config| match &config.token_secret {
+            crate::secrets::TokenSecretSource::Inline(secret) => secret.clone(),
+            other => panic!("not inline: {other:?}"),
+        };
         for absent in [None, Some(""), Some("  "), Some("none"), Some("NONE")] {
-            assert_eq!(with(absent).unwrap().token_secret_previous, None, "{absent:?}");
+            assert_eq!(inline(&with(absent).unwrap()).previous(), None, "{absent:?}");
         }
         let rotated = with(Some(&"p".repeat(32))).unwrap();
-        assert_eq!(rotated.token_secret_previous, Some("p".repeat(32).into_bytes()));
-        assert_eq!(rotated.token_secret, current.as_bytes());
+        assert_eq!(inline(&rotated).previous(), Some("p".repeat(32).as_bytes()));
+        assert_eq!(inline(&rotated).current(), current.as_bytes());
         let debug = format!("{rotated:?}");
         assert!(!debug.contains("pppp") && !debug.contains("cccc"), "{debug}");
 
@@ -261,7 +258,36 @@ mod tests {
             ),
             "{same}"
         );
-        assert!(same.to_string().contains("same as TOKEN_SECRET"), "{same}");
+        assert!(same.to_string().contains("same as the current secret"), "{same}");
+    }
+
+    #[test]
+    fn without_a_secret_in_the_environment_it_names_the_secret_to_read() {
+        use crate::secrets::TokenSecretSource;
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:parley-token-AbCdEf";
+        let with = |ttl: Option<&'static str>| {
+            Config::from_lookup(move |k| match k {
+                "TABLE_NAME" => Some("t".to_owned()),
+                "TOKEN_SECRET_ARN" => Some(arn.to_owned()),
+                "TOKEN_SECRET_TTL_SECS" => ttl.map(str::to_owned),
+                _ => None,
+            })
+        };
+        let default = with(None).unwrap();
+        assert_eq!(
+            default.token_secret,
+            TokenSecretSource::SecretsManager {
+                arn: arn.to_owned(),
+                ttl: Duration::from_secs(300)
+            }
+        );
+        assert!(matches!(
+            with(Some("2")).unwrap().token_secret,
+            TokenSecretSource::SecretsManager { ttl, .. } if ttl == Duration::from_secs(2)
+        ));
+        assert!(with(Some("soon")).is_err());
+        let neither = Config::from_lookup(|k| (k == "TABLE_NAME").then(|| "t".to_owned())).unwrap();
+        assert_eq!(neither.token_secret, TokenSecretSource::Absent);
     }
 
     #[test]

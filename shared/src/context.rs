@@ -6,12 +6,15 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
+use std::sync::Arc;
+
 use crate::auth::tokens::TokenKeys;
 use crate::cache::Cache;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::cursor::Cursors;
 use crate::domain::users::{self, User};
 use crate::realtime::{Fanout, Publisher};
+use crate::secrets::{SecretsManagerFetch, TokenSecretSource, TokenSecrets};
 use crate::store::Store;
 
 pub struct AppContext {
@@ -19,8 +22,9 @@ pub struct AppContext {
     /// The process's one AWS configuration, for clients a route builds on first use.
     pub sdk: SdkConfig,
     pub store: Store,
-    pub tokens: TokenKeys,
-    pub cursors: Cursors,
+    /// The token and cursor keys of the cached token secret (see `secrets`): [`Self::tokens`] and
+    /// [`Self::cursors`].
+    pub secrets: TokenSecrets,
     pub fanout: Fanout,
     /// Where writes hand their events to the delivery worker.
     pub publisher: Publisher,
@@ -33,14 +37,54 @@ pub struct AppContext {
 impl AppContext {
     /// Reads the configuration and the AWS settings (region, credentials, endpoint overrides such as
     /// `AWS_ENDPOINT_URL_DYNAMODB`) from the environment.
-    pub async fn from_env() -> Result<Self, crate::config::ConfigError> {
+    /// Reads the token secret too: from Secrets Manager (`TOKEN_SECRET_ARN`; one `GetSecretValue` now
+    /// and one per `TOKEN_SECRET_TTL_SECS` after), or `TOKEN_SECRET` where a test or local tool sets it.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Self::load(true).await
+    }
+
+    /// For functions that neither sign nor verify anything (the WebSocket routes behind the
+    /// authorizer, the stream and queue workers): they need no permission to read the secret.
+    pub async fn from_env_without_token_secret() -> Result<Self, ConfigError> {
+        Self::load(false).await
+    }
+
+    async fn load(with_token_secret: bool) -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .timeout_config(lambda_timeouts(config.sdk_attempt_timeout))
             .retry_config(lambda_retries())
             .load()
             .await;
-        Ok(Self::new(config, &sdk))
+        let secrets = match (&config.token_secret, with_token_secret) {
+            (_, false) => TokenSecrets::absent(config.access_token_ttl),
+            (TokenSecretSource::Inline(secret), true) => TokenSecrets::fixed(secret, config.access_token_ttl),
+            (TokenSecretSource::SecretsManager { arn, ttl }, true) => TokenSecrets::fetched(
+                Box::new(SecretsManagerFetch::new(&sdk, arn)),
+                *ttl,
+                config.access_token_ttl,
+            )
+            .await
+            .map_err(ConfigError::SecretUnavailable)?,
+            (TokenSecretSource::Absent, true) => return Err(ConfigError::Missing("TOKEN_SECRET_ARN")),
+        };
+        Ok(Self::with_secrets(config, &sdk, secrets))
+    }
+
+    /// Reads the token secret again if the cached copy is older than its TTL (see
+    /// `TokenSecrets::refresh_if_stale`): the first thing an invocation that signs or verifies does.
+    pub async fn refresh_token_secret(&self) {
+        self.secrets.refresh_if_stale().await
+    }
+
+    /// The access-token keys of the cached token secret.
+    pub fn tokens(&self) -> Arc<TokenKeys> {
+        self.secrets.tokens()
+    }
+
+    /// The cursor keys of the cached token secret.
+    pub fn cursors(&self) -> Arc<Cursors> {
+        self.secrets.cursors()
     }
 
     /// Opens the DynamoDB connection (TCP and TLS) during init, where Lambda gives the process a full CPU
@@ -76,12 +120,19 @@ impl AppContext {
         self.publisher.publish(self, events).await
     }
 
+    /// A context whose token secret is the configuration's `TOKEN_SECRET` (tests, benchmarks, local
+    /// tools); without one it has none (see [`Self::from_env`] for Secrets Manager).
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
+        let secrets = match &config.token_secret {
+            TokenSecretSource::Inline(secret) => TokenSecrets::fixed(secret, config.access_token_ttl),
+            _ => TokenSecrets::absent(config.access_token_ttl),
+        };
+        Self::with_secrets(config, sdk, secrets)
+    }
+
+    fn with_secrets(config: Config, sdk: &SdkConfig, secrets: TokenSecrets) -> Self {
         let store = Store::new(sdk, config.table_name.clone(), config.dynamodb_slow_call)
             .with_retry_budget(config.dynamodb_retry_budget);
-        let previous = config.token_secret_previous.as_deref();
-        let tokens = TokenKeys::with_previous(&config.token_secret, previous, config.access_token_ttl);
-        let cursors = Cursors::with_previous(&config.token_secret, previous);
         let fanout = Fanout::new(sdk, config.websocket_endpoint.as_deref());
         let publisher = Publisher::new(sdk, config.delivery_queues.clone());
         let attachments = crate::attachments::Storage::new(sdk, config.attachments.clone());
@@ -89,8 +140,7 @@ impl AppContext {
             config,
             sdk: sdk.clone(),
             store,
-            tokens,
-            cursors,
+            secrets,
             fanout,
             publisher,
             profiles: Cache::new(users::PROFILE_CACHE_TTL, users::PROFILE_CACHE_USERS),

@@ -25,6 +25,7 @@ pub mod ops;
 pub mod rate_limit;
 pub mod realtime;
 pub mod search;
+pub mod secrets;
 pub mod store;
 pub mod time;
 pub mod validate;

@@ -122,7 +122,8 @@ where
     Fut: Future<Output = Result<WsReply, ApiError>> + Send + 'static,
 {
     crate::logging::init();
-    let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env().await?));
+    // The routes behind `$connect` trust the authorizer's context and verify no token themselves.
+    let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env_without_token_secret().await?));
     context.warm_up().await;
     // Boxed so the runtime's future does not nest the (deep) route future's type.
     lambda_runtime::run(service_fn(
@@ -229,6 +230,7 @@ pub async fn serve_authorizer() -> Result<(), LambdaError> {
     let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env().await?));
     context.warm_up().await;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        context.refresh_token_secret().await;
         authorize_session(context, &event.payload).await
     }))
     .await
@@ -255,7 +257,7 @@ pub async fn authorize_session(context: &AppContext, event: &Value) -> Result<Va
 pub fn authorize(context: &AppContext, event: &Value) -> Result<Value, LambdaError> {
     let token = event["queryStringParameters"]["token"].as_str().unwrap_or("");
     let claims = context
-        .tokens
+        .tokens()
         .verify(token)
         .map_err(|_| LambdaError::from("Unauthorized"))?;
     let resource = event["methodArn"].as_str().unwrap_or("*");

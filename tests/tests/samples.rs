@@ -157,7 +157,7 @@ async fn prepare(app: &TestApp, name: &str, mut event: Value) -> Value {
                 .await;
             let other = app
                 .context
-                .tokens
+                .tokens()
                 .verify(other.body["accessToken"].as_str().unwrap())
                 .unwrap()
                 .sid;
@@ -258,7 +258,7 @@ async fn attachments_get(app: &TestApp, event: &Value) -> TestResponse {
         .as_str()
         .unwrap()
         .trim_start_matches("Bearer ");
-    let me = app.context.tokens.verify(token).unwrap().sub;
+    let me = app.context.tokens().verify(token).unwrap().sub;
     let conversation = event["pathParameters"]["conversationId"].as_str().unwrap().to_owned();
     let input = parley::domain::attachments::NewAttachment {
         file_name: Some("holiday.jpg".to_owned()),
@@ -375,7 +375,7 @@ async fn every_websocket_sample_event_succeeds_through_its_handler() {
     let other = app.user("wsother").await;
     let group = app.group(&me, "ws samples", &[&other]).await;
     let message = app.send(&other, &group, "w1", "hello").await;
-    let my_session = app.context.tokens.verify(&me.token).unwrap().sid;
+    let my_session = app.context.tokens().verify(&me.token).unwrap().sid;
     let live = |name: &str| {
         let text = load_event(name)
             .to_string()

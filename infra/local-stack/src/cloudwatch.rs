@@ -113,6 +113,27 @@ fn cbor_response(status: StatusCode, body: &Value) -> HttpResponse {
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
+/// IAM's check of a function's call. CloudWatch's metric actions have no resource-level permissions,
+/// so the resource is `*`; PutMetricData (with its `cloudwatch:namespace` key) is not served here: the
+/// functions' metrics are EMF log lines.
+pub fn denial(role: &crate::iam::Role, path: &str, logs: &crate::logs::LogBook) -> Option<HttpResponse> {
+    let operation = path
+        .strip_prefix("/service/")
+        .and_then(|rest| rest.strip_prefix(SERVICE))
+        .and_then(|rest| rest.strip_prefix("/operation/"))?;
+    let (message, log) = crate::iam::check(role, &format!("cloudwatch:{operation}"), "*", &[])?;
+    logs.gateway(&log);
+    Some(
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            Some("AccessDenied"),
+            message,
+        )
+        .response(),
+    )
+}
+
 pub async fn handle(store: &MetricStore, request: Request<Incoming>) -> HttpResponse {
     let path = request.uri().path().to_owned();
     let operation = path

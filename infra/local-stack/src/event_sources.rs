@@ -230,6 +230,10 @@ impl Mapping {
                     InvokeError::Timeout => "the function timed out".to_owned(),
                     InvokeError::Function(_) => "the function returned an error".to_owned(),
                     InvokeError::Crashed(why) => format!("the instance failed: {why}"),
+                    // Lambda's poller backs off; the messages' receive count has still grown, so a
+                    // queue whose function is throttled for long sends them to its dead-letter queue.
+                    InvokeError::Throttled => "the function was throttled".to_owned(),
+                    error @ InvokeError::PayloadTooLarge => error.to_string(),
                 };
                 self.logs.gateway(&format!(
                     "{what}: the batch of {count} failed ({why}); its messages return after the visibility timeout"

@@ -23,6 +23,9 @@ use crate::runtime::{FunctionPool, InvokeError};
 /// API Gateway's request payload limit for HTTP APIs.
 pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
 
+/// HTTP APIs' maximum (and default) integration timeout.
+pub const INTEGRATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),
@@ -210,6 +213,9 @@ pub struct HttpGateway {
     pub logs: Arc<LogBook>,
     /// The HTTP API's `CorsConfiguration`: API Gateway answers preflights and adds the headers.
     pub cors: Option<crate::cors::Cors>,
+    /// How long API Gateway waits for the integration (HTTP APIs: at most 30 s) before it answers 504;
+    /// the function itself runs on to its own end, as Lambda's does.
+    pub integration_timeout: std::time::Duration,
 }
 
 impl HttpGateway {
@@ -269,7 +275,24 @@ impl HttpGateway {
                 Err(refusal) => return Ok(refusal(&request_id)),
             }
         }
-        let result = route.function.invoke(Bytes::from(event.to_string())).await;
+        let function = Arc::clone(&route.function);
+        let invocation = tokio::spawn(async move { function.invoke(Bytes::from(event.to_string())).await });
+        let result = match tokio::time::timeout(self.integration_timeout, invocation).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(task)) => Err(InvokeError::Crashed(format!("the invocation task failed: {task}"))),
+            Err(_) => {
+                self.logs.gateway(&format!(
+                    "{} {raw_path}: no answer within the integration timeout of {:?}",
+                    route.route_key(),
+                    self.integration_timeout
+                ));
+                return Ok(gateway_error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "Endpoint request timed out",
+                    &request_id,
+                ));
+            }
+        };
         Ok(match result.map(|payload| v2_response(&payload, &request_id)) {
             Ok(Ok(response)) => response,
             Ok(Err(problem)) => {
@@ -280,6 +303,13 @@ impl HttpGateway {
                 gateway_error(StatusCode::BAD_GATEWAY, "Internal Server Error", &request_id)
             }
             Err(InvokeError::Timeout) => gateway_error(StatusCode::BAD_GATEWAY, "Internal Server Error", &request_id),
+            // Lambda refused the event (a body under the HTTP API's 10 MB but over Lambda's 6 MB).
+            Err(InvokeError::PayloadTooLarge) => {
+                gateway_error(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large", &request_id)
+            }
+            Err(InvokeError::Throttled) => {
+                gateway_error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", &request_id)
+            }
             Err(_) => gateway_error(StatusCode::BAD_GATEWAY, "Internal Server Error", &request_id),
         })
     }
@@ -516,6 +546,7 @@ mod tests {
                 memory_mb: 128,
             },
             1,
+            None,
             Arc::new(LogBook::new(false)),
             Arc::default(),
         )

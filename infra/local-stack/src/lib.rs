@@ -14,16 +14,19 @@ mod binaries;
 mod cbor;
 mod cloudwatch;
 mod cors;
+mod dynamodb_proxy;
 mod dynamodb_relay;
 mod event_filter;
 mod event_sources;
 pub mod faults;
 mod http_api;
+mod iam;
 mod ids;
 mod logs;
 mod metrics;
 mod resolve;
 mod runtime;
+mod secretsmanager;
 mod sqs;
 mod streams;
 mod web;
@@ -119,6 +122,10 @@ pub struct Options {
     pub fault_injection: bool,
     /// The configuration fault injection starts with.
     pub faults: FaultConfig,
+    /// Check each function's DynamoDB, SQS, @connections and CloudWatch calls against the statements
+    /// its role gets from the template, as AWS does, so a missing permission fails here rather than
+    /// after a deploy. Off: every function may do anything, as before.
+    pub iam_enforcement: bool,
     /// The functions' `SDK_ATTEMPT_TIMEOUT_MS`: fault runs set it low, so each held call costs little.
     pub sdk_attempt_timeout: Duration,
     /// Serve the web client (`web/dist`, built first when missing and `build` is on) on this port
@@ -126,6 +133,9 @@ pub struct Options {
     pub web_port: Option<u16>,
     /// The built web client; None: `web/dist` of the workspace.
     pub web_root: Option<PathBuf>,
+    /// How long the HTTP API waits for a function's answer before its own 504: API Gateway's 30 s
+    /// (tests shorten it).
+    pub http_integration_timeout: Duration,
     /// The S3-compatible server's port (s3rver, see the `s3-local` crate; 0: any free port), started
     /// when the template has an `AWS::S3::Bucket` named `AttachmentsBucket`; its objects are kept
     /// beside the table's data (`<data>/../s3`) unless the storage is in memory.
@@ -154,9 +164,11 @@ impl Options {
             queue_visibility_timeout: None,
             fault_injection: false,
             faults: FaultConfig::default(),
+            iam_enforcement: true,
             sdk_attempt_timeout: Duration::from_secs(5),
             web_port: Some(3002),
             web_root: None,
+            http_integration_timeout: http_api::INTEGRATION_TIMEOUT,
             s3_port: 3003,
         }
     }
@@ -192,10 +204,12 @@ pub struct LocalStack {
     /// What `dynamodb_endpoint` hands out: DynamoDB Local through a relay that wakes the stream pollers.
     dynamodb_relay: Option<DynamoDbRelay>,
     sqs: Arc<sqs::Sqs>,
+    secretsmanager: Arc<secretsmanager::SecretsManager>,
     event_sources: event_sources::EventSources,
     streams: streams::Streams,
     faults: Option<Arc<FaultInjector>>,
     fault_proxy: Option<FaultProxy>,
+    iam_proxy: Option<iam::proxy::DynamoDbIamProxy>,
     s3: Option<s3_local::S3Local>,
 }
 
@@ -320,6 +334,35 @@ impl LocalStack {
         if let Some(stream) = &table_stream {
             resolver = resolver.with_stream_label(&stream.table, &stream.label);
         }
+        let iam = match options.iam_enforcement {
+            true => {
+                let (roles, remarks) = iam::policies::roles(&template, &functions, &resolver);
+                for remark in remarks {
+                    logs.gateway(&remark);
+                }
+                Some(Arc::new(iam::Iam::new(roles)))
+            }
+            false => None,
+        };
+        let secretsmanager = Arc::new(
+            secretsmanager::SecretsManager::from_template(&template, &resolver)
+                .with_iam(iam.as_ref().map(|iam| (Arc::clone(iam), Arc::clone(&logs)))),
+        );
+        let iam_proxy = match (&iam, &functions_dynamodb, &table) {
+            (Some(iam), Some(upstream), Some(table)) => {
+                let authorizer = iam::proxy::Authorizer {
+                    iam: Arc::clone(iam),
+                    keys: iam::dynamodb::KeyNames::new(std::slice::from_ref(table)),
+                    logs: Arc::clone(&logs),
+                };
+                Some(iam::proxy::DynamoDbIamProxy::start(upstream, authorizer).await?)
+            }
+            _ => None,
+        };
+        let functions_dynamodb = iam_proxy
+            .as_ref()
+            .map(iam::proxy::DynamoDbIamProxy::endpoint)
+            .or(functions_dynamodb);
         let mut pools: HashMap<String, Arc<FunctionPool>> = HashMap::new();
         for function in &functions {
             let mut environment = Vec::new();
@@ -333,7 +376,11 @@ impl LocalStack {
             environment.extend([
                 ("AWS_REGION".to_owned(), ids::REGION.to_owned()),
                 ("AWS_DEFAULT_REGION".to_owned(), ids::REGION.to_owned()),
-                ("AWS_ACCESS_KEY_ID".to_owned(), "local".to_owned()),
+                // Each function its own key, as each has its own role: how the services tell callers apart.
+                (
+                    "AWS_ACCESS_KEY_ID".to_owned(),
+                    iam::access_key_for(&function.logical_id),
+                ),
                 ("AWS_SECRET_ACCESS_KEY".to_owned(), "local".to_owned()),
                 ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
                 (
@@ -341,6 +388,11 @@ impl LocalStack {
                     format!("http://{ws_address}"),
                 ),
                 ("AWS_ENDPOINT_URL_CLOUDWATCH".to_owned(), format!("http://{ws_address}")),
+                // The SDK's name for Secrets Manager's endpoint variable (service id "Secrets Manager").
+                (
+                    "AWS_ENDPOINT_URL_SECRETS_MANAGER".to_owned(),
+                    format!("http://{ws_address}"),
+                ),
                 ("AWS_ENDPOINT_URL_SQS".to_owned(), sqs_endpoint.clone()),
                 // DynamoDB Local is a JVM sharing a laptop's cores with every function and the clients:
                 // under load one call can take seconds, which DynamoDB itself never does. A retry then
@@ -372,11 +424,16 @@ impl LocalStack {
                 timeout: Duration::from_secs(function.timeout_secs),
                 memory_mb: function.memory_mb,
             };
+            let reserved_concurrency = template
+                .reserved_concurrency(&function.logical_id, &options.parameters)
+                .map_err(StackError::Template)?
+                .map(|reserved| reserved as usize);
             pools.insert(
                 function.logical_id.clone(),
                 FunctionPool::new(
                     spec,
                     options.max_instances_per_function,
+                    reserved_concurrency,
                     Arc::clone(&logs),
                     Arc::clone(&activity),
                 ),
@@ -474,6 +531,7 @@ impl LocalStack {
             router,
             logs: Arc::clone(&logs),
             cors,
+            integration_timeout: options.http_integration_timeout,
         });
         if let Some(listener) = web_listener {
             let client = web::WebClient::new(
@@ -492,7 +550,8 @@ impl LocalStack {
                 Arc::clone(&logs),
                 ws_address.to_string(),
             )
-            .with_faults(faults.clone()),
+            .with_faults(faults.clone())
+            .with_iam(connections_iam(iam.as_ref(), &template, &websocket_apis, &resolver)),
         );
         {
             let http = Arc::clone(&http);
@@ -504,6 +563,9 @@ impl LocalStack {
             let websocket = Arc::clone(&websocket);
             let metrics = Arc::clone(logs.metrics());
             let sqs = Arc::clone(&sqs);
+            let secretsmanager = Arc::clone(&secretsmanager);
+            let iam = iam.clone();
+            let logs = Arc::clone(&logs);
             tokio::spawn(serve(
                 ws_listener,
                 shutdown_rx,
@@ -511,11 +573,21 @@ impl LocalStack {
                     let websocket = Arc::clone(&websocket);
                     let metrics = Arc::clone(&metrics);
                     let sqs = Arc::clone(&sqs);
+                    let secretsmanager = Arc::clone(&secretsmanager);
+                    let iam = iam.clone();
+                    let logs = Arc::clone(&logs);
                     async move {
+                        let caller = iam.as_deref().and_then(|iam| iam.caller(&request));
                         if cloudwatch::serves(request.uri().path()) {
-                            Ok(cloudwatch::handle(&metrics, request).await)
+                            let denied = caller.and_then(|role| cloudwatch::denial(role, request.uri().path(), &logs));
+                            match denied {
+                                Some(denied) => Ok(denied),
+                                None => Ok(cloudwatch::handle(&metrics, request).await),
+                            }
                         } else if sqs::serves(&request) {
-                            Ok(sqs.handle(request).await)
+                            Ok(sqs.handle(request, caller).await)
+                        } else if secretsmanager::serves(&request) {
+                            Ok(secretsmanager.handle(request).await)
                         } else {
                             websocket.handle(request, peer).await
                         }
@@ -536,10 +608,12 @@ impl LocalStack {
             dynamodb,
             dynamodb_relay,
             sqs,
+            secretsmanager,
             event_sources,
             streams,
             faults,
             fault_proxy,
+            iam_proxy,
             s3,
         })
     }
@@ -578,6 +652,21 @@ impl LocalStack {
     /// mappings within a minute while the stack is otherwise quiet; through this one, at once).
     pub fn dynamodb_endpoint(&self) -> Option<&str> {
         self.dynamodb_endpoint.as_deref()
+    }
+
+    /// The endpoint of the local Secrets Manager (`AWS_ENDPOINT_URL_SECRETS_MANAGER` of the functions).
+    pub fn secretsmanager_url(&self) -> String {
+        format!("http://{}", self.ws_address)
+    }
+
+    /// The current `SecretString` of a template secret (by logical id or ARN).
+    pub fn secret_string(&self, secret: &str) -> Option<String> {
+        self.secretsmanager.current(secret)
+    }
+
+    /// The environment a function's processes start with (without the Lambda runtime's own variables).
+    pub fn function_environment(&self, logical_id: &str) -> Option<Vec<(String, String)>> {
+        self.pools.get(logical_id).map(|pool| pool.spec.environment.clone())
     }
 
     /// The endpoint of the local SQS API (`AWS_ENDPOINT_URL_SQS` of the functions).
@@ -718,6 +807,9 @@ impl LocalStack {
         if let Some(proxy) = self.fault_proxy.take() {
             proxy.stop();
         }
+        if let Some(proxy) = self.iam_proxy.take() {
+            proxy.stop();
+        }
         if let Some(relay) = self.dynamodb_relay.take() {
             relay.stop();
         }
@@ -728,6 +820,34 @@ impl LocalStack {
             let _ = tokio::task::spawn_blocking(move || dynamodb.stop()).await;
         }
     }
+}
+
+/// What @connections calls are checked against: the template's WebSocket API, named as `!Ref` names it
+/// locally, and its stage.
+fn connections_iam(
+    iam: Option<&Arc<iam::Iam>>,
+    template: &Template,
+    apis: &[parley_template::WebSocketApi],
+    resolver: &Resolver,
+) -> Option<websocket::ConnectionsIam> {
+    let api = apis.first()?;
+    let stage = template
+        .resource_ids()
+        .into_iter()
+        .filter(|id| template.resource_type(id) == Some("AWS::ApiGatewayV2::Stage"))
+        .find_map(|id| {
+            let properties = template.resource(&id)?.get("Properties")?;
+            let name = properties.get("StageName")?.as_str()?;
+            Some(name.to_owned())
+        })
+        .unwrap_or_else(|| "$default".to_owned());
+    Some(websocket::ConnectionsIam {
+        iam: Arc::clone(iam?),
+        api_id: resolver
+            .resolve(&parley_template::Intrinsic::Ref(api.logical_id.clone()))
+            .unwrap_or_else(|_| api.logical_id.clone()),
+        stage,
+    })
 }
 
 /// What the run command runs when it builds: the gateway itself built with the `local` profile (an
@@ -745,6 +865,18 @@ pub fn build_gateway(options: &Options) -> Result<PathBuf, StackError> {
 /// something closes, so spinning on it would take a whole core from the connections that could close.
 pub(crate) async fn accept_failed() {
     tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Whether a request is an AWS JSON-protocol call to the service whose `X-Amz-Target`s start with
+/// `target_prefix` (`AmazonSQS.`, `secretsmanager.`): how the services sharing the gateway's WebSocket
+/// port tell their calls apart (WebSocket upgrades are GETs; @connections calls carry no target).
+pub(crate) fn is_aws_json_call<B>(request: &Request<B>, target_prefix: &str) -> bool {
+    request.method() == hyper::Method::POST
+        && request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|target| target.starts_with(target_prefix))
 }
 
 async fn serve<H, F>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: H)

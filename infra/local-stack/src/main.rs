@@ -45,6 +45,9 @@ Usage: cargo run -p local-stack -- [options]
                          such as TokenSigningSecret.previous, default to the template's value)
   --max-instances N      concurrent instances per function (default 10)
   --quiet                do not echo function logs
+  --no-iam               let every function call anything (by default each function's DynamoDB,
+                         SQS, @connections, CloudWatch and Secrets Manager calls are checked against
+                         the statements its role gets from the template, and denials are logged)
   --queue-visibility-timeout SECONDS
                          every SQS queue's visibility timeout instead of the template's (a failed
                          message comes back after it)
@@ -109,6 +112,7 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
             "--release" => options.profile = Profile::Release,
             "--debug" => options.profile = Profile::Debug,
             "--no-build" => options.build = false,
+            "--no-iam" => options.iam_enforcement = false,
             "--artifacts" => options.artifacts = Some(PathBuf::from(value("--artifacts")?)),
             "--template" => template = Some(PathBuf::from(value("--template")?)),
             "--parameter" => {

@@ -56,6 +56,15 @@ impl Resolver {
         self
     }
 
+    /// The local values of one secret's keys (`current` -> value), by the secret's logical id.
+    pub fn secret_keys(&self, secret: &str) -> BTreeMap<String, String> {
+        let prefix = format!("{secret}.");
+        self.secrets
+            .iter()
+            .filter_map(|(name, value)| Some((name.strip_prefix(&prefix)?.to_owned(), value.clone())))
+            .collect()
+    }
+
     /// `!GetAtt Table.StreamArn` names the stream DynamoDB Local runs, as the stream mappings' events do.
     pub fn with_stream_label(mut self, table: &str, label: &str) -> Self {
         self.stream_labels.insert(table.to_owned(), label.to_owned());
@@ -117,7 +126,8 @@ impl Resolver {
                 .map(|(secret, key)| (secret, key.split(':').next().unwrap_or_default()));
             match secret_key {
                 Some((secret, key)) if !key.is_empty() => {
-                    // A deployed Ref is the secret's ARN (ending in its name); locally it is the logical id.
+                    // A Ref is the secret's ARN (its name, then `-` and 6 random characters).
+                    let secret = crate::secretsmanager::secret_name(secret);
                     let secret = secret.rsplit(':').next().unwrap_or(secret);
                     let name = format!("{secret}.{key}");
                     let value = self.secrets.get(&name).ok_or_else(|| {
@@ -152,6 +162,8 @@ impl Resolver {
         }
         match self.resource_types.get(name).map(String::as_str) {
             Some("AWS::SQS::Queue") => Ok(crate::ids::queue_url(&self.sqs_endpoint, self.queue_name(name))),
+            // As deployed, a secret's Ref is its ARN, which the local Secrets Manager answers to.
+            Some("AWS::SecretsManager::Secret") => Ok(crate::secretsmanager::secret_arn(name)),
             // Locally, a resource's physical name is its logical id (the local table is named so).
             Some(_) => Ok(name.to_owned()),
             None => Err(format!(
@@ -175,6 +187,8 @@ impl Resolver {
                 self.stream_labels.get(id).map_or("local", String::as_str),
             )),
             ("AWS::Serverless::Function", "Arn") => Ok(crate::ids::function_arn(id)),
+            // Locally the bucket is named by its logical id, as `!Ref` gives it.
+            ("AWS::S3::Bucket", "Arn") => Ok(format!("arn:aws:s3:::{id}")),
             ("AWS::SNS::Topic", "TopicArn") => Ok(format!("arn:aws:sns:{REGION}:{ACCOUNT_ID}:{id}")),
             ("AWS::SQS::Queue", "Arn") => Ok(crate::ids::queue_arn(self.queue_name(id))),
             ("AWS::SQS::Queue", "QueueName") => Ok(self.queue_name(id).to_owned()),

@@ -28,6 +28,8 @@ use crate::logs::LogBook;
 
 /// Lambda's limit on a function's init phase.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lambda's limit on a synchronous invocation's event and on its answer: 6 MB (6,291,456 bytes).
+pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct FunctionSpec {
@@ -47,6 +49,12 @@ pub enum InvokeError {
     Function(String),
     /// The process died, or never became ready.
     Crashed(String),
+    /// The event is over Lambda's synchronous payload limit; Lambda refuses it
+    /// (`RequestEntityTooLargeException`) without running the function.
+    PayloadTooLarge,
+    /// Every unit of the function's reserved concurrency was busy: Lambda refuses the invocation
+    /// (`TooManyRequestsException`) without running it.
+    Throttled,
 }
 
 impl std::fmt::Display for InvokeError {
@@ -55,6 +63,11 @@ impl std::fmt::Display for InvokeError {
             InvokeError::Timeout => write!(f, "task timed out"),
             InvokeError::Function(payload) => write!(f, "function error: {payload}"),
             InvokeError::Crashed(why) => write!(f, "instance failed: {why}"),
+            InvokeError::Throttled => write!(f, "throttled: its reserved concurrency is in use"),
+            InvokeError::PayloadTooLarge => write!(
+                f,
+                "the event is over Lambda's synchronous payload limit of {MAX_SYNC_PAYLOAD_BYTES} bytes"
+            ),
         }
     }
 }
@@ -64,6 +77,8 @@ pub struct FunctionStats {
     pub invocations: u64,
     pub cold_starts: u64,
     pub errors: u64,
+    /// Invocations refused because the function's reserved concurrency was in use.
+    pub throttles: u64,
     /// Init durations (process start to first poll of the Runtime API), in microseconds.
     pub init_micros: Vec<u64>,
 }
@@ -145,6 +160,11 @@ pub struct FunctionPool {
     idle: Mutex<Vec<Arc<Instance>>>,
     all: Mutex<HashMap<String, Arc<Instance>>>,
     slots: Semaphore,
+    /// Refuse rather than wait when every slot is busy: the slots are the function's reserved
+    /// concurrency, not only this machine's limit on instances.
+    throttles: bool,
+    /// The slots' number.
+    concurrency: usize,
     next_instance: AtomicU64,
     stats: Mutex<FunctionStats>,
     logs: Arc<LogBook>,
@@ -154,12 +174,29 @@ pub struct FunctionPool {
 }
 
 impl FunctionPool {
-    pub fn new(spec: FunctionSpec, max_instances: usize, logs: Arc<LogBook>, activity: Arc<Activity>) -> Arc<Self> {
+    /// At most `max_instances` run at once (more wait); a `reserved_concurrency` at or under that is
+    /// Lambda's limit, so invocations beyond it are throttled as Lambda throttles them. Over it, the
+    /// local limit is the tighter one and invocations wait for it, as they would not on AWS.
+    pub fn new(
+        spec: FunctionSpec,
+        max_instances: usize,
+        reserved_concurrency: Option<usize>,
+        logs: Arc<LogBook>,
+        activity: Arc<Activity>,
+    ) -> Arc<Self> {
+        let max_instances = max_instances.max(1);
+        let throttles = reserved_concurrency.is_some_and(|reserved| reserved <= max_instances);
+        let slots = match reserved_concurrency {
+            Some(reserved) if throttles => reserved,
+            _ => max_instances,
+        };
         Arc::new(FunctionPool {
             spec,
             idle: Mutex::default(),
             all: Mutex::default(),
-            slots: Semaphore::new(max_instances.max(1)),
+            slots: Semaphore::new(slots),
+            throttles,
+            concurrency: slots,
             next_instance: AtomicU64::new(1),
             stats: Mutex::default(),
             logs,
@@ -176,13 +213,33 @@ impl FunctionPool {
         update(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
-    /// Runs one event on a warm instance, or a new one. Waits for a free slot when all are busy.
+    /// Runs one event on a warm instance, or a new one. When all slots are busy it waits, or is
+    /// throttled when the slots are the function's reserved concurrency.
     pub async fn invoke(self: &Arc<Self>, payload: Bytes) -> Result<Bytes, InvokeError> {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| InvokeError::Crashed("the stack is stopping".to_owned()))?;
+        if payload.len() > MAX_SYNC_PAYLOAD_BYTES {
+            self.logs.gateway(&format!(
+                "{}: an event of {} bytes is over Lambda's synchronous payload limit ({MAX_SYNC_PAYLOAD_BYTES})",
+                self.spec.logical_id,
+                payload.len()
+            ));
+            return Err(InvokeError::PayloadTooLarge);
+        }
+        let stopping = |_| InvokeError::Crashed("the stack is stopping".to_owned());
+        let _slot = match self.throttles {
+            true => match self.slots.try_acquire() {
+                Ok(slot) => slot,
+                Err(tokio::sync::TryAcquireError::NoPermits) => {
+                    self.record(|s| s.throttles += 1);
+                    self.logs.gateway(&format!(
+                        "{}: throttled (Rate Exceeded): its reserved concurrency of {} is in use",
+                        self.spec.logical_id, self.concurrency
+                    ));
+                    return Err(InvokeError::Throttled);
+                }
+                Err(tokio::sync::TryAcquireError::Closed) => return Err(stopping(())),
+            },
+            false => self.slots.acquire().await.map_err(|_| stopping(()))?,
+        };
         let _running = self.activity.invocation();
         self.record(|s| s.invocations += 1);
         let warm = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
@@ -193,7 +250,16 @@ impl FunctionPool {
                 .await
                 .inspect_err(|_| self.record(|s| s.errors += 1))?,
         };
-        let result = instance.invoke(payload, self.spec.timeout).await;
+        let result = instance.invoke(payload, self.spec.timeout).await.and_then(|response| {
+            // Lambda drops an answer over the limit and reports a function error in its place.
+            match response.len() > MAX_SYNC_PAYLOAD_BYTES {
+                true => Err(InvokeError::Function(format!(
+                    r#"{{"errorType":"Function.ResponseSizeTooLarge","errorMessage":"Response payload size ({} bytes) exceeded maximum allowed payload size ({MAX_SYNC_PAYLOAD_BYTES} bytes)."}}"#,
+                    response.len()
+                ))),
+                false => Ok(response),
+            }
+        });
         match &result {
             Err(InvokeError::Timeout) => self.logs.gateway(&format!(
                 "{}: task timed out after {:?}; instance stopped",

@@ -79,15 +79,9 @@ const MAX_FIFO_ID_LENGTH: usize = 128;
 
 type HttpResponse = Response<Full<Bytes>>;
 
-/// Whether a request on the gateway's WebSocket port is for this API. WebSocket upgrades are GETs and
-/// @connections calls carry no `X-Amz-Target`, so neither is taken.
+/// Whether a request on the gateway's WebSocket port is for this API.
 pub fn serves<B>(request: &Request<B>) -> bool {
-    request.method() == hyper::Method::POST
-        && request
-            .headers()
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|target| target.starts_with(TARGET_PREFIX))
+    crate::is_aws_json_call(request, TARGET_PREFIX)
 }
 
 // ---- queues and messages ----
@@ -939,7 +933,8 @@ impl Sqs {
 
     // ---- the HTTP API ----
 
-    pub async fn handle(&self, request: Request<Incoming>) -> HttpResponse {
+    /// `caller`: the calling function's role when IAM is enforced (None: not checked).
+    pub async fn handle(&self, request: Request<Incoming>, caller: Option<&crate::iam::Role>) -> HttpResponse {
         let header = |name: &str| {
             request
                 .headers()
@@ -973,6 +968,11 @@ impl Sqs {
                 Err(e) => return ApiError::serialization(format!("the request body is not JSON: {e}")).response(),
             }
         };
+        if let Some(role) = caller {
+            if let Some(denied) = self.denial(role, &operation, &input) {
+                return denied.response();
+            }
+        }
         let result = match operation.as_str() {
             "SendMessage" => self.send_message(&input),
             "SendMessageBatch" => self.send_message_batch(&input),
@@ -1148,6 +1148,27 @@ impl Sqs {
         let queue = self.by_url(required_str(input, "QueueUrl")?)?;
         self.purge(queue)?;
         Ok(json!({}))
+    }
+
+    /// IAM's check of a function's call: the action on the queue's ARN. The batch operations need the
+    /// single message's action, as in IAM (there is no `sqs:SendMessageBatch`).
+    fn denial(&self, role: &crate::iam::Role, operation: &str, input: &Value) -> Option<ApiError> {
+        let action = match operation {
+            "SendMessageBatch" => "sqs:SendMessage".to_owned(),
+            "DeleteMessageBatch" => "sqs:DeleteMessage".to_owned(),
+            "ChangeMessageVisibilityBatch" => "sqs:ChangeMessageVisibility".to_owned(),
+            other => format!("sqs:{other}"),
+        };
+        let resource = match (input.get("QueueUrl"), input.get("QueueName")) {
+            (Some(Value::String(url)), _) => self.by_url(url).map(|q| q.config.arn.clone()).ok()?,
+            (None, Some(Value::String(name))) => ids::queue_arn(name),
+            _ => "*".to_owned(),
+        };
+        let (message, log) = crate::iam::check(role, &action, &resource, &[])?;
+        self.logs.gateway(&log);
+        // SQS names the action in lower case in its message (`sqs:sendmessage`).
+        let message = message.replace(&action, &action.to_ascii_lowercase());
+        Some(ApiError::new("AccessDeniedException", "AccessDenied", message))
     }
 
     fn get_queue_url(&self, input: &Value) -> Result<Value, ApiError> {
@@ -1746,14 +1767,18 @@ impl ApiError {
     }
 
     fn response(&self) -> HttpResponse {
-        let namespace = if self.shape == "SerializationException" {
+        let namespace = if matches!(self.shape, "SerializationException" | "AccessDeniedException") {
             "com.amazon.coral.service"
         } else {
             "com.amazonaws.sqs"
         };
         let body = json!({ "__type": format!("{namespace}#{}", self.shape), "message": self.message });
         let query = (!self.code.is_empty()).then(|| format!("{};Sender", self.code));
-        json_response(StatusCode::BAD_REQUEST, &body, query)
+        let status = match self.shape {
+            "AccessDeniedException" => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        json_response(status, &body, query)
     }
 }
 

@@ -82,6 +82,8 @@ const EVENT_OVERHEAD: usize = 14;
 const RELIST_INTERVAL: Duration = Duration::from_secs(10);
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
+/// How long a throttled stream batch waits before it is offered again.
+const THROTTLED_RETRY_DELAY: Duration = Duration::from_millis(200);
 /// DynamoDB Streams keeps records for 24 hours: the age at which `MaximumRecordAgeInSeconds: -1` gives up.
 const STREAM_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// DynamoDB Local's creation times are rounded down to the minute.
@@ -680,6 +682,8 @@ enum Outcome {
     /// Reported batch item failures: the index of the lowest failed record.
     FailedFrom(usize),
     Failed(String),
+    /// Not run: the function's reserved concurrency was in use.
+    Throttled,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1022,6 +1026,12 @@ impl Consumer {
                         self.done_with(&attempt.records);
                         break;
                     }
+                    // Lambda retries a throttled batch until its records expire, without counting it as
+                    // a retry attempt or bisecting it: the function never saw it.
+                    Outcome::Throttled => {
+                        tokio::time::sleep(THROTTLED_RETRY_DELAY).await;
+                        continue;
+                    }
                     Outcome::FailedFrom(index) => {
                         let done: Vec<StreamRecord> = attempt.records.drain(..index).collect();
                         self.done_with(&done);
@@ -1086,6 +1096,8 @@ impl Consumer {
             Err(InvokeError::Timeout) => Outcome::Failed("the function timed out".to_owned()),
             Err(InvokeError::Function(_)) => Outcome::Failed("the function returned an error".to_owned()),
             Err(InvokeError::Crashed(why)) => Outcome::Failed(format!("the instance failed: {why}")),
+            Err(InvokeError::Throttled) => Outcome::Throttled,
+            Err(error @ InvokeError::PayloadTooLarge) => Outcome::Failed(error.to_string()),
             Ok(_) if !self.mapping.event.report_batch_item_failures => Outcome::Success,
             Ok(response) => match lowest_failure(&response, records) {
                 Ok(None) => Outcome::Success,

@@ -176,6 +176,17 @@ pub struct WsGateway {
     connections: RwLock<HashMap<String, Arc<Connection>>>,
     /// Breaks @connections posts as configured, and serves `/@faults`; `None`: neither.
     faults: Option<Arc<FaultInjector>>,
+    /// Checks the functions' @connections calls; `None`: not checked.
+    iam: Option<ConnectionsIam>,
+}
+
+/// What IAM checks an @connections call against: `execute-api:ManageConnections` on
+/// `arn:aws:execute-api:<region>:<account>:<apiId>/<stage>/<METHOD>/@connections/<id>`.
+pub struct ConnectionsIam {
+    pub iam: Arc<crate::iam::Iam>,
+    /// What `!Ref` of the API gives locally.
+    pub api_id: String,
+    pub stage: String,
 }
 
 impl WsGateway {
@@ -187,7 +198,30 @@ impl WsGateway {
             domain,
             connections: RwLock::default(),
             faults: None,
+            iam: None,
         }
+    }
+
+    pub fn with_iam(mut self, iam: Option<ConnectionsIam>) -> Self {
+        self.iam = iam;
+        self
+    }
+
+    /// API Gateway's answer to a function whose role may not manage this connection.
+    fn denial(&self, request: &Request<Incoming>, id: &str) -> Option<HttpResponse> {
+        let checked = self.iam.as_ref()?;
+        let role = checked.iam.caller(request)?;
+        let resource = format!(
+            "arn:aws:execute-api:{}:{}:{}/{}/{}/@connections/{id}",
+            ids::REGION,
+            ids::ACCOUNT_ID,
+            checked.api_id,
+            checked.stage,
+            request.method()
+        );
+        let (message, log) = crate::iam::check(role, "execute-api:ManageConnections", &resource, &[])?;
+        self.logs.gateway(&log);
+        Some(management_error(StatusCode::FORBIDDEN, "ForbiddenException", &message))
     }
 
     pub fn with_faults(mut self, faults: Option<Arc<FaultInjector>>) -> Self {
@@ -255,6 +289,9 @@ impl WsGateway {
     }
 
     async fn manage(&self, request: Request<Incoming>, id: &str) -> HttpResponse {
+        if let Some(denied) = self.denial(&request, id) {
+            return denied;
+        }
         let gone = || management_error(StatusCode::GONE, "GoneException", &format!("connection {id} is gone"));
         match request.method().as_str() {
             "POST" => {

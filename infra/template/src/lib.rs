@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_yaml_ng::{Mapping, Value};
 
+mod conditions;
 mod language_extensions;
 
 #[derive(Debug, thiserror::Error)]
@@ -315,6 +316,8 @@ pub struct Template {
     resources: Mapping,
     globals: Mapping,
     parameters: Mapping,
+    /// The `Conditions` section, evaluated by `conditions::Template::condition_holds`.
+    conditions: Mapping,
 }
 
 const DEFAULT_TIMEOUT_SECS: u64 = 3;
@@ -369,10 +372,16 @@ impl Template {
             .and_then(Value::as_mapping)
             .cloned()
             .unwrap_or_default();
+        let conditions = root
+            .get("Conditions")
+            .and_then(Value::as_mapping)
+            .cloned()
+            .unwrap_or_default();
         Ok(Template {
             resources,
             globals,
             parameters,
+            conditions,
         })
     }
 
@@ -704,7 +713,9 @@ impl Template {
                 maximum_message_size: bounded(props, "MaximumMessageSize", QUEUE_MAXIMUM_MESSAGE_SIZE, id)?,
                 receive_wait_secs: bounded(props, "ReceiveMessageWaitTimeSeconds", QUEUE_RECEIVE_WAIT, id)?,
                 // SSE-SQS is on for queues created since 2023 unless turned off.
-                sqs_managed_sse: flag(props, "SqsManagedSseEnabled", id)?.unwrap_or(true),
+                // SQS encrypts with its own keys unless the queue names a KMS key.
+                sqs_managed_sse: flag(props, "SqsManagedSseEnabled", id)?
+                    .unwrap_or(props.get("KmsMasterKeyId").is_none()),
                 redrive,
             });
         }

@@ -130,7 +130,8 @@ pub async fn worker(context: &AppContext, event: Event) -> DynamoDbEventResponse
 /// Runs the worker as this process's Lambda function.
 pub async fn serve_worker() -> Result<(), lambda_runtime::Error> {
     crate::logging::init();
-    let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env().await?));
+    // Signs and verifies nothing: no permission to read the token secret.
+    let context: &'static AppContext = Box::leak(Box::new(AppContext::from_env_without_token_secret().await?));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Event>| async move {
             Ok::<_, lambda_runtime::Error>(worker(context, event.payload).await)

@@ -210,7 +210,7 @@ async fn start_session(
     let issued = now();
     let session_id = ulid::Ulid::generate().to_string();
     let salt = refresh::new_salt();
-    let refresh = RefreshToken::derive(context.tokens.refresh_key(), &session_id, 0, &salt);
+    let refresh = RefreshToken::derive(context.tokens().refresh_key(), &session_id, 0, &salt);
     context
         .store
         .put_session(&SessionRecord {
@@ -230,9 +230,9 @@ async fn start_session(
     session_state::remember(&session_id, true);
     Ok(SignedIn {
         tokens: Tokens {
-            access_token: context.tokens.issue(&user.id, &session_id, issued)?,
+            access_token: context.tokens().issue(&user.id, &session_id, issued)?,
             refresh_token: refresh.encode(),
-            expires_in: context.tokens.ttl_secs(),
+            expires_in: context.tokens().ttl_secs(),
         },
         user: user.into(),
     })
@@ -253,7 +253,8 @@ pub async fn refresh(context: &AppContext, raw_token: &str) -> Result<Tokens, Ap
     if !session.is_live(epoch_secs(issued)) {
         return Err(refresh_rejected());
     }
-    let key = context.tokens.refresh_key();
+    let tokens = context.tokens();
+    let key = tokens.refresh_key();
     if token.generation < session.generation {
         // Sessions from before salts cannot prove an old secret authentic: never a reason to revoke.
         let authentic = session
@@ -285,9 +286,9 @@ pub async fn refresh(context: &AppContext, raw_token: &str) -> Result<Tokens, Ap
     }
     session_state::remember(&session.id, true);
     Ok(Tokens {
-        access_token: context.tokens.issue(&session.user_id, &session.id, issued)?,
+        access_token: context.tokens().issue(&session.user_id, &session.id, issued)?,
         refresh_token: next.encode(),
-        expires_in: context.tokens.ttl_secs(),
+        expires_in: context.tokens().ttl_secs(),
     })
 }
 

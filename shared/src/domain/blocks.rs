@@ -53,14 +53,14 @@ pub async fn unblock(context: &AppContext, me: &str, other: &str) -> Result<(), 
 pub async fn list(context: &AppContext, me: &str, limit: usize, cursor: Option<&str>) -> Result<Page<Block>, ApiError> {
     let scope = format!("BLOCKS#{me}");
     let after = cursor
-        .map(|c| context.cursors.open(&scope, c, "cursor"))
+        .map(|c| context.cursors().open(&scope, c, "cursor"))
         .transpose()?
         // Sealed by us, so always an id; checked anyway, since it becomes a key.
         .map(|position| crate::validate::ulid("cursor", &position))
         .transpose()?;
     let (records, more) = context.store.blocks_page(me, after.as_deref(), limit).await?;
     let next_cursor = if more {
-        records.last().map(|b| context.cursors.seal(&scope, &b.user_id))
+        records.last().map(|b| context.cursors().seal(&scope, &b.user_id))
     } else {
         None
     };

@@ -294,7 +294,9 @@ pub async fn list(
     cursor: Option<&str>,
 ) -> Result<Page<Conversation>, ApiError> {
     let scope = format!("CONVERSATIONS#{me}");
-    let before = cursor.map(|c| context.cursors.open(&scope, c, "cursor")).transpose()?;
+    let before = cursor
+        .map(|c| context.cursors().open(&scope, c, "cursor"))
+        .transpose()?;
     let (memberships, more) = context.store.memberships(me, before.as_deref(), limit).await?;
     let ids: Vec<String> = memberships.iter().map(|m| m.conversation_id.clone()).collect();
     let metas = context.store.batch_get_conversations(&ids).await?;
@@ -315,7 +317,7 @@ pub async fn list(
     items.sort_by(|a, b| b.0.cmp(&a.0));
     with_own_reactions(context, me, items.iter_mut().map(|(_, c)| c)).await?;
     let next_cursor = match (more, memberships.last()) {
-        (true, Some(last)) => Some(context.cursors.seal(&scope, &last.gsi1_sk)),
+        (true, Some(last)) => Some(context.cursors().seal(&scope, &last.gsi1_sk)),
         _ => None,
     };
     Ok(Page {
@@ -401,13 +403,15 @@ pub async fn members(
 ) -> Result<Page<Member>, ApiError> {
     let (conversation, _) = membership(context, conversation_id, me).await?;
     let scope = format!("MEMBERS#{conversation_id}");
-    let after = cursor.map(|c| context.cursors.open(&scope, c, "cursor")).transpose()?;
+    let after = cursor
+        .map(|c| context.cursors().open(&scope, c, "cursor"))
+        .transpose()?;
     let (records, more) = context
         .store
         .members_page(conversation_id, after.as_deref(), limit)
         .await?;
     let next_cursor = if more {
-        records.last().map(|m| context.cursors.seal(&scope, &m.user_id))
+        records.last().map(|m| context.cursors().seal(&scope, &m.user_id))
     } else {
         None
     };

@@ -399,7 +399,7 @@ pub fn history_bound(
                 HistoryBound::Before(id)
             });
         }
-        let position = context.cursors.open(&scope, raw, field)?;
+        let position = context.cursors().open(&scope, raw, field)?;
         match position.split_once(':') {
             Some(("before", id)) if field != "after" => Ok(HistoryBound::Before(id.to_owned())),
             Some(("after", id)) if field != "before" => Ok(HistoryBound::After(id.to_owned())),
@@ -435,7 +435,7 @@ pub async fn history(
     let next_cursor = if more {
         records.last().map(|m| {
             context
-                .cursors
+                .cursors()
                 .seal(&format!("MESSAGES#{conversation_id}"), &format!("{direction}:{}", m.id))
         })
     } else {
@@ -606,7 +606,9 @@ pub async fn replies(
     let parent_id = validate::ulid("messageId", message_id)?;
     membership(context, conversation_id, me).await?;
     let scope = format!("REPLIES#{parent_id}");
-    let after = cursor.map(|c| context.cursors.open(&scope, c, "cursor")).transpose()?;
+    let after = cursor
+        .map(|c| context.cursors().open(&scope, c, "cursor"))
+        .transpose()?;
     context
         .store
         .get_message(conversation_id, &parent_id)
@@ -619,7 +621,7 @@ pub async fn replies(
         .filter(|r| r.conversation_id == conversation_id)
         .collect();
     let next_cursor = match (more, records.last()) {
-        (true, Some(last)) => Some(context.cursors.seal(&scope, &last.id)),
+        (true, Some(last)) => Some(context.cursors().seal(&scope, &last.id)),
         _ => None,
     };
     Ok(Page {

@@ -50,6 +50,7 @@ where
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
     let started = Instant::now();
+    context.refresh_token_secret().await;
     let usage_before = context.store.usage();
     let cache_before = crate::cache::stats();
     let request = ApiRequest::from_lambda(event);

@@ -173,7 +173,7 @@ impl ApiRequest {
             .ok_or_else(|| {
                 ApiError::Unauthorized("The Authorization header must be: Bearer <accessToken>.".to_owned())
             })?;
-        context.tokens.verify(token)
+        context.tokens().verify(token)
     }
 
     /// Checks (once) whether the bearer token's session is still live, so that [`Self::authenticate`]

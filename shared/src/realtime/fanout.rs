@@ -14,10 +14,14 @@ use serde_json::Value;
 use crate::cache::Cache;
 use crate::error::ApiError;
 use crate::store::Store;
+use crate::time::{now, rfc3339};
 
 /// Posts in flight at once from one invocation: a batch can carry all 10 pieces of a 1000-member
 /// message, and each post waits on the network far more than on the CPU.
 const CONCURRENT_POSTS: usize = 64;
+/// A 410 for a connection recorded less than this long ago may be one whose `$connect` is still
+/// running (API Gateway's WebSocket integration timeout is 29 s): it is not removed for that 410.
+pub const CONNECT_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -153,7 +157,11 @@ impl Fanout {
         {
             Ok(_) => Posted::Delivered,
             Err(err) if err.as_service_error().is_some_and(|e| e.is_gone_exception()) => {
-                if let Err(e) = store.remove_connection(user_id, connection_id).await {
+                let connected_before = rfc3339(now() - CONNECT_GRACE);
+                if let Err(e) = store
+                    .remove_gone_connection(user_id, connection_id, &connected_before)
+                    .await
+                {
                     tracing::warn!(connectionId = %connection_id, error = %e, "could not remove a gone connection");
                 }
                 Posted::Gone

@@ -187,7 +187,7 @@ pub async fn search(
     let scope = scope(me, conversation_id.as_deref(), &terms);
     let before = cursor
         .map(|c| {
-            let position = context.cursors.open(&scope, c, "cursor")?;
+            let position = context.cursors().open(&scope, c, "cursor")?;
             validate::ulid("cursor", &position)
                 .map_err(|_| ApiError::invalid("cursor", "is not a cursor this list gave out"))
         })
@@ -275,7 +275,7 @@ pub async fn search(
         }
     };
     let (known, next_position) = merge.page(known_floor, limit);
-    let next_cursor = next_position.map(|position| context.cursors.seal(&scope, &position));
+    let next_cursor = next_position.map(|position| context.cursors().seal(&scope, &position));
 
     let wanted: Vec<(String, String)> = known
         .iter()

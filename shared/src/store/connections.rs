@@ -157,6 +157,36 @@ impl Store {
         self.remove_from_user_set(user_id, connection_id).await
     }
 
+    /// Removes a connection a post was answered 410 for, unless it was recorded at or after
+    /// `connected_before`: API Gateway answers 410 for a connection whose `$connect` is still running,
+    /// and its records are written by then; removing them would leave a socket that opens a moment
+    /// later deaf to every event. A connection that really went in that window goes with its
+    /// `$disconnect`, or with a later 410, or with its expiry. Returns whether it was removed.
+    pub async fn remove_gone_connection(
+        &self,
+        user_id: &str,
+        connection_id: &str,
+        connected_before: &str,
+    ) -> Result<bool, ApiError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::connection(connection_id), keys::CONN)))
+            .condition_expression("attribute_not_exists(connectedAt) OR connectedAt < :before")
+            .expression_attribute_values(":before", s(connected_before))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match deleted {
+            Ok(out) => self.usage.record(true, out.consumed_capacity()),
+            Err(err) if super::is_condition_failure(&err) => return Ok(false),
+            Err(err) => return Err(err.into()),
+        }
+        self.remove_from_user_set(user_id, connection_id).await?;
+        Ok(true)
+    }
+
     async fn remove_from_user_set(&self, user_id: &str, connection_id: &str) -> Result<(), ApiError> {
         let out = self
             .client

@@ -3,110 +3,48 @@
 //! configured share that it answers as DynamoDB answers when it fails: the same status, `__type` and
 //! fields, so the AWS SDK parses them into the same error variants and retries what it would retry.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION};
-use hyper::{Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::header::HeaderValue;
+use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use super::{DynamoDbFault, FaultInjector};
-
-type Body = UnsyncBoxBody<Bytes, hyper::Error>;
-
-const TARGET_PREFIX: &str = "DynamoDB_20120810.";
-const ERROR_NAMESPACE: &str = "com.amazonaws.dynamodb.v20120810#";
-
-/// Headers about one connection, not the message (RFC 9110 section 7.6.1).
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+use crate::dynamodb_proxy::{
+    dynamodb_error, full, internal_server_error, operation, Body, Handler, LoopbackServer, Upstream, ERROR_NAMESPACE,
+};
 
 /// A running proxy; it stops when dropped.
 pub struct FaultProxy {
-    address: SocketAddr,
-    shutdown: watch::Sender<bool>,
+    server: LoopbackServer,
 }
 
 struct Proxy {
-    upstream: String,
-    client: Client<HttpConnector, Body>,
+    upstream: Upstream,
     faults: Arc<FaultInjector>,
 }
 
 impl FaultProxy {
     /// Listens on a free 127.0.0.1 port and forwards to `upstream` (`http://127.0.0.1:8000`).
     pub async fn start(upstream: &str, faults: Arc<FaultInjector>) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let address = listener.local_addr()?;
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let proxy = Arc::new(Proxy {
-            upstream: upstream.trim_end_matches('/').to_owned(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            upstream: Upstream::new(upstream),
             faults,
         });
-        tokio::spawn(serve(listener, shutdown_rx, proxy));
-        Ok(FaultProxy { address, shutdown })
+        Ok(FaultProxy {
+            server: LoopbackServer::start(proxy).await?,
+        })
     }
 
     /// What the functions get as `AWS_ENDPOINT_URL_DYNAMODB`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.address)
+        self.server.endpoint()
     }
 
     pub fn stop(&self) {
-        let _ = self.shutdown.send(true);
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-async fn serve(listener: TcpListener, mut shutdown: watch::Receiver<bool>, proxy: Arc<Proxy>) {
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => {
-                    crate::accept_failed().await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let proxy = Arc::clone(&proxy);
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| Arc::clone(&proxy).handle(request));
-            // When the client closes its connection, this future ends and drops the request it was
-            // serving: that is how a held request notices its caller gave up.
-            let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = connection => {}
-                _ = shutdown.changed() => {}
-            }
-        });
+        self.server.stop();
     }
 }
 
@@ -124,38 +62,6 @@ fn kind_of(operation: &str) -> Kind {
         "PutItem" | "UpdateItem" | "DeleteItem" => Kind::ItemWrite,
         _ => Kind::Other,
     }
-}
-
-fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
-}
-
-/// An error document as DynamoDB sends it: `__type` with the service's namespace, JSON 1.0.
-fn dynamodb_error(status: StatusCode, body: Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/x-amz-json-1.0")
-        .header("x-amzn-requestid", request_id())
-        .body(full(body.to_string()))
-        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
-}
-
-/// DynamoDB's request ids are 52 upper-case letters and digits.
-fn request_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut bytes = [0u8; 52];
-    let _ = getrandom::fill(&mut bytes);
-    bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect()
-}
-
-fn internal_server_error() -> Response<Body> {
-    dynamodb_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        json!({ "__type": format!("{ERROR_NAMESPACE}InternalServerError"), "message": "Internal server error" }),
-    )
 }
 
 fn throttled(faults: &FaultInjector) -> Response<Body> {
@@ -228,44 +134,22 @@ fn conflict(faults: &FaultInjector, kind: Kind, request_body: &[u8]) -> Response
     )
 }
 
-fn without_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-impl Proxy {
-    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-        let operation = request
-            .headers()
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix(TARGET_PREFIX))
-            .unwrap_or("")
-            .to_owned();
+impl Handler for Proxy {
+    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+        let operation = operation(&request).to_owned();
         let kind = kind_of(&operation);
         let faults = &self.faults;
         let Some(fault) = faults.roll_dynamodb(kind != Kind::Other) else {
-            return Ok(self.forward(request.map(|b| b.boxed_unsync())).await);
+            return self.forward(request.map(|b| b.boxed_unsync())).await;
         };
         let (parts, body) = request.into_parts();
         // Read to the end even when it is not forwarded, so the client's connection stays reusable.
         let body = match body.collect().await {
             Ok(body) => body.to_bytes(),
-            Err(_) => return Ok(internal_server_error()),
+            Err(_) => return internal_server_error(),
         };
         let request = Request::from_parts(parts, full(body.clone()));
-        Ok(match fault {
+        match fault {
             DynamoDbFault::Throttle => throttled(faults),
             DynamoDbFault::Conflict => conflict(faults, kind, &body),
             DynamoDbFault::Internal => internal_server_error(),
@@ -283,28 +167,16 @@ impl Proxy {
                 faults.hold_dynamodb().await;
                 answer
             }
-        })
-    }
-
-    async fn forward(&self, request: Request<Body>) -> Response<Body> {
-        let (mut parts, body) = request.into_parts();
-        let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let Ok(uri) = format!("{}{path}", self.upstream).parse::<Uri>() else {
-            return internal_server_error();
-        };
-        parts.uri = uri;
-        without_hop_by_hop(&mut parts.headers);
-        match self.client.request(Request::from_parts(parts, body)).await {
-            Ok(response) => {
-                let (mut parts, body) = response.into_parts();
-                without_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, body.boxed_unsync())
-            }
-            Err(_) => {
-                self.faults.upstream_failed();
-                internal_server_error()
-            }
         }
+    }
+}
+
+impl Proxy {
+    async fn forward(&self, request: Request<Body>) -> Response<Body> {
+        self.upstream.forward(request).await.unwrap_or_else(|()| {
+            self.faults.upstream_failed();
+            internal_server_error()
+        })
     }
 
     /// Forwards and reads the whole answer, to give it (or not) later.
@@ -335,12 +207,5 @@ mod tests {
         assert_eq!(transaction_size(br#"{"TransactItems":[{},{},{}]}"#), 3);
         assert_eq!(transaction_size(br#"{"TransactStatements":[{}]}"#), 1);
         assert_eq!(transaction_size(b"garbage"), 1);
-    }
-
-    #[test]
-    fn request_ids_look_like_dynamodbs() {
-        let id = request_id();
-        assert_eq!(id.len(), 52);
-        assert!(id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
     }
 }
