@@ -256,12 +256,7 @@ impl SecretsManager {
         let operation = header("x-amz-target")
             .and_then(|t| t.strip_prefix(TARGET_PREFIX).map(str::to_owned))
             .unwrap_or_default();
-        let access_key_id = header("authorization").and_then(|a| {
-            a.split("Credential=")
-                .nth(1)
-                .and_then(|c| c.split('/').next())
-                .map(str::to_owned)
-        });
+        let access_key_id = header("authorization").and_then(|a| crate::iam::access_key_id(&a).map(str::to_owned));
         let body = match Limited::new(request.into_body(), MAX_REQUEST_BYTES).collect().await {
             Ok(body) => body.to_bytes(),
             Err(_) => {
