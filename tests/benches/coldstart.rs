@@ -59,10 +59,6 @@ async fn main() {
         binaries.retain(|b| only.contains(&b.as_str()));
     }
     let workspace = template_path.parent().expect("workspace").to_path_buf();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .map(|dir| if dir.is_relative() { workspace.join(dir) } else { dir })
-        .unwrap_or_else(|| workspace.join("target"));
     let events: BTreeMap<String, serde_json::Value> = binaries
         .iter()
         .map(|b| {
@@ -155,9 +151,9 @@ async fn main() {
     for (binary, times) in &mut init_ms {
         times.sort_by(f64::total_cmp);
         all.extend(times.iter().copied());
-        let size = std::fs::metadata(target.join(profile_dir).join(binary))
-            .map(|m| m.len())
-            .unwrap_or(0);
+        // In debug, the executable started is the combined `parley-functions` (local_stack::function_command).
+        let (executable, _) = local_stack::function_command(&workspace, profile, binary);
+        let size = std::fs::metadata(executable).map(|m| m.len()).unwrap_or(0);
         largest = largest.max(size);
         println!(
             "| {binary} | {size} | {:.2} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",

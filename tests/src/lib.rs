@@ -181,7 +181,7 @@ pub const RATE_LIMITS_OFF: [(&str, &str); 3] = [
 
 pub fn stack() -> &'static Stack {
     static STACK: OnceLock<Stack> = OnceLock::new();
-    // Every test talks from 127.0.0.1: the rate limits have a stack of their own (e2e_operations.rs).
+    // Every test talks from 127.0.0.1: the rate limits have a stack of their own (e2e/operations.rs).
     // Groups are listed at every message (not once per 10 s) so list order can be checked at once.
     STACK.get_or_init(|| {
         let mut parameters = RATE_LIMITS_OFF.to_vec();

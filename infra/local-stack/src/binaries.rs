@@ -1,4 +1,9 @@
 //! Building the function binaries (one `cargo build` for all) and finding them.
+//!
+//! The debug and `local` profiles run every function from one binary, `parley-functions <name>`
+//! (infra/local-functions), which holds each function's entry point exactly as its own `main` calls
+//! it: one link instead of 51, most of a first run's and a clean test run's time and disk. The
+//! release profile, what Lambda runs, builds and runs one binary per function.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,6 +42,42 @@ pub fn executable(workspace: &Path, profile: Profile, binary: &str) -> PathBuf {
 
 /// The gateway's own binary (this package's).
 pub const GATEWAY: &str = "local-stack";
+
+/// The binary holding every function of `functions/`, which the debug and `local` profiles run.
+pub const COMBINED: &str = "parley-functions";
+
+/// Whether this profile runs `binary` from the combined binary: a function of `functions/` (the
+/// only ones it holds; the gateway's own test fixtures are binaries of their own), outside release.
+fn runs_combined(workspace: &Path, profile: Profile, binary: &str) -> bool {
+    profile != Profile::Release && workspace.join("functions").join(binary).join("src/main.rs").is_file()
+}
+
+/// How a function is started: its executable and arguments.
+pub fn function_command(workspace: &Path, profile: Profile, binary: &str) -> (PathBuf, Vec<String>) {
+    if runs_combined(workspace, profile, binary) {
+        (executable(workspace, profile, COMBINED), vec![binary.to_owned()])
+    } else {
+        (executable(workspace, profile, binary), Vec::new())
+    }
+}
+
+/// The binaries `build` must build so that `function_command` can start these functions.
+pub fn binaries_to_build(workspace: &Path, profile: Profile, functions: &[String]) -> Vec<String> {
+    let mut binaries: Vec<String> = functions
+        .iter()
+        .map(|binary| {
+            if runs_combined(workspace, profile, binary) {
+                COMBINED
+            } else {
+                binary.as_str()
+            }
+        })
+        .map(str::to_owned)
+        .collect();
+    binaries.sort();
+    binaries.dedup();
+    binaries
+}
 
 /// `cargo build --bin a --bin b ...` in the workspace; cargo does nothing when they are fresh.
 pub fn build(workspace: &Path, profile: Profile, binaries: &[String]) -> Result<(), String> {

@@ -541,6 +541,7 @@ mod tests {
                 logical_id: "F".into(),
                 binary: "f".into(),
                 executable: "/nonexistent".into(),
+                arguments: vec![],
                 environment: vec![],
                 timeout: std::time::Duration::from_secs(1),
                 memory_mb: 128,

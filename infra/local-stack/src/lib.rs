@@ -45,7 +45,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use binaries::Profile;
+pub use binaries::{function_command, Profile};
 pub use dynamodb_local::{Jit, Storage};
 pub use faults::{FaultConfig, FaultCounters, FaultInjector, FaultProxy};
 pub use logs::LogLine;
@@ -271,9 +271,10 @@ impl LocalStack {
                 .map_err(|e| StackError::Web(e.to_string()))?
                 .map_err(StackError::Web)?;
         }
-        let binaries: Vec<String> = functions.iter().map(|f| f.binary.clone()).collect();
+        let function_binaries: Vec<String> = functions.iter().map(|f| f.binary.clone()).collect();
+        let binaries = binaries::binaries_to_build(&workspace, options.profile, &function_binaries);
         if options.build && options.artifacts.is_none() && !binaries.is_empty() {
-            logs.gateway(&format!("building {} functions", binaries.len()));
+            logs.gateway(&format!("building {} functions", function_binaries.len()));
             let (workspace, profile, binaries) = (workspace.clone(), options.profile, binaries.clone());
             tokio::task::spawn_blocking(move || binaries::build(&workspace, profile, &binaries))
                 .await
@@ -409,9 +410,9 @@ impl LocalStack {
                 // Path-style addressing (`attachments::Storage` uses it whenever this is set).
                 environment.push(("AWS_ENDPOINT_URL_S3".to_owned(), s3.endpoint()));
             }
-            let executable = match &options.artifacts {
-                Some(artifacts) => artifacts.join(&function.logical_id).join("bootstrap"),
-                None => binaries::executable(&workspace, options.profile, &function.binary),
+            let (executable, arguments) = match &options.artifacts {
+                Some(artifacts) => (artifacts.join(&function.logical_id).join("bootstrap"), Vec::new()),
+                None => binaries::function_command(&workspace, options.profile, &function.binary),
             };
             if !executable.is_file() {
                 return Err(StackError::MissingBinary(executable.display().to_string()));
@@ -420,6 +421,7 @@ impl LocalStack {
                 logical_id: function.logical_id.clone(),
                 binary: function.binary.clone(),
                 executable,
+                arguments,
                 environment,
                 timeout: Duration::from_secs(function.timeout_secs),
                 memory_mb: function.memory_mb,

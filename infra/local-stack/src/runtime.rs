@@ -36,6 +36,8 @@ pub struct FunctionSpec {
     pub logical_id: String,
     pub binary: String,
     pub executable: PathBuf,
+    /// `parley-functions <binary>` in the debug and `local` profiles (`binaries::function_command`).
+    pub arguments: Vec<String>,
     pub environment: Vec<(String, String)>,
     pub timeout: Duration,
     pub memory_mb: u64,
@@ -305,6 +307,7 @@ impl FunctionPool {
 
         let mut command = tokio::process::Command::new(&self.spec.executable);
         command
+            .args(&self.spec.arguments)
             .env_clear()
             .envs(passthrough_environment())
             .envs(self.spec.environment.iter().map(|(k, v)| (k.as_str(), v.as_str())))

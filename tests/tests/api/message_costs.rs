@@ -1,6 +1,6 @@
 //! What threads, reactions and mentions cost in DynamoDB, in process against DynamoDB Local: the
 //! figures of BENCHMARKS.md ("Threads, reactions, mentions"). A benchmark, not a check:
-//! `cargo test -p parley-tests --test message_costs -- --ignored --nocapture`.
+//! `cargo test -p parley-tests --test api message_costs:: -- --ignored --nocapture`.
 
 use parley::api::messages;
 use parley_tests::{TestApp, TestRequest};

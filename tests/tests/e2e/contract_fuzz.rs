@@ -9,7 +9,7 @@
 //! generated requests reach the handlers with real ids; Schemathesis takes them from dictionaries.
 //! Bounded and repeatable: a fixed seed and a fixed number of cases per operation and phase.
 //!
-//! Each finding the fuzzer made is fixed and has its own regression test in e2e_fuzz_findings.rs.
+//! Each finding the fuzzer made is fixed and has its own regression test in e2e/fuzz_findings.rs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

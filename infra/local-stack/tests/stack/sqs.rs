@@ -13,9 +13,8 @@ use aws_sdk_sqs::types::{
 };
 use local_stack::LocalStack;
 
-mod sqs_support;
+use crate::sqs_support::{assert_refused, client, eventually, start, url};
 use serde_json::{json, Value};
-use sqs_support::{assert_refused, client, eventually, start, url};
 
 const WORKER: &str = "QueueWorkerFunction";
 

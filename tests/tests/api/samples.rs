@@ -325,7 +325,7 @@ async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
 #[tokio::test]
 async fn every_sample_event_succeeds_through_its_handler() {
     // The WebSocket samples and the alarm responder's have tests of their own (below, and alarms.rs);
-    // the admin metrics route needs CloudWatch, which the local stack stands in for (e2e_admin.rs).
+    // the admin metrics route needs CloudWatch, which the local stack stands in for (e2e/admin.rs).
     for name in template_binaries().into_iter().filter(|n| {
         !n.starts_with("ws-")
             && ![

@@ -12,9 +12,8 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
 use local_stack::LocalStack;
 
-mod sqs_support;
+use crate::sqs_support::{assert_refused, client, eventually, start, url};
 use serde_json::Value;
-use sqs_support::{assert_refused, client, eventually, start, url};
 
 #[derive(Debug, Clone, PartialEq)]
 struct Record {

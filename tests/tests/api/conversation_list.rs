@@ -188,7 +188,7 @@ async fn a_large_add_that_fails_part_way_leaves_nothing_anyone_can_see() {
 
 /// The figures of BENCHMARKS.md ("Conversation list"): a first page of 20 at 1, 200 and 2,000
 /// conversations, its DynamoDB calls, read units and wall time (median of 20 pages). A benchmark, not
-/// a check: `cargo test -p parley-tests --test conversation_list -- --ignored --nocapture`.
+/// a check: `cargo test -p parley-tests --test api conversation_list:: -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "a benchmark: run it by name"]
 async fn list_page_figures() {

@@ -421,7 +421,7 @@ async fn measured(app: &TestApp, request: impl Fn() -> TestRequest) -> (u64, f64
 /// matching message in each), its DynamoDB calls, read units and wall time (median of 20), the same for
 /// a term that matches nothing; a rare term in one conversation of 3,000 messages, page by page; and
 /// the write units of indexing, editing and deleting messages of several lengths. A benchmark, not a
-/// check: `cargo test -p parley-tests --test search_cost -- --ignored --nocapture`.
+/// check: `cargo test -p parley-tests --test api search_cost:: -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "a benchmark: run it by name"]
 async fn search_figures() {

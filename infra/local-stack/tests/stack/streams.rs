@@ -13,8 +13,7 @@ use serde_json::Value;
 
 // The SQS tests' helpers; these tests use only some of them.
 #[allow(dead_code)]
-mod sqs_support;
-use sqs_support::{assert_refused, eventually};
+use crate::sqs_support::{assert_refused, eventually};
 
 const TABLE: &str = "StreamTable";
 
