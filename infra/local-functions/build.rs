@@ -4,8 +4,18 @@
 //!
 //! Each function's `main` is one expression awaiting its entry point (for example
 //! `parley::http::serve(parley::api::messages::send).await`); that expression becomes the arm.
+//!
+//! A function whose crate had dependencies or features of its own would run differently here than
+//! deployed (cargo unifies features across one binary), so every function crate must depend on
+//! exactly what this crate does: `parley-shared` and `tokio` from the workspace. The build stops
+//! otherwise.
+
+#[path = "src/function_source.rs"]
+mod function_source;
 
 use std::fmt::Write as _;
+
+use function_source::{dependencies, main_body};
 use std::path::Path;
 
 fn main() {
@@ -28,6 +38,16 @@ fn main() {
                     main.display()
                 )
             });
+            let manifest = dir.join("Cargo.toml");
+            let manifest_text =
+                std::fs::read_to_string(&manifest).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+            let dependencies = dependencies(&manifest_text);
+            assert!(
+                dependencies == ["parley-shared.workspace = true", "tokio.workspace = true"],
+                "{}: a function crate depends on parley-shared and tokio from the workspace and nothing else \
+                 (found {dependencies:?}); the combined local binary would otherwise run it with other code or features",
+                manifest.display()
+            );
             (name, body)
         })
         .collect();
@@ -49,19 +69,4 @@ fn main() {
 
     let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("entries.rs");
     std::fs::write(&out, generated).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
-}
-
-/// The single expression of `fn main`'s body, comments and blank lines removed.
-fn main_body(source: &str) -> Option<String> {
-    let code: String = source
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with("//"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let signature = "async fn main() -> Result<(), parley::http::LambdaError> {";
-    let start = code.find(signature)? + signature.len();
-    let body = code[start..].trim().strip_suffix('}')?.trim();
-    let well_formed = body.ends_with(".await") && !body.contains(['{', '}', ';']);
-    well_formed.then(|| body.to_owned())
 }

@@ -45,6 +45,8 @@ pub const GATEWAY: &str = "local-stack";
 
 /// The binary holding every function of `functions/`, which the debug and `local` profiles run.
 pub const COMBINED: &str = "parley-functions";
+/// An integration test of the combined binary's package (see `build`).
+const COMBINED_TEST: &str = "entry_points";
 
 /// Whether this profile runs `binary` from the combined binary: a function of `functions/` (the
 /// only ones it holds; the gateway's own test fixtures are binaries of their own), outside release.
@@ -85,6 +87,13 @@ pub fn build(workspace: &Path, profile: Profile, binaries: &[String]) -> Result<
     let mut command = Command::new(cargo);
     command.arg("build").arg("--quiet").current_dir(workspace);
     match profile {
+        // The debug functions are what the tests run. Naming a test target makes cargo resolve features
+        // with dev-dependencies, as `cargo test --workspace` does, so this build reuses the dependencies
+        // the test build compiled; without it cargo compiles the SDKs, tokio and the shared crate a second
+        // time with other features (about 0.4 GB and a minute or two of a clean test run).
+        Profile::Debug if binaries.iter().any(|b| b == COMBINED) => {
+            command.args(["--workspace", "--test", COMBINED_TEST]);
+        }
         Profile::Debug => {}
         Profile::Local => {
             command.args(["--profile", "local"]);

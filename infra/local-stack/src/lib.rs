@@ -853,12 +853,20 @@ fn connections_iam(
 }
 
 /// What the run command runs when it builds: the gateway itself built with the `local` profile (an
-/// unoptimised gateway takes a third of a core under load; BENCHMARKS.md, issue 21). A build of its own
-/// (`cargo build --profile local --bin local-stack`): the functions' build stays the same selection of
-/// packages as ever, so neither build makes cargo redo the other's. The path of the optimised binary.
+/// unoptimised gateway takes a third of a core under load; BENCHMARKS.md, issue 21), in the same cargo
+/// build as the template's functions, so a first run compiles their shared dependencies once and in
+/// parallel; the optimised gateway's own build of the functions then finds them fresh. The path of the
+/// optimised gateway.
 pub fn build_gateway(options: &Options) -> Result<PathBuf, StackError> {
     let workspace = workspace_root(&options.template);
-    binaries::build(&workspace, Profile::Local, &[binaries::GATEWAY.to_owned()]).map_err(StackError::Build)?;
+    let functions: Vec<String> = Template::load(&options.template)?
+        .functions()?
+        .into_iter()
+        .map(|function| function.binary)
+        .collect();
+    let mut binaries = binaries::binaries_to_build(&workspace, Profile::Local, &functions);
+    binaries.push(binaries::GATEWAY.to_owned());
+    binaries::build(&workspace, Profile::Local, &binaries).map_err(StackError::Build)?;
     Ok(binaries::executable(&workspace, Profile::Local, binaries::GATEWAY))
 }
 

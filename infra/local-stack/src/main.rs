@@ -2,8 +2,8 @@
 //!
 //! `cargo run` builds this binary unoptimised (the dev profile, which the tests share). When it is to
 //! build the functions with an optimised profile, the unoptimised binary builds the gateway itself with
-//! the `local` profile (`cargo build --profile local --bin local-stack`) and hands over to it: exec,
-//! the same process, the same arguments; that one builds the functions and serves. Under load it takes
+//! the `local` profile, in one `cargo build --profile local` with the functions, and hands over to it:
+//! exec, the same process, the same arguments; that one finds the functions fresh and serves. Under load it takes
 //! about a third of the CPU per request the unoptimised one does (BENCHMARKS.md, issue 21), and the
 //! tests' build is unchanged.
 
@@ -180,7 +180,7 @@ fn parse(args: Vec<String>) -> Result<Options, String> {
 /// Builds the optimised gateway and becomes it. Returns only on failure, with what went wrong.
 fn hand_over(options: &Options) -> String {
     println!(
-        "{:>26} | building the gateway itself optimised (cargo build --profile local --bin local-stack)",
+        "{:>26} | building the gateway itself and the functions optimised (cargo build --profile local)",
         "gateway"
     );
     let gateway = match local_stack::build_gateway(options) {
