@@ -33,6 +33,7 @@ function msg(seq: number, change: Partial<Message> = {}): Message {
     deleted: false,
     replyCount: 0,
     mentions: [],
+    attachments: [],
     reactions: {},
     ...change,
   };

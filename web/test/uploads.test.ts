@@ -141,7 +141,7 @@ describe("download links", () => {
     // An event's copy (no URLs) keeps the held ones, and changes nothing.
     expect(combine(base, { ...base, attachments: [attachment("A")] })).toBe(base);
     expect(combine(fresh, { ...base, attachments: [attachment("A")] }).attachments?.[0].url).toBe("http://s/new");
-    const deleted = combine(base, { ...base, deleted: true, attachments: undefined });
+    const deleted = combine(base, { ...base, deleted: true });
     expect(deleted.attachments).toEqual([]);
     // An optimistic bubble with files is settled by the stored message like any other.
     const timeline = { ...emptyTimeline(), pending: [{ clientMessageId: "c1", body: "", createdAt: "", state: "sending" as const, attempts: 0, attachments: [attachment("A")] }] };

@@ -3,22 +3,7 @@
 // through the Web Locks API where the browser has it), always with the newest stored token, because
 // presenting a rotated token revokes the whole session.
 
-import type {
-  Attachment,
-  AuthReply,
-  Block,
-  Conversation,
-  Member,
-  Message,
-  Page,
-  RefreshReply,
-  ReservedUpload,
-  Role,
-  Session,
-  User,
-  UserStatus,
-  WalletChallenge,
-} from "./types";
+import type { AuthReply, Member, OperationId, Page, RefreshReply, Reply, RequestBody, Role, User, UserStatus } from "./types";
 
 export interface SendExtra {
   parentMessageId?: string;
@@ -143,7 +128,7 @@ export class Api {
     if (!saved) throw new ApiError(401, "unauthorized", "Signed out.");
     let reply: RefreshReply;
     try {
-      reply = await this.call<RefreshReply>("POST", "/auth/refresh", { refreshToken: saved.refreshToken }, false);
+      reply = await this.call<"auth-refresh">("POST", "/auth/refresh", { refreshToken: saved.refreshToken }, false);
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) {
         this.forget();
@@ -155,7 +140,17 @@ export class Api {
     return reply.accessToken;
   }
 
-  private async call<T>(method: string, path: string, body?: unknown, auth = true, retried = false): Promise<T> {
+  /**
+   * One request of the operation `Op` (its `operationId` in openapi.yaml), which types the body it
+   * takes and the answer it gets; `method` and `path` must be that operation's.
+   */
+  private async call<Op extends OperationId>(
+    method: string,
+    path: string,
+    body?: RequestBody<Op>,
+    auth = true,
+    retried = false,
+  ): Promise<Reply<Op>> {
     const headers: Record<string, string> = { accept: "application/json" };
     if (body !== undefined) headers["content-type"] = "application/json";
     if (auth) headers.authorization = `Bearer ${await this.token()}`;
@@ -173,9 +168,9 @@ export class Api {
       // The access token was refused (expired, or the session was revoked): one refresh, one retry.
       this.accessToken = null;
       await this.refresh();
-      return this.call<T>(method, path, body, auth, true);
+      return this.call<Op>(method, path, body, auth, true);
     }
-    if (response.status === 204) return undefined as T;
+    if (response.status === 204) return undefined as Reply<Op>;
     const text = await response.text();
     let json: unknown = null;
     try {
@@ -193,161 +188,162 @@ export class Api {
         Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
       );
     }
-    return json as T;
+    return json as Reply<Op>;
   }
 
   // Auth
   async register(username: string, password: string, displayName?: string): Promise<User> {
-    const reply = await this.call<AuthReply>("POST", "/auth/register", { username, password, displayName }, false);
+    const reply = await this.call<"auth-register">("POST", "/auth/register", { username, password, displayName }, false);
     this.adopt(reply, reply.user.id);
     return reply.user;
   }
   async login(username: string, password: string): Promise<User> {
-    const reply = await this.call<AuthReply>("POST", "/auth/login", { username, password }, false);
+    const reply = await this.call<"auth-login">("POST", "/auth/login", { username, password }, false);
     this.adopt(reply, reply.user.id);
     return reply.user;
   }
   walletChallenge(address: string) {
-    return this.call<WalletChallenge>("POST", "/auth/wallet/challenge", { address }, false);
+    return this.call<"auth-wallet-challenge">("POST", "/auth/wallet/challenge", { address }, false);
   }
   async walletVerify(address: string, signature: string): Promise<User> {
-    const reply = await this.call<AuthReply>("POST", "/auth/wallet/verify", { address, signature }, false);
+    const reply = await this.call<"auth-wallet-verify">("POST", "/auth/wallet/verify", { address, signature }, false);
     this.adopt(reply, reply.user.id);
     return reply.user;
   }
   async logout() {
     try {
-      await this.call<void>("POST", "/auth/logout");
+      await this.call<"auth-logout">("POST", "/auth/logout");
     } finally {
       this.forget();
     }
   }
   sessions() {
-    return this.call<{ items: Session[] }>("GET", "/auth/sessions");
+    return this.call<"auth-sessions-list">("GET", "/auth/sessions");
   }
   revokeSession(id: string) {
-    return this.call<void>("DELETE", `/auth/sessions/${encodeURIComponent(id)}`);
+    return this.call<"auth-sessions-delete">("DELETE", `/auth/sessions/${encodeURIComponent(id)}`);
   }
 
   // Users
   me() {
-    return this.call<User>("GET", "/users/me");
+    return this.call<"users-me-get">("GET", "/users/me");
   }
   updateMe(change: { displayName?: string; status?: UserStatus; statusText?: string }) {
-    return this.call<User>("PATCH", "/users/me", change);
+    // Typed here, not from the operation: openapi.yaml's `anyOf` (at least one field) generates `unknown`.
+    return this.call<"users-me-update">("PATCH", "/users/me", change);
   }
   async userByName(username: string): Promise<User | null> {
-    const page = await this.call<{ items: User[] }>("GET", `/users?username=${encodeURIComponent(username)}`);
+    const page = await this.call<"users-batch-get">("GET", `/users?username=${encodeURIComponent(username)}`);
     return page.items[0] ?? null;
   }
   usersByIds(ids: string[]) {
-    return this.call<{ items: User[] }>("GET", `/users?ids=${ids.map(encodeURIComponent).join(",")}`);
+    return this.call<"users-batch-get">("GET", `/users?ids=${ids.map(encodeURIComponent).join(",")}`);
   }
   block(userId: string) {
-    return this.call<void>("PUT", `/users/me/blocks/${encodeURIComponent(userId)}`);
+    return this.call<"users-blocks-put">("PUT", `/users/me/blocks/${encodeURIComponent(userId)}`);
   }
   unblock(userId: string) {
-    return this.call<void>("DELETE", `/users/me/blocks/${encodeURIComponent(userId)}`);
+    return this.call<"users-blocks-delete">("DELETE", `/users/me/blocks/${encodeURIComponent(userId)}`);
   }
   blocks(cursor?: string) {
-    return this.call<Page<Block>>("GET", `/users/me/blocks?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    return this.call<"users-blocks-list">("GET", `/users/me/blocks?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
   }
 
   // Conversations
   conversations(cursor?: string | null) {
-    return this.call<Page<Conversation>>("GET", `/conversations?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    return this.call<"conversations-list">("GET", `/conversations?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
   }
   conversation(id: string) {
-    return this.call<Conversation>("GET", `/conversations/${id}`);
+    return this.call<"conversations-get">("GET", `/conversations/${id}`);
   }
   openDirect(userId: string) {
-    return this.call<Conversation>("POST", "/conversations", { type: "direct", memberIds: [userId] });
+    return this.call<"conversations-create">("POST", "/conversations", { type: "direct", memberIds: [userId] });
   }
   createGroup(name: string, memberIds: string[]) {
-    return this.call<Conversation>("POST", "/conversations", { type: "group", name, memberIds });
+    return this.call<"conversations-create">("POST", "/conversations", { type: "group", name, memberIds });
   }
   rename(id: string, name: string) {
-    return this.call<Conversation>("PATCH", `/conversations/${id}`, { name });
+    return this.call<"conversations-update">("PATCH", `/conversations/${id}`, { name });
   }
   async members(id: string): Promise<Member[]> {
     const all: Member[] = [];
     let cursor: string | null = null;
     do {
       const query: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
-      const page: Page<Member> = await this.call<Page<Member>>("GET", `/conversations/${id}/members?limit=100${query}`);
+      const page: Page<Member> = await this.call<"members-list">("GET", `/conversations/${id}/members?limit=100${query}`);
       all.push(...page.items);
       cursor = page.nextCursor;
     } while (cursor);
     return all;
   }
   addMembers(id: string, userIds: string[]) {
-    return this.call<{ added: string[] }>("POST", `/conversations/${id}/members`, { userIds });
+    return this.call<"members-add">("POST", `/conversations/${id}/members`, { userIds });
   }
   removeMember(id: string, userId: string) {
-    return this.call<void>("DELETE", `/conversations/${id}/members/${userId}`);
+    return this.call<"members-remove">("DELETE", `/conversations/${id}/members/${userId}`);
   }
   setRole(id: string, userId: string, role: Exclude<Role, "owner">) {
-    return this.call<Member>("PATCH", `/conversations/${id}/members/${userId}`, { role });
+    return this.call<"members-update">("PATCH", `/conversations/${id}/members/${userId}`, { role });
   }
   transferOwnership(id: string, userId: string) {
-    return this.call<Conversation>("POST", `/conversations/${id}/owner`, { userId });
+    return this.call<"conversations-transfer-owner">("POST", `/conversations/${id}/owner`, { userId });
   }
   markRead(id: string, messageId: string) {
-    return this.call<void>("POST", `/conversations/${id}/read`, { messageId });
+    return this.call<"conversations-read">("POST", `/conversations/${id}/read`, { messageId });
   }
 
   // Messages
   /** `parentMessageId` sends a thread reply; `mentions` are user ids of members. */
   send(id: string, clientMessageId: string, body: string, extra: SendExtra = {}) {
-    const request: Record<string, unknown> = { clientMessageId, body };
+    const request: RequestBody<"messages-send"> = { clientMessageId, body };
     if (extra.parentMessageId) request.parentMessageId = extra.parentMessageId;
     if (extra.mentions && extra.mentions.length > 0) request.mentions = extra.mentions;
     if (extra.attachmentIds && extra.attachmentIds.length > 0) request.attachmentIds = extra.attachmentIds;
-    return this.call<Message>("POST", `/conversations/${id}/messages`, request);
+    return this.call<"messages-send">("POST", `/conversations/${id}/messages`, request);
   }
   message(id: string, messageId: string) {
-    return this.call<Message>("GET", `/conversations/${id}/messages/${messageId}`);
+    return this.call<"messages-get">("GET", `/conversations/${id}/messages/${messageId}`);
   }
   /** A thread's replies, oldest first; `cursor` continues with newer ones. */
   replies(id: string, messageId: string, cursor?: string | null, limit = 50) {
     const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
-    return this.call<Page<Message>>("GET", `/conversations/${id}/messages/${messageId}/replies?limit=${limit}${query}`);
+    return this.call<"messages-replies">("GET", `/conversations/${id}/messages/${messageId}/replies?limit=${limit}${query}`);
   }
   /** Adds (`on`) or takes back one of my reactions; both are idempotent. */
   react(id: string, messageId: string, reaction: string, on: boolean) {
-    return this.call<void>(on ? "PUT" : "DELETE", `/conversations/${id}/messages/${messageId}/reactions/${encodeURIComponent(reaction)}`);
+    return this.call<"reactions-put" | "reactions-delete">(on ? "PUT" : "DELETE", `/conversations/${id}/messages/${messageId}/reactions/${encodeURIComponent(reaction)}`);
   }
   /** Newest first; every term is a word prefix; all conversations, or the one given. */
   searchMessages(q: string, conversationId?: string | null, cursor?: string | null, limit = 20) {
     let query = `q=${encodeURIComponent(q)}&limit=${limit}`;
     if (conversationId) query += `&conversationId=${encodeURIComponent(conversationId)}`;
     if (cursor) query += `&cursor=${encodeURIComponent(cursor)}`;
-    return this.call<Page<Message>>("GET", `/search/messages?${query}`);
+    return this.call<"search-messages">("GET", `/search/messages?${query}`);
   }
   /** Newest first; `cursor` continues a page. */
   history(id: string, cursor?: string | null, limit = 50) {
     const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
-    return this.call<Page<Message>>("GET", `/conversations/${id}/messages?limit=${limit}${query}`);
+    return this.call<"messages-list">("GET", `/conversations/${id}/messages?limit=${limit}${query}`);
   }
   /** Oldest first, everything after the message `afterId` (or continuing `cursor`). */
   after(id: string, afterId: string, cursor?: string | null) {
     const query = cursor ? `cursor=${encodeURIComponent(cursor)}` : `after=${encodeURIComponent(afterId)}`;
-    return this.call<Page<Message>>("GET", `/conversations/${id}/messages?limit=100&${query}`);
+    return this.call<"messages-list">("GET", `/conversations/${id}/messages?limit=100&${query}`);
   }
   // Attachments
   /** Reserves an upload: where and with which headers to `PUT` the bytes (see api/upload.ts). */
   reserveAttachment(id: string, fileName: string, contentType: string, size: number) {
-    return this.call<ReservedUpload>("POST", `/conversations/${id}/attachments`, { fileName, contentType, size });
+    return this.call<"attachments-create">("POST", `/conversations/${id}/attachments`, { fileName, contentType, size });
   }
   /** One attachment with a fresh download `url`. */
   attachment(id: string, attachmentId: string) {
-    return this.call<Attachment>("GET", `/conversations/${id}/attachments/${encodeURIComponent(attachmentId)}`);
+    return this.call<"attachments-get">("GET", `/conversations/${id}/attachments/${encodeURIComponent(attachmentId)}`);
   }
 
   edit(id: string, messageId: string, body: string) {
-    return this.call<Message>("PATCH", `/conversations/${id}/messages/${messageId}`, { body });
+    return this.call<"messages-update">("PATCH", `/conversations/${id}/messages/${messageId}`, { body });
   }
   deleteMessage(id: string, messageId: string) {
-    return this.call<void>("DELETE", `/conversations/${id}/messages/${messageId}`);
+    return this.call<"messages-delete">("DELETE", `/conversations/${id}/messages/${messageId}`);
   }
 }

@@ -1,138 +1,76 @@
-// The shapes of API.md (v1.1), for the routes the backend serves today. Hand-written: there is no
-// OpenAPI document yet; when there is, these should be generated from it or checked against it.
+// The shapes of the HTTP API, from `openapi.yaml` through the generated `schema.d.ts` (`npm run
+// api-types`; a test fails when that file is not current). The names are the client's own; each is an
+// alias of the schema that the routes answer with, so a change to `openapi.yaml` is a type error here
+// or where the client uses the type, in `tsc --noEmit`.
 
-export type UserStatus = "online" | "away" | "busy" | "offline";
+import type { components, operations } from "./schema";
 
-export interface User {
-  id: string;
-  username: string;
-  displayName: string;
-  walletAddress?: string;
-  status: UserStatus;
-  statusText?: string;
-  lastSeenAt?: string;
-  createdAt: string;
-}
+type Schemas = components["schemas"];
 
-export interface AuthReply {
-  user: User;
-  accessToken: string;
-  refreshToken: string;
-  expiresIn: number;
-}
-
-export interface RefreshReply {
-  accessToken: string;
-  refreshToken: string;
-  expiresIn: number;
-}
-
-export interface WalletChallenge {
-  message: string;
-  expiresAt: string;
-}
-
-export interface Session {
-  id: string;
-  createdAt: string;
-  lastUsedAt: string;
-  userAgent?: string;
-  current: boolean;
-}
-
-/** API.md "Attachments": `url` is a 15-minute download link (on messages' attachments and on `GET`). */
-export interface Attachment {
-  id: string;
-  conversationId: string;
-  fileName: string;
-  contentType: string;
-  size: number;
-  createdAt: string;
-  url?: string;
-}
-
+export type UserStatus = Schemas["Presence"];
+export type User = Schemas["User"];
+/** Register, log in, wallet verify. */
+export type AuthReply = Schemas["SignedIn"];
+export type RefreshReply = Schemas["Tokens"];
+export type WalletChallenge = Schemas["WalletChallenge"];
+export type Session = Schemas["Session"];
+/** `url` is a 15-minute download link (on the HTTP answers' attachments and on `GET`), absent from events. */
+export type Attachment = Schemas["Attachment"];
 /** `POST /conversations/{id}/attachments`: `PUT` the bytes to `uploadUrl` with `uploadHeaders` before `expiresAt`. */
-export interface ReservedUpload {
-  attachment: Attachment;
-  uploadUrl: string;
-  uploadHeaders: Record<string, string>;
-  expiresAt: string;
-}
+export type ReservedUpload = Schemas["AttachmentUpload"];
+/**
+ * A message as the events carry it. The HTTP routes answer with a `ReadMessage` or a `SentMessage`,
+ * which are this and more (`myReactions`, attachments' `url`).
+ */
+export type Message = Schemas["Message"];
+export type Role = Schemas["Role"];
+/** A conversation as the caller sees it. The HTTP routes answer with a `ReadConversation` (one of these). */
+export type Conversation = Schemas["Conversation"];
+/** What `conversation.updated` carries: a `Conversation` without the per-member fields. */
+export type SharedConversation = Schemas["SharedConversation"];
+export type Member = Schemas["Member"];
+export type Block = Schemas["Block"];
+export type ApiErrorBody = Schemas["Error"];
 
-export interface Message {
-  id: string;
-  conversationId: string;
-  seq: number;
-  senderId: string;
-  clientMessageId: string;
-  body: string;
-  encrypted: boolean;
-  createdAt: string;
-  editedAt?: string;
-  deleted: boolean;
-  /** Set on a thread reply: the thread's first message (never itself a reply). */
-  parentMessageId?: string;
-  /** Replies in this message's thread (not counting deleted ones), and when the newest was sent. */
-  replyCount: number;
-  lastReplyAt?: string;
-  /** User ids the message mentions (members of the conversation). */
-  mentions: string[];
-  /** Reaction to how many people reacted with it (only reactions with a count above 0). */
-  reactions: Record<string, number>;
-  /** The reader's own reactions: present on what a caller reads, absent from events. */
-  myReactions?: string[];
-  /** Files sent with the message (none on a deleted one). */
-  attachments?: Attachment[];
-}
-
-export type Role = "owner" | "admin" | "member";
-
-export interface Conversation {
-  id: string;
-  type: "direct" | "group";
-  name?: string;
-  createdBy: string;
-  createdAt: string;
-  updatedAt: string;
-  lastMessage?: Message;
-  lastSeq: number;
-  memberCount: number;
-  unreadCount: number;
-  mentionCount: number;
-  readSeq: number;
-  myRole: Role;
-}
-
-export interface Member {
-  userId: string;
-  role: Role;
-  joinedAt: string;
-  readSeq: number;
-}
-
-export interface Block {
-  userId: string;
-  createdAt: string;
-}
-
+/** A page of a list route (`ConversationPage`, `MessagePage`, ...). */
 export interface Page<T> {
   items: T[];
-  nextCursor: string | null;
+  nextCursor: Schemas["NextCursor"];
 }
 
-export interface ApiErrorBody {
-  error: { code: string; message: string; details?: unknown[] };
-  requestId?: string;
-}
+/** An operation of `openapi.yaml`, by its `operationId`. */
+export type OperationId = keyof operations;
 
-/** Server-to-client WebSocket frames (API.md "WebSocket"). */
+/** The JSON body an operation takes (`undefined` for one without a body). */
+export type RequestBody<Op extends OperationId> = operations[Op] extends {
+  requestBody: { content: { "application/json": infer Body } };
+}
+  ? Body
+  : undefined;
+
+type Success = 200 | 201 | 204;
+
+/** The JSON body of an operation's success answer (`undefined` for `204 No Content`). */
+export type Reply<Op extends OperationId> = {
+  [Status in Success & keyof operations[Op]["responses"]]: operations[Op]["responses"][Status] extends {
+    content: { "application/json": infer Body };
+  }
+    ? Body
+    : undefined;
+}[Success & keyof operations[Op]["responses"]];
+
+// WebSocket frames are asyncapi.yaml's, which openapi-typescript does not read: hand-written, from
+// the schema types above where the events carry the same objects.
+
+/** Server-to-client WebSocket frames (asyncapi.yaml; docs/API-GUIDE.md "Real time over the WebSocket"). */
 export type ServerEvent =
   | { type: "message.new" | "message.updated" | "message.deleted"; message: Message }
   | { type: "typing"; conversationId: string; userId: string }
-  | { type: "presence"; userId: string; status: UserStatus; statusText?: string; lastSeenAt?: string }
+  | { type: "presence"; userId: string; status: UserStatus; statusText?: string; lastSeenAt: string | null }
   | { type: "member.added" | "member.removed"; conversationId: string; userIds: string[] }
   | { type: "member.role"; conversationId: string; userId: string; role: Role }
-  | { type: "conversation.created" | "conversation.updated"; conversation: Conversation }
+  | { type: "conversation.created"; conversation: Conversation }
+  | { type: "conversation.updated"; conversation: SharedConversation }
   | { type: "conversation.deleted"; conversationId: string }
   | { type: "read"; conversationId: string; userId: string; messageId: string; seq: number }
   | { type: "reaction.added" | "reaction.removed"; conversationId: string; messageId: string; userId: string; reaction: string }

@@ -808,7 +808,7 @@ export class AppState {
             ...user,
             status: event.status,
             statusText: event.statusText,
-            lastSeenAt: event.lastSeenAt,
+            lastSeenAt: event.lastSeenAt ?? undefined,
           });
           this.emit();
         }
@@ -840,10 +840,22 @@ export class AppState {
         void this.loadMembers(event.conversationId);
         return;
       case "conversation.created":
-      case "conversation.updated":
         this.upsertConversation(event.conversation);
         if (event.conversation.type === "direct") void this.loadMembers(event.conversation.id, true);
         return;
+      case "conversation.updated": {
+        // Only the fields every member shares (no role, read position or counts): merged into the
+        // conversation held, or, for one not held, the whole conversation read.
+        const held = this.conversation(event.conversation.id);
+        if (held) this.upsertConversation({ ...held, ...event.conversation });
+        else
+          void this.api
+            .conversation(event.conversation.id)
+            .then((c) => this.upsertConversation(c))
+            .catch(() => {});
+        if (event.conversation.type === "direct") void this.loadMembers(event.conversation.id, true);
+        return;
+      }
       case "conversation.deleted":
         return this.forgetConversation(event.conversationId);
       case "reaction.added":

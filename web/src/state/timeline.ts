@@ -99,13 +99,10 @@ export function combine(held: Message, incoming: Message): Message {
   if (next.myReactions === undefined) delete next.myReactions;
   // Attachments never change, but the copy that came last has the freshest download URLs; an event's
   // copy has none, and keeps those held (a deleted message has no attachments).
-  const heldUrls = new Map((held.attachments ?? []).map((a) => [a.id, a.url]));
-  const files = next.deleted
+  const heldUrls = new Map(held.attachments.map((a) => [a.id, a.url]));
+  next.attachments = next.deleted
     ? []
-    : incoming.attachments?.map((a) => (a.url || !heldUrls.get(a.id) ? a : { ...a, url: heldUrls.get(a.id) })) ??
-      held.attachments;
-  if (files === undefined) delete next.attachments;
-  else next.attachments = files;
+    : incoming.attachments.map((a) => (a.url || !heldUrls.get(a.id) ? a : { ...a, url: heldUrls.get(a.id) }));
   const same =
     next.body === held.body &&
     next.deleted === held.deleted &&

@@ -1,5 +1,5 @@
 // A composer's attachments before they are sent: pure functions over a queue, so the rules are unit-tested.
-// - Each file is checked first (API.md "Attachments"): 1 byte to 25 MiB, a name of 1..=255 characters
+// - Each file is checked first (docs/API-GUIDE.md "Attachments"): 1 byte to 25 MiB, a name of 1..=255 characters
 //   without `/`, `\` or control characters, at most 10 per message; a refused file never joins the queue.
 // - States: queued (waiting for a slot; 3 upload at once) → uploading (reserved, bytes going up, with
 //   progress) → done (its attachment id is ready to send), or failed (with the reason; retry puts it back

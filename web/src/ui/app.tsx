@@ -1,52 +1,14 @@
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 
-import { describeError } from "../api/client";
 import type { Conversation, Member, Message, Role, UserStatus } from "../api/types";
 import type { AppState } from "../state/app";
 import { topLevel } from "../state/timeline";
+import { ErrorLine, useAction, useRerender } from "./common";
 import { Composer, MessageItem, PendingItem } from "./message";
 import { SearchPanel } from "./search";
 import { Settings } from "./settings";
 import { SignIn } from "./signin";
 import { ThreadPanel } from "./thread";
-
-export function useRerender(state: AppState) {
-  const [, setTick] = useState(0);
-  // Subscribed before paint, and one render for whatever changed before the subscription.
-  useLayoutEffect(() => {
-    const unsubscribe = state.subscribe(() => setTick((n) => n + 1));
-    setTick((n) => n + 1);
-    return unsubscribe;
-  }, [state]);
-}
-
-/** Runs an async action with a busy flag and an error line. */
-export function useAction() {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const run = async (action: () => Promise<unknown>): Promise<boolean> => {
-    setBusy(true);
-    setError(null);
-    try {
-      await action();
-      return true;
-    } catch (e) {
-      setError(describeError(e));
-      return false;
-    } finally {
-      setBusy(false);
-    }
-  };
-  return { busy, error, run, setError };
-}
-
-export function ErrorLine({ error }: { error: string | null }) {
-  return error ? (
-    <p class="error" role="alert">
-      {error}
-    </p>
-  ) : null;
-}
 
 export function App({ state }: { state: AppState }) {
   useRerender(state);

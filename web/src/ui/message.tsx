@@ -10,7 +10,7 @@ import { candidates, insertMention, mentionQuery, splitMentions, type Mentionabl
 import { chips, COMMON_REACTIONS } from "../state/reactions";
 import type { Pending } from "../state/timeline";
 import { allDone, MAX_FILES } from "../state/uploads";
-import { ErrorLine, useAction } from "./app";
+import { ErrorLine, useAction } from "./common";
 import { AttachmentNames, Attachments, UploadList } from "./attachments";
 
 export const time = (iso: string) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });

@@ -5,7 +5,7 @@ import { useState } from "preact/hooks";
 
 import type { Message } from "../api/types";
 import type { AppState } from "../state/app";
-import { ErrorLine, useAction } from "./app";
+import { ErrorLine, useAction } from "./common";
 import { MessageBody, when } from "./message";
 
 interface Results {

@@ -2,7 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 
 import type { Block, Session, UserStatus } from "../api/types";
 import type { AppState } from "../state/app";
-import { ErrorLine, useAction } from "./app";
+import { ErrorLine, useAction } from "./common";
 
 export function Settings({ state }: { state: AppState }) {
   return (

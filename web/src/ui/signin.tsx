@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 
 import type { AppState } from "../state/app";
-import { ErrorLine, useAction } from "./app";
+import { ErrorLine, useAction } from "./common";
 
 interface Eip1193 {
   request(args: { method: string; params?: unknown[] }): Promise<unknown>;

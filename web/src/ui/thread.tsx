@@ -5,7 +5,7 @@ import { useEffect, useLayoutEffect, useRef } from "preact/hooks";
 
 import type { Conversation } from "../api/types";
 import type { AppState } from "../state/app";
-import { ErrorLine, useAction } from "./app";
+import { ErrorLine, useAction } from "./common";
 import { Composer, MessageItem, PendingItem } from "./message";
 
 export function ThreadPanel({ state, conversation, parentId }: { state: AppState; conversation: Conversation; parentId: string }) {
