@@ -2,10 +2,10 @@
 
 Schemathesis's `response_schema_conformance`, with the one exception openapi.yaml states in words and no
 JSON Schema can state (its `required` cannot depend on a query parameter): a GET with `fields=a,b`
-answers only those top-level fields and `id` (API.md "Field selection"), of the object or of each of a
-page's `items`, so a required property missing there is excused when it was not selected. Everything
-else still fails: a selected required field that is missing, wrong types or formats, unknown fields, a
-page's own fields, anything below the top level.
+answers only those top-level fields and `id` (field selection, docs/API-GUIDE.md "Conventions"), of the
+object or of each of a page's `items`, so a required property missing there is excused when it was not
+selected. Everything else still fails: a selected required field that is missing, wrong types or
+formats, unknown fields, a page's own fields, anything below the top level.
 """
 
 import json

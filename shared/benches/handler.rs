@@ -1,5 +1,5 @@
 //! `cargo bench -p parley-shared --bench handler`: the warm per-request work of a function besides
-//! DynamoDB (DESIGN.md budget: under 100 us per request).
+//! DynamoDB (docs/ARCHITECTURE.md "Budgets": under 100 us per request).
 //!
 //! Three levels, from the whole in-process path down to its parts:
 //! - `lambda/*`: what the function process does with one invocation once the Runtime API has handed it

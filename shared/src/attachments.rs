@@ -1,4 +1,4 @@
-//! The attachments bucket (API.md "Attachments", DESIGN.md "Files"): presigned upload and download
+//! The attachments bucket (docs/API-GUIDE.md "Attachments"): presigned upload and download
 //! URLs, HeadObject of what was uploaded, and deletes. Bytes never pass through a function: clients
 //! `PUT` to and `GET` from S3 with the URLs made here.
 //!
@@ -19,7 +19,7 @@ use crate::error::ApiError;
 
 /// The tag an upload carries until it is attached (the lifecycle rule's filter).
 pub const UNATTACHED_TAG: &str = "parley-unattached=1";
-/// API.md: 25 MiB.
+/// 25 MiB (docs/API-GUIDE.md "Limits").
 pub const MAX_SIZE: u64 = 26_214_400;
 
 /// Settings from the environment.

@@ -80,7 +80,8 @@ impl Cursors {
     }
 }
 
-/// API.md's `limit`: 50 when absent, at most 100 (larger is clamped), at least 1.
+/// The `limit` of every list (docs/API-GUIDE.md "Pagination"): 50 when absent, at most 100 (larger is
+/// clamped), at least 1.
 pub fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
     let Some(raw) = raw else { return Ok(50) };
     let value: i64 = raw

@@ -1,4 +1,5 @@
-//! The one error type every route returns, and its mapping onto API.md's error bodies.
+//! The one error type every route returns, and its mapping onto the API's error bodies (docs/API-GUIDE.md
+//! "Errors"; openapi.yaml `Error`).
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use serde::Serialize;
@@ -10,7 +11,7 @@ pub struct FieldProblem {
     pub problem: String,
 }
 
-/// An error a route answers with. Each variant is one `code` of API.md.
+/// An error a route answers with. Each variant is one `code` of the API's errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
@@ -107,7 +108,7 @@ impl ApiError {
         }
     }
 
-    /// `{"error": {code, message, details?}, "requestId"}` as API.md gives it.
+    /// `{"error": {code, message, details?}, "requestId"}` as docs/API-GUIDE.md "Errors" gives it.
     pub fn body(&self, request_id: &str) -> serde_json::Value {
         let mut error = serde_json::json!({
             "code": self.code(),

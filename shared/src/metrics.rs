@@ -105,7 +105,7 @@ pub fn invocation(invocation: &Invocation<'_>) {
     );
     println!("{line}");
     if let Some(code) = error_code {
-        // Errors by API.md code, as their own series: which refusals surge is what an operator asks first.
+        // Errors by API error code, as their own series: which refusals surge is what an operator asks first.
         println!(
             "{}",
             document(

@@ -1,4 +1,4 @@
-//! Timestamps as API.md writes them: RFC 3339 UTC with milliseconds.
+//! Timestamps as the API writes them (docs/API-GUIDE.md "Conventions"): RFC 3339 UTC with milliseconds.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,5 +1,5 @@
-//! Input rules of API.md's "Limits" and "Auth" sections, as functions that return clean values or a
-//! `validation_failed` naming the field.
+//! Input rules of docs/API-GUIDE.md's "Limits" and "Authentication" sections, as functions that
+//! return clean values or a `validation_failed` naming the field.
 
 use crate::error::ApiError;
 
@@ -60,7 +60,7 @@ pub fn display_name(raw: &str) -> Result<String, ApiError> {
     text("displayName", raw, DISPLAY_NAME_LEN)
 }
 
-/// A ULID as API.md's ids are: 26 characters of Crockford base32. Returned in canonical (upper) case.
+/// A ULID as the API's ids are: 26 characters of Crockford base32. Returned in canonical (upper) case.
 pub fn ulid(field: &str, raw: &str) -> Result<String, ApiError> {
     ulid::Ulid::from_string(raw)
         .map(|id| id.to_string())

@@ -106,7 +106,7 @@ pub enum WsReply {
     Status(u16),
 }
 
-/// API.md's error frame.
+/// The error frame (asyncapi.yaml `error`; docs/API-GUIDE.md "Errors").
 pub fn error_frame(error: &ApiError, request_id: &str) -> Value {
     json!({
         "type": "error",

@@ -1,5 +1,5 @@
 //! `cargo bench -p parley-tests --bench coldstart`: cold start and binary size of every function, as the
-//! local stack runs it (DESIGN.md budgets: cold start under 30 ms locally, binary under 8 MB stripped).
+//! local stack runs it (docs/ARCHITECTURE.md "Budgets": cold start under 30 ms locally, binary under 8 MB stripped).
 //!
 //! Cold start is what the gateway measures for each new instance: from just before it spawns the process to
 //! the process's first `GET /2018-06-01/runtime/invocation/next` on its Runtime API (the function's init:

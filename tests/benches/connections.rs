@@ -444,7 +444,7 @@ async fn main() {
         return;
     }
     let cap: usize = env_or("CONNECTIONS_MAX", 10_000);
-    // At most 20 open connections per user (API.md): enough users for the cap.
+    // At most 20 open connections per user (docs/API-GUIDE.md "Limits"): enough users for the cap.
     let users: usize = env_or("CONNECTIONS_USERS", cap.div_ceil(20).max(100));
     let ping_sample: usize = env_or("CONNECTIONS_PING_SAMPLE", 200);
     let profile = match std::env::var("CONNECTIONS_PROFILE").as_deref() {

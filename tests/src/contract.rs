@@ -1,7 +1,8 @@
-//! The HTTP contract as a machine reads it: `openapi.yaml` at the repository's root (the form of API.md
-//! that clients and fuzzers use), loaded once per test process, and [`check_http_response`], which holds
-//! one response to it. [`crate::Stack::call`] and [`crate::TestApp::call`] check every response they
-//! get, so every end-to-end and in-process test checks the document (and the code) as it goes.
+//! The HTTP contract as a machine reads it: `openapi.yaml` at the repository's root (the form of the
+//! contract that clients and fuzzers use; docs/API-GUIDE.md explains it), loaded once per test
+//! process, and [`check_http_response`], which holds one response to it. [`crate::Stack::call`] and
+//! [`crate::TestApp::call`] check every response they get, so every end-to-end and in-process test
+//! checks the document (and the code) as it goes.
 //!
 //! The schemas are JSON Schema 2020-12 (OpenAPI 3.1), validated by the `jsonschema` crate with the
 //! whole document registered as one resource under [`OPENAPI_URI`], so `#/components/...` references
@@ -240,7 +241,8 @@ fn truncated(body: &Value) -> String {
 /// - the status must be documented for the operation (exactly, else as `4XX`, else `default`);
 /// - a response documented without content (`204`, `304`) must have no body (`Value::Null`);
 /// - otherwise the body must be JSON of a documented media type and match its schema. With `fields=`
-///   in the query, the fields it did not select may be missing (API.md's field selection).
+///   in the query, the fields it did not select may be missing (field selection, docs/API-GUIDE.md
+///   "Conventions").
 ///
 /// `body` is the decoded JSON (`Null` for no body; a body that is not JSON can be given as a string).
 pub fn check_http_response(method: &str, path_and_query: &str, status: u16, content_type: Option<&str>, body: &Value) {
@@ -260,7 +262,7 @@ pub fn check_http_response(method: &str, path_and_query: &str, status: u16, cont
     let fail = |problem: String| -> ! {
         panic!(
             "openapi.yaml: {route} answered {status}, which the document does not allow: {problem}\n  \
-             body: {}\nFix the code where it breaks API.md; else fix openapi.yaml.",
+             body: {}\nFix the code where it breaks docs/API-GUIDE.md; else fix openapi.yaml.",
             truncated(body)
         )
     };
@@ -348,8 +350,8 @@ pub fn check_http_headers(method: &str, path_and_query: &str, status: u16, heade
             if definition["required"] == json!(true) {
                 panic!(
                     "openapi.yaml: {} {template} ({name}), for {method} {path_and_query}, answered {status} without \
-                     its required {header} header (headers: {headers:?}). Fix the code where it breaks API.md; \
-                     else fix openapi.yaml.",
+                     its required {header} header (headers: {headers:?}). Fix the code where it breaks \
+                     docs/API-GUIDE.md; else fix openapi.yaml.",
                     method.to_ascii_uppercase()
                 );
             }

@@ -713,7 +713,7 @@ impl TestResponse {
         self.body["error"]["code"].as_str().unwrap_or("<no error code>")
     }
 
-    /// Asserts an API.md error: this status and code, a message, and the request id.
+    /// Asserts an API error (docs/API-GUIDE.md "Errors"): this status and code, a message, and the request id.
     pub fn assert_error(&self, status: u16, code: &str) {
         assert_eq!((self.status, self.error_code()), (status, code), "body: {}", self.body);
         assert!(

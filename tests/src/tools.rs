@@ -1,6 +1,9 @@
 //! Pinned Python tools the tests run (linters, `sam`, the contract checkers), each set installed from
 //! `infra/<name>/requirements.txt` into a git-ignored virtual environment `.local/<name>/` the first
-//! time, and again only when the pins change (offline afterwards).
+//! time, and again only when the pins change (offline afterwards). Packages pinned in
+//! `infra/<name>/requirements-no-deps.txt` are installed without their declared dependencies: what
+//! they need is in requirements.txt, and what they would pull in besides is never used (cargo-lambda
+//! declares ziglang, 411 MB, for cross-compiling with zig, which `sam build` here does not do).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,8 +20,13 @@ pub fn python_tools(name: &str) -> PathBuf {
     let requirements = root.join("infra").join(name).join("requirements.txt");
     let venv = root.join(".local").join(name);
     let stamp = venv.join("requirements.installed");
-    let wanted = std::fs::read_to_string(&requirements)
+    let without_dependencies = root.join("infra").join(name).join("requirements-no-deps.txt");
+    let mut wanted = std::fs::read_to_string(&requirements)
         .unwrap_or_else(|e| panic!("the pinned requirements {}: {e}", requirements.display()));
+    let no_deps = std::fs::read_to_string(&without_dependencies).ok();
+    if let Some(pins) = &no_deps {
+        wanted.push_str(pins);
+    }
     std::fs::create_dir_all(root.join(".local")).unwrap();
     let lock = std::fs::File::create(root.join(".local").join(format!("{name}.lock"))).unwrap();
     lock.lock().unwrap();
@@ -36,6 +44,18 @@ pub fn python_tools(name: &str) -> PathBuf {
             .status()
             .expect("pip");
         assert!(installed.success(), "pip install -r {} failed", requirements.display());
+        if no_deps.is_some() {
+            let installed = Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", "--no-deps", "-r"])
+                .arg(&without_dependencies)
+                .status()
+                .expect("pip");
+            assert!(
+                installed.success(),
+                "pip install --no-deps -r {} failed",
+                without_dependencies.display()
+            );
+        }
         std::fs::write(&stamp, wanted).unwrap();
     }
     venv.join("bin")

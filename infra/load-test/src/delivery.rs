@@ -6,10 +6,11 @@
 //! are matched by `clientMessageId` (unique per run) and deduplicated per recipient, since delivery is
 //! at-least-once.
 //!
-//! API.md delivers a message to every open connection of every member, "the sender's other devices
-//! included", skipping only the connection a WebSocket `sendMessage` came from. So a send over HTTP also
-//! owes the sender's own socket its copy; the open loop counts that copy as expected (`own_copy`), while
-//! the closed loop, whose numbers BENCHMARKS.md compares across issues, keeps counting it apart as an echo.
+//! The API delivers a message to every open connection of every member (docs/API-GUIDE.md "Delivery
+//! rules"), "the sender's other devices included", skipping only the connection a WebSocket `sendMessage`
+//! came from. So a send over HTTP also owes the sender's own socket its copy; the open loop counts that
+//! copy as expected (`own_copy`), while the closed loop, whose numbers BENCHMARKS.md compares across
+//! issues, keeps counting it apart as an echo.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

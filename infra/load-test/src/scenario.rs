@@ -4,7 +4,7 @@
 //! staircase that only ends when the error rate of a step passes the threshold, so it is a plan the runner
 //! evaluates step by step.
 //!
-//! By default a scenario runs open loop (DESIGN.md, "Work per message"): all its users are set up first,
+//! By default a scenario runs open loop (docs/ARCHITECTURE.md, "Budgets"): all its users are set up first,
 //! then each route gets arrivals at a rate of its own on a fixed clock, whatever the answers take, as k6's
 //! constant-arrival-rate executor does. A closed loop (each user waits for its answer, thinks, acts again)
 //! slows its own arrivals when the system slows and so hides a collapse; it stays, behind
@@ -180,7 +180,7 @@ pub struct RouteRates {
 }
 
 impl RouteRates {
-    /// The seeds' load per user: 1,000 users send 100 messages a second (DESIGN.md's budgets), and read
+    /// The seeds' load per user: 1,000 users send 100 messages a second (docs/ARCHITECTURE.md "Budgets"), and read
     /// as many histories and a fifth as many lists (issue 21's mix).
     pub const PER_USER: RouteRates = RouteRates {
         send: 0.1,

@@ -98,7 +98,7 @@ impl SocketLink {
     }
 }
 
-/// The HTTP status API.md gives an error `code` (an error frame carries the code, not the status).
+/// The HTTP status docs/API-GUIDE.md "Errors" gives an error `code` (an error frame carries the code, not the status).
 pub fn status_of_error_code(code: &str) -> u16 {
     match code {
         "validation_failed" | "invalid_json" => 400,

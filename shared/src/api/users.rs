@@ -10,7 +10,7 @@ use crate::http::{ApiRequest, Reply};
 use crate::validate;
 use crate::AppContext;
 
-/// API.md: `GET /users?ids=` takes 1..=100 ids.
+/// `GET /users?ids=` takes 1..=100 ids (docs/API-GUIDE.md "Limits").
 const MAX_IDS: usize = 100;
 
 #[derive(Deserialize)]
@@ -49,7 +49,7 @@ pub async fn update_me(context: &'static AppContext, request: ApiRequest) -> Res
     let user = users::update_own_profile(context, &claims.sub, change).await?;
     if presence_changed {
         // Presence is best effort: the profile change stands even when its event cannot go out.
-        // Never to anyone who blocked the caller (API.md "Safety"); when that cannot be read, no
+        // Never to anyone who blocked the caller (docs/API-GUIDE.md, blocks); when that cannot be read, no
         // presence goes out at all rather than one that might reach a blocker.
         let audience = match crate::domain::conversations::co_members(context, &claims.sub).await {
             Ok(people) => blocks::without_blockers(context, &claims.sub, people).await,

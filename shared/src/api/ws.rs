@@ -1,5 +1,5 @@
-//! WebSocket routes (API.md "WebSocket"): connect and disconnect, `sendMessage`, `typing`, `markRead`,
-//! `ping`, and `$default` for everything else.
+//! WebSocket routes (asyncapi.yaml; docs/API-GUIDE.md "Real time over the WebSocket"): connect and
+//! disconnect, `sendMessage`, `typing`, `markRead`, `ping`, and `$default` for everything else.
 
 use std::time::Duration;
 
@@ -48,7 +48,7 @@ struct ReadFrame {
     message_id: String,
 }
 
-/// Open connections one user may hold (API.md "Conventions").
+/// Open connections one user may hold (docs/API-GUIDE.md "Limits").
 pub const MAX_CONNECTIONS_PER_USER: usize = 20;
 
 /// A connection younger than this is not probed when the user's set is full: it may still be in its own

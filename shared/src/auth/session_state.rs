@@ -2,8 +2,8 @@
 //!
 //! An access token is a JWT that stays valid for 15 minutes whatever happens to its session; revoking
 //! a session (logout, `DELETE /auth/sessions/{id}`, refresh-token reuse) must stop its tokens within
-//! 5 seconds (API.md "Safety"). So every accepted bearer token (HTTP routes, the `$connect` authorizer,
-//! WebSocket frames) is also checked against its session item.
+//! 5 seconds (docs/API-GUIDE.md "Signing out and revocation"). So every accepted bearer token (HTTP
+//! routes, the `$connect` authorizer, WebSocket frames) is also checked against its session item.
 //!
 //! Cost: one strongly consistent GetItem of the session item (projected to `revokedAt, expiresAt`,
 //! 1 RCU) per session, per container, per [`LIVE_TTL`] window: a client that keeps one container busy

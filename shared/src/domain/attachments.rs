@@ -1,4 +1,4 @@
-//! Attachments (API.md "Attachments"): reserve an upload, read one, and the checks a send makes
+//! Attachments (docs/API-GUIDE.md "Attachments"): reserve an upload, read one, and the checks a send makes
 //! before attaching uploads to its message.
 
 use serde::Serialize;
@@ -13,7 +13,7 @@ use crate::validate;
 
 pub type Attachment = AttachmentRef;
 
-/// API.md: `attachmentIds` max 10.
+/// `attachmentIds` max 10 (docs/API-GUIDE.md "Limits").
 pub const MAX_PER_MESSAGE: usize = 10;
 
 pub struct NewAttachment {

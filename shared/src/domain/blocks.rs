@@ -1,4 +1,4 @@
-//! Blocks (API.md "Safety"): a user may block anyone else. A user who blocked you
+//! Blocks (docs/API-GUIDE.md "Conversations and members"): a user may block anyone else. A user who blocked you
 //! - cannot be sent into a direct conversation or a group by you (`403 forbidden`): see
 //!   [`blocked_by`], which opening a direct conversation and adding group members call;
 //! - gets no `typing` and no `presence` from you: see [`blockers_of`], which those fan-outs leave out.

@@ -15,7 +15,7 @@ use crate::validate;
 pub const MAX_GROUP_MEMBERS: u64 = 1000;
 pub const NAME_LEN: std::ops::RangeInclusive<usize> = 1..=100;
 
-/// API.md's `conversation`, as the caller sees it.
+/// The API's `conversation` (openapi.yaml `Conversation`), as the caller sees it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Conversation {
@@ -719,7 +719,8 @@ pub async fn mark_read(
     Ok(Published::new(message.id, events))
 }
 
-/// API.md: `typing` is delivered at most once per user per conversation in this interval.
+/// `typing` is delivered at most once per user per conversation in this interval (docs/API-GUIDE.md,
+/// "Client actions").
 pub const TYPING_INTERVAL_MS: u64 = 3000;
 
 /// `typing` from a member: to the other members' connections (not the typist's own, nor anyone who

@@ -15,7 +15,7 @@ use crate::validate;
 
 pub const BODY_LEN: std::ops::RangeInclusive<usize> = 1..=4000;
 
-/// API.md's `message`.
+/// The API's `message` (openapi.yaml `Message`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
@@ -42,14 +42,14 @@ pub struct Message {
     /// go to every member alike.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub my_reactions: Option<Vec<String>>,
-    /// Attached uploads (API.md "Attachments"), each with a download `url` when read; `[]` when none,
-    /// as API.md lists the field on every message.
+    /// Attached uploads (docs/API-GUIDE.md "Attachments"), each with a download `url` when read; `[]`
+    /// when none, as openapi.yaml requires the field on every message.
     pub attachments: Vec<super::attachments::Attachment>,
 }
 
 impl From<MessageRecord> for Message {
     fn from(record: MessageRecord) -> Self {
-        // A deleted message keeps its place and nothing of its content (API.md).
+        // A deleted message keeps its place and nothing of its content (docs/API-GUIDE.md "Messages").
         let (mentions, reactions, attachments) = if record.deleted {
             (Vec::new(), BTreeMap::new(), Vec::new())
         } else {
@@ -94,7 +94,7 @@ pub struct NewMessage {
     pub attachment_ids: Vec<String>,
 }
 
-/// API.md: `mentions` max 50.
+/// `mentions` max 50 (docs/API-GUIDE.md "Limits").
 pub const MAX_MENTIONS: usize = 50;
 
 pub fn body(raw: &str) -> Result<String, ApiError> {

@@ -1,4 +1,4 @@
-//! Reactions (API.md "Messages"): one emoji (a single grapheme cluster that is an emoji, by the Unicode
+//! Reactions (docs/API-GUIDE.md "Messages"): one emoji (a single grapheme cluster that is an emoji, by the Unicode
 //! emoji data of the `emojis` crate) or a shortcode of `[a-z0-9_+-]`, 1 to 32 characters; each user has
 //! each reaction at most once per message; at most [`MAX_DISTINCT`] distinct reactions per message;
 //! none on a deleted message. The members hear of every change with `reaction.added` / `.removed`.
@@ -12,7 +12,7 @@ use crate::realtime::{events, Outgoing, Published};
 use crate::store::Reacted;
 use crate::validate;
 
-/// API.md: distinct reactions per message max 20.
+/// Distinct reactions per message max 20 (docs/API-GUIDE.md "Limits").
 pub const MAX_DISTINCT: u64 = 20;
 const MAX_CHARS: usize = 32;
 

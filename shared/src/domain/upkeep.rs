@@ -1,6 +1,6 @@
-//! Work that follows a write but need not delay its reply (DESIGN.md "Asynchronous work"), done by the
-//! conversation worker from the table's stream. Every step is idempotent: a record seen twice changes
-//! nothing the second time.
+//! Work that follows a write but need not delay its reply (docs/ARCHITECTURE.md, "After the commit: the
+//! table's stream"), done by the conversation worker from the table's stream. Every step is idempotent:
+//! a record seen twice changes nothing the second time.
 //!
 //! - Listing: a group's newest activity is copied onto every member's list key (GSI1SK, see
 //!   `store::conversations`), so the conversation list reads a bounded page. It costs one conditional

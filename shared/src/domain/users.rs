@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::store::{ProfilePatch, UserRecord};
 use crate::validate;
 
-/// API.md's `user`.
+/// The API's `user` (openapi.yaml `User`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
@@ -132,7 +132,8 @@ pub async fn get_many(context: &AppContext, ids: &[String]) -> Result<Vec<User>,
 
 /// The user whose username is `raw` once case-folded, or `None`: one strongly consistent read of the
 /// `USERNAME#<name>` claim, then the profile as [`get_many`] reads it (public fields only). A name that
-/// no user can have (API.md's `username` rule) is `validation_failed`, as a malformed id is for `ids`.
+/// no user can have (the `username` rule, docs/API-GUIDE.md "Signing in") is `validation_failed`, as a
+/// malformed id is for `ids`.
 pub async fn find_by_username(context: &AppContext, raw: &str) -> Result<Option<User>, ApiError> {
     let name = validate::username(raw.trim())?;
     let Some(user_id) = context.store.user_id_by_username(&name).await? else {

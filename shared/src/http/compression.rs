@@ -1,4 +1,5 @@
-//! API.md: "Responses over 1 KiB are compressed when the client sends Accept-Encoding with br or gzip."
+//! Responses over 1 KiB are compressed when the client sends Accept-Encoding with br or gzip
+//! (docs/API-GUIDE.md "Conventions").
 
 use std::future::Future;
 use std::io::Write;

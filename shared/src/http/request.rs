@@ -10,7 +10,7 @@ use crate::auth::tokens::AccessClaims;
 use crate::context::AppContext;
 use crate::error::{ApiError, FieldProblem};
 
-/// API.md's request body limit.
+/// The request body limit (docs/API-GUIDE.md "Limits").
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
@@ -208,7 +208,7 @@ pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     // missing field.
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::InvalidJson(format!("The request body is not valid JSON: {e}.")))?;
-    // Every body in API.md is an object; serde would otherwise accept a struct as an array of its fields.
+    // Every request body of the API is an object; serde would otherwise accept a struct as an array of its fields.
     if !value.is_object() {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     }

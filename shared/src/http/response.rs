@@ -1,4 +1,4 @@
-//! Replies and error responses, with API.md's field selection (`fields=a,b,c`).
+//! Replies and error responses, with field selection (`fields=a,b,c`; docs/API-GUIDE.md "Conventions").
 
 use lambda_http::{Body, Response};
 use serde::Serialize;

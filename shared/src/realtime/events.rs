@@ -1,4 +1,4 @@
-//! The server-to-client events of API.md's WebSocket section.
+//! The server-to-client events of asyncapi.yaml (docs/API-GUIDE.md "Events").
 
 use serde_json::{json, Value};
 

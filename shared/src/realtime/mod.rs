@@ -1,4 +1,4 @@
-//! Real-time delivery (DESIGN.md "Real-time path").
+//! Real-time delivery (docs/ARCHITECTURE.md "Delivery to connections").
 //!
 //! The layering: the domain decides what happened and who must hear of it, and returns [`Outgoing`]
 //! events; [`Publisher::publish`] is the one place a request hands them on; the delivery worker
@@ -31,8 +31,8 @@
 //! parallel (high-throughput FIFO: limits per group, not per queue). FIFO queues have no per-message
 //! delay, and a failing record holds up its group, so a connection whose post fails is not retried in
 //! the group: it goes to a standard retry queue with a doubling delay, and is parked after the last
-//! attempt. Clients still order by `seq` and dedupe by `id` (API.md): at-least-once means a retried
-//! event can arrive after later ones.
+//! attempt. Clients still order by `seq` and dedupe by `id` (docs/API-GUIDE.md "Delivery rules"):
+//! at-least-once means a retried event can arrive after later ones.
 //!
 //! Every conversation goes through the queue, small ones too: inline delivery would save one hop
 //! (a few milliseconds) for direct conversations but lose ordering, coalescing and the retries.

@@ -1,4 +1,4 @@
-//! Message search (API.md "Search"): an index kept in the table by the search indexer (a stream worker,
+//! Message search (docs/API-GUIDE.md "Search"): an index kept in the table by the search indexer (a stream worker,
 //! `api::search_indexer`), read by `GET /search/messages` (`query`).
 //!
 //! Key design (issue 21): one compact item per indexed message,
@@ -51,7 +51,7 @@
 //! - The trade-off: issue 13's items held only matches, so its reads went straight to them; these
 //!   hold every message, so a term that matches rarely costs reading the conversation's items until
 //!   matches turn up (about 50 items per RCU), and a match deep in a long history may come after a
-//!   few pages that hold fewer than `limit` items (each with a `nextCursor`, as API.md allows). On
+//!   few pages that hold fewer than `limit` items (each with a `nextCursor`, as the API allows). On
 //!   the bill that is the right way round: on-demand, a write unit costs five read units, so the 57
 //!   WCU a typical message no longer writes pay for about 285 RCU (some 14,000 items read) per
 //!   message sent, far more than chat searches read; and on the local stack DynamoDB Local (one

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{item_with_key, key, keys, n, s, Store};
 use crate::error::ApiError;
 
-/// API.md's `attachment` as a message keeps it (`url` is added when read).
+/// The API's `attachment` (openapi.yaml `Attachment`) as a message keeps it (`url` is added when read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AttachmentRef {

@@ -1,4 +1,4 @@
-//! Blocks between users (API.md "Safety").
+//! Blocks between users (docs/API-GUIDE.md "Conversations and members").
 //!
 //! A block is two items, written and deleted together in one transaction so that neither ever exists
 //! without the other:

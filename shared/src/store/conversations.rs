@@ -5,11 +5,10 @@
 //! `<activity>#<conversationId>` as its sort key, so a page is one Query of `limit` member items plus
 //! one BatchGetItem of their METAs, whatever the number of conversations the caller is in.
 //!
-//! Keeping those keys current without making a send cost grow with the group: a send moves the META's
-//! `activity` and the sender's own key (and, in a direct conversation, the other member's too: two
-//! writes); the other members of a group get theirs from the conversation worker, fed by the table's
-//! stream (`domain::upkeep`), at most once per [`crate::config::Config::listing_granularity`] per
-//! conversation.
+//! Keeping those keys current without making a send cost grow with the group: the conversation worker,
+//! fed by the table's stream (`domain::upkeep`), moves the META's `activity` and each sender's own key
+//! (and, in a direct conversation, the other member's too) off the send's path; the other members of a
+//! group get theirs at most once per [`crate::config::Config::listing_granularity_ms`] per conversation.
 //!
 //! Member adds of more than 99 users cannot be one transaction (DynamoDB's limit is 100 items). They
 //! are written as *pending* members (`pendingAdd` = the add's id, listed in the META's `pendingAdds`
@@ -139,7 +138,7 @@ pub struct MemberRecord {
 
 impl MemberRecord {
     /// A member joining now: listed at the conversation's current activity, and with everything
-    /// before it read (API.md: a member who joins starts with `readSeq = lastSeq`).
+    /// before it read (docs/API-GUIDE.md: a member who joins starts with `readSeq = lastSeq`).
     pub fn new(conversation: &ConversationRecord, user_id: &str, role: &str, joined_at: &str) -> Self {
         MemberRecord {
             conversation_id: conversation.id.clone(),

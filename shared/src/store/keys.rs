@@ -1,5 +1,5 @@
-//! Key shapes of the single table (DESIGN.md "Data"). Kept in one place so that no two modules
-//! spell a key differently.
+//! Key shapes of the single table (docs/ARCHITECTURE.md "Data model: one DynamoDB table"). Kept in
+//! one place so that no two modules spell a key differently.
 
 pub const PROFILE: &str = "PROFILE";
 pub const CLAIM: &str = "CLAIM";

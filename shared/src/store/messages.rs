@@ -194,7 +194,7 @@ impl Store {
 
     /// Puts a deleted message at a reserved position whose send did not complete (a duplicate that lost,
     /// a sender no longer a member, DynamoDB failing past the budget), so `seq` stays dense: clients see
-    /// a deleted message there, as API.md describes one.
+    /// a deleted message there, as docs/API-GUIDE.md "Messages" describes one.
     pub async fn fill_position(&self, placeholder: &MessageRecord) -> Result<(), ApiError> {
         debug_assert!(placeholder.deleted && placeholder.body.is_empty());
         let item = item_with_key(

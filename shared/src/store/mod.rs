@@ -1,5 +1,5 @@
-//! The single-table DynamoDB store (see DESIGN.md "Data"). Every item has `PK` and `SK`; items expire
-//! through the table's TTL attribute `expiresAt` (epoch seconds).
+//! The single-table DynamoDB store (see docs/ARCHITECTURE.md "Data model: one DynamoDB table"). Every item
+//! has `PK` and `SK`; items expire through the table's TTL attribute `expiresAt` (epoch seconds).
 //!
 //! Functions here do DynamoDB work and nothing else: no validation, no HTTP. Writes that must be unique
 //! are conditional writes or transactions, and say which condition failed through [`WriteConflict`].

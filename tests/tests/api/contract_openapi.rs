@@ -132,13 +132,14 @@ fn every_operation_documents_what_the_edge_answers() {
                 problems.push(format!("{id} ({method} {path}) does not document {code}"));
             }
         }
-        // API.md: a bearer token on every route but /auth/* (except logout and sessions) and /health.
+        // docs/API-GUIDE.md "Authentication": a bearer token on every route but /auth/* (except logout and
+        // sessions) and /health.
         let needs_token = !(path.starts_with("/auth/") || path == "/health")
             || path == "/auth/logout"
             || path.starts_with("/auth/sessions");
         if needs_token != bearer {
             problems.push(format!(
-                "{id}: bearer token required is {bearer}, API.md says {needs_token}"
+                "{id}: bearer token required is {bearer}, docs/API-GUIDE.md says {needs_token}"
             ));
         }
         if operation["summary"].as_str().is_none_or(str::is_empty) {

@@ -8,6 +8,7 @@ mod contract_asyncapi;
 mod contract_openapi;
 mod conversation_list;
 mod conversations;
+mod docs;
 mod health;
 mod message_costs;
 mod messages;

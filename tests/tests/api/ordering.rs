@@ -1,4 +1,4 @@
-//! Positions under concurrency (API.md "Messages": `seq` dense and in commit order, ids agreeing with it,
+//! Positions under concurrency (docs/API-GUIDE.md "Messages": `seq` dense and in commit order, ids agreeing with it,
 //! the `after=` walk returning every message exactly once), against DynamoDB Local: many senders into
 //! one conversation, containers whose clocks disagree, and repeats of one send racing each other.
 

@@ -105,7 +105,7 @@ async fn admins_see_latency_errors_cold_starts_and_capacity_per_function() {
     assert_eq!(get["errors5xx"], 0, "{get}");
     assert_eq!(get["errorRate"].as_f64(), Some(0.0), "{get}");
 
-    // Errors are also counted by their API.md code.
+    // Errors are also counted by their error code (docs/API-GUIDE.md "Errors").
     let by_code = metric_docs(&users_get)
         .into_iter()
         .find(|doc| doc["ErrorCode"] == "not_found")

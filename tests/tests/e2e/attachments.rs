@@ -1,4 +1,4 @@
-//! Attachments end to end (API.md "Attachments") over real HTTP on the local stack: an upload with the
+//! Attachments end to end (docs/API-GUIDE.md "Attachments") over real HTTP on the local stack: an upload with the
 //! presigned URL to the local S3 server (s3rver, behind the launcher's SigV4 check), attached on send, read back with a download URL whose
 //! bytes and headers are checked; members only; every bad input refused with nothing half-written; an
 //! abandoned upload's clean-up with a short TTL; a deleted message's objects deleted by the worker.

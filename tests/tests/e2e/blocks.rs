@@ -1,4 +1,4 @@
-//! Blocks (API.md "Safety") and `GET /users?username=`, end to end: real HTTP and WebSocket clients
+//! Blocks (docs/API-GUIDE.md) and `GET /users?username=`, end to end: real HTTP and WebSocket clients
 //! on the local stack (the real function binaries, DynamoDB Local). The batching of the block reads
 //! past 100 users is checked against DynamoDB Local directly (through the handlers' edge), where
 //! writing 150 users costs no argon2.
@@ -355,7 +355,7 @@ async fn users_are_found_by_username_case_folded() {
     for query in [
         format!("ids={}&username={ann_name}", ann.id),
         String::new(),
-        // Names no user can have: API.md's rule is 3..=32 of [a-z0-9_.-].
+        // Names no user can have: the API's rule is 3..=32 of [a-z0-9_.-].
         "username=".to_owned(),
         "username=ab".to_owned(),
         format!("username={}", "a".repeat(33)),

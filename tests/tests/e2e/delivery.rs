@@ -1,6 +1,6 @@
 //! Delivery through the queue and the worker, end to end over real HTTP and WebSocket connections on
 //! the local stack: at-least-once for retried sends, every member of a 300-member group, events from
-//! different requests coalesced into one `batch` frame, and the `seq` fields API.md v1.1 promises.
+//! different requests coalesced into one `batch` frame, and the `seq` fields the API promises (asyncapi.yaml).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};

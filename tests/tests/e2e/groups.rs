@@ -2,7 +2,7 @@
 //! passing ownership, who may remove whom, the owner who cannot leave, the last member whose leaving
 //! deletes the conversation and everything under it, the `member.role` and `conversation.*` events,
 //! joiners who start with nothing unread, and every bad input of the new routes answered with
-//! API.md's codes and nothing changed.
+//! the API's error codes and nothing changed.
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Message search end to end over real HTTP on the local stack, whose search indexer runs from DynamoDB
 //! Local's real stream: accents, case and scripts fold away, terms are prefixes AND-ed, encrypted and
 //! deleted messages and edited-away words are never found, only the caller's current conversations are
-//! searched, pages walk newest first without repeats, and every bad input is answered per API.md.
+//! searched, pages walk newest first without repeats, and every bad input is answered per docs/API-GUIDE.md.
 //! "Findable within 5 seconds": each wait polls for up to 6 s, no fixed sleeps.
 
 use std::time::Duration;

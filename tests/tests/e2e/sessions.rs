@@ -1,4 +1,4 @@
-//! Sessions end to end (API.md "Safety"), over real HTTP and WebSocket connections on the local stack:
+//! Sessions end to end (docs/API-GUIDE.md "Signing out and revocation"), over real HTTP and WebSocket connections on the local stack:
 //! listing and revoking sessions, what revocation does to the session's sockets and tokens (logout,
 //! `DELETE /auth/sessions/{id}`, refresh-token reuse), forged refresh secrets, and the cap of 20 open
 //! connections per user.

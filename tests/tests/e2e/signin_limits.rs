@@ -1,4 +1,4 @@
-//! Sign-in limits end to end (API.md "Safety": "Sign-in routes are limited per source IP and per
+//! Sign-in limits end to end (docs/API-GUIDE.md "Rate limits and Retry-After": "Sign-in routes are limited per source IP and per
 //! username (failed logins back off), whatever token a request carries"):
 //! - on a stack of its own with a small per-IP budget, a valid bearer token does not move sign-in
 //!   requests to a per-user budget;

@@ -1,5 +1,5 @@
 //! Threads, reactions and mentions end to end over real HTTP and WebSocket connections on the local
-//! stack (API.md v1.1 "Messages"): replies one level deep with exact counts under concurrency, reactions
+//! stack (docs/API-GUIDE.md "Messages"): replies one level deep with exact counts under concurrency, reactions
 //! idempotent per user with exact counts under concurrency and `myReactions` wherever a caller reads a
 //! message, mentions of members only with the reader's `mentionCount`, and every bad input refused
 //! with nothing changed.
