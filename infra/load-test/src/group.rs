@@ -14,7 +14,8 @@ use futures_util::future::join_all;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::user::{chat, connect, hold_socket, Member, RunContext};
+use crate::socket::hold_socket;
+use crate::user::{chat, connect, Member, RunContext};
 
 pub struct GroupHandle {
     pub index: usize,

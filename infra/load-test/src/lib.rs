@@ -5,11 +5,12 @@
 //! - `cli`: the command line;  `target`: where the load may go, and starting the local stack;
 //! - `scenario`: the user-count schedules and the open loop's arrival plans;
 //! - `open_loop`, `arrivals`: the open-loop run, and its constant-arrival-rate executor;
+//! - `run`: a run's settings and outcome, and what its users share;
 //! - `runner`: the closed loop, following a schedule with groups of users;
 //! - `group`, `user`, `client`, `socket`: a group's setup and teardown, one user's behaviour, the timed HTTP
 //!   calls, a held WebSocket;
 //! - `delivery`: send-to-delivery matching;  `stats`: what was measured;
-//! - `report`, `chart`: the text/JSON summary with its verdict, and the PNG.
+//! - `report`, `units`, `chart`: the text/JSON summary with its verdict, and the PNG.
 
 pub mod arrivals;
 pub mod chart;
@@ -19,11 +20,13 @@ pub mod delivery;
 pub mod group;
 pub mod open_loop;
 pub mod report;
+pub mod run;
 pub mod runner;
 pub mod scenario;
 pub mod socket;
 pub mod stats;
 pub mod target;
+pub mod units;
 pub mod user;
 
 use std::path::PathBuf;
@@ -31,7 +34,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use report::{Report, TargetInfo};
-use runner::RunSettings;
+use run::RunSettings;
 
 /// Runs one scenario and reports on it; the chart is written to `chart` when given. `interrupt` ends the
 /// run early (the report then says so).

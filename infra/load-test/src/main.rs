@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Parser;
 use load_test::cli::Args;
 use load_test::report::TargetInfo;
-use load_test::runner::{new_run_id, RunSettings};
+use load_test::run::{new_run_id, RunSettings};
 use load_test::target::{self, RateLimiting, StackSettings};
 use local_stack::Profile;
 

@@ -18,14 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use serde::Serialize;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::arrivals::{self, ArrivalSource, RouteLoad};
 use crate::client::{http_client, Api, CallError};
 use crate::delivery::Tracker;
-use crate::runner::{RunOutcome, RunSettings};
+use crate::run::{run_context, OpenLoopOutcome, RateStep, RunOutcome, RunSettings};
 use crate::scenario::ArrivalPlan;
 use crate::socket::{self, SocketLink};
 use crate::stats::{route, Outcome, Recorder, RouteStats};
@@ -38,42 +37,6 @@ pub const MEASURED_ROUTES: [&str; 4] = [route::SEND, route::WS_SEND, route::HIST
 /// a function, and a thousand at once would queue past the connect time-out on the local stack's ten
 /// instances per function.
 const CONCURRENT_SETUPS: usize = 16;
-
-/// One stress step of the open loop, judged by the arrivals of its own time.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RateStep {
-    /// Share of the plan's rates this step offered.
-    pub scale: f64,
-    pub offered: u64,
-    pub offered_per_second: f64,
-    pub answered_per_second: f64,
-    /// Failed (non-2xx or no answer), timed out or dropped.
-    pub failures: u64,
-    pub failure_rate: f64,
-    pub p95_ms: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OpenLoopOutcome {
-    pub users_wanted: usize,
-    /// Users signed in, connected and in a group when the measured phase began.
-    pub users_ready: usize,
-    #[serde(serialize_with = "crate::report::secs")]
-    pub setup: Duration,
-    /// How long arrivals were scheduled: the plan's length, unless interrupted or a stress step broke.
-    #[serde(serialize_with = "crate::report::secs")]
-    pub scheduled: Duration,
-    /// Arrivals in flight at most, per route.
-    pub max_in_flight: usize,
-    #[serde(serialize_with = "crate::report::millis")]
-    pub request_timeout: Duration,
-    /// Stress: the steps run.
-    pub steps: Vec<RateStep>,
-    /// Stress: the offered rate (all routes, per second) of the step whose failures passed the threshold.
-    pub broke_at_per_second: Option<f64>,
-}
 
 /// A user of the open loop.
 struct Chatter {
@@ -89,7 +52,7 @@ struct Chatter {
 pub async fn run(settings: RunSettings, plan: ArrivalPlan, interrupt: Arc<AtomicBool>) -> Result<RunOutcome, String> {
     let recorder = Arc::new(Recorder::new());
     let tracker = Arc::new(Tracker::new(Arc::clone(&recorder), settings.delivery_timeout));
-    let context = Arc::new(crate::runner::run_context(&settings, &recorder, &tracker)?);
+    let context = Arc::new(run_context(&settings, &recorder, &tracker)?);
     // The measured requests' own client: its time-out a little past the executor's, so every time-out is
     // the executor's, HTTP and WebSocket alike.
     let measured_api = Api::unrecorded(

@@ -7,25 +7,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::delivery::DeliveryCounts;
-use crate::open_loop::{OpenLoopOutcome, MEASURED_ROUTES};
-use crate::runner::{RunOutcome, StressResult};
+use crate::open_loop::MEASURED_ROUTES;
+use crate::run::{OpenLoopOutcome, RunOutcome, StressResult};
 use crate::scenario::{Scenario, ANSWERED_SHARE_BUDGET, DELIVERY_BUDGET, ERROR_BUDGET, P95_BUDGET_MS, P99_BUDGET_MS};
 use crate::stats::{hist_ms, kind_of, route, RouteKind, RouteStats};
-
-/// Serialises a duration as seconds (for serde's `serialize_with`).
-pub fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
-
-/// Serialises a duration as milliseconds.
-pub fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64() * 1000.0)
-}
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

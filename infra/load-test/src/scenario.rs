@@ -54,7 +54,7 @@ impl ScenarioKind {
 /// A straight line from `from` users to `to` users over `duration` (zero duration: a jump).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Phase {
-    #[serde(serialize_with = "crate::report::secs")]
+    #[serde(serialize_with = "crate::units::secs")]
     pub duration: Duration,
     pub from: usize,
     pub to: usize,
@@ -101,10 +101,10 @@ impl Schedule {
 pub struct StressPlan {
     pub start_users: usize,
     pub step_users: usize,
-    #[serde(serialize_with = "crate::report::secs")]
+    #[serde(serialize_with = "crate::units::secs")]
     pub step: Duration,
     pub max_users: usize,
-    #[serde(serialize_with = "crate::report::secs")]
+    #[serde(serialize_with = "crate::units::secs")]
     pub max_duration: Duration,
     pub error_threshold: f64,
 }
@@ -210,7 +210,7 @@ impl RouteRates {
 /// A stretch of the open loop at constant rates: the plan's rates times `scale`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stage {
-    #[serde(serialize_with = "crate::report::secs")]
+    #[serde(serialize_with = "crate::units::secs")]
     pub duration: Duration,
     pub scale: f64,
 }
@@ -292,7 +292,7 @@ pub struct Scenario {
     /// Users over time: who chats in the closed loop; the shape the open loop's rates follow.
     pub plan: Plan,
     /// Closed loop: mean pause between one user's actions (each pause is drawn from 0.5x..1.5x of it).
-    #[serde(serialize_with = "crate::report::millis")]
+    #[serde(serialize_with = "crate::units::millis")]
     pub think: Duration,
     pub short: bool,
     /// The open loop (the default); None for `--closed-loop`.

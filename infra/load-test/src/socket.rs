@@ -19,6 +19,13 @@ use crate::client::CallError;
 use crate::stats::{route, Outcome};
 use crate::user::{connect, Member, RunContext, Socket};
 
+/// Reads the member's socket until `close` turns true (see [`hold`]); the closed loop sends nothing over
+/// it but pings.
+pub async fn hold_socket(context: Arc<RunContext>, member: Arc<Member>, socket: Socket, close: watch::Receiver<bool>) {
+    let (link, frames) = SocketLink::new();
+    hold(context, member, socket, link, frames, close).await;
+}
+
 /// A `sendMessage` waiting for its answer.
 struct PendingAck {
     client_id: String,

@@ -11,7 +11,6 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::client::{Api, CallError, Session};
 use crate::delivery::Tracker;
-use crate::socket::SocketLink;
 use crate::stats::{route, Outcome, Recorder};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -178,13 +177,6 @@ pub async fn connect(context: &RunContext, token: &str) -> Result<Socket, CallEr
             Err(CallError::TimedOut)
         }
     }
-}
-
-/// Reads the member's socket until `close` turns true (see `socket::hold`); the closed loop sends nothing
-/// over it but pings.
-pub async fn hold_socket(context: Arc<RunContext>, member: Arc<Member>, socket: Socket, close: watch::Receiver<bool>) {
-    let (link, frames) = SocketLink::new();
-    crate::socket::hold(context, member, socket, link, frames, close).await;
 }
 
 /// The chat loop, until `stop` turns true: pause, then one action.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use load_test::report::{Report, TargetInfo};
-use load_test::runner::{new_run_id, RunSettings};
+use load_test::run::{new_run_id, RunSettings};
 use load_test::scenario::{Overrides, Plan, Scenario, ScenarioKind};
 use load_test::stats::route;
 use load_test::target::{self, Endpoints, StackSettings};

@@ -93,6 +93,36 @@ pub fn queue_url(endpoint: &str, name: &str) -> String {
     format!("{}/{ACCOUNT_ID}/{name}", endpoint.trim_end_matches('/'))
 }
 
+/// The ARN of a local secret. Secrets Manager ends an ARN with `-` and 6 random characters; locally
+/// they come from the name, so a secret's ARN is the same in every run.
+pub fn secret_arn(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let digest = Sha256::digest(name.as_bytes());
+    let suffix: String = digest[..6]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{name}-{suffix}")
+}
+
+/// The secret name in a Secrets Manager ARN (full, or without the random suffix when `suffixed` is
+/// false); None for anything else.
+pub fn name_in_secret_arn(arn: &str, suffixed: bool) -> Option<&str> {
+    let rest = arn.strip_prefix("arn:aws:secretsmanager:")?;
+    let (_, name) = rest.split_once(":secret:")?;
+    if !suffixed {
+        return Some(name);
+    }
+    let (name, suffix) = name.rsplit_once('-')?;
+    (suffix.len() == 6).then_some(name)
+}
+
+/// The secret a `{{resolve:secretsmanager:<id>:...}}` reference names: its name, or the one in its ARN.
+pub fn secret_name(id: &str) -> &str {
+    name_in_secret_arn(id, true).unwrap_or(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

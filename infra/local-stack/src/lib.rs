@@ -29,6 +29,7 @@ mod runtime;
 mod secretsmanager;
 mod sqs;
 mod streams;
+mod url;
 mod web;
 mod websocket;
 

@@ -127,7 +127,7 @@ impl Resolver {
             match secret_key {
                 Some((secret, key)) if !key.is_empty() => {
                     // A Ref is the secret's ARN (its name, then `-` and 6 random characters).
-                    let secret = crate::secretsmanager::secret_name(secret);
+                    let secret = crate::ids::secret_name(secret);
                     let secret = secret.rsplit(':').next().unwrap_or(secret);
                     let name = format!("{secret}.{key}");
                     let value = self.secrets.get(&name).ok_or_else(|| {
@@ -163,7 +163,7 @@ impl Resolver {
         match self.resource_types.get(name).map(String::as_str) {
             Some("AWS::SQS::Queue") => Ok(crate::ids::queue_url(&self.sqs_endpoint, self.queue_name(name))),
             // As deployed, a secret's Ref is its ARN, which the local Secrets Manager answers to.
-            Some("AWS::SecretsManager::Secret") => Ok(crate::secretsmanager::secret_arn(name)),
+            Some("AWS::SecretsManager::Secret") => Ok(crate::ids::secret_arn(name)),
             // Locally, a resource's physical name is its logical id (the local table is named so).
             Some(_) => Ok(name.to_owned()),
             None => Err(format!(

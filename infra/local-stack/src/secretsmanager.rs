@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
-use crate::ids::{self, ACCOUNT_ID, REGION};
+use crate::ids::{self, name_in_secret_arn, secret_arn};
 
 const TARGET_PREFIX: &str = "secretsmanager.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -31,36 +31,6 @@ type HttpResponse = Response<Full<Bytes>>;
 /// Whether a request on the gateway's WebSocket port is for this API.
 pub fn serves<B>(request: &Request<B>) -> bool {
     crate::is_aws_json_call(request, TARGET_PREFIX)
-}
-
-/// The ARN of a local secret. Secrets Manager ends an ARN with `-` and 6 random characters; locally
-/// they come from the name, so a secret's ARN is the same in every run.
-pub fn secret_arn(name: &str) -> String {
-    use sha2::{Digest, Sha256};
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let digest = Sha256::digest(name.as_bytes());
-    let suffix: String = digest[..6]
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect();
-    format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{name}-{suffix}")
-}
-
-/// The secret name in a Secrets Manager ARN (full, or without the random suffix when `suffixed` is
-/// false); None for anything else.
-fn name_in_arn(arn: &str, suffixed: bool) -> Option<&str> {
-    let rest = arn.strip_prefix("arn:aws:secretsmanager:")?;
-    let (_, name) = rest.split_once(":secret:")?;
-    if !suffixed {
-        return Some(name);
-    }
-    let (name, suffix) = name.rsplit_once('-')?;
-    (suffix.len() == 6).then_some(name)
-}
-
-/// The secret a `{{resolve:secretsmanager:<id>:...}}` reference names: its name, or the one in its ARN.
-pub fn secret_name(id: &str) -> &str {
-    name_in_arn(id, true).unwrap_or(id)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -437,7 +407,7 @@ fn find<'a>(secrets: &'a BTreeMap<String, Secret>, secret_id: &str) -> Option<&'
     }
     secrets
         .values()
-        .find(|s| s.arn == secret_id || name_in_arn(secret_id, false) == Some(s.name.as_str()))
+        .find(|s| s.arn == secret_id || name_in_secret_arn(secret_id, false) == Some(s.name.as_str()))
 }
 
 fn epoch_seconds(at: SystemTime) -> f64 {
@@ -460,6 +430,7 @@ mod tests {
     use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 
     use super::*;
+    use crate::ids::{secret_name, REGION};
 
     const TOKEN: &str = r#"{"current":"parley-local-development-secret-not-for-production","previous":"none"}"#;
 

@@ -96,7 +96,7 @@ impl WebClient {
                 Bytes::from_static(b"method not allowed"),
             ));
         }
-        let path = crate::http_api::percent_decode(request.uri().path());
+        let path = crate::url::percent_decode(request.uri().path());
         if path == "/config.json" {
             return Ok(Self::reply(
                 StatusCode::OK,

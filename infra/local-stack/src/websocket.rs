@@ -27,10 +27,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::faults::{self, ConnectionFault, FaultInjector};
-use crate::http_api::{percent_decode, query_parameters};
 use crate::ids;
 use crate::logs::LogBook;
 use crate::runtime::{FunctionPool, InvokeError};
+use crate::url::{percent_decode, query_parameters};
 
 /// API Gateway's WebSocket limits, configurable for tests: a client message of at most 128 KiB, sent
 /// in frames of at most 32 KiB each (either exceeded closes the connection with 1009), closed after

@@ -10,6 +10,7 @@ mod conversation_list;
 mod conversations;
 mod docs;
 mod health;
+mod layering;
 mod message_costs;
 mod messages;
 mod ordering;
