@@ -56,8 +56,36 @@ pub fn text(field: &str, raw: &str, len: std::ops::RangeInclusive<usize>) -> Res
     Ok(value.to_owned())
 }
 
+/// Unicode's explicit directional formatting characters and marks (the "Trojan Source" set, CVE-2021-42574):
+/// in a name they reorder what other people see, so `invoice<U+202E>fdp.exe` shows as `invoiceexe.pdf`.
+/// Right-to-left scripts need none of them: the bidirectional algorithm orders their letters itself.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Refuses a name (a display name, a conversation's name, a file name) with a bidirectional control.
+pub fn no_bidi_controls(field: &str, value: &str) -> Result<(), ApiError> {
+    match value.chars().find(|c| is_bidi_control(*c)) {
+        Some(bad) => Err(ApiError::invalid(
+            field,
+            format!(
+                "must not contain bidirectional control characters, which change how others see it (found U+{:04X})",
+                bad as u32
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// [`text`] for a name people see: no bidirectional controls either.
+pub fn name(field: &str, raw: &str, len: std::ops::RangeInclusive<usize>) -> Result<String, ApiError> {
+    let value = text(field, raw, len)?;
+    no_bidi_controls(field, &value)?;
+    Ok(value)
+}
+
 pub fn display_name(raw: &str) -> Result<String, ApiError> {
-    text("displayName", raw, DISPLAY_NAME_LEN)
+    name("displayName", raw, DISPLAY_NAME_LEN)
 }
 
 /// A ULID as the API's ids are: 26 characters of Crockford base32. Returned in canonical (upper) case.
@@ -89,6 +117,21 @@ mod tests {
         assert!(display_name("   ").is_err());
         assert!(display_name("bell\u{7}").is_err());
         assert!(text("t", "line\nnext\tcol", 1..=20).is_ok());
+    }
+
+    #[test]
+    fn names_refuse_bidirectional_controls_but_keep_right_to_left_scripts() {
+        for control in [
+            '\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}',
+        ] {
+            let error = display_name(&format!("invoice{control}fdp.exe")).unwrap_err();
+            assert!(format!("{error:?}").contains("bidirectional"), "{control:?}: {error:?}");
+            assert!(name("name", &format!("a{control}b"), 1..=10).is_err());
+        }
+        assert_eq!(display_name("שלום עולם").unwrap(), "שלום עולם");
+        assert_eq!(display_name("مرحبا Zoë").unwrap(), "مرحبا Zoë");
+        // Message bodies may carry marks (a right-to-left reply quoting a left-to-right word).
+        assert!(text("body", "\u{200F}שלום", 1..=10).is_ok());
     }
 
     #[test]

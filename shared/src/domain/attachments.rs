@@ -43,6 +43,7 @@ fn file_name(raw: Option<&str>) -> Result<String, ApiError> {
             "must not contain '/', '\\' or control characters",
         ));
     }
+    validate::no_bidi_controls("fileName", raw)?;
     Ok(raw.to_owned())
 }
 

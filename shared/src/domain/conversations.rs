@@ -220,7 +220,7 @@ pub async fn create_group(
 ) -> Result<Published<Conversation>, ApiError> {
     let mut problems = validate::Problems::default();
     let name = problems.check(match name {
-        Some(name) => validate::text("name", name, NAME_LEN),
+        Some(name) => validate::name("name", name, NAME_LEN),
         None => Err(ApiError::invalid("name", "a group needs a name")),
     });
     let others = problems.check(unique_ids("memberIds", member_ids, me));
@@ -374,7 +374,7 @@ pub async fn rename(
     conversation_id: &str,
     name: &str,
 ) -> Result<Published<Conversation>, ApiError> {
-    let name = validate::text("name", name, NAME_LEN)?;
+    let name = validate::name("name", name, NAME_LEN)?;
     let (conversation, member) = membership(context, conversation_id, me).await?;
     if conversation.kind != "group" {
         return Err(ApiError::invalid("name", "a direct conversation has no name to change"));

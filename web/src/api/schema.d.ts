@@ -677,10 +677,12 @@ export interface components {
         Password: string;
         /** @description Text with at least one character that is neither white space nor a control character. */
         NonBlankText: string;
-        /** @description 1 to 64 characters after trimming, no control characters but `\n` and `\t`. */
-        DisplayNameInput: components["schemas"]["NonBlankText"];
-        /** @description 1 to 100 characters after trimming, no control characters but `\n` and `\t`. */
-        ConversationNameInput: components["schemas"]["NonBlankText"];
+        /** @description 1 to 64 characters after trimming, no control characters but `\n` and `\t`, no bidirectional controls (NoBidiControls). */
+        DisplayNameInput: components["schemas"]["NonBlankText"] & components["schemas"]["NoBidiControls"];
+        /** @description 1 to 100 characters after trimming, no control characters but `\n` and `\t`, no bidirectional controls (NoBidiControls). */
+        ConversationNameInput: components["schemas"]["NonBlankText"] & components["schemas"]["NoBidiControls"];
+        /** @description A name others see has none of Unicode's explicit directional controls (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069), which would reorder what they see (`invoice<U+202E>fdp.exe` shows as `invoiceexe.pdf`); right-to-left scripts need none of them. */
+        NoBidiControls: string;
         /** @description 1 to 4000 characters after trimming, no control characters but `\n` and `\t`. */
         MessageBodyInput: components["schemas"]["NonBlankText"];
         /** @description The client's own id for the message, which makes a send idempotent. */
@@ -2524,7 +2526,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description No `/`, `\` or control characters. */
+                    /** @description No `/`, `\`, control characters or bidirectional controls (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069), which would change how others see the name. */
                     fileName: string;
                     /** @description A media type, `type/subtype` with optional parameters, of visible ASCII. */
                     contentType: string;
