@@ -26,6 +26,9 @@ pub struct Config {
     pub wallet_signin_domain: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// How long after a rotation the token it replaced may be presented again and get the same new pair
+    /// (`REFRESH_RETRY_GRACE_MS`, 30 s by default): a client that lost the answer retries with it.
+    pub refresh_retry_grace: Duration,
     pub wallet_challenge_ttl: Duration,
     /// The WebSocket API's management endpoint (`WEBSOCKET_ENDPOINT`), where fan-out posts events.
     pub websocket_endpoint: Option<String>,
@@ -148,6 +151,7 @@ impl Config {
             wallet_signin_domain: lookup("WALLET_SIGNIN_DOMAIN").unwrap_or_else(|| "parley.chat".to_owned()),
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_retry_grace: Duration::from_millis(number(&lookup, "REFRESH_RETRY_GRACE_MS", 30_000)?),
             wallet_challenge_ttl: Duration::from_secs(5 * 60),
             websocket_endpoint: lookup("WEBSOCKET_ENDPOINT").filter(|v| !v.is_empty()),
             version: lookup("PARLEY_VERSION").unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),

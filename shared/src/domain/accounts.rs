@@ -242,6 +242,12 @@ async fn start_session(
 /// server issued for its generation, is a stolen or replayed one: the whole session is revoked (and its
 /// connections closed), so the newer tokens stop working too. A secret that does not verify is only a
 /// 401: guessing at a session id and an old generation revokes nothing.
+///
+/// One exception: the token the last rotation replaced, presented again within
+/// `Config::refresh_retry_grace` of that rotation, is a client retrying after it lost the answer (a
+/// dropped connection, a timed-out request), and gets that answer again ([`answer_again`]). What it
+/// trades: a thief replaying a just-rotated token within the grace is not caught by that replay, only
+/// by the next use of any older token or by the owner's next refresh after the thief's.
 pub async fn refresh(context: &AppContext, raw_token: &str) -> Result<Tokens, ApiError> {
     let token = RefreshToken::parse(raw_token).ok_or_else(refresh_rejected)?;
     let session = context
@@ -264,6 +270,9 @@ pub async fn refresh(context: &AppContext, raw_token: &str) -> Result<Tokens, Ap
         if !authentic {
             return Err(refresh_rejected());
         }
+        if let Some(tokens) = answer_again(context, &session, &token, issued)? {
+            return Ok(tokens);
+        }
         return Err(revoke_for_reuse(context, &session).await);
     }
     // The current generation must also be derived with a key still held: once a rotation drops the
@@ -281,7 +290,13 @@ pub async fn refresh(context: &AppContext, raw_token: &str) -> Result<Tokens, Ap
         .rotate_session(&session, &next.secret_hash(), &salt, expires_at, &rfc3339(issued))
         .await?
     {
-        // Another request rotated this same (authentic) token a moment ago: it was used twice.
+        // Another request rotated this same (authentic) token a moment ago: a retry racing its first try
+        // gets the same answer; anything else used it twice.
+        if let Some(rotated) = context.store.get_session(&session.id).await? {
+            if let Some(tokens) = answer_again(context, &rotated, &token, now())? {
+                return Ok(tokens);
+            }
+        }
         return Err(revoke_for_reuse(context, &session).await);
     }
     session_state::remember(&session.id, true);
@@ -290,6 +305,47 @@ pub async fn refresh(context: &AppContext, raw_token: &str) -> Result<Tokens, Ap
         refresh_token: next.encode(),
         expires_in: context.tokens().ttl_secs(),
     })
+}
+
+/// The answer the last rotation gave, again, when `token` is the one it replaced and the rotation was
+/// at most `Config::refresh_retry_grace` before `at`: the same refresh token (derived, as every
+/// generation is, from the key, the session and its salt) and the same access token (issued at the
+/// rotation's time, so byte for byte the one first sent). `None` otherwise, and for a session from
+/// before salts or whose current token no key held now derives.
+fn answer_again(
+    context: &AppContext,
+    session: &SessionRecord,
+    token: &RefreshToken,
+    at: std::time::SystemTime,
+) -> Result<Option<Tokens>, ApiError> {
+    let (Some(salt), Some(rotated_at)) = (session.salt.as_deref(), session.last_used_at.as_deref()) else {
+        return Ok(None);
+    };
+    let Ok(rotated_at) = humantime::parse_rfc3339(rotated_at) else {
+        return Ok(None);
+    };
+    let within_grace = at
+        .duration_since(rotated_at)
+        .is_ok_and(|since| since <= context.config.refresh_retry_grace);
+    let tokens = context.tokens();
+    let key = tokens.refresh_key();
+    if !session.is_live(epoch_secs(at))
+        || token.generation + 1 != session.generation
+        || !within_grace
+        || !token.is_authentic(key, salt)
+    {
+        return Ok(None);
+    }
+    let current = RefreshToken::derive(key, &session.id, session.generation, salt);
+    if !current.matches_hash(&session.token_hash) {
+        return Ok(None);
+    }
+    tracing::info!(sessionId = %session.id, "a refresh retried within the grace; answered again");
+    Ok(Some(Tokens {
+        access_token: tokens.issue(&session.user_id, &session.id, rotated_at)?,
+        refresh_token: current.encode(),
+        expires_in: tokens.ttl_secs(),
+    }))
 }
 
 async fn revoke_for_reuse(context: &AppContext, session: &SessionRecord) -> ApiError {

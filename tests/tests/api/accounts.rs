@@ -325,6 +325,84 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
     assert_eq!(app.call(auth::refresh, refresh_request(other_token)).await.status, 200);
 }
 
+/// A client that lost a refresh's answer retries with the same token: within the grace it gets the same
+/// pair again, and the session lives on; an older token is still reuse.
+#[tokio::test]
+async fn a_refresh_retried_within_the_grace_gets_the_same_pair_again() {
+    let app = TestApp::new().await;
+    let first = app.register("retrier").await;
+    let original = str_of(&first, "refreshToken").to_owned();
+
+    let rotated = app.call(auth::refresh, refresh_request(&original)).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let retried = app.call(auth::refresh, refresh_request(&original)).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    for field in ["refreshToken", "accessToken", "expiresIn"] {
+        assert_eq!(
+            retried.body[field], rotated.body[field],
+            "{field}: the same answer again"
+        );
+    }
+    let access = str_of(&retried.body, "accessToken");
+    assert_eq!(app.call(users::get_me, me(access)).await.status, 200);
+
+    // The session lives on: the new token rotates as usual...
+    let next = app
+        .call(auth::refresh, refresh_request(str_of(&retried.body, "refreshToken")))
+        .await;
+    assert_eq!(next.status, 200, "{}", next.body);
+    // ...and once it has, the original is two rotations old: reuse, which ends the session.
+    let reused = app.call(auth::refresh, refresh_request(&original)).await;
+    reused.assert_error(401, "unauthorized");
+    assert!(str_of(&reused.body["error"], "message").contains("already used"));
+    app.call(auth::refresh, refresh_request(str_of(&next.body, "refreshToken")))
+        .await
+        .assert_error(401, "unauthorized");
+}
+
+/// Two tries of one refresh racing each other (the retry sent before the first answer came back): both
+/// get the same pair, whichever rotated the session.
+#[tokio::test]
+async fn concurrent_tries_of_one_refresh_get_the_same_pair() {
+    let app = TestApp::new().await;
+    let first = app.register("racer").await;
+    let original = str_of(&first, "refreshToken").to_owned();
+    let (a, b) = tokio::join!(
+        app.call(auth::refresh, refresh_request(&original)),
+        app.call(auth::refresh, refresh_request(&original))
+    );
+    assert_eq!((a.status, b.status), (200, 200), "{} {}", a.body, b.body);
+    assert_eq!(a.body["refreshToken"], b.body["refreshToken"]);
+    assert_eq!(a.body["accessToken"], b.body["accessToken"]);
+    let next = app
+        .call(auth::refresh, refresh_request(str_of(&a.body, "refreshToken")))
+        .await;
+    assert_eq!(next.status, 200, "the session lives on: {}", next.body);
+}
+
+/// After the grace the just-rotated token is reuse like any other.
+#[tokio::test]
+async fn a_refresh_retried_after_the_grace_revokes_the_session() {
+    let app = TestApp::new().await;
+    let strict = app.another_container(&[("REFRESH_RETRY_GRACE_MS", "0")]).await;
+    let refresh_on = |token: String| async move {
+        let event = refresh_request(&token).to_event();
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        parley_tests::TestResponse::from(parley::http::handle(strict, auth::refresh, request).await)
+    };
+    let first = app.register("late").await;
+    let original = str_of(&first, "refreshToken").to_owned();
+    let rotated = refresh_on(original.clone()).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let reused = refresh_on(original).await;
+    reused.assert_error(401, "unauthorized");
+    assert!(str_of(&reused.body["error"], "message").contains("already used"));
+    refresh_on(str_of(&rotated.body, "refreshToken").to_owned())
+        .await
+        .assert_error(401, "unauthorized");
+}
+
 #[tokio::test]
 async fn garbage_refresh_tokens_are_401_without_revoking() {
     let app = TestApp::new().await;
@@ -436,6 +514,11 @@ async fn rotating_the_token_secret_signs_nobody_out() {
     // Reuse of a generation A made is still detected, and still ends its session.
     let other_b = b.call(auth::refresh, refresh_request(&other_refresh_a)).await;
     assert_eq!(other_b.status, 200, "{}", other_b.body);
+    // Once more, so the reuse below is not a retry of the last rotation (which its grace answers again).
+    let other_b2 = b
+        .call(auth::refresh, refresh_request(str_of(&other_b.body, "refreshToken")))
+        .await;
+    assert_eq!(other_b2.status, 200, "{}", other_b2.body);
     let reused = b.call(auth::refresh, refresh_request(&other_refresh_a)).await;
     reused.assert_error(401, "unauthorized");
     assert!(
@@ -446,7 +529,7 @@ async fn rotating_the_token_secret_signs_nobody_out() {
         "{}",
         reused.body
     );
-    b.call(auth::refresh, refresh_request(str_of(&other_b.body, "refreshToken")))
+    b.call(auth::refresh, refresh_request(str_of(&other_b2.body, "refreshToken")))
         .await
         .assert_error(401, "unauthorized");
 

@@ -303,6 +303,30 @@ async fn logout_closes_the_logged_out_sessions_socket() {
     assert_eq!(call("POST", "/auth/logout", Some(&leaving.access), None).await.0, 204);
 }
 
+/// A phone that lost a refresh's answer (its connection dropped) retries with the same token within the
+/// grace: it gets the same pair, and its session, tokens and socket live on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_retried_after_a_lost_answer_gets_the_same_pair_and_the_session_lives_on() {
+    let (_, phone) = register("sesretry").await;
+    let mut socket = rt()
+        .connect(&User {
+            id: phone.user.id.clone(),
+            token: phone.access.clone(),
+        })
+        .await;
+    let (status, first) = refresh(&phone.refresh).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, retried) = refresh(&phone.refresh).await;
+    assert_eq!(status, 200, "the retry is answered: {retried}");
+    assert_eq!(retried["refreshToken"], first["refreshToken"], "the same refresh token");
+    assert_eq!(retried["accessToken"], first["accessToken"], "the same access token");
+    answers_ping(&mut socket).await;
+    let access = retried["accessToken"].as_str().unwrap();
+    assert_eq!(call("GET", "/users/me", Some(access), None).await.0, 200);
+    let (status, next) = refresh(retried["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "the session rotates on: {next}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forged_old_generation_refresh_token_revokes_nothing_and_a_real_reuse_revokes_all() {
     let (_, victim) = register("sesforge").await;

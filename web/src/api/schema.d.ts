@@ -59,7 +59,9 @@ export interface paths {
          * Rotate the refresh token.
          * @description The old refresh token stops working. Presenting a token that was already rotated away (and
          *     that the server really issued) revokes the whole session (`401`); a token whose secret does
-         *     not verify is a `401` that revokes nothing.
+         *     not verify is a `401` that revokes nothing. A retry after a lost answer is the exception: the
+         *     token the last rotation replaced, presented within 30 seconds of it, gets that rotation's
+         *     answer again (the same tokens) and revokes nothing.
          */
         post: operations["auth-refresh"];
         delete?: never;
