@@ -66,6 +66,9 @@ pub struct RateLimits {
     pub user_per_hour: u64,
     /// Sign-in and registration attempts, per source IP and minute (`RATE_LIMIT_SENSITIVE_PER_MINUTE`).
     pub sensitive_per_minute: u64,
+    /// Groups a user may create per hour (`RATE_LIMIT_GROUPS_PER_HOUR`): a bound on how many
+    /// conversations one account can put other people into.
+    pub groups_per_hour: u64,
 }
 
 impl RateLimits {
@@ -74,11 +77,13 @@ impl RateLimits {
         ip_per_hour: 1000,
         user_per_hour: 10_000,
         sensitive_per_minute: 100,
+        groups_per_hour: 50,
     };
     pub const OFF: RateLimits = RateLimits {
         ip_per_hour: 0,
         user_per_hour: 0,
         sensitive_per_minute: 0,
+        groups_per_hour: 0,
     };
 }
 
@@ -162,6 +167,11 @@ impl Config {
                     &lookup,
                     "RATE_LIMIT_SENSITIVE_PER_MINUTE",
                     RateLimits::DEFAULT.sensitive_per_minute,
+                )?,
+                groups_per_hour: number(
+                    &lookup,
+                    "RATE_LIMIT_GROUPS_PER_HOUR",
+                    RateLimits::DEFAULT.groups_per_hour,
                 )?,
             },
             dynamodb_slow_call: Duration::from_millis(number(&lookup, "DYNAMODB_SLOW_CALL_MS", 100)?),
@@ -313,7 +323,8 @@ mod tests {
             RateLimits {
                 ip_per_hour: 0,
                 user_per_hour: 10_000,
-                sensitive_per_minute: 5
+                sensitive_per_minute: 5,
+                groups_per_hour: 50,
             }
         );
         assert_eq!(tuned.dynamodb_slow_call, Duration::from_millis(250));

@@ -229,6 +229,30 @@ pub async fn admit_user(context: &AppContext, user_id: &str) -> Result<(), ApiEr
     count(context, checks).await
 }
 
+/// Counts a group that `user_id` is about to create against `RateLimits::groups_per_hour`, exactly (one
+/// conditional write per creation, which writes anyway): the bound on how many conversations one
+/// account can put other people into. Counted before the creation is tried, so an attempt refused
+/// for its input counts too.
+pub async fn admit_group_creation(context: &AppContext, user_id: &str) -> Result<(), ApiError> {
+    let max = context.config.rate_limits.groups_per_hour;
+    if max == 0 {
+        return Ok(());
+    }
+    let limit = Limit {
+        subject: format!("groups#{user_id}"),
+        window_secs: HOUR,
+        max_requests: max,
+        exact: true,
+    };
+    count(context, vec![limit]).await.map_err(|error| match error {
+        ApiError::RateLimited { retry_after_secs, .. } => ApiError::RateLimited {
+            message: format!("Too many new groups: at most {max} an hour. Retry in {retry_after_secs} s."),
+            retry_after_secs,
+        },
+        other => other,
+    })
+}
+
 async fn count(context: &AppContext, checks: Vec<Limit>) -> Result<(), ApiError> {
     if checks.is_empty() {
         return Ok(());

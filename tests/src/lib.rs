@@ -173,10 +173,11 @@ impl Stack {
 }
 
 /// Template parameters that turn every rate limit off.
-pub const RATE_LIMITS_OFF: [(&str, &str); 3] = [
+pub const RATE_LIMITS_OFF: [(&str, &str); 4] = [
     ("RateLimitIpPerHour", "0"),
     ("RateLimitUserPerHour", "0"),
     ("RateLimitSensitivePerMinute", "0"),
+    ("RateLimitGroupsPerHour", "0"),
 ];
 
 pub fn stack() -> &'static Stack {
@@ -325,6 +326,8 @@ impl TestApp {
             "ATTACHMENTS_BUCKET" if !settings.iter().any(|(n, _)| *n == name) => Some("test-attachments".to_owned()),
             // In-process tests list every message (see `TestApp::list_activity`).
             "LISTING_GRANULARITY_MS" if !settings.iter().any(|(n, _)| *n == name) => Some("0".to_owned()),
+            // Cost tests give one user hundreds of groups; the limit on new groups has tests of its own.
+            "RATE_LIMIT_GROUPS_PER_HOUR" if !settings.iter().any(|(n, _)| *n == name) => Some("0".to_owned()),
             other => settings.iter().find(|(n, _)| *n == other).map(|(_, v)| (*v).to_owned()),
         })
         .expect("test configuration");

@@ -10,10 +10,11 @@ use local_stack::{LocalStack, Options, Profile};
 
 /// The backend's per-IP and per-user rate limits. Every virtual user comes from 127.0.0.1, so at their
 /// defaults the load would be refused; a deployed stack under test needs the same values.
-pub const RATE_LIMIT_PARAMETERS: [&str; 3] = [
+pub const RATE_LIMIT_PARAMETERS: [&str; 4] = [
     "RateLimitIpPerHour",
     "RateLimitUserPerHour",
     "RateLimitSensitivePerMinute",
+    "RateLimitGroupsPerHour",
 ];
 
 /// How the stack under test limits rates.

@@ -70,6 +70,7 @@ pub async fn create(context: &'static AppContext, request: ApiRequest) -> Result
         let conversation = domain::as_read(context, &me, conversation).await?;
         return Reply::with_status(if created { 201 } else { 200 }, &conversation);
     }
+    crate::rate_limit::admit_group_creation(context, &me).await?;
     let created = domain::create_group(context, &me, body.name.as_deref(), &body.member_ids).await?;
     Reply::created(&super::deliver(context, created).await?)
 }

@@ -2,7 +2,7 @@
 //! stack of its own with a small budget, one user's reads, spread over three functions and many of
 //! their instances at once, are all served up to the limit, and past it refused with `429
 //! rate_limited` and `Retry-After`, admitting no more than the stated overshoot: one batch
-//! (`floor(limit / 100)`) per instance but one.
+//! (`floor(limit / 100)`) per instance but one. And the limit on new groups per user and hour, exact.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -30,6 +30,7 @@ fn stack() -> &'static Stack {
             ("RateLimitSensitivePerMinute", "0"),
             ("RateLimitIpPerHour", "0"),
             ("RateLimitUserPerHour", "400"),
+            ("RateLimitGroupsPerHour", "2"),
         ])
     })
 }
@@ -128,4 +129,93 @@ async fn a_users_requests_are_refused_past_the_limit_within_the_overshoot_never_
     );
     assert!(last.iter().any(|(status, ..)| *status == 429));
     println!("limit {USER_PER_HOUR}: {containers} instances; {admitted_past} admitted past it, {overshoot} allowed");
+}
+
+async fn register(prefix: &str) -> (String, String) {
+    let username = format!("{prefix}{}", &ulid::Ulid::generate().to_string()[16..].to_lowercase());
+    let answer = stack()
+        .call(
+            "POST",
+            "/auth/register",
+            None,
+            Some(json!({ "username": username, "password": "a budget of its own" })),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    (
+        answer.body["user"]["id"].as_str().unwrap().to_owned(),
+        answer.body["accessToken"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A user creates at most `RateLimitGroupsPerHour` groups an hour (2 on this stack): the next is `429`
+/// with `Retry-After`, creates nothing, and touches neither direct conversations nor other users.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_groups_past_the_hourly_limit_are_refused_and_nothing_is_created() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if now % 3600 > 3590 {
+        tokio::time::sleep(Duration::from_secs(3600 - now % 3600 + 1)).await;
+    }
+    let (_, token) = register("groups").await;
+    let (other_id, other_token) = register("groups").await;
+    let group = |token: String, name: &'static str| async move {
+        stack()
+            .call(
+                "POST",
+                "/conversations",
+                Some(&token),
+                Some(json!({ "type": "group", "name": name, "memberIds": [] })),
+            )
+            .await
+    };
+    for name in ["first", "second"] {
+        let created = group(token.clone(), name).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let refused = group(token.clone(), "third").await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "rate_limited");
+    let message = refused.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("Too many new groups") && message.contains("at most 2"),
+        "{message}"
+    );
+    let retry_after: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry_after), "Retry-After {retry_after}");
+
+    let listed = stack()
+        .call("GET", "/conversations?limit=100", Some(&token), None)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let mut names: Vec<&str> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["first", "second"], "the refused group was not created");
+
+    let direct = stack()
+        .call(
+            "POST",
+            "/conversations",
+            Some(&token),
+            Some(json!({ "type": "direct", "memberIds": [other_id] })),
+        )
+        .await;
+    assert_eq!(
+        direct.status, 201,
+        "direct conversations are not counted: {}",
+        direct.body
+    );
+    let theirs = group(other_token, "theirs").await;
+    assert_eq!(
+        theirs.status, 201,
+        "another user's budget is their own: {}",
+        theirs.body
+    );
 }
