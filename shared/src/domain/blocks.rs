@@ -35,18 +35,32 @@ fn not_yourself(me: &str, other: &str) -> Result<(), ApiError> {
 }
 
 /// Blocks `other` (a canonical ULID); blocking again changes nothing. `not_found` for an unknown user.
+/// A direct conversation between the two gets the block in its META, so `other` can no longer send
+/// there (done again by a repeated block, so a block whose marking failed is completed by its retry).
 pub async fn block(context: &AppContext, me: &str, other: &str) -> Result<(), ApiError> {
     not_yourself(me, other)?;
     match context.store.put_block(me, other, &rfc3339(now())).await? {
-        BlockOutcome::Blocked | BlockOutcome::AlreadyBlocked => Ok(()),
+        BlockOutcome::Blocked | BlockOutcome::AlreadyBlocked => {
+            mark_direct_conversation(context, me, other, true).await
+        }
         BlockOutcome::NoSuchUser => Err(ApiError::NotFound("There is no user with that id.".to_owned())),
     }
 }
 
-/// Lifts a block; lifting one that does not exist (or of an unknown user) changes nothing.
+/// Lifts a block; lifting one that does not exist (or of an unknown user) changes nothing. Their direct
+/// conversation, if any, takes sends from `other` again.
 pub async fn unblock(context: &AppContext, me: &str, other: &str) -> Result<(), ApiError> {
     not_yourself(me, other)?;
-    context.store.delete_block(me, other).await
+    context.store.delete_block(me, other).await?;
+    mark_direct_conversation(context, me, other, false).await
+}
+
+/// Two calls, on the block routes only (rare): the pair's claim names their direct conversation.
+async fn mark_direct_conversation(context: &AppContext, me: &str, other: &str, blocked: bool) -> Result<(), ApiError> {
+    match context.store.direct_conversation_id(me, other).await? {
+        Some(conversation_id) => context.store.mark_direct_block(&conversation_id, me, blocked).await,
+        None => Ok(()),
+    }
 }
 
 /// The caller's blocks, in user-id order.

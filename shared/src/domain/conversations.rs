@@ -181,6 +181,7 @@ pub async fn open_direct(
         activity: id.clone(),
         direct_members: vec![me.to_owned(), other.clone()],
         pending_adds: Vec::new(),
+        blocked_by: Vec::new(),
         listed_activity: None,
     };
     let members = [
@@ -250,6 +251,7 @@ pub async fn create_group(
         activity: id,
         direct_members: Vec::new(),
         pending_adds: Vec::new(),
+        blocked_by: Vec::new(),
         listed_activity: None,
     };
     let mut members = vec![MemberRecord::new(&record, me, "owner", &created)];

@@ -206,6 +206,11 @@ pub async fn send(
     if !conversation.admits(&member) {
         return Err(not_found());
     }
+    if conversation.blocked_by.iter().any(|blocker| blocker != me) {
+        return Err(ApiError::Forbidden(
+            "The other member of this direct conversation has blocked you, so you cannot send here.".to_owned(),
+        ));
+    }
     if let Some(parent_id) = &parent_id {
         match &found.parent {
             None => {

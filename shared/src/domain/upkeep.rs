@@ -184,6 +184,7 @@ mod tests {
             activity: activity.to_owned(),
             direct_members: Vec::new(),
             pending_adds: Vec::new(),
+            blocked_by: Vec::new(),
             listed_activity: listed.map(str::to_owned),
         }
     }

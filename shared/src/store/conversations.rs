@@ -93,6 +93,11 @@ pub struct ConversationRecord {
     /// The two members of a direct conversation (which never change), so a send needs no extra read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub direct_members: Vec<String>,
+    /// In a direct conversation, the members who blocked the other one (a string set, kept by
+    /// `domain::blocks`): the one they blocked can no longer send here. In the META, which a send
+    /// reads anyway, so the check costs nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_by: Vec<String>,
     /// The ids of member adds still being written (a string set): their members do not count yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_adds: Vec<String>,
@@ -294,6 +299,28 @@ impl Store {
             .map(serde_dynamo::from_item::<_, PairClaim>)
             .transpose()?
             .map(|c| c.conversation_id))
+    }
+
+    /// Records in a direct conversation's META that `blocker` blocked the other member (`blocked`), or
+    /// no longer does: `ADD`/`DELETE` on the `blockedBy` string set, so repeating either changes
+    /// nothing. A conversation deleted meanwhile is left alone.
+    pub async fn mark_direct_block(&self, conversation_id: &str, blocker: &str, blocked: bool) -> Result<(), ApiError> {
+        let expression = if blocked {
+            "ADD blockedBy :blocker"
+        } else {
+            "DELETE blockedBy :blocker"
+        };
+        self.update_if(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
+                .update_expression(expression)
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(":blocker", AttributeValue::Ss(vec![blocker.to_owned()])),
+        )
+        .await?;
+        Ok(())
     }
 
     /// The META and the member items; groups over 99 members take several transactions, the META last,

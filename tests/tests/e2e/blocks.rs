@@ -4,9 +4,9 @@
 //! writing 150 users costs no argon2.
 //!
 //! What a block does (see shared/src/domain/blocks.rs): a user who blocked you cannot be put into a
-//! direct conversation or a group by you (403), and gets no `typing` or `presence` from you; a
-//! blocker cannot open a direct conversation with the user they blocked either; a block shows only in
-//! the blocker's own list.
+//! direct conversation or a group by you (403), gets no `typing` or `presence` from you, and no longer
+//! takes your sends in a direct conversation you already had (403); a blocker cannot open a direct
+//! conversation with the user they blocked either; a block shows only in the blocker's own list.
 
 use std::collections::BTreeSet;
 
@@ -473,6 +473,81 @@ async fn no_direct_conversation_between_a_blocker_and_the_user_they_blocked() {
         conversation_ids(&bob).await,
         vec![body["id"].as_str().unwrap().to_owned()]
     );
+}
+
+/// In a direct conversation that already exists, the user the other member blocked can no longer send,
+/// over HTTP or the WebSocket (`403 forbidden`, nothing stored); the blocker still can; unblocked, the
+/// sends go through again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_blocked_user_can_no_longer_send_in_their_direct_conversation() {
+    let (ann, bob) = (user("bsa").await, user("bsb").await);
+    let (status, opened) = call(
+        "POST",
+        "/conversations",
+        Some(&ann.token),
+        Some(json!({ "type": "direct", "memberIds": [bob.id] })),
+    )
+    .await;
+    assert_eq!(status, 201, "{opened}");
+    let conversation = opened["id"].as_str().unwrap().to_owned();
+    let send = |from: &User, client_id: &'static str| {
+        let (token, path) = (from.token.clone(), format!("/conversations/{conversation}/messages"));
+        async move {
+            call(
+                "POST",
+                &path,
+                Some(&token),
+                Some(json!({ "clientMessageId": client_id, "body": format!("message {client_id}") })),
+            )
+            .await
+        }
+    };
+    assert_eq!(send(&ann, "before").await.0, 201);
+
+    assert_eq!(block(&bob, &ann.id).await.0, 204);
+    let (status, body) = send(&ann, "blocked-http").await;
+    assert_error(status, &body, 403, "forbidden", "ann sends to bob, who blocked her");
+    assert!(body["error"]["message"].as_str().unwrap().contains("blocked"), "{body}");
+    let mut socket = rt().connect(&ann).await;
+    send_frame(
+        &mut socket,
+        json!({ "action": "sendMessage", "conversationId": conversation, "clientMessageId": "blocked-ws", "body": "hi" }),
+    )
+    .await;
+    let refused = next(&mut socket).await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["error"]["code"].as_str()),
+        (Some("error"), Some("forbidden")),
+        "{refused}"
+    );
+    assert_eq!(send(&bob, "blocker").await.0, 201, "the blocker can still send");
+    // Blocking twice changes nothing; the refusal holds.
+    assert_eq!(block(&bob, &ann.id).await.0, 204);
+    assert_eq!(send(&ann, "blocked-again").await.0, 403);
+
+    let (status, history) = call(
+        "GET",
+        &format!("/conversations/{conversation}/messages?limit=50"),
+        Some(&bob.token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{history}");
+    let mut bodies: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        ["message before", "message blocker"],
+        "nothing of ann's was stored"
+    );
+
+    assert_eq!(unblock(&bob, &ann.id).await.0, 204);
+    assert_eq!(send(&ann, "after").await.0, 201, "unblocked, ann sends again");
 }
 
 #[tokio::test(flavor = "multi_thread")]

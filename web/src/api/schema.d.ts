@@ -454,7 +454,8 @@ export interface paths {
          *     stores nothing twice, and delivers its `message.new` again. `parentMessageId` makes it a thread
          *     reply (to a message of this conversation that is no reply itself); `mentions` must be members;
          *     `attachmentIds` must be complete uploads of the sender's in this conversation, not attached to
-         *     another message. Each broken rule is `400 validation_failed`, naming it.
+         *     another message. Each broken rule is `400 validation_failed`, naming it. In a direct
+         *     conversation whose other member has blocked the sender, the send is `403 forbidden`.
          */
         post: operations["messages-send"];
         delete?: never;
@@ -2306,6 +2307,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
