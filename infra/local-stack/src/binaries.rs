@@ -111,3 +111,43 @@ pub fn build(workspace: &Path, profile: Profile, binaries: &[String]) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    #[test]
+    fn functions_run_from_the_combined_binary_outside_release_and_fixtures_from_their_own() {
+        let ws = workspace();
+        let (debug, arguments) = function_command(&ws, Profile::Debug, "messages-send");
+        assert!(debug.ends_with("debug/parley-functions"), "{}", debug.display());
+        assert_eq!(arguments, ["messages-send"]);
+        let (local, _) = function_command(&ws, Profile::Local, "messages-send");
+        assert!(local.ends_with("local/parley-functions"), "{}", local.display());
+        let (release, arguments) = function_command(&ws, Profile::Release, "messages-send");
+        assert!(release.ends_with("release/messages-send"), "{}", release.display());
+        assert!(arguments.is_empty());
+        let (fixture, arguments) = function_command(&ws, Profile::Debug, "fixture-echo");
+        assert!(fixture.ends_with("debug/fixture-echo"), "{}", fixture.display());
+        assert!(arguments.is_empty());
+    }
+
+    #[test]
+    fn one_build_of_the_combined_binary_serves_every_function() {
+        let ws = workspace();
+        let functions = ["messages-send", "health", "fixture-echo"].map(str::to_owned);
+        assert_eq!(
+            binaries_to_build(&ws, Profile::Debug, &functions),
+            ["fixture-echo", "parley-functions"]
+        );
+        assert_eq!(
+            binaries_to_build(&ws, Profile::Release, &functions),
+            ["fixture-echo", "health", "messages-send"]
+        );
+        assert!(binaries_to_build(&ws, Profile::Local, &[]).is_empty());
+    }
+}
