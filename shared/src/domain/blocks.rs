@@ -1,7 +1,9 @@
 //! Blocks (docs/API-GUIDE.md "Conversations and members"): a user may block anyone else. A user who blocked you
 //! - cannot be sent into a direct conversation or a group by you (`403 forbidden`): see
 //!   [`blocked_by`], which opening a direct conversation and adding group members call;
-//! - gets no `typing` and no `presence` from you: see [`blockers_of`], which those fan-outs leave out.
+//! - gets no `typing` and no `presence` from you: see [`blockers_of`], which those fan-outs leave out;
+//! - no longer takes your sends in a direct conversation you already had (`403 forbidden`): [`block`]
+//!   records itself in that conversation's META (`blockedBy`), which the send reads anyway.
 //!
 //! The rule is symmetric for direct conversations: a blocker cannot open a direct conversation with
 //! someone they blocked either (unblock first), so a block never leaves one side able to reach the
