@@ -128,6 +128,8 @@ pub struct Limit {
     pub max_requests: u64,
     /// Counted with one conditional write per request (no overshoot), not in per-container batches.
     pub exact: bool,
+    /// What is counted, as the refusal names it ("requests", "new groups").
+    pub what: &'static str,
 }
 
 impl Limit {
@@ -145,7 +147,8 @@ impl Limit {
         let retry_after_secs = self.retry_after(now_secs);
         ApiError::RateLimited {
             message: format!(
-                "Too many requests: at most {} per {}. Retry in {retry_after_secs} s.",
+                "Too many {}: at most {} per {}. Retry in {retry_after_secs} s.",
+                self.what,
                 self.max_requests,
                 if self.window_secs == HOUR { "hour" } else { "minute" },
             ),
@@ -169,6 +172,7 @@ pub fn limits_for(limits: &RateLimits, route_key: &str, source_ip: Option<&str>,
                 window_secs: MINUTE,
                 max_requests: limits.sensitive_per_minute,
                 exact: true,
+                what: "requests",
             });
         }
     }
@@ -178,12 +182,14 @@ pub fn limits_for(limits: &RateLimits, route_key: &str, source_ip: Option<&str>,
             window_secs: HOUR,
             max_requests: limits.user_per_hour,
             exact: false,
+            what: "requests",
         }),
         (None, Some(ip)) if limits.ip_per_hour > 0 => checks.push(Limit {
             subject: format!("ip#{ip}"),
             window_secs: HOUR,
             max_requests: limits.ip_per_hour,
             exact: false,
+            what: "requests",
         }),
         _ => {}
     }
@@ -243,14 +249,9 @@ pub async fn admit_group_creation(context: &AppContext, user_id: &str) -> Result
         window_secs: HOUR,
         max_requests: max,
         exact: true,
+        what: "new groups",
     };
-    count(context, vec![limit]).await.map_err(|error| match error {
-        ApiError::RateLimited { retry_after_secs, .. } => ApiError::RateLimited {
-            message: format!("Too many new groups: at most {max} an hour. Retry in {retry_after_secs} s."),
-            retry_after_secs,
-        },
-        other => other,
-    })
+    count(context, vec![limit]).await
 }
 
 async fn count(context: &AppContext, checks: Vec<Limit>) -> Result<(), ApiError> {
@@ -533,6 +534,7 @@ mod tests {
                 window_secs: 3600,
                 max_requests: 10_000,
                 exact: false,
+                what: "requests",
             }]
         );
         let anonymous = limits_for(&limits, "POST /auth/refresh", Some("10.0.0.1"), None);
@@ -587,6 +589,7 @@ mod tests {
             window_secs: 3600,
             max_requests: 1,
             exact: false,
+            what: "requests",
         };
         assert_eq!(limit.window_start(7_200 + 100), 7_200);
         assert_eq!(limit.retry_after(7_200 + 100), 3_500);
@@ -664,6 +667,7 @@ mod tests {
             window_secs: HOUR,
             max_requests,
             exact: false,
+            what: "requests",
         }
     }
 

@@ -283,6 +283,26 @@ pub fn dynamodb_endpoint() -> String {
     }
 }
 
+/// [`TestApp::call`] with another context (one from [`TestApp::another_container`]).
+pub async fn call_on<H, Fut>(context: &'static AppContext, handler: H, request: TestRequest) -> TestResponse
+where
+    H: Fn(&'static AppContext, ApiRequest) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+{
+    call_event_on(context, handler, &request.to_event()).await
+}
+
+async fn call_event_on<H, Fut>(context: &'static AppContext, handler: H, event: &Value) -> TestResponse
+where
+    H: Fn(&'static AppContext, ApiRequest) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+{
+    let request = lambda_http::request::from_str(&event.to_string()).expect("an API Gateway v2 event");
+    let response = TestResponse::from(parley::http::handle(context, handler, request).await);
+    check_in_process(event, &response);
+    response
+}
+
 /// One test's world: its own table and a context on it, as a function would build at cold start.
 pub struct TestApp {
     pub context: &'static AppContext,
@@ -403,10 +423,7 @@ impl TestApp {
         H: Fn(&'static AppContext, ApiRequest) -> Fut,
         Fut: Future<Output = Result<Reply, ApiError>>,
     {
-        let request = lambda_http::request::from_str(&event.to_string()).expect("an API Gateway v2 event");
-        let response = TestResponse::from(parley::http::handle(self.context, handler, request).await);
-        check_in_process(event, &response);
-        response
+        call_event_on(self.context, handler, event).await
     }
 
     /// Every item in the test's table (tests may scan; request paths never do).

@@ -385,11 +385,8 @@ async fn concurrent_tries_of_one_refresh_get_the_same_pair() {
 async fn a_refresh_retried_after_the_grace_revokes_the_session() {
     let app = TestApp::new().await;
     let strict = app.another_container(&[("REFRESH_RETRY_GRACE_MS", "0")]).await;
-    let refresh_on = |token: String| async move {
-        let event = refresh_request(&token).to_event();
-        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        parley_tests::TestResponse::from(parley::http::handle(strict, auth::refresh, request).await)
-    };
+    let refresh_on =
+        |token: String| async move { parley_tests::call_on(strict, auth::refresh, refresh_request(&token)).await };
     let first = app.register("late").await;
     let original = str_of(&first, "refreshToken").to_owned();
     let rotated = refresh_on(original.clone()).await;

@@ -10,12 +10,10 @@ use serde_json::{json, Value};
 const MESSAGES: &str = "/conversations/{conversationId}/messages";
 
 async fn send_on(context: &'static AppContext, user: &TestUser, conversation: &str, client_id: &str) -> TestResponse {
-    let event = TestRequest::route("POST", MESSAGES, &[("conversationId", conversation)])
+    let request = TestRequest::route("POST", MESSAGES, &[("conversationId", conversation)])
         .bearer(&user.token)
-        .json(json!({ "clientMessageId": client_id, "body": format!("message {client_id}") }))
-        .to_event();
-    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-    TestResponse::from(parley::http::handle(context, messages::send, request).await)
+        .json(json!({ "clientMessageId": client_id, "body": format!("message {client_id}") }));
+    parley_tests::call_on(context, messages::send, request).await
 }
 
 /// Walks `after=` from the start, 7 at a time (pages end mid-burst), as a reconnecting client does.

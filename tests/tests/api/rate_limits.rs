@@ -20,6 +20,7 @@ fn hourly(subject: &str, max_requests: u64) -> Limit {
         window_secs: 3600,
         max_requests,
         exact: false,
+        what: "requests",
     }
 }
 
@@ -109,6 +110,7 @@ async fn two_containers_sharing_a_table_refuse_within_the_bound() {
         window_secs: 60,
         max_requests: 500,
         exact: true,
+        what: "requests",
     };
     let minute_now = now - now % 60 + 30;
     let fleet = [Allowances::new(), Allowances::new()];

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use parley_tests::realtime::{next_within, send_frame, Clients};
 use parley_tests::{stack, start_stack_with, Stack};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const TABLE_ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/ChatTable";
 
@@ -207,35 +207,15 @@ async fn the_sign_in_functions_work_within_their_leading_keys() {
     assert_eq!(status, 201, "{registered}");
     let (status, logged_in) = clients.call("POST", "/auth/login", None, Some(credentials)).await;
     assert_eq!(status, 200, "{logged_in}");
-    let (status, refreshed) = clients
-        .call(
-            "POST",
-            "/auth/refresh",
-            None,
-            Some(json!({ "refreshToken": logged_in["refreshToken"] })),
-        )
-        .await;
+    let refresh = |token: Value| clients.call("POST", "/auth/refresh", None, Some(json!({ "refreshToken": token })));
+    let (status, refreshed) = refresh(logged_in["refreshToken"].clone()).await;
     assert_eq!(status, 200, "{refreshed}");
     // Rotated once more, so that the first token is no longer the just-rotated one (whose retry the
     // grace answers again)...
-    let (status, again) = clients
-        .call(
-            "POST",
-            "/auth/refresh",
-            None,
-            Some(json!({ "refreshToken": refreshed["refreshToken"] })),
-        )
-        .await;
+    let (status, again) = refresh(refreshed["refreshToken"].clone()).await;
     assert_eq!(status, 200, "{again}");
     // ...and used a third time it is a reuse: the session is revoked.
-    let (status, reused) = clients
-        .call(
-            "POST",
-            "/auth/refresh",
-            None,
-            Some(json!({ "refreshToken": logged_in["refreshToken"] })),
-        )
-        .await;
+    let (status, reused) = refresh(logged_in["refreshToken"].clone()).await;
     assert_eq!(status, 401, "{reused}");
     let access = registered["accessToken"].as_str().unwrap();
     let (status, body) = clients.call("POST", "/auth/logout", Some(access), None).await;
