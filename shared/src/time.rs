@@ -16,6 +16,11 @@ pub fn epoch_secs(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs()
 }
 
+/// Milliseconds since the epoch: the stamps of `GET /sync`'s keys and tokens.
+pub fn epoch_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as u64
+}
+
 pub fn from_epoch_secs(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }

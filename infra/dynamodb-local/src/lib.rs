@@ -10,8 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use parley_template::TableDefinition;
 
@@ -199,7 +200,8 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
 }
 
 /// Creates `table_name` with the keys, indexes, stream and TTL of `definition`. A table that already
-/// exists is left as it is.
+/// exists (a persisted one from an earlier version) only gets the indexes it lacks, as a deployment's
+/// update would add them.
 pub async fn create_table(
     client: &aws_sdk_dynamodb::Client,
     table_name: &str,
@@ -235,8 +237,9 @@ pub async fn create_table(
                 .map_err(|e| fail(e.to_string()))?,
         );
     }
+    let mut indexes = Vec::new();
     for index in &definition.global_indexes {
-        request = request.global_secondary_indexes(
+        indexes.push(
             GlobalSecondaryIndex::builder()
                 .index_name(&index.name)
                 .set_key_schema(Some(key_schema(&index.key_schema)?))
@@ -249,6 +252,7 @@ pub async fn create_table(
                 .map_err(|e| fail(e.to_string()))?,
         );
     }
+    request = request.set_global_secondary_indexes(Some(indexes.clone()));
     if let Some(view) = &definition.stream_view_type {
         request = request.stream_specification(
             StreamSpecification::builder()
@@ -260,7 +264,11 @@ pub async fn create_table(
     }
     match request.send().await {
         Ok(_) => {}
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => return Ok(()),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {
+            return add_missing_indexes(client, table_name, definition, indexes)
+                .await
+                .map_err(fail);
+        }
         Err(err) => return Err(fail(aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string())),
     }
     if let Some(attribute) = &definition.ttl_attribute {
@@ -277,6 +285,59 @@ pub async fn create_table(
             .send()
             .await
             .map_err(|e| fail(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
+    }
+    Ok(())
+}
+
+/// Adds the indexes of `wanted` that the existing table lacks, one UpdateTable each (DynamoDB builds
+/// one new index per update).
+async fn add_missing_indexes(
+    client: &aws_sdk_dynamodb::Client,
+    table_name: &str,
+    definition: &TableDefinition,
+    wanted: Vec<GlobalSecondaryIndex>,
+) -> Result<(), String> {
+    let described = client
+        .describe_table()
+        .table_name(table_name)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())?;
+    let present: Vec<String> = described
+        .table()
+        .map(|table| {
+            table
+                .global_secondary_indexes()
+                .iter()
+                .filter_map(|index| index.index_name().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    for index in wanted {
+        if present.iter().any(|name| name == index.index_name()) {
+            continue;
+        }
+        let mut update = client.update_table().table_name(table_name);
+        for (name, kind) in &definition.attributes {
+            update = update.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(index.index_name())
+            .set_key_schema(Some(index.key_schema().to_vec()))
+            .set_projection(index.projection().cloned())
+            .build()
+            .map_err(|e| e.to_string())?;
+        update
+            .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
+            .send()
+            .await
+            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())?;
     }
     Ok(())
 }

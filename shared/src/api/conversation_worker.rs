@@ -1,5 +1,7 @@
-//! The conversation worker: the table's stream records of conversation METAs, purge markers and new
-//! messages (the template's filter lets nothing else through), turned into `domain::upkeep` steps.
+//! The conversation worker: the table's stream records of conversation METAs, purge markers, messages
+//! (new and changed) and member items (added and removed) (the template's filter lets nothing else
+//! through), turned into `domain::upkeep` steps. Every conversation a batch touched ends with its
+//! `upkeep::record_changes` step, for `GET /sync`.
 //!
 //! Records of different conversations run concurrently; a record that fails is reported by its
 //! sequence number, and Lambda retries from the lowest one reported (what comes after it is done again,
@@ -25,9 +27,58 @@ enum Step {
     Sent(Vec<MessageRecord>),
     List(Box<ConversationRecord>),
     Purge {
-        conversation_id: String,
         round: u64,
     },
+    /// What the batch changed in the conversation, for `GET /sync` (always its last step).
+    Changes(upkeep::Changes),
+}
+
+/// What one record changed that `GET /sync` must find.
+enum Change {
+    Message(String),
+    Joined(String),
+    Left(String),
+    Conversation,
+}
+
+fn change(record: &EventRecord) -> Option<Change> {
+    let sk = sort_key(record)?;
+    conversation_id(record)?;
+    let event = record.event_name.as_str();
+    if let Some(message_id) = sk.strip_prefix(keys::MESSAGE_PREFIX) {
+        return matches!(event, "INSERT" | "MODIFY").then(|| Change::Message(message_id.to_owned()));
+    }
+    if let Some(user_id) = sk.strip_prefix(keys::MEMBER_PREFIX) {
+        return match event {
+            "INSERT" => Some(Change::Joined(user_id.to_owned())),
+            "REMOVE" => Some(Change::Left(user_id.to_owned())),
+            _ => None,
+        };
+    }
+    let changed = match event {
+        "INSERT" => true,
+        "MODIFY" => meta_changed(record),
+        _ => false,
+    };
+    (sk == keys::META && changed).then_some(Change::Conversation)
+}
+
+/// META attributes that change with every message (the message's own record says so) or that only the
+/// workers keep: a META write of these alone is no news for `GET /sync` (and the worker's own
+/// `syncedUntil` write must not start another round).
+const META_BOOKKEEPING: [&str; 6] = [
+    "syncedUntil",
+    "listedActivity",
+    "lastSeq",
+    "lastMessage",
+    "activity",
+    "updatedAt",
+];
+
+fn meta_changed(record: &EventRecord) -> bool {
+    let (old, new) = (&record.change.old_image, &record.change.new_image);
+    let differs = |name: &String| !META_BOOKKEEPING.contains(&name.as_str()) && old.get(name) != new.get(name);
+    old.keys().chain(new.keys()).any(differs)
 }
 
 fn sort_key(record: &EventRecord) -> Option<String> {
@@ -46,7 +97,7 @@ fn conversation_id(record: &EventRecord) -> Option<String> {
 
 /// What one record asks for, if anything; `Err` for a record that cannot be read.
 fn step(record: &EventRecord) -> Result<Option<Step>, ApiError> {
-    let (Some(sk), Some(conversation_id)) = (sort_key(record), conversation_id(record)) else {
+    let (Some(sk), Some(_)) = (sort_key(record), conversation_id(record)) else {
         return Ok(None);
     };
     match (sk.as_str(), record.event_name.as_str()) {
@@ -58,29 +109,24 @@ fn step(record: &EventRecord) -> Result<Option<Step>, ApiError> {
             let message: MessageRecord = serde_dynamo::from_item(record.change.new_image.clone())?;
             Ok(Some(Step::Sent(vec![message])))
         }
-        (keys::META, "REMOVE") => Ok(Some(Step::Purge {
-            conversation_id,
-            round: 0,
-        })),
+        (keys::META, "REMOVE") => Ok(Some(Step::Purge { round: 0 })),
         (keys::PURGE, "INSERT" | "MODIFY") => {
             let round = match record.change.new_image.get("round") {
                 Some(serde_dynamo::AttributeValue::N(n)) => n.parse().unwrap_or(1),
                 _ => 1,
             };
-            Ok(Some(Step::Purge { conversation_id, round }))
+            Ok(Some(Step::Purge { round }))
         }
         _ => Ok(None),
     }
 }
 
-async fn run(context: &AppContext, step: &Step) -> Result<(), ApiError> {
+async fn run(context: &AppContext, conversation_id: &str, step: &Step) -> Result<(), ApiError> {
     match step {
-        Step::Sent(messages) => {
-            let conversation_id = messages.first().map(|m| m.conversation_id.as_str()).unwrap_or_default();
-            upkeep::record_sent(context, conversation_id, messages).await
-        }
+        Step::Sent(messages) => upkeep::record_sent(context, conversation_id, messages).await,
         Step::List(meta) => upkeep::list_activity(context, meta).await,
-        Step::Purge { conversation_id, round } => upkeep::purge(context, conversation_id, *round).await,
+        Step::Purge { round } => upkeep::purge(context, conversation_id, *round).await,
+        Step::Changes(changes) => upkeep::record_changes(context, conversation_id, changes).await,
     }
 }
 
@@ -89,8 +135,30 @@ pub async fn handle(context: &AppContext, event: Event) -> DynamoDbEventResponse
     // Per conversation, in stream order; a newer listing replaces an older one not yet run.
     let mut work: Vec<(String, Vec<(String, Step)>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
+    // Per conversation: what the batch changed, with the first record's sequence number.
+    let mut changes: HashMap<String, (String, upkeep::Changes)> = HashMap::new();
     for record in &event.records {
         let seq = crate::batch_worker::sequence_number(record);
+        if let Some(change) = change(record) {
+            let id = conversation_id(record).unwrap_or_default();
+            let (_, into) = changes
+                .entry(id)
+                .or_insert_with(|| (seq.clone(), upkeep::Changes::default()));
+            match change {
+                Change::Message(message_id) => {
+                    into.message_ids.insert(message_id);
+                }
+                Change::Joined(user_id) => {
+                    into.left.remove(&user_id);
+                    into.joined.insert(user_id);
+                }
+                Change::Left(user_id) => {
+                    into.joined.remove(&user_id);
+                    into.left.insert(user_id);
+                }
+                Change::Conversation => {}
+            }
+        }
         match step(record) {
             Ok(None) => {}
             Ok(Some(step)) => {
@@ -116,10 +184,17 @@ pub async fn handle(context: &AppContext, event: Event) -> DynamoDbEventResponse
             }
         }
     }
+    for (id, (seq, changed)) in changes {
+        let slot = *index.entry(id.clone()).or_insert_with(|| {
+            work.push((id, Vec::new()));
+            work.len() - 1
+        });
+        work[slot].1.push((seq, Step::Changes(changed)));
+    }
     let failed: Vec<String> = stream::iter(work)
         .map(|(conversation_id, steps)| async move {
             for (seq, step) in &steps {
-                if let Err(e) = run(context, step).await {
+                if let Err(e) = run(context, &conversation_id, step).await {
                     tracing::warn!(conversationId = %conversation_id, sequenceNumber = %seq, error = %e, "conversation upkeep failed; the record will be retried");
                     return Some(seq.clone());
                 }

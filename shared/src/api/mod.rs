@@ -9,6 +9,7 @@ pub mod health;
 pub mod messages;
 pub mod search;
 pub mod search_indexer;
+pub mod sync;
 pub mod users;
 pub mod ws;
 

@@ -183,6 +183,7 @@ pub async fn open_direct(
         pending_adds: Vec::new(),
         blocked_by: Vec::new(),
         listed_activity: None,
+        synced_until: None,
     };
     let members = [
         MemberRecord::new(&record, me, "member", &created),
@@ -253,6 +254,7 @@ pub async fn create_group(
         pending_adds: Vec::new(),
         blocked_by: Vec::new(),
         listed_activity: None,
+        synced_until: None,
     };
     let mut members = vec![MemberRecord::new(&record, me, "owner", &created)];
     members.extend(
@@ -342,7 +344,7 @@ pub async fn as_read(context: &AppContext, me: &str, mut view: Conversation) -> 
 
 /// The conversations' last messages as they are now (the META's copy does not follow reactions and
 /// replies) with the caller's own reactions: one BatchGetItem for all of them.
-async fn with_own_reactions<'a>(
+pub(crate) async fn with_own_reactions<'a>(
     context: &AppContext,
     me: &str,
     conversations: impl Iterator<Item = &'a mut Conversation>,

@@ -539,6 +539,16 @@ pub async fn decorate(context: &AppContext, me: &str, records: Vec<MessageRecord
     with_urls(context, with_own(records, mine)).await
 }
 
+/// [`decorate`] for records read together with `me`'s own reactions to them
+/// (`Store::messages_with_own_reactions`).
+pub(crate) async fn decorate_read(
+    context: &AppContext,
+    records: Vec<MessageRecord>,
+    mine: std::collections::HashMap<String, Vec<String>>,
+) -> Result<Vec<Message>, ApiError> {
+    with_urls(context, with_own(records, mine)).await
+}
+
 /// [`decorate`] for a page of one conversation's history (ids contiguous in that conversation).
 async fn decorate_range(
     context: &AppContext,

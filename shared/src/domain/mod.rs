@@ -6,5 +6,6 @@ pub mod blocks;
 pub mod conversations;
 pub mod messages;
 pub mod reactions;
+pub mod sync;
 pub mod upkeep;
 pub mod users;

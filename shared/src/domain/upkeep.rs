@@ -17,18 +17,24 @@
 //!   conversation's messages: the META (1 to 2 WCU, `lastMessage` in it), each sender's member item
 //!   (read marker and list key in one update: 1 WCU and 2 for moving its GSI1 entry), a direct
 //!   conversation's other member's list key (3), and 1 per mention and per thread.
+//! - Changes (for `GET /sync`, `store::sync`): per conversation and batch, the members who left get
+//!   their left items; if the conversation's previous sync window has ended, every member's sync
+//!   key moves to the end of a new one (one conditional UpdateItem per member, at most once per
+//!   window like the listing: 1 WCU and 2 for moving its GSI2 entry), else only new members' keys
+//!   do; then one change item names the batch's created and changed messages (1 to 3 WCU).
 //! - Purge: a deleted conversation's remaining items (messages, send claims, its position counter,
 //!   throttle items) are deleted in rounds of at most [`PURGE_ROUND_ITEMS`]; a round that leaves
 //!   more writes the `PURGE` marker, whose stream record starts the next round, so no invocation does
 //!   unbounded work.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::context::AppContext;
 use crate::error::ApiError;
 use crate::store::{ConversationRecord, MessageRecord};
+use crate::time::{epoch_ms, now};
 
 /// Items one purge round deletes at most (40 BatchWriteItem calls).
 pub const PURGE_ROUND_ITEMS: usize = 1000;
@@ -156,6 +162,63 @@ pub async fn record_sent(
     Ok(())
 }
 
+/// What one batch of stream records changed in one conversation, for `GET /sync`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Messages created or changed (edited, deleted, reacted to, replied to).
+    pub message_ids: BTreeSet<String>,
+    /// Members whose item appeared.
+    pub joined: BTreeSet<String>,
+    /// Members whose item was removed.
+    pub left: BTreeSet<String>,
+}
+
+/// Records `changes` where `GET /sync` finds them (see the module's "Changes"): left items first,
+/// then sync keys, then the change item stamped after the keys, so a key always says a time at or
+/// after the change items it leads to.
+pub async fn record_changes(context: &AppContext, conversation_id: &str, changes: &Changes) -> Result<(), ApiError> {
+    let store = &context.store;
+    let stamp = || epoch_ms(now());
+    let at = stamp();
+    futures_util::future::try_join_all(
+        changes
+            .left
+            .iter()
+            .map(|user| store.record_left(user, conversation_id, at)),
+    )
+    .await?;
+    // Deleted: every member's left item says so.
+    let Some(conversation) = store.get_conversation(conversation_id).await? else {
+        return Ok(());
+    };
+    let window_end = conversation.synced_until.unwrap_or(0);
+    let (keyed, until): (Vec<String>, u64) = if at >= window_end {
+        let until = at + context.config.listing_granularity_ms;
+        let mut members = context
+            .fanout
+            .members(store, conversation_id, conversation.members_version)
+            .await?
+            .to_vec();
+        members.extend(changes.joined.iter().cloned());
+        members.sort();
+        members.dedup();
+        (members, until)
+    } else {
+        (changes.joined.iter().cloned().collect(), window_end)
+    };
+    stream::iter(keyed)
+        .map(|member| async move { store.advance_sync_key(conversation_id, &member, until).await })
+        .buffer_unordered(CONCURRENT_LISTINGS)
+        .try_collect::<Vec<bool>>()
+        .await?;
+    if until > window_end {
+        store.mark_synced_until(conversation_id, until).await?;
+    }
+    store
+        .record_changes(conversation_id, stamp(), &changes.message_ids)
+        .await
+}
+
 /// One round of a deleted conversation's clean-up (`round` 0 follows the META's removal).
 pub async fn purge(context: &AppContext, conversation_id: &str, round: u64) -> Result<(), ApiError> {
     if context.store.purge_round(conversation_id, PURGE_ROUND_ITEMS).await? {
@@ -186,6 +249,7 @@ mod tests {
             pending_adds: Vec::new(),
             blocked_by: Vec::new(),
             listed_activity: listed.map(str::to_owned),
+            synced_until: None,
         }
     }
 

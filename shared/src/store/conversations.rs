@@ -104,6 +104,10 @@ pub struct ConversationRecord {
     /// The activity last copied onto every member's list key by the conversation worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed_activity: Option<String>,
+    /// Until when (epoch milliseconds) every member's sync key already says "changed" (see
+    /// `store::sync`): changes before then need no new key writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_until: Option<u64>,
 }
 
 impl ConversationRecord {
@@ -139,6 +143,11 @@ pub struct MemberRecord {
     pub gsi1_pk: String,
     #[serde(rename = "GSI1SK")]
     pub gsi1_sk: String,
+    /// The member's sync key (`store::sync`), once the conversation worker wrote one.
+    #[serde(rename = "GSI2PK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi2_pk: Option<String>,
+    #[serde(rename = "GSI2SK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi2_sk: Option<String>,
 }
 
 impl MemberRecord {
@@ -156,6 +165,8 @@ impl MemberRecord {
             pending_add: None,
             gsi1_pk: keys::user_conversations(user_id),
             gsi1_sk: activity_key(&conversation.activity, &conversation.id),
+            gsi2_pk: None,
+            gsi2_sk: None,
         }
     }
 }

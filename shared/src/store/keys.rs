@@ -136,3 +136,29 @@ pub fn reactions_of(user_id: &str, message_id: &str) -> String {
 pub fn thread(parent_message_id: &str) -> String {
     format!("THREAD#{parent_message_id}")
 }
+
+/// GSI2 partition of a user's sync keys (see `store::sync`): each member item carries
+/// `<stamp>#<conversationId>` as its GSI2SK once the conversation worker marked it changed, and each
+/// conversation the user left has a [`left`] item there too.
+pub fn user_sync(user_id: &str) -> String {
+    format!("SYNC#{user_id}")
+}
+
+/// `<stamp>#<conversationId>`: a GSI2 sort key, the stamp in milliseconds zero-padded so keys sort by time.
+pub fn sync_key(stamp_ms: u64, conversation_id: &str) -> String {
+    format!("{stamp_ms:013}#{conversation_id}")
+}
+
+/// `USER#<userId>` / `LEFT#<conversationId>`: that the user left (or was removed from) a conversation,
+/// for `GET /sync`'s `removed`.
+pub fn left(conversation_id: &str) -> String {
+    format!("LEFT#{conversation_id}")
+}
+
+/// `CONV#<id>` / `CHANGE#<stamp>#<unique>`: the ids of the conversation's messages that one batch of
+/// the conversation worker saw created or changed, at `stamp` (milliseconds, zero-padded).
+pub fn change(stamp_ms: u64, unique: &str) -> String {
+    format!("CHANGE#{stamp_ms:013}#{unique}")
+}
+
+pub const CHANGE_PREFIX: &str = "CHANGE#";

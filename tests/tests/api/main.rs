@@ -17,5 +17,6 @@ mod ordering;
 mod rate_limits;
 mod samples;
 mod search_cost;
+mod sync;
 mod users;
 mod wallet;

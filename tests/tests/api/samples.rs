@@ -299,6 +299,7 @@ async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
         "health" => app.call_event(parley::api::health::health, event).await,
         "conversations-create" => app.call_event(conversations::create, event).await,
         "conversations-list" => app.call_event(conversations::list, event).await,
+        "sync-get" => app.call_event(parley::api::sync::get, event).await,
         "conversations-get" => app.call_event(conversations::get, event).await,
         "conversations-update" => app.call_event(conversations::rename, event).await,
         "conversations-read" => app.call_event(conversations::mark_read, event).await,

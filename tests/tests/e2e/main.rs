@@ -21,6 +21,7 @@ mod restart;
 mod search;
 mod sessions;
 mod signin_limits;
+mod sync;
 mod threads_reactions;
 mod token_secret;
 mod ws;

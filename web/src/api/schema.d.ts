@@ -308,6 +308,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Everything that changed in the caller's conversations since a token, in one call.
+         * @description Without `since`: a token for now and nothing else (load the list and history first, then keep
+         *     `next`). With `since`: each of the caller's conversations that changed after the token, once,
+         *     newest activity first, with the messages created or changed since (edited, deleted, reacted to,
+         *     replied to) in their current state, ascending by `seq`, at most `limit` per conversation
+         *     (`limited: true` when there were more: page on with `GET .../messages?after=` from the last one);
+         *     `removed`: conversations the caller left, was removed from, or that were deleted. A change may be
+         *     answered twice (clients dedupe by id); none is skipped. At most 100 conversations per answer:
+         *     with `more: true`, call again at once with `next`. A token older than 30 days is `410`; one that
+         *     is tampered with or was given to someone else is `400`.
+         */
+        get: operations["sync-get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/conversations/{conversationId}": {
         parameters: {
             query?: never;
@@ -781,6 +809,18 @@ export interface components {
         } & components["schemas"]["NamedIfGroup"];
         /** @description A group has a `name`; a direct conversation has none. */
         NamedIfGroup: unknown & unknown;
+        SyncAnswer: {
+            /** @description The token to sync from next (opaque). */
+            next: string;
+            conversations: {
+                conversation: components["schemas"]["ReadConversation"];
+                messages: components["schemas"]["ReadMessage"][];
+                limited: boolean;
+            }[];
+            removed: string[];
+            /** @description More changed conversations than one answer holds; call again with `next` at once. */
+            more: boolean;
+        };
         /** @description A `Conversation` as the HTTP routes answer with it, its `lastMessage` as the caller reads it now. */
         ReadConversation: {
             lastMessage?: components["schemas"]["ReadMessage"];
@@ -945,7 +985,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "validation_failed" | "invalid_json" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "unavailable" | "internal";
+                code: "validation_failed" | "invalid_json" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "gone" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "unavailable" | "internal";
                 /** @description A sentence for people; never internals. */
                 message: string;
                 /** @description With `validation_failed`, one entry per broken rule. */
@@ -984,6 +1024,12 @@ export interface components {
             error?: {
                 /** @constant */
                 code?: "conflict";
+            };
+        };
+        GoneError: components["schemas"]["Error"] & {
+            error?: {
+                /** @constant */
+                code?: "gone";
             };
         };
         PayloadTooLargeError: components["schemas"]["Error"] & {
@@ -1166,6 +1212,16 @@ export interface components {
             };
             content: {
                 "application/json": components["schemas"]["ConflictError"];
+            };
+        };
+        /** @description `gone`: what the request names can no longer be served (a sync token older than 30 days). */
+        Gone: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["GoneError"];
             };
         };
         /**
@@ -1915,6 +1971,56 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "sync-get": {
+        parameters: {
+            query?: {
+                /** @description The `next` of an earlier answer, as given (opaque). */
+                since?: string;
+                /**
+                 * @description Items per page: default 50, at least 1 (less, or not a whole number, is `400`). Values above 100
+                 *     are not refused but clamped to 100, so the schema has no maximum of 100.
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description Field selection: a comma-separated list of top-level field names (ASCII letters and digits). The
+                 *     answer keeps only those fields (and `id`) of the object, or of each of a page's `items`; the
+                 *     response schema's `required` then holds only for the selected fields. An empty or malformed list
+                 *     is `400`.
+                 */
+                fields?: components["parameters"]["Fields"];
+            };
+            header?: {
+                /** @description An `ETag` of an earlier answer; if the body is still the same, the answer is `304` without one. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What changed since the token, and the token to sync from next. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SyncAnswer"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            410: components["responses"]["Gone"];
+            413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             502: components["responses"]["BadGateway"];
