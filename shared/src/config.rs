@@ -53,6 +53,10 @@ pub struct Config {
     /// (`LISTING_GRANULARITY_MS`, 10000 by default; 0 lists every message): what bounds the
     /// conversation worker's writes per group (see `domain::upkeep`).
     pub listing_granularity_ms: u64,
+    /// How long a conversation's sync keys, once moved, cover its later changes (`SYNC_WINDOW_MS`,
+    /// 60000 by default): what bounds the conversation worker's sync-key writes per conversation
+    /// (see `store::sync`).
+    pub sync_window_ms: u64,
     /// The attachments bucket and its URL lifetimes (see `attachments::Settings`).
     pub attachments: crate::attachments::Settings,
 }
@@ -183,6 +187,7 @@ impl Config {
             },
             dynamodb_retry_budget: Duration::from_millis(number(&lookup, "DYNAMODB_RETRY_BUDGET_MS", 2000)?),
             listing_granularity_ms: number(&lookup, "LISTING_GRANULARITY_MS", 10_000)?,
+            sync_window_ms: number(&lookup, "SYNC_WINDOW_MS", 60_000)?,
             attachments: crate::attachments::Settings::from_lookup(&lookup)?,
             clock_skew_ms: match lookup("CLOCK_SKEW_MS").filter(|v| !v.trim().is_empty()) {
                 None => 0,

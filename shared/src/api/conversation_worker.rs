@@ -35,6 +35,7 @@ enum Step {
 
 /// What one record changed that `GET /sync` must find.
 enum Change {
+    Created(String),
     Message(String),
     Joined(String),
     Left(String),
@@ -46,7 +47,11 @@ fn change(record: &EventRecord) -> Option<Change> {
     conversation_id(record)?;
     let event = record.event_name.as_str();
     if let Some(message_id) = sk.strip_prefix(keys::MESSAGE_PREFIX) {
-        return matches!(event, "INSERT" | "MODIFY").then(|| Change::Message(message_id.to_owned()));
+        return match event {
+            "INSERT" => Some(Change::Created(message_id.to_owned())),
+            "MODIFY" => Some(Change::Message(message_id.to_owned())),
+            _ => None,
+        };
     }
     if let Some(user_id) = sk.strip_prefix(keys::MEMBER_PREFIX) {
         return match event {
@@ -66,8 +71,9 @@ fn change(record: &EventRecord) -> Option<Change> {
 /// META attributes that change with every message (the message's own record says so) or that only the
 /// workers keep: a META write of these alone is no news for `GET /sync` (and the worker's own
 /// `syncedUntil` write must not start another round).
-const META_BOOKKEEPING: [&str; 6] = [
+const META_BOOKKEEPING: [&str; 7] = [
     "syncedUntil",
+    "viewChangedAt",
     "listedActivity",
     "lastSeq",
     "lastMessage",
@@ -145,6 +151,9 @@ pub async fn handle(context: &AppContext, event: Event) -> DynamoDbEventResponse
                 .entry(id)
                 .or_insert_with(|| (seq.clone(), upkeep::Changes::default()));
             match change {
+                Change::Created(message_id) => {
+                    into.created.insert(message_id);
+                }
                 Change::Message(message_id) => {
                     into.message_ids.insert(message_id);
                 }
@@ -156,7 +165,7 @@ pub async fn handle(context: &AppContext, event: Event) -> DynamoDbEventResponse
                     into.joined.remove(&user_id);
                     into.left.insert(user_id);
                 }
-                Change::Conversation => {}
+                Change::Conversation => into.conversation = true,
             }
         }
         match step(record) {

@@ -184,6 +184,7 @@ pub async fn open_direct(
         blocked_by: Vec::new(),
         listed_activity: None,
         synced_until: None,
+        view_changed_at: None,
     };
     let members = [
         MemberRecord::new(&record, me, "member", &created),
@@ -255,6 +256,7 @@ pub async fn create_group(
         blocked_by: Vec::new(),
         listed_activity: None,
         synced_until: None,
+        view_changed_at: None,
     };
     let mut members = vec![MemberRecord::new(&record, me, "owner", &created)];
     members.extend(

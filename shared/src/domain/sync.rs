@@ -6,8 +6,11 @@
 //! visible just after it read, and the overlap makes the next sync see it (the price: a change can
 //! be answered twice, which clients dedupe by id, as they do events). The work is one Query of the
 //! caller's sync partition, one BatchGetItem of the changed conversations' METAs, and per changed
-//! conversation one Query of its change items and one BatchGetItem of the messages: nothing is read
-//! for a conversation that did not change.
+//! conversation one Query of its new messages, one of its change items and one BatchGetItem of the
+//! messages with the caller's reactions: nothing is read
+//! for a conversation that did not change. A key stays ahead of its conversation's last change for a
+//! sync window (`store::sync`), so a conversation found by its key is answered only if one of its
+//! messages or its own view (`viewChangedAt`) changed since the token.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -19,7 +22,7 @@ use super::conversations::{with_own_reactions, Conversation};
 use super::messages::{decorate_read, Message};
 use crate::context::AppContext;
 use crate::error::ApiError;
-use crate::store::{activity_key, keys, SyncEntry};
+use crate::store::{activity_key, keys, HistoryBound, SyncEntry};
 use crate::time::{epoch_ms, now};
 
 /// How far before its token's time a sync reads (see the module comment): longer than a stamped
@@ -155,7 +158,7 @@ pub async fn sync(context: &AppContext, me: &str, since: Option<&str>, limit: us
     }
     let ids: Vec<String> = members.keys().cloned().collect();
     let metas = context.store.batch_get_conversations(&ids).await?;
-    let mut views = Vec::new();
+    let mut views: Vec<(Conversation, u64)> = Vec::new();
     for (id, member) in &members {
         match metas.iter().find(|meta| &meta.id == id) {
             // Deleted since: nothing of it is left to show.
@@ -165,15 +168,24 @@ pub async fn sync(context: &AppContext, me: &str, since: Option<&str>, limit: us
             // Part of an add still being written: not the caller's yet (its key moves again once
             // the add commits and the conversation changes).
             Some(meta) if !meta.admits(member) => {}
-            Some(meta) => views.push(Conversation::new(meta.clone(), member)),
+            Some(meta) => views.push((
+                Conversation::new(meta.clone(), member),
+                meta.view_changed_at.unwrap_or(0),
+            )),
         }
     }
-    with_own_reactions(context, me, views.iter_mut()).await?;
-    let mut conversations: Vec<SyncedConversation> = stream::iter(views)
-        .map(|view| changed_messages(context, me, view, from_ms, limit))
+    with_own_reactions(context, me, views.iter_mut().map(|(view, _)| view)).await?;
+    let answered: Vec<Option<SyncedConversation>> = stream::iter(views)
+        .map(|(view, view_changed_at)| async move {
+            let synced = changed_messages(context, me, view, from_ms, limit).await?;
+            // A key found inside its window says "may have changed": answered only if it did.
+            let changed = !synced.messages.is_empty() || synced.limited || view_changed_at >= from_ms;
+            Ok::<_, ApiError>(changed.then_some(synced))
+        })
         .buffer_unordered(CONCURRENT_CONVERSATIONS)
         .try_collect()
         .await?;
+    let mut conversations: Vec<SyncedConversation> = answered.into_iter().flatten().collect();
     conversations.sort_by_cached_key(|c| {
         let activity = c
             .conversation
@@ -199,12 +211,21 @@ async fn changed_messages(
     from_ms: u64,
     limit: usize,
 ) -> Result<SyncedConversation, ApiError> {
-    let (ids, overflow) = context
+    // New messages by their ids' time (those committed late also have change items), changed ones
+    // by their change items.
+    let after = ulid::Ulid::from_parts(from_ms, 0).to_string();
+    let (created, more_created) = context
+        .store
+        .messages_page(&conversation.id, &HistoryBound::After(after), limit)
+        .await?;
+    let (mut ids, overflow) = context
         .store
         .changed_message_ids(&conversation.id, from_ms, CHANGES_READ_CAP)
         .await?;
-    // Ids grow with `seq`, so the lowest ids are the lowest positions.
-    let limited = overflow || ids.len() > limit;
+    ids.extend(created.into_iter().map(|m| m.id));
+    // Ids grow with `seq`, so the lowest ids are the lowest positions; a new message not read has a
+    // higher id than every one read.
+    let limited = more_created || overflow || ids.len() > limit;
     let keys: Vec<(String, String)> = ids
         .into_iter()
         .take(limit)

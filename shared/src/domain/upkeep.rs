@@ -20,8 +20,9 @@
 //! - Changes (for `GET /sync`, `store::sync`): per conversation and batch, the members who left get
 //!   their left items; if the conversation's previous sync window has ended, every member's sync
 //!   key moves to the end of a new one (one conditional UpdateItem per member, at most once per
-//!   window like the listing: 1 WCU and 2 for moving its GSI2 entry), else only new members' keys
-//!   do; then one change item names the batch's created and changed messages (1 to 3 WCU).
+//!   sync window, `SYNC_WINDOW_MS`: 1 WCU and 2 for moving its GSI2 entry), else only new members' keys
+//!   do; then one change item names the batch's changed messages and those created late (1 to 3
+//!   WCU; none for a batch of new messages that arrived in time, which a sync finds by id).
 //! - Purge: a deleted conversation's remaining items (messages, send claims, its position counter,
 //!   throttle items) are deleted in rounds of at most [`PURGE_ROUND_ITEMS`]; a round that leaves
 //!   more writes the `PURGE` marker, whose stream record starts the next round, so no invocation does
@@ -165,13 +166,32 @@ pub async fn record_sent(
 /// What one batch of stream records changed in one conversation, for `GET /sync`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changes {
-    /// Messages created or changed (edited, deleted, reacted to, replied to).
+    /// Messages changed (edited, deleted, reacted to, replied to).
     pub message_ids: BTreeSet<String>,
+    /// Messages created: a sync finds them by their ids' time, so only those committed late need a
+    /// change item (see [`LATE_INSERT_MS`]).
+    pub created: BTreeSet<String>,
     /// Members whose item appeared.
     pub joined: BTreeSet<String>,
     /// Members whose item was removed.
     pub left: BTreeSet<String>,
+    /// The conversation's own view changed (a rename, a new conversation).
+    pub conversation: bool,
 }
+
+impl Changes {
+    /// Whether the conversation's view changed other than by its messages.
+    pub fn view_changed(&self) -> bool {
+        self.conversation || !self.joined.is_empty() || !self.left.is_empty()
+    }
+}
+
+/// A created message whose stream record reaches the worker this long after its id's time gets a
+/// change item: a sync reads new messages by id from `SYNC_OVERLAP_MS` before its token, which holds
+/// only for messages visible within that overlap of their id's time (a send slowed for seconds
+/// between reserving its position and committing). Half the overlap leaves room for the worker's
+/// clock and the read's eventual consistency.
+pub const LATE_INSERT_MS: u64 = crate::domain::sync::SYNC_OVERLAP_MS / 2;
 
 /// Records `changes` where `GET /sync` finds them (see the module's "Changes"): left items first,
 /// then sync keys, then the change item stamped after the keys, so a key always says a time at or
@@ -193,7 +213,7 @@ pub async fn record_changes(context: &AppContext, conversation_id: &str, changes
     };
     let window_end = conversation.synced_until.unwrap_or(0);
     let (keyed, until): (Vec<String>, u64) = if at >= window_end {
-        let until = at + context.config.listing_granularity_ms;
+        let until = at + context.config.sync_window_ms;
         let mut members = context
             .fanout
             .members(store, conversation_id, conversation.members_version)
@@ -211,12 +231,18 @@ pub async fn record_changes(context: &AppContext, conversation_id: &str, changes
         .buffer_unordered(CONCURRENT_LISTINGS)
         .try_collect::<Vec<bool>>()
         .await?;
-    if until > window_end {
-        store.mark_synced_until(conversation_id, until).await?;
-    }
-    store
-        .record_changes(conversation_id, stamp(), &changes.message_ids)
-        .await
+    let until = (until > window_end).then_some(until);
+    let view_changed = changes.view_changed().then_some(at);
+    store.mark_synced(conversation_id, until, view_changed).await?;
+    let mut recorded = changes.message_ids.clone();
+    recorded.extend(
+        changes
+            .created
+            .iter()
+            .filter(|id| ulid_ms(id) + LATE_INSERT_MS < at)
+            .cloned(),
+    );
+    store.record_changes(conversation_id, stamp(), &recorded).await
 }
 
 /// One round of a deleted conversation's clean-up (`round` 0 follows the META's removal).
@@ -250,6 +276,7 @@ mod tests {
             blocked_by: Vec::new(),
             listed_activity: listed.map(str::to_owned),
             synced_until: None,
+            view_changed_at: None,
         }
     }
 

@@ -108,6 +108,11 @@ pub struct ConversationRecord {
     /// `store::sync`): changes before then need no new key writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synced_until: Option<u64>,
+    /// When (epoch milliseconds) the conversation's own view last changed other than by its messages
+    /// (a rename, a member joining or leaving): a sync answers a conversation whose key it finds only
+    /// if this or one of its messages changed since the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_changed_at: Option<u64>,
 }
 
 impl ConversationRecord {

@@ -81,18 +81,38 @@ impl Store {
         .await
     }
 
-    /// Records on the META that every member's sync key says `until` (forward only).
-    pub async fn mark_synced_until(&self, conversation_id: &str, until_ms: u64) -> Result<bool, ApiError> {
+    /// Records on the META that every member's sync key says `until`, and that its own view changed
+    /// at `view_changed` (each forward only; nothing to write when neither is given).
+    pub async fn mark_synced(
+        &self,
+        conversation_id: &str,
+        until_ms: Option<u64>,
+        view_changed_ms: Option<u64>,
+    ) -> Result<bool, ApiError> {
+        let mut sets = Vec::new();
+        let mut conditions = vec!["attribute_exists(PK)"];
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::conversation(conversation_id), keys::META)));
+        if let Some(until) = until_ms {
+            sets.push("syncedUntil = :until");
+            conditions.push("(attribute_not_exists(syncedUntil) OR syncedUntil < :until)");
+            update = update.expression_attribute_values(":until", n(until));
+        }
+        if let Some(at) = view_changed_ms {
+            sets.push("viewChangedAt = :at");
+            conditions.push("(attribute_not_exists(viewChangedAt) OR viewChangedAt < :at)");
+            update = update.expression_attribute_values(":at", n(at));
+        }
+        if sets.is_empty() {
+            return Ok(true);
+        }
         self.update_if(
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
-                .update_expression("SET syncedUntil = :until")
-                .condition_expression(
-                    "attribute_exists(PK) AND (attribute_not_exists(syncedUntil) OR syncedUntil < :until)",
-                )
-                .expression_attribute_values(":until", n(until_ms)),
+            update
+                .update_expression(format!("SET {}", sets.join(", ")))
+                .condition_expression(conditions.join(" AND ")),
         )
         .await
     }

@@ -126,3 +126,42 @@ async fn sync_figures() {
         println!("| {total} | 1 | {calls} | {read_units:.1} |");
     }
 }
+
+/// A created message reaches the sync by its id's time; only one whose record came late (its send
+/// slowed between reserving its position and committing) also gets a change item, so a sync that
+/// started meanwhile still finds it.
+#[tokio::test]
+async fn only_late_messages_get_change_items() {
+    let app = TestApp::new().await;
+    let owner = app.user("lateowner").await;
+    let group = app.group(&owner, "late", &[]).await;
+    let fresh = ulid::Ulid::generate().to_string();
+    let late = ulid::Ulid::from_parts(epoch_ms(now()) - 30_000, 7).to_string();
+    let changes = Changes {
+        created: BTreeSet::from([fresh.clone()]),
+        ..Changes::default()
+    };
+    record_changes(app.context, &group, &changes)
+        .await
+        .expect("the worker's step");
+    assert_eq!(
+        app.count_items("CHANGE#").await,
+        0,
+        "a message in time needs no change item"
+    );
+    let changes = Changes {
+        created: BTreeSet::from([fresh, late.clone()]),
+        ..Changes::default()
+    };
+    record_changes(app.context, &group, &changes)
+        .await
+        .expect("the worker's step");
+    assert_eq!(app.count_items("CHANGE#").await, 1);
+    let (ids, _) = app
+        .context
+        .store
+        .changed_message_ids(&group, epoch_ms(now()) - 1_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids, BTreeSet::from([late]), "only the late one");
+}
