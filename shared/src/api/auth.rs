@@ -59,7 +59,16 @@ pub async fn register(context: &'static AppContext, request: ApiRequest) -> Resu
 /// `POST /auth/login`
 pub async fn login(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
     let body: LoginBody = request.json()?;
-    Reply::ok(&accounts::login(context, &body.username, &body.password, request.user_agent()).await?)
+    Reply::ok(
+        &accounts::login(
+            context,
+            &body.username,
+            &body.password,
+            request.source_ip.as_deref(),
+            request.user_agent(),
+        )
+        .await?,
+    )
 }
 
 /// `POST /auth/refresh`

@@ -13,7 +13,7 @@ use crate::auth::wallet::{self, Address};
 use crate::auth::{password, random_bytes};
 use crate::context::AppContext;
 use crate::error::ApiError;
-use crate::store::{ChallengeRecord, CreateUserError, SessionRecord, UserRecord};
+use crate::store::{ChallengeRecord, CreateUserError, LoginCharge, SessionRecord, UserRecord};
 use crate::time::{epoch_secs, now, rfc3339};
 use crate::validate;
 
@@ -68,12 +68,20 @@ pub struct SessionList {
     pub items: Vec<SessionView>,
 }
 
-/// Failed logins per username: from the [`LOGIN_BACKOFF_AFTER`]th failure in a streak on, the username
-/// is refused (429, without checking any password) for a while that doubles with every further failure,
-/// from [`LOGIN_BACKOFF_FIRST`] up to [`LOGIN_BACKOFF_MAX`]. A streak ends with a successful login, or
-/// when [`LOGIN_FAILURE_WINDOW`] passes without a failure. Refused attempts are not failures, so one
-/// attempt per back-off period is all a guesser gets, and the owner of the account is never locked out
-/// for longer than [`LOGIN_BACKOFF_MAX`] after the last failure.
+/// Failed logins per username and source IP: from the [`LOGIN_BACKOFF_AFTER`]th failure in a streak on,
+/// the username is refused from that source (429, without checking any password) for a while that
+/// doubles with every further failure, from [`LOGIN_BACKOFF_FIRST`] up to [`LOGIN_BACKOFF_MAX`]. A
+/// streak ends with a successful login, or when [`LOGIN_FAILURE_WINDOW`] passes without a failure.
+/// Refused attempts are not failures, so one attempt per back-off period is all a guesser gets from one
+/// source, however many it sends at once: each attempt is counted by a conditional write before its
+/// password is checked (`Store::charge_login_attempt`).
+///
+/// Why per source: a streak per username alone let anyone keep anyone locked out, one guess every
+/// 15 minutes from anywhere. Per source, a guesser locks out only their own address; the owner signs
+/// in from theirs. The trade: a guesser with many addresses gets [`LOGIN_BACKOFF_AFTER`] guesses from
+/// each (and then one per back-off period each); every address is also held to the per-IP limit on
+/// sign-in routes (`RateLimitSensitivePerMinute`), and passwords are at least 8 characters and hashed
+/// with argon2.
 pub const LOGIN_BACKOFF_AFTER: u64 = 5;
 pub const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const LOGIN_BACKOFF_FIRST: Duration = Duration::from_secs(30);
@@ -139,32 +147,48 @@ pub async fn register(context: &AppContext, input: Registration) -> Result<Signe
 }
 
 /// Unknown usernames, wallet-only accounts and wrong passwords all get the same answer in about the
-/// same time. A username in back-off (see [`LOGIN_BACKOFF_AFTER`]) is answered 429 before any
-/// password is checked, known or not, so the back-off does not tell which usernames exist either.
+/// same time. A username in back-off from the caller's address (see [`LOGIN_BACKOFF_AFTER`]) is
+/// answered 429 before any password is checked, known or not, so the back-off does not tell which
+/// usernames exist either.
 pub async fn login(
     context: &AppContext,
     username: &str,
     password_given: &str,
+    source: Option<&str>,
     user_agent: Option<String>,
 ) -> Result<SignedIn, ApiError> {
     let name = validate::username(username).ok();
+    let source = source.unwrap_or_default();
     let now_secs = epoch_secs(now());
-    let streak = match &name {
-        Some(name) => context.store.login_failures(name).await?,
+    // Counted as a failure before the password is checked, so parallel guesses are counted too.
+    let charged = match &name {
+        Some(name) => Some(
+            context
+                .store
+                .charge_login_attempt(name, source, now_secs, LOGIN_FAILURE_WINDOW.as_secs(), |fails| {
+                    login_backoff(fails).as_secs()
+                })
+                .await?,
+        ),
         None => None,
     };
-    if let Some(streak) = streak {
-        let until = streak.last_fail_at + login_backoff(streak.fails).as_secs();
-        if until > now_secs && streak.last_fail_at + LOGIN_FAILURE_WINDOW.as_secs() > now_secs {
-            let retry_after_secs = (until - now_secs).max(1);
+    match charged {
+        Some(LoginCharge::Refused { fails, blocked_until }) => {
+            let retry_after_secs = blocked_until.saturating_sub(now_secs).max(1);
             return Err(ApiError::RateLimited {
                 message: format!(
-                    "Too many failed sign-ins for this username: {} in a row. Retry in {retry_after_secs} s.",
-                    streak.fails
+                    "Too many failed sign-ins for this username from your address ({fails} in a row). Retry in {retry_after_secs} s."
                 ),
                 retry_after_secs,
             });
         }
+        Some(LoginCharge::Allowed { fails }) if fails >= LOGIN_BACKOFF_AFTER => {
+            tracing::warn!(
+                fails,
+                "failed logins in a row for one username from one source; backing off"
+            );
+        }
+        _ => {}
     }
     let user_id = match &name {
         Some(name) => context.store.user_id_by_username(name).await?,
@@ -182,22 +206,10 @@ pub async fn login(
         }
     };
     let Some(user) = verified else {
-        if let Some(name) = &name {
-            let window = LOGIN_FAILURE_WINDOW.as_secs();
-            let fails = context
-                .store
-                .record_login_failure(name, now_secs, now_secs.saturating_sub(window), now_secs + 2 * window)
-                .await?;
-            if fails >= LOGIN_BACKOFF_AFTER {
-                tracing::warn!(fails, "failed logins in a row for one username; backing off");
-            }
-        }
         return Err(bad_credentials());
     };
-    if streak.is_some() {
-        if let Some(name) = &name {
-            context.store.clear_login_failures(name).await?;
-        }
+    if let Some(name) = &name {
+        context.store.clear_login_failures(name, source).await?;
     }
     start_session(context, user, user_agent).await
 }

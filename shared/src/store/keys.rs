@@ -32,9 +32,10 @@ pub fn user_sessions(user_id: &str) -> String {
     format!("USERSESSIONS#{user_id}")
 }
 
-/// A username's failed-login streak (see `store::rate_limits`): under `RATE#` like the other counters.
-pub fn login_failures(username: &str) -> String {
-    rate_counter(&format!("loginfail#{username}"))
+/// A username's failed-login streak from one source (see `store::rate_limits`): under `RATE#` like the
+/// other counters. `source` is the client's IP address (empty when unknown).
+pub fn login_failures(username: &str, source: &str) -> String {
+    rate_counter(&format!("loginfail#{username}#{source}"))
 }
 
 pub const LOGIN_FAILURES: &str = "FAILS";

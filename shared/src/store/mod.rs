@@ -37,7 +37,7 @@ pub use connections::ConnectionRecord;
 pub use conversations::{activity_key, ConversationRecord, CreateConversationError, MemberRecord, MessageRecord};
 pub use messages::{ClientClaim, HistoryBound, SendContext, SendOutcome};
 pub use positions::{Position, Reserved};
-pub use rate_limits::LoginFailures;
+pub use rate_limits::{LoginCharge, LoginFailures};
 pub use reactions::Reacted;
 pub use search::{IndexWrite, SearchHits, SearchPage, INDEX_WRITES_PER_CALL};
 pub use sessions::{SessionRecord, MAX_LISTED_SESSIONS};

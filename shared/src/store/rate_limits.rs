@@ -85,78 +85,105 @@ impl Store {
     }
 }
 
-/// A username's streak of failed logins: how many, and when the last one was (epoch seconds).
+/// A username's streak of failed sign-in attempts from one source: how many, when the last one was, and
+/// until when the next is refused (epoch seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginFailures {
     pub fails: u64,
     pub last_fail_at: u64,
+    #[serde(default)]
+    pub blocked_until: u64,
 }
 
-impl Store {
-    /// The username's current failure streak, if it has one (one strongly consistent GetItem).
-    pub async fn login_failures(&self, username: &str) -> Result<Option<LoginFailures>, ApiError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::login_failures(username), keys::LOGIN_FAILURES)))
-            .projection_expression("fails, lastFailAt")
-            .consistent_read(true)
-            .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
-            .send()
-            .await?;
-        self.usage.record(false, out.consumed_capacity());
-        Ok(out.item.map(serde_dynamo::from_item).transpose()?)
-    }
+/// What [`Store::charge_login_attempt`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginCharge {
+    /// The attempt may check its password; it was counted as the streak's `fails`th failure
+    /// beforehand (a right password ends the streak).
+    Allowed { fails: u64 },
+    /// Refused without checking any password: the streak's `fails` failures keep the username
+    /// refused from this source until `blocked_until`.
+    Refused { fails: u64, blocked_until: u64 },
+}
 
-    /// Counts one failed login: continues the streak when its last failure is newer than
-    /// `streak_start_secs`, else starts a new one at 1. One conditional UpdateItem (two when the streak
-    /// starts over; both conditional, so concurrent failures are all counted). The item expires through
-    /// TTL at `expires_at`. Returns the streak's length.
-    pub async fn record_login_failure(
+/// Read-then-write rounds a charge tries before it gives up (and refuses): each lost round means a
+/// concurrent attempt was counted.
+const CHARGE_ROUNDS: usize = 8;
+
+impl Store {
+    /// Counts a sign-in attempt for `username` from `source` as a failure before its password is
+    /// checked: one strongly consistent GetItem of the streak, then one UpdateItem conditional on the
+    /// streak being as read (fails and last failure), which continues it (or starts a new one when the
+    /// last failure is older than `window_secs`) and sets `blocked_until` = now + `backoff(fails)`.
+    /// Concurrent attempts cannot all pass on one reading: each write needs the state the attempt
+    /// read, so they are counted one after another and the ones that come after the block are
+    /// refused. The item expires through TTL two windows after the last attempt.
+    pub async fn charge_login_attempt(
         &self,
         username: &str,
+        source: &str,
         now_secs: u64,
-        streak_start_secs: u64,
-        expires_at: u64,
-    ) -> Result<u64, ApiError> {
-        let update = |continuing: bool| {
-            let request = self
+        window_secs: u64,
+        backoff: impl Fn(u64) -> u64,
+    ) -> Result<LoginCharge, ApiError> {
+        let item_key = key(keys::login_failures(username, source), keys::LOGIN_FAILURES);
+        for _ in 0..CHARGE_ROUNDS {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(item_key.clone()))
+                .projection_expression("fails, lastFailAt, blockedUntil")
+                .consistent_read(true)
+                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+                .send()
+                .await?;
+            self.usage.record(false, out.consumed_capacity());
+            let streak: Option<LoginFailures> = out.item.map(serde_dynamo::from_item).transpose()?;
+            let live = streak.filter(|s| s.last_fail_at + window_secs > now_secs);
+            if let Some(s) = live.filter(|s| s.blocked_until > now_secs) {
+                return Ok(LoginCharge::Refused {
+                    fails: s.fails,
+                    blocked_until: s.blocked_until,
+                });
+            }
+            let fails = live.map_or(0, |s| s.fails) + 1;
+            let mut update = self
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .set_key(Some(key(keys::login_failures(username), keys::LOGIN_FAILURES)))
-                .expression_attribute_values(":one", n(1))
+                .set_key(Some(item_key.clone()))
+                .update_expression("SET fails = :fails, lastFailAt = :now, blockedUntil = :until, expiresAt = :expires")
+                .expression_attribute_values(":fails", n(fails))
                 .expression_attribute_values(":now", n(now_secs))
-                .expression_attribute_values(":start", n(streak_start_secs))
-                .expression_attribute_values(":expires", n(expires_at));
-            if continuing {
-                request
-                    .update_expression("ADD fails :one SET lastFailAt = :now, expiresAt = :expires")
-                    .condition_expression("lastFailAt > :start")
-            } else {
-                request
-                    .update_expression("SET fails = :one, lastFailAt = :now, expiresAt = :expires")
-                    .condition_expression("attribute_not_exists(lastFailAt) OR lastFailAt <= :start")
-            }
-        };
-        // Continue, else start over, else (another failure started it over meanwhile) continue.
-        for continuing in [true, false, true] {
-            if let Some(streak) = self.conditional_update::<LoginFailures>(update(continuing)).await? {
-                return Ok(streak.fails);
+                .expression_attribute_values(":until", n(now_secs + backoff(fails)))
+                .expression_attribute_values(":expires", n(now_secs + 2 * window_secs));
+            update = match streak {
+                Some(s) => update
+                    .condition_expression("fails = :read_fails AND lastFailAt = :read_at")
+                    .expression_attribute_values(":read_fails", n(s.fails))
+                    .expression_attribute_values(":read_at", n(s.last_fail_at)),
+                None => update.condition_expression("attribute_not_exists(fails)"),
+            };
+            if self.update_if(update).await? {
+                return Ok(LoginCharge::Allowed { fails });
             }
         }
-        Ok(1)
+        // Lost every round: that many attempts at once are refused for a moment.
+        Ok(LoginCharge::Refused {
+            fails: 0,
+            blocked_until: now_secs + 1,
+        })
     }
 
-    /// Ends the username's failure streak (after a successful login).
-    pub async fn clear_login_failures(&self, username: &str) -> Result<(), ApiError> {
+    /// Ends the username's failure streak from `source` (after a successful login).
+    pub async fn clear_login_failures(&self, username: &str, source: &str) -> Result<(), ApiError> {
         let out = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key(keys::login_failures(username), keys::LOGIN_FAILURES)))
+            .set_key(Some(key(keys::login_failures(username, source), keys::LOGIN_FAILURES)))
             .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
             .send()
             .await?;

@@ -591,3 +591,48 @@ async fn rotating_the_token_secret_signs_nobody_out() {
         reused.body
     );
 }
+
+fn login_from(username: &str, password: &str, source_ip: &str) -> Value {
+    let mut event = login_request(username, password).to_event();
+    event["requestContext"]["http"]["sourceIp"] = json!(source_ip);
+    event
+}
+
+/// Twenty wrong guesses at once from one address: each is counted by a conditional write before its
+/// password is checked, so only the first `LOGIN_BACKOFF_AFTER` reach a password check (401) and the
+/// rest are refused (429), as if they had come one after another. The back-off holds the guesser's
+/// address only: the owner signs in from theirs.
+#[tokio::test]
+async fn parallel_guesses_are_counted_before_any_password_is_checked() {
+    use parley::domain::accounts::LOGIN_BACKOFF_AFTER;
+    let app = TestApp::new().await;
+    let registered = app
+        .call(
+            auth::register,
+            register_request(json!({ "username": "guessed", "password": "the right one" })),
+        )
+        .await;
+    assert_eq!(registered.status, 201, "{}", registered.body);
+    let guesses: Vec<Value> = (0..20)
+        .map(|_| login_from("guessed", "wrong guess", "203.0.113.9"))
+        .collect();
+    let answers = futures_util::future::join_all(guesses.iter().map(|event| app.call_event(auth::login, event))).await;
+    let checked = answers.iter().filter(|a| a.status == 401).count();
+    let refused: Vec<_> = answers.iter().filter(|a| a.status == 429).collect();
+    assert_eq!(
+        checked as u64, LOGIN_BACKOFF_AFTER,
+        "password checks let through at once"
+    );
+    assert_eq!(checked + refused.len(), 20);
+    for answer in &refused {
+        answer.assert_error(429, "rate_limited");
+    }
+    // The right password from the guesser's address waits too; from another address it signs in.
+    app.call_event(auth::login, &login_from("guessed", "the right one", "203.0.113.9"))
+        .await
+        .assert_error(429, "rate_limited");
+    let owner = app
+        .call_event(auth::login, &login_from("guessed", "the right one", "198.51.100.7"))
+        .await;
+    assert_eq!(owner.status, 200, "{}", owner.body);
+}

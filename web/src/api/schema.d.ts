@@ -1249,7 +1249,7 @@ export interface components {
             };
         };
         /**
-         * @description `rate_limited`, with `Retry-After`: a rate limit, or the back-off of a username's failed logins.
+         * @description `rate_limited`, with `Retry-After`: a rate limit, or the back-off of a username's failed logins from the caller's address.
          *     Changes nothing. API Gateway's stage throttling and a function's reserved concurrency answer
          *     `429` too (`GatewayError`, without `Retry-After`).
          */
