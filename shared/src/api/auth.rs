@@ -38,6 +38,9 @@ struct ChallengeBody {
 struct VerifyBody {
     address: String,
     signature: String,
+    /// The challenge's message as signed: picks that challenge among the address's pending ones.
+    #[serde(default)]
+    message: Option<String>,
 }
 
 /// `POST /auth/register`
@@ -95,7 +98,16 @@ pub async fn wallet_challenge(context: &'static AppContext, request: ApiRequest)
 /// `POST /auth/wallet/verify`
 pub async fn wallet_verify(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
     let body: VerifyBody = request.json()?;
-    Reply::ok(&accounts::wallet_verify(context, &body.address, &body.signature, request.user_agent()).await?)
+    Reply::ok(
+        &accounts::wallet_verify(
+            context,
+            &body.address,
+            &body.signature,
+            body.message.as_deref(),
+            request.user_agent(),
+        )
+        .await?,
+    )
 }
 
 /// `GET /auth/sessions`: the caller's live sessions, newest first; `current` marks the one asking.

@@ -106,12 +106,25 @@ pub fn address_of_key(key: &SigningKey) -> Address {
     address_of(key.verifying_key())
 }
 
-/// The one-time message a wallet signs, in the shape of EIP-4361 (Sign-In with Ethereum).
+/// The chain a sign-in names (EIP-4361 `Chain ID`): Ethereum mainnet. Signing in sends no
+/// transaction; wallets show the chain and warn when it is not the one they are on.
+pub const SIGNIN_CHAIN_ID: u64 = 1;
+
+/// The one-time message a wallet signs: an EIP-4361 (Sign-In with Ethereum) message, whose domain and
+/// URI let the wallet warn when the page asking is not `domain`.
 pub fn challenge_message(domain: &str, address: &Address, nonce: &str, issued_at: &str, expires_at: &str) -> String {
     format!(
-        "{domain} wants you to sign in with your Ethereum account:\n{}\n\nSign in to Parley. This request will not trigger a blockchain transaction or cost any gas.\n\nNonce: {nonce}\nIssued At: {issued_at}\nExpiration Time: {expires_at}",
-        address.checksummed()
+        "{domain} wants you to sign in with your Ethereum account:\n{address}\n\nSign in to Parley. This request will not trigger a blockchain transaction or cost any gas.\n\nURI: https://{domain}\nVersion: 1\nChain ID: {SIGNIN_CHAIN_ID}\nNonce: {nonce}\nIssued At: {issued_at}\nExpiration Time: {expires_at}",
+        address = address.checksummed()
     )
+}
+
+/// The `Nonce:` of an EIP-4361 message, if it has one of the shape this server gives out.
+pub fn nonce_of(message: &str) -> Option<&str> {
+    message
+        .lines()
+        .find_map(|line| line.strip_prefix("Nonce: "))
+        .filter(|nonce| nonce.len() == 32 && nonce.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]

@@ -463,12 +463,15 @@ pub async fn wallet_challenge(context: &AppContext, address: &str) -> Result<Wal
     })
 }
 
-/// Checks the signature over the pending challenge, uses the challenge up (once), and signs the wallet's
-/// user in, creating the user on first sign-in.
+/// Checks the signature over one of the address's pending challenges (the one whose `message` the
+/// client names, else any of the newest it has), uses that challenge up (once), and signs the wallet's
+/// user in, creating the user on first sign-in. Several challenges of one address can be pending
+/// (several devices, or someone else asking for challenges for it): none cancels another.
 pub async fn wallet_verify(
     context: &AppContext,
     address: &str,
     signature: &str,
+    message: Option<&str>,
     user_agent: Option<String>,
 ) -> Result<SignedIn, ApiError> {
     let mut problems = validate::Problems::default();
@@ -478,20 +481,37 @@ pub async fn wallet_verify(
     let (Some(address), Some((signature, recovery_id))) = (address, signature) else {
         return Err(ApiError::internal("validated input missing"));
     };
-    let challenge = context
-        .store
-        .get_challenge(address.as_lowercase())
-        .await?
-        .ok_or_else(challenge_rejected)?;
     let now_secs = epoch_secs(now());
-    if challenge.expires_at <= now_secs {
+    let candidates = match message {
+        // The message names its nonce: exactly that challenge, if it is this message.
+        Some(message) => match wallet::nonce_of(message) {
+            Some(nonce) => context
+                .store
+                .get_challenge(address.as_lowercase(), nonce)
+                .await?
+                .filter(|c| c.message == message && c.expires_at > now_secs)
+                .into_iter()
+                .collect(),
+            None => Vec::new(),
+        },
+        None => {
+            context
+                .store
+                .pending_challenges(address.as_lowercase(), now_secs)
+                .await?
+        }
+    };
+    if candidates.is_empty() {
         return Err(challenge_rejected());
     }
-    if wallet::recover_signer(&challenge.message, &signature, recovery_id).as_ref() != Some(&address) {
+    let Some(challenge) = candidates
+        .into_iter()
+        .find(|c| wallet::recover_signer(&c.message, &signature, recovery_id).as_ref() == Some(&address))
+    else {
         return Err(ApiError::Unauthorized(
             "The signature was not made by this address over its sign-in challenge.".to_owned(),
         ));
-    }
+    };
     if !context.store.consume_challenge(&challenge, now_secs).await? {
         return Err(challenge_rejected());
     }

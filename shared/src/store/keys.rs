@@ -4,7 +4,6 @@
 pub const PROFILE: &str = "PROFILE";
 pub const CLAIM: &str = "CLAIM";
 pub const SESSION: &str = "SESSION";
-pub const CHALLENGE: &str = "CHALLENGE";
 
 pub fn user(user_id: &str) -> String {
     format!("USER#{user_id}")
@@ -21,6 +20,13 @@ pub fn wallet(address_lowercase: &str) -> String {
 pub fn wallet_challenge(address_lowercase: &str) -> String {
     format!("WALLETCHALLENGE#{address_lowercase}")
 }
+
+/// One pending challenge of an address, by its nonce: several can be pending at once.
+pub fn challenge_nonce(nonce: &str) -> String {
+    format!("{CHALLENGE_NONCE_PREFIX}{nonce}")
+}
+
+pub const CHALLENGE_NONCE_PREFIX: &str = "NONCE#";
 
 pub fn session(session_id: &str) -> String {
     format!("SESSION#{session_id}")

@@ -132,7 +132,8 @@ async fn without_a_current_challenge_there_is_no_sign_in() {
         .await
         .assert_error(401, "unauthorized");
 
-    // A newer challenge replaces an older one: the older message no longer signs in.
+    // A newer challenge does not cancel an older one (another device's, or one someone else asked
+    // for): each signs in, once.
     let old = challenge(&app, &address.checksummed()).await.body["message"]
         .as_str()
         .unwrap()
@@ -142,15 +143,81 @@ async fn without_a_current_challenge_there_is_no_sign_in() {
         .unwrap()
         .to_owned();
     assert_ne!(old, new);
-    verify(&app, &address.checksummed(), &personal_sign(&wallet, &old))
+    for message in [&old, &new] {
+        let signature = personal_sign(&wallet, message);
+        assert_eq!(verify(&app, &address.checksummed(), &signature).await.status, 200);
+        verify(&app, &address.checksummed(), &signature)
+            .await
+            .assert_error(401, "unauthorized");
+    }
+}
+
+async fn verify_message(app: &TestApp, address: &str, signature: &str, message: &str) -> TestResponse {
+    app.call(
+        auth::wallet_verify,
+        TestRequest::new("POST", "/auth/wallet/verify")
+            .json(json!({ "address": address, "signature": signature, "message": message })),
+    )
+    .await
+}
+
+/// The message is EIP-4361's, field by field, so wallets can show where the sign-in comes from; the
+/// nonce is the challenge's own.
+#[tokio::test]
+async fn the_challenge_is_a_sign_in_with_ethereum_message() {
+    let app = TestApp::new().await;
+    let address = address_of_key(&key(9)).checksummed();
+    let first = challenge(&app, &address).await.body["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = challenge(&app, &address).await.body["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lines: Vec<&str> = first.lines().collect();
+    assert_eq!(lines[0], "parley.chat wants you to sign in with your Ethereum account:");
+    assert_eq!(lines[1], address);
+    assert_eq!(lines[2], "");
+    assert!(lines[3].starts_with("Sign in to Parley."));
+    assert_eq!(lines[4], "");
+    let fields: Vec<&str> = lines[5..].iter().map(|l| l.split_once(": ").unwrap().0).collect();
+    assert_eq!(
+        fields,
+        ["URI", "Version", "Chain ID", "Nonce", "Issued At", "Expiration Time"],
+        "{first}"
+    );
+    assert_eq!(lines[5], "URI: https://parley.chat");
+    assert_eq!(lines[6], "Version: 1");
+    assert_eq!(lines[7], "Chain ID: 1");
+    let nonce = |m: &str| parley::auth::wallet::nonce_of(m).unwrap().to_owned();
+    assert_ne!(nonce(&first), nonce(&second), "a nonce per challenge");
+}
+
+/// Someone who asks for many challenges for an address cannot push its owner's out: the owner's
+/// client names its message and gets exactly that challenge.
+#[tokio::test]
+async fn other_challenges_for_the_address_do_not_block_its_owner() {
+    let app = TestApp::new().await;
+    let wallet = key(10);
+    let address = address_of_key(&wallet).checksummed();
+    let mine = challenge(&app, &address).await.body["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..30 {
+        assert_eq!(challenge(&app, &address).await.status, 200);
+    }
+    let signature = personal_sign(&wallet, &mine);
+    // A message that is not one of the address's challenges is refused, and uses nothing up.
+    verify_message(&app, &address, &signature, &mine.replace("Nonce: ", "Nonce: 0"))
         .await
         .assert_error(401, "unauthorized");
-    assert_eq!(
-        verify(&app, &address.checksummed(), &personal_sign(&wallet, &new))
-            .await
-            .status,
-        200
-    );
+    let signed_in = verify_message(&app, &address, &signature, &mine).await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    verify_message(&app, &address, &signature, &mine)
+        .await
+        .assert_error(401, "unauthorized");
 }
 
 #[tokio::test]

@@ -103,7 +103,10 @@ export interface paths {
         put?: never;
         /**
          * Get a one-time sign-in message for a wallet address.
-         * @description The message carries a nonce and is valid for 5 minutes; sign it with `personal_sign`.
+         * @description An EIP-4361 (Sign-In with Ethereum) message: domain, address, statement, URI, version, chain id,
+         *     a single-use nonce, issued-at and expiration (5 minutes); sign it with `personal_sign`. A new
+         *     challenge does not cancel the address's other pending ones (another device's, or one someone else
+         *     asked for).
          */
         post: operations["auth-wallet-challenge"];
         delete?: never;
@@ -123,8 +126,9 @@ export interface paths {
         put?: never;
         /**
          * Sign in with a signed wallet challenge.
-         * @description The signature must be the address's EIP-191 `personal_sign` over its pending challenge, which it
-         *     uses up. The first sign-in of an address creates its user.
+         * @description The signature must be the address's EIP-191 `personal_sign` over one of its pending challenges,
+         *     which it uses up: the one whose `message` is given (send it), else any of the address's 25 newest
+         *     pending ones. The first sign-in of an address creates its user.
          */
         post: operations["auth-wallet-verify"];
         delete?: never;
@@ -1543,6 +1547,8 @@ export interface operations {
                     address: components["schemas"]["WalletAddressInput"];
                     /** @description 65 bytes (r, s, v) in hexadecimal, with or without `0x`. */
                     signature: string;
+                    /** @description The challenge's `message`, exactly as signed. */
+                    message?: string;
                 };
             };
         };
