@@ -36,7 +36,13 @@ pub struct Settings {
     /// How long an upload that is never attached is kept (`ATTACHMENT_UPLOAD_TTL_SECONDS`, 86400):
     /// the record's `expiresAt`; after it the attachment is gone for every route.
     pub upload_ttl: Duration,
+    /// How many bytes of attachments one user may have stored at once, uploads not yet sent included
+    /// (`ATTACHMENT_QUOTA_BYTES`, 1 GiB).
+    pub quota_bytes: u64,
 }
+
+/// The default per-user attachment quota: 1 GiB.
+pub const DEFAULT_QUOTA_BYTES: u64 = 1 << 30;
 
 impl Settings {
     pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -61,6 +67,18 @@ impl Settings {
             upload_url_ttl: seconds("ATTACHMENT_UPLOAD_URL_SECONDS", 900)?,
             download_url_ttl: seconds("ATTACHMENT_DOWNLOAD_URL_SECONDS", 900)?,
             upload_ttl: seconds("ATTACHMENT_UPLOAD_TTL_SECONDS", 86_400)?,
+            quota_bytes: match lookup("ATTACHMENT_QUOTA_BYTES").filter(|v| !v.trim().is_empty()) {
+                None => DEFAULT_QUOTA_BYTES,
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|bytes| *bytes >= 1)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name: "ATTACHMENT_QUOTA_BYTES",
+                        problem: format!("{v:?} is not a number of bytes of at least 1"),
+                    })?,
+            },
         })
     }
 }

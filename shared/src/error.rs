@@ -25,6 +25,9 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A per-user storage or creation quota is used up (`quota_exceeded`, 403).
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -66,7 +69,7 @@ impl ApiError {
         match self {
             ApiError::Validation { .. } | ApiError::InvalidJson(_) => 400,
             ApiError::Unauthorized(_) => 401,
-            ApiError::Forbidden(_) => 403,
+            ApiError::Forbidden(_) | ApiError::QuotaExceeded(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
             ApiError::Gone(_) => 410,
@@ -84,6 +87,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::QuotaExceeded(_) => "quota_exceeded",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Gone(_) => "gone",

@@ -1,5 +1,6 @@
 //! `/conversations/{conversationId}/attachments*` routes, and the attachments worker: the table's
-//! stream records of deleted messages (and of expired upload records), turned into S3 deletes.
+//! stream records of deleted messages (and of removed upload records), turned into S3 deletes and
+//! quota releases (`store::attachments`).
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -51,6 +52,21 @@ fn string(image: &serde_dynamo::Item, name: &str) -> Option<String> {
     }
 }
 
+/// An attachment record's removal (its message deleted, its upload expired unattached, its conversation
+/// purged): whose quota gets its bytes back (uploader, attachment id, size).
+fn removed_upload(record: &EventRecord) -> Option<(String, String, u64)> {
+    let sk = string(&record.change.keys, "SK")?;
+    if record.event_name != "REMOVE" || !sk.starts_with(keys::ATTACHMENT_PREFIX) {
+        return None;
+    }
+    let old = &record.change.old_image;
+    let size = match old.get("size") {
+        Some(serde_dynamo::AttributeValue::N(n)) => n.parse().ok()?,
+        _ => return None,
+    };
+    Some((string(old, "uploaderId")?, string(old, "id")?, size))
+}
+
 /// The objects (conversation id, attachment id) a stream record says are to be deleted: those a
 /// message had before it was deleted (or purged), or an upload record's that expired unattached.
 fn doomed(record: &EventRecord) -> Result<Vec<(String, String)>, ApiError> {
@@ -96,6 +112,15 @@ pub async fn worker(context: &AppContext, event: Event) -> DynamoDbEventResponse
     let mut response = DynamoDbEventResponse::default();
     for record in &event.records {
         let seq = record.change.sequence_number.clone().unwrap_or_default();
+        if let Some((uploader, attachment_id, size)) = removed_upload(record) {
+            if let Err(e) = context.store.release_attachment(&uploader, &attachment_id, size).await {
+                tracing::warn!(attachmentId = %attachment_id, error = %e, "quota not released; the record will be retried");
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = Some(seq);
+                response.batch_item_failures.push(failure);
+                return response;
+            }
+        }
         let objects = match doomed(record) {
             Ok(objects) => objects,
             Err(e) => {

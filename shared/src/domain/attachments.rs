@@ -7,7 +7,7 @@ use super::conversations::membership;
 use crate::attachments::{object_key, MAX_SIZE};
 use crate::context::AppContext;
 use crate::error::ApiError;
-use crate::store::{AttachmentRecord, AttachmentRef};
+use crate::store::{AttachmentRecord, AttachmentRef, Reservation};
 use crate::time::rfc3339;
 use crate::validate;
 
@@ -116,7 +116,16 @@ pub async fn reserve(
         .attachments
         .upload_url(&object_key(conversation_id, &id), &kind, size, now)
         .await?;
-    context.store.put_attachment(&record).await?;
+    let quota = settings.quota_bytes;
+    if context.store.reserve_attachment(&record, quota).await? == Reservation::OverQuota {
+        let used = context.store.stored_attachment_bytes(me).await?;
+        return Err(ApiError::QuotaExceeded(format!(
+            "Your attachments may take {} MiB at most and take {} MiB now (uploads not yet sent included); this one ({} bytes) does not fit. Delete messages with attachments to make room.",
+            quota >> 20,
+            used >> 20,
+            size
+        )));
+    }
     Ok(Reserved {
         attachment: record.to_ref(),
         upload_url,

@@ -60,26 +60,94 @@ impl AttachmentRecord {
     }
 }
 
+/// What [`Store::reserve_attachment`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    Stored,
+    /// The uploader's attachments would exceed the quota: nothing was written.
+    OverQuota,
+}
+
 impl Store {
-    pub async fn put_attachment(&self, record: &AttachmentRecord) -> Result<(), ApiError> {
+    /// Records an upload and charges its declared size to its uploader's quota, in one transaction: the
+    /// charge only if the uploader's stored bytes stay within `quota_bytes` (`USER#<uploader>` /
+    /// `STORAGE`), the record only if its id is new. 2 items, 4 WCU.
+    pub async fn reserve_attachment(
+        &self,
+        record: &AttachmentRecord,
+        quota_bytes: u64,
+    ) -> Result<Reservation, ApiError> {
+        let Some(room) = quota_bytes.checked_sub(record.size) else {
+            return Ok(Reservation::OverQuota);
+        };
+        let charge = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::user(&record.uploader_id), keys::STORAGE)))
+            .update_expression("ADD attachmentBytes :size")
+            .condition_expression("attribute_not_exists(attachmentBytes) OR attachmentBytes <= :room")
+            .expression_attribute_values(":size", n(record.size))
+            .expression_attribute_values(":room", n(room))
+            .build()
+            .map_err(ApiError::internal)?;
         let item = item_with_key(
             keys::conversation(&record.conversation_id),
             &keys::attachment(&record.id),
             record,
         )?;
-        let stored = self
-            .put_if(
-                self.client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression("attribute_not_exists(PK)"),
-            )
-            .await?;
-        if !stored {
-            return Err(ApiError::internal("attachment id collision"));
+        let writes = vec![
+            TransactWriteItem::builder().update(charge).build(),
+            self.put_if_absent(item)?,
+        ];
+        match self.transact(writes).await {
+            Ok(()) => Ok(Reservation::Stored),
+            Err(super::WriteConflict::Conditions(failed)) if failed.contains(&0) => Ok(Reservation::OverQuota),
+            Err(super::WriteConflict::Conditions(_)) => Err(ApiError::internal("attachment id collision")),
+            Err(super::WriteConflict::Other(e)) => Err(e),
         }
-        Ok(())
+    }
+
+    /// Gives a removed attachment's bytes back to its uploader's quota, once: the marker
+    /// `RELEASED#<attachmentId>` (kept two days, longer than a stream record is retried) and the
+    /// decrement are one transaction, so a record seen twice releases once. `false`: released already.
+    pub async fn release_attachment(
+        &self,
+        uploader_id: &str,
+        attachment_id: &str,
+        size: u64,
+    ) -> Result<bool, ApiError> {
+        let marker = std::collections::HashMap::from([
+            ("PK".to_owned(), s(keys::user(uploader_id))),
+            ("SK".to_owned(), s(keys::released(attachment_id))),
+            (
+                "expiresAt".to_owned(),
+                n(crate::time::epoch_secs(crate::time::now()) + 2 * 24 * 3600),
+            ),
+        ]);
+        let give_back = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::user(uploader_id), keys::STORAGE)))
+            .update_expression("ADD attachmentBytes :minus")
+            .condition_expression("attribute_exists(attachmentBytes)")
+            .expression_attribute_values(":minus", n(-(size as i64)))
+            .build()
+            .map_err(ApiError::internal)?;
+        self.transact_if(vec![
+            self.put_if_absent(marker)?,
+            TransactWriteItem::builder().update(give_back).build(),
+        ])
+        .await
+    }
+
+    /// The bytes of attachments the user has stored (strongly consistent).
+    pub async fn stored_attachment_bytes(&self, user_id: &str) -> Result<u64, ApiError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Storage {
+            #[serde(default)]
+            attachment_bytes: u64,
+        }
+        let storage: Option<Storage> = self.get_record(keys::user(user_id), keys::STORAGE.to_owned()).await?;
+        Ok(storage.map_or(0, |s| s.attachment_bytes))
     }
 
     pub async fn get_attachment(

@@ -73,6 +73,15 @@ pub fn attachment(attachment_id: &str) -> String {
 
 pub const ATTACHMENT_PREFIX: &str = "ATTACH#";
 
+/// `USER#<userId>` / `STORAGE`: the bytes of attachments the user has stored (`store::attachments`).
+pub const STORAGE: &str = "STORAGE";
+
+/// `USER#<uploader>` / `RELEASED#<attachmentId>`: that the attachment's bytes went back to its
+/// uploader's quota (once, however often its removal is seen).
+pub fn released(attachment_id: &str) -> String {
+    format!("RELEASED#{attachment_id}")
+}
+
 /// `SRCH#<conversationId>` / `<messageId>`: the partition of a conversation's search index, one item
 /// per indexed message (see `crate::search`).
 pub fn search_index(conversation_id: &str) -> String {

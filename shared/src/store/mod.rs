@@ -31,7 +31,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use serde::Serialize;
 
-pub use attachments::{AttachmentRecord, AttachmentRef};
+pub use attachments::{AttachmentRecord, AttachmentRef, Reservation};
 pub use blocks::{BlockOutcome, BlockRecord};
 pub use connections::ConnectionRecord;
 pub use conversations::{activity_key, ConversationRecord, CreateConversationError, MemberRecord, MessageRecord};

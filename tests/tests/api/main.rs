@@ -3,6 +3,7 @@
 
 mod accounts;
 mod alarms;
+mod attachments_quota;
 mod connections;
 mod contract_asyncapi;
 mod contract_openapi;

@@ -525,3 +525,70 @@ async fn the_websocket_send_attaches_uploads_too() {
     };
     assert_eq!(error["error"]["code"], "validation_failed", "{error}");
 }
+
+/// Each user may have 1 GiB of attachments stored, counted by declared size from the reservation
+/// until the attachment is removed: beyond it a reservation is `403 quota_exceeded` and writes
+/// nothing; another user is not affected; deleting a message gives its attachments' bytes back (the
+/// attachments worker, once the records are gone).
+#[tokio::test(flavor = "multi_thread")]
+async fn attachments_count_against_a_quota_of_one_gib_per_user() {
+    const MIB: u64 = 1 << 20;
+    let (ann, bob) = (rt().user("quotaann").await, rt().user("quotabob").await);
+    let group = rt().group(&ann, &[&bob]).await;
+    let declare = |size: u64, n: usize| json!({ "fileName": format!("big-{n}.bin"), "contentType": "application/octet-stream", "size": size });
+    // 975 MiB reserved (never uploaded: the declared size counts), then a real 1 KiB one, sent.
+    for n in 0..39 {
+        let (status, body) = reserve(&rt(), &ann, &group, declare(25 * MIB, n)).await;
+        assert_eq!(status, 201, "reservation {n}: {body}");
+    }
+    let small = uploaded(&rt(), &ann, &group, "small.txt", "text/plain", &[b'x'; 1024]).await;
+    let small_id = small["attachment"]["id"].as_str().unwrap();
+    let (status, sent) = rt()
+        .call(
+            "POST",
+            &format!("/conversations/{group}/messages"),
+            Some(&ann.token),
+            Some(json!({ "clientMessageId": "quota-small", "body": "small", "attachmentIds": [small_id] })),
+        )
+        .await;
+    assert_eq!(status, 201, "{sent}");
+    // Up to exactly 1 GiB is fine.
+    assert_eq!(reserve(&rt(), &ann, &group, declare(25 * MIB, 100)).await.0, 201);
+    assert_eq!(reserve(&rt(), &ann, &group, declare(24 * MIB - 1024, 101)).await.0, 201);
+    let over = reserve(&rt(), &ann, &group, declare(1024, 102)).await;
+    assert_error(&over, 403, "quota_exceeded");
+    assert!(
+        over.1["error"]["message"].as_str().unwrap().contains("1024 MiB"),
+        "{}",
+        over.1
+    );
+    // Bob's quota is his own.
+    assert_eq!(reserve(&rt(), &bob, &group, declare(25 * MIB, 103)).await.0, 201);
+
+    // Deleting the message gives its 1 KiB back.
+    let (status, body) = rt()
+        .call(
+            "DELETE",
+            &format!("/conversations/{group}/messages/{}", sent["id"].as_str().unwrap()),
+            Some(&ann.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let deadline = std::time::Instant::now() + parley_tests::FOLLOW_UP_WITHIN;
+    let mut last = over;
+    while std::time::Instant::now() < deadline {
+        last = reserve(&rt(), &ann, &group, declare(1024, 104)).await;
+        if last.0 == 201 {
+            break;
+        }
+        assert_error(&last, 403, "quota_exceeded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(last.0, 201, "the deleted message's bytes came back: {}", last.1);
+    assert_error(
+        &reserve(&rt(), &ann, &group, declare(1, 105)).await,
+        403,
+        "quota_exceeded",
+    );
+}

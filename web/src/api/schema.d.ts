@@ -592,7 +592,10 @@ export interface paths {
          * Reserve an upload.
          * @description `PUT` the bytes to `uploadUrl` with `uploadHeaders` before `expiresAt` (15 minutes); the storage
          *     refuses another size or type. Attach the upload with a message's `attachmentIds`; one never
-         *     attached is deleted after 24 hours. A `size` over 25 MiB is `413 payload_too_large`.
+         *     attached is deleted after 24 hours. A `size` over 25 MiB is `413 payload_too_large`. Each user may
+         *     have 1 GiB of attachments stored at once, counted by declared size from the reservation until the
+         *     attachment is removed (its message deleted, or the upload never sent); beyond it, `403
+         *     quota_exceeded`.
          */
         post: operations["attachments-create"];
         delete?: never;
@@ -989,7 +992,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "validation_failed" | "invalid_json" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "gone" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "unavailable" | "internal";
+                code: "validation_failed" | "invalid_json" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "gone" | "quota_exceeded" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "unavailable" | "internal";
                 /** @description A sentence for people; never internals. */
                 message: string;
                 /** @description With `validation_failed`, one entry per broken rule. */
@@ -1028,6 +1031,12 @@ export interface components {
             error?: {
                 /** @constant */
                 code?: "conflict";
+            };
+        };
+        QuotaExceededError: components["schemas"]["Error"] & {
+            error?: {
+                /** @constant */
+                code?: "quota_exceeded";
             };
         };
         GoneError: components["schemas"]["Error"] & {
@@ -1216,6 +1225,16 @@ export interface components {
             };
             content: {
                 "application/json": components["schemas"]["ConflictError"];
+            };
+        };
+        /** @description `quota_exceeded`: a per-user quota is used up (1 GiB of stored attachments, uploads not yet sent included). */
+        QuotaExceeded: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["QuotaExceededError"];
             };
         };
         /** @description `gone`: what the request names can no longer be served (a sync token older than 30 days). */
@@ -2664,6 +2683,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["QuotaExceeded"];
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
