@@ -60,11 +60,26 @@ server.callback = () => {
   return (req, res) => {
     acceptLocalKey(req);
     const problem = req.method === 'OPTIONS' ? null : verify(req);
-    if (!problem) return handle(req, res);
-    res.writeHead(403, { 'Content-Type': 'application/xml' });
-    res.end(
-      `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${problem.code}</Code>` +
-        `<Message>${escape(problem.message)}</Message></Error>`,
+    const refuse = (status, { code, message }) => {
+      res.writeHead(status, { 'Content-Type': 'application/xml' });
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code>` +
+          `<Message>${escape(message)}</Message></Error>`,
+      );
+    };
+    if (problem) return refuse(403, problem);
+    if (req.method !== 'PUT' || req.headers['if-none-match'] !== '*') return handle(req, res);
+    // S3's conditional write: `If-None-Match: *` creates the object only if it does not exist (412
+    // PreconditionFailed otherwise). s3rver ignores the header, so it is checked here; two uploads
+    // racing each other may both pass this check, where S3 lets exactly one through.
+    const [, target, ...rest] = req.url.split('?')[0].split('/');
+    const key = rest.map(decodeURIComponent).join('/');
+    server.store.existsObject(decodeURIComponent(target), key).then(
+      (exists) =>
+        exists
+          ? refuse(412, { code: 'PreconditionFailed', message: 'At least one of the pre-conditions you specified did not hold' })
+          : handle(req, res),
+      (err) => refuse(500, { code: 'InternalError', message: String(err) }),
     );
   };
 };

@@ -158,6 +158,9 @@ impl Storage {
             .key(key)
             .content_type(content_type)
             .content_length(size as i64)
+            // Signed, so the URL can only create the object: once uploaded (and so before it can be
+            // sent) nothing can replace it through this URL (S3 conditional writes: 412).
+            .if_none_match("*")
             .tagging(UNATTACHED_TAG)
             .presigned(Self::presigning(self.settings.upload_url_ttl, now)?);
         // Boxed, as every SDK future here: in a debug build they would make their callers' futures

@@ -7,8 +7,10 @@
 //! signatures, so `start.js` verifies them (presigned query and Authorization header alike) before
 //! s3rver sees a request: a tampered signature, or a body with another `Content-Length` or
 //! `Content-Type` than the signed ones, is refused with 403 as S3 refuses it, and so is an anonymous
-//! request (the bucket is private). Parley also checks the stored object's size and type
-//! (HeadObject) before attaching it, which holds whatever the storage lets through.
+//! request (the bucket is private). It also answers S3's conditional write (`If-None-Match: *` on a
+//! `PUT`: 412 when the object exists), which s3rver ignores and Parley's upload URLs carry. Parley
+//! also checks the stored object's size and type (HeadObject) before attaching it, which holds
+//! whatever the storage lets through.
 //!
 //! The process is `local_process::Server`: it dies with the process that started it.
 

@@ -254,6 +254,24 @@ pub async fn keep_attached(context: &AppContext, conversation_id: &str, attached
     }
 }
 
+/// After a delete committed: the deleted message's attachments go at once, records first (every
+/// route's view of them) then objects (so a download URL handed out before stops working). A failure
+/// is logged: the attachments worker does the same from the message's stream record within seconds.
+pub async fn remove_now(context: &AppContext, conversation_id: &str, attached: &[AttachmentRef]) {
+    for attachment in attached {
+        let removed = async {
+            context.store.delete_attachment(conversation_id, &attachment.id).await?;
+            context
+                .attachments
+                .delete(&object_key(conversation_id, &attachment.id))
+                .await
+        };
+        if let Err(e) = removed.await {
+            tracing::warn!(attachmentId = %attachment.id, error = %e, "a deleted message's attachment is left to the worker");
+        }
+    }
+}
+
 /// Download URLs for the attachments of messages a member reads.
 pub async fn with_urls(context: &AppContext, attachments: &mut [AttachmentRef]) -> Result<(), ApiError> {
     let now = context.now();

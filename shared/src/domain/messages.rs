@@ -518,6 +518,7 @@ pub async fn delete(
         // Deleted meanwhile by someone else: no news from this request.
         return Ok(Published::quiet(()));
     };
+    super::attachments::remove_now(context, conversation_id, &existing.attachments).await;
     context.store.refresh_last_message(&deleted).await?;
     let event = events::message("message.deleted", &Message::from(deleted));
     Ok(Published::new(

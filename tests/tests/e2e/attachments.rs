@@ -1,7 +1,8 @@
 //! Attachments end to end (docs/API-GUIDE.md "Attachments") over real HTTP on the local stack: an upload with the
 //! presigned URL to the local S3 server (s3rver, behind the launcher's SigV4 check), attached on send, read back with a download URL whose
 //! bytes and headers are checked; members only; every bad input refused with nothing half-written; an
-//! abandoned upload's clean-up with a short TTL; a deleted message's objects deleted by the worker.
+//! abandoned upload's clean-up with a short TTL; a deleted message's objects gone when the delete
+//! answers; an upload URL that creates its object once; the per-user quota.
 
 use std::time::Duration;
 
@@ -206,7 +207,8 @@ async fn an_upload_is_attached_read_back_and_downloaded_by_members_only() {
         .starts_with("attachment"));
     assert_eq!(response.headers()["content-type"], "text/html");
 
-    // Deleting the message deletes its object (the attachments worker, from the stream).
+    // Deleting the message deletes its object and record before the delete answers: a download URL
+    // handed out before stops working at once (the attachments worker would follow within seconds).
     let url = got["url"].as_str().unwrap().to_owned();
     let picture_url = listed["url"].as_str().unwrap().to_owned();
     let (status, _) = rt()
@@ -218,17 +220,11 @@ async fn an_upload_is_attached_read_back_and_downloaded_by_members_only() {
         )
         .await;
     assert_eq!(status, 204);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if download(&picture_url).await.status() == 404 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the deleted message's object is still there"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_eq!(
+        download(&picture_url).await.status(),
+        404,
+        "the deleted message's object is gone when the delete answers"
+    );
     assert_error(&rt().call("GET", &path, Some(&bob.token), None).await, 404, "not_found");
     // The other message's object stays.
     assert_eq!(download(&url).await.status(), 200);
@@ -591,4 +587,37 @@ async fn attachments_count_against_a_quota_of_one_gib_per_user() {
         403,
         "quota_exceeded",
     );
+}
+
+/// An upload URL creates its object once: a second `PUT` through it (to replace the bytes after a
+/// check, or after the send) is refused with 412, and the sent attachment keeps the first bytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_url_cannot_replace_its_object() {
+    let (ann, bob) = (rt().user("onceann").await, rt().user("oncebob").await);
+    let group = rt().group(&ann, &[&bob]).await;
+    let first = b"the bytes that were checked".to_vec();
+    let reserved = uploaded(&rt(), &ann, &group, "once.txt", "text/plain", &first).await;
+    assert!(
+        reserved["uploadHeaders"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("if-none-match")),
+        "the URL is signed for a create-only PUT: {reserved}"
+    );
+    let same_size = b"the bytes that replace it!!".to_vec();
+    assert_eq!(same_size.len(), first.len());
+    assert_eq!(upload(&reserved, &same_size, &[]).await, 412, "before the send");
+    let id = reserved["attachment"]["id"].as_str().unwrap();
+    let (status, message) = send(
+        &rt(),
+        &ann,
+        &group,
+        json!({ "clientMessageId": "once", "body": "", "attachmentIds": [id] }),
+    )
+    .await;
+    assert_eq!(status, 201, "{message}");
+    assert_eq!(upload(&reserved, &same_size, &[]).await, 412, "after the send");
+    let url = message["attachments"][0]["url"].as_str().unwrap();
+    assert_eq!(download(url).await.bytes().await.unwrap().to_vec(), first);
 }
