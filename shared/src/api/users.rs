@@ -51,18 +51,8 @@ pub async fn update_me(context: &'static AppContext, request: ApiRequest) -> Res
         // Presence is best effort: the profile change stands even when its event cannot go out.
         // Never to anyone who blocked the caller (docs/API-GUIDE.md, blocks); when that cannot be read, no
         // presence goes out at all rather than one that might reach a blocker.
-        let audience = match crate::domain::conversations::co_members(context, &claims.sub).await {
-            Ok(people) => blocks::without_blockers(context, &claims.sub, people).await,
-            Err(e) => Err(e),
-        };
-        match audience {
-            Ok(people) => {
-                let event = crate::realtime::Outgoing::to_users(people, crate::realtime::events::presence(&user));
-                if let Err(e) = context.publish(&[event]).await {
-                    tracing::warn!(error = %e, "presence not queued");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "presence skipped: co-members or blockers unreadable"),
+        if let Err(e) = crate::domain::presence::announce(context, &user).await {
+            tracing::warn!(error = %e, "presence skipped: co-members, blockers or its throttle unreadable, or not queued");
         }
     }
     Reply::ok(&user)

@@ -34,6 +34,18 @@ pub struct Envelope {
     /// Delivery attempts these recipients have had already (0 on the first).
     #[serde(default)]
     pub attempt: u32,
+    /// A delayed `presence` (`domain::presence`): delivered only if the user's presence is still at
+    /// this version when it comes due, so a later change supersedes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_version: Option<PresenceVersion>,
+}
+
+/// Whose presence, and which version of it, a delayed envelope carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceVersion {
+    pub user_id: String,
+    pub version: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +76,7 @@ pub fn envelopes(outgoing: &Outgoing) -> Vec<Envelope> {
         to,
         skip: outgoing.skip.clone(),
         attempt: 0,
+        presence_version: None,
     };
     match &outgoing.audience {
         Audience::Conversation { direct_members, .. } if !direct_members.is_empty() => {
@@ -142,6 +155,33 @@ impl Publisher {
             Some(url) => self.send(url, &envelopes, Ordering::InGroups).await,
             None => {
                 super::worker::deliver_now(context, envelopes).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Queues `outgoing` for delivery after `delay` (on the standard retry queue, which takes a delay
+    /// per message), each envelope delivered only if `version` is still the user's presence then.
+    /// Without a queue it is delivered at once, gate and all.
+    pub async fn publish_later(
+        &self,
+        context: &crate::AppContext,
+        outgoing: &Outgoing,
+        delay: Duration,
+        version: PresenceVersion,
+    ) -> Result<(), ApiError> {
+        let mut gated = envelopes(outgoing);
+        for envelope in &mut gated {
+            envelope.presence_version = Some(version.clone());
+        }
+        match &self.queues.retry {
+            Some(url) => {
+                // SQS delays are whole seconds: rounded up, so the window is never cut short.
+                let seconds = delay.as_millis().div_ceil(1000).min(900) as i32;
+                self.send(url, &gated, Ordering::Delayed(seconds)).await
+            }
+            None => {
+                super::worker::deliver_now(context, gated).await;
                 Ok(())
             }
         }
@@ -353,6 +393,10 @@ mod tests {
             }]),
             skip: Skip::User("U".into()),
             attempt: 2,
+            presence_version: Some(PresenceVersion {
+                user_id: "U".into(),
+                version: 3,
+            }),
         };
         let text = serde_json::to_string(&envelope).unwrap();
         assert_eq!(serde_json::from_str::<Envelope>(&text).unwrap(), envelope);

@@ -108,9 +108,45 @@ pub async fn deliver_now(context: &AppContext, envelopes: Vec<Envelope>) {
     }
 }
 
+/// The envelopes without those a later presence change superseded (one consistent GetItem per user
+/// with a delayed presence among them); a record whose check cannot be read is to be retried.
+async fn current(context: &AppContext, envelopes: Vec<(String, Envelope)>) -> (Vec<(String, Envelope)>, Vec<String>) {
+    let users: std::collections::BTreeSet<&str> = envelopes
+        .iter()
+        .filter_map(|(_, e)| e.presence_version.as_ref().map(|p| p.user_id.as_str()))
+        .collect();
+    if users.is_empty() {
+        return (envelopes, Vec::new());
+    }
+    let versions: BTreeMap<String, Result<u64, ApiError>> =
+        futures_util::future::join_all(users.into_iter().map(|user| async move {
+            let state = context.store.presence_state(user).await;
+            (user.to_owned(), state.map(|s| s.map_or(0, |s| s.version)))
+        }))
+        .await
+        .into_iter()
+        .collect();
+    let mut kept = Vec::with_capacity(envelopes.len());
+    let mut failed = Vec::new();
+    for (id, envelope) in envelopes {
+        match &envelope.presence_version {
+            None => kept.push((id, envelope)),
+            Some(gate) => match &versions[&gate.user_id] {
+                Ok(version) if *version == gate.version => kept.push((id, envelope)),
+                Ok(_) => {} // superseded: a later change went (or goes) out instead
+                Err(e) => {
+                    tracing::warn!(messageId = %id, error = %e, "could not read the presence version; the record will be retried");
+                    failed.push(id);
+                }
+            },
+        }
+    }
+    (kept, failed)
+}
+
 /// Delivers the envelopes (keyed by record id); returns the ids of records to retry whole.
 async fn deliver(context: &AppContext, envelopes: Vec<(String, Envelope)>) -> Vec<String> {
-    let mut failed_records = Vec::new();
+    let (envelopes, mut failed_records) = current(context, envelopes).await;
     let mut delivery = Delivery::default();
     // Per connection: its events in arrival order, and the records they came from.
     let mut outbox: BTreeMap<Connection, (Vec<Value>, Vec<usize>, u32)> = BTreeMap::new();
@@ -236,6 +272,7 @@ async fn retry(
             to: Target::Connections(connections),
             skip: Skip::Nobody,
             attempt,
+            presence_version: None,
         };
         let outcome = if attempt >= DELIVERY_ATTEMPTS {
             tracing::error!(

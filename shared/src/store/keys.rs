@@ -73,6 +73,9 @@ pub fn attachment(attachment_id: &str) -> String {
 
 pub const ATTACHMENT_PREFIX: &str = "ATTACH#";
 
+/// `USER#<userId>` / `PRESENCE`: the user's presence throttle (`store::presence`).
+pub const PRESENCE: &str = "PRESENCE";
+
 /// `USER#<userId>` / `STORAGE`: the bytes of attachments the user has stored (`store::attachments`).
 pub const STORAGE: &str = "STORAGE";
 

@@ -333,6 +333,49 @@ async fn presence_goes_to_co_members_only() {
     silent(&mut bob_ws, 400).await;
 }
 
+/// At most one `presence` per user every 10 seconds, changes within the window collapsed into the
+/// last: a burst of three status changes reaches a co-member as the first at once and the last when
+/// the window ends, never the one in between.
+#[tokio::test(flavor = "multi_thread")]
+async fn presence_goes_out_once_per_window_with_the_changes_in_it_collapsed() {
+    let (ann, bob) = (user("thr").await, user("ott").await);
+    group(&ann, &[&bob]).await;
+    let mut bob_ws = connect(&bob).await;
+    let status = |body: Value| {
+        let token = ann.token.clone();
+        async move {
+            let (status, answer) = call("PATCH", "/users/me", Some(&token), Some(body)).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    };
+    status(json!({ "status": "away" })).await;
+    let first = next(&mut bob_ws).await;
+    let window_start = std::time::Instant::now();
+    assert_eq!(
+        (first["type"].as_str(), first["status"].as_str()),
+        (Some("presence"), Some("away"))
+    );
+    status(json!({ "status": "busy" })).await;
+    status(json!({ "status": "online", "statusText": "back" })).await;
+    // Nothing until the window ends, then the last state only.
+    silent(&mut bob_ws, 5_000).await;
+    let collapsed = next(&mut bob_ws).await;
+    assert!(
+        window_start.elapsed() >= std::time::Duration::from_secs(8),
+        "the collapsed change waits for the window's end ({:?})",
+        window_start.elapsed()
+    );
+    assert_eq!(
+        (
+            collapsed["type"].as_str(),
+            collapsed["status"].as_str(),
+            collapsed["statusText"].as_str()
+        ),
+        (Some("presence"), Some("online"), Some("back"))
+    );
+    silent(&mut bob_ws, 2_000).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_the_documented_refusal_and_the_connection_keeps_working() {
     let (ann, bob) = (user("bad").await, user("inp").await);
