@@ -521,10 +521,9 @@ pub async fn delete(
     super::attachments::remove_now(context, conversation_id, &existing.attachments).await;
     context.store.refresh_last_message(&deleted).await?;
     let event = events::message("message.deleted", &Message::from(deleted));
-    Ok(Published::new(
-        (),
-        vec![Outgoing::to_conversation(&conversation, event)],
-    ))
+    let mut outgoing = vec![Outgoing::to_conversation(&conversation, event)];
+    outgoing.extend(super::pins::unpin_deleted(context, &conversation, &message_id).await?);
+    Ok(Published::new((), outgoing))
 }
 
 /// Messages as `me` reads them: each with `me`'s own reactions (`myReactions`), read in one call for

@@ -38,6 +38,11 @@ pub fn reaction(kind: &str, conversation_id: &str, message_id: &str, user_id: &s
     json!({ "type": kind, "conversationId": conversation_id, "messageId": message_id, "userId": user_id, "reaction": reaction })
 }
 
+/// `message.pinned` / `message.unpinned`.
+pub fn pin(kind: &str, conversation_id: &str, message_id: &str) -> Value {
+    json!({ "type": kind, "conversationId": conversation_id, "messageId": message_id })
+}
+
 /// `member.role`: a member's role changed.
 pub fn member_role(conversation_id: &str, user_id: &str, role: &str) -> Value {
     json!({ "type": "member.role", "conversationId": conversation_id, "userId": user_id, "role": role })

@@ -73,6 +73,13 @@ pub fn attachment(attachment_id: &str) -> String {
 
 pub const ATTACHMENT_PREFIX: &str = "ATTACH#";
 
+/// `CONV#<id>` / `PIN#<messageId>`: a pinned message (`store::pins`).
+pub fn pin(message_id: &str) -> String {
+    format!("{PIN_PREFIX}{message_id}")
+}
+
+pub const PIN_PREFIX: &str = "PIN#";
+
 /// `USER#<userId>` / `PRESENCE`: the user's presence throttle (`store::presence`).
 pub const PRESENCE: &str = "PRESENCE";
 

@@ -507,6 +507,8 @@ fn every_frame() -> Vec<Value> {
         events::read(CONVERSATION, USER, MESSAGE, 3),
         events::reaction("reaction.added", CONVERSATION, MESSAGE, USER, "thumbsup"),
         events::reaction("reaction.removed", CONVERSATION, MESSAGE, USER, "👍🏽"),
+        events::pin("message.pinned", CONVERSATION, MESSAGE),
+        events::pin("message.unpinned", CONVERSATION, MESSAGE),
     ];
     let mut frames = events.clone();
     frames.push(events::frame(&events[..2]));

@@ -167,9 +167,16 @@ async fn prepare(app: &TestApp, name: &str, mut event: Value) -> Value {
             event["requestContext"]["http"]["path"] = json!(path);
         }
     }
-    if ["conversations-", "members-", "messages-", "reactions-", "attachments-"]
-        .iter()
-        .any(|p| name.starts_with(p))
+    if [
+        "conversations-",
+        "members-",
+        "messages-",
+        "reactions-",
+        "pins-",
+        "attachments-",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
     {
         event = conversation_world(app, &event).await;
     }
@@ -316,6 +323,9 @@ async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
         "messages-get" => app.call_event(messages::get, event).await,
         "messages-replies" => app.call_event(messages::replies, event).await,
         "reactions-put" => app.call_event(messages::react, event).await,
+        "pins-put" => app.call_event(parley::api::pins::put, event).await,
+        "pins-delete" => app.call_event(parley::api::pins::delete, event).await,
+        "pins-list" => app.call_event(parley::api::pins::list, event).await,
         "reactions-delete" => app.call_event(messages::unreact, event).await,
         "attachments-create" => app.call_event(parley::api::attachments::create, event).await,
         "attachments-get" => Box::pin(attachments_get(app, event)).await,

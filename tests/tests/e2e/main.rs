@@ -16,6 +16,7 @@ mod iam;
 mod lambda_limits;
 mod names;
 mod operations;
+mod pins;
 mod rate_limits;
 mod restart;
 mod search;

@@ -1,0 +1,5 @@
+//! `PUT /conversations/{conversationId}/pins/{messageId}`
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::http::serve(parley::api::pins::put).await
+}
