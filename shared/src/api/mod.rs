@@ -7,6 +7,7 @@ pub mod conversation_worker;
 pub mod conversations;
 pub mod health;
 pub mod messages;
+pub mod mutes;
 pub mod pins;
 pub mod search;
 pub mod search_indexer;

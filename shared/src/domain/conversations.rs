@@ -733,7 +733,8 @@ pub const TYPING_INTERVAL_MS: u64 = 3000;
 /// blocked the typist), at most once per [`TYPING_INTERVAL_MS`]; extra frames are dropped silently.
 /// The throttle costs one conditional write per frame; the blockers one Query per delivered event.
 pub async fn typing(context: &AppContext, me: &str, conversation_id: &str) -> Result<Published<()>, ApiError> {
-    let (conversation, _) = membership(context, conversation_id, me).await?;
+    let (conversation, member) = membership(context, conversation_id, me).await?;
+    super::mutes::refuse_if_muted(context, &member)?;
     if !context
         .store
         .claim_typing(conversation_id, me, context.now_ms(), TYPING_INTERVAL_MS)

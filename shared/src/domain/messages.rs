@@ -211,6 +211,7 @@ pub async fn send(
             "The other member of this direct conversation has blocked you, so you cannot send here.".to_owned(),
         ));
     }
+    super::mutes::refuse_if_muted(context, &member)?;
     if let Some(parent_id) = &parent_id {
         match &found.parent {
             None => {

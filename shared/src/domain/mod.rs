@@ -5,6 +5,7 @@ pub mod attachments;
 pub mod blocks;
 pub mod conversations;
 pub mod messages;
+pub mod mutes;
 pub mod pins;
 pub mod presence;
 pub mod reactions;

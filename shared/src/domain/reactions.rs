@@ -57,7 +57,8 @@ pub async fn add(
 ) -> Result<Published<()>, ApiError> {
     let message_id = validate::ulid("messageId", message_id)?;
     let reaction = reaction(raw)?;
-    let (conversation, _) = membership(context, conversation_id, me).await?;
+    let (conversation, member) = membership(context, conversation_id, me).await?;
+    super::mutes::refuse_if_muted(context, &member)?;
     match context
         .store
         .put_reaction(conversation_id, &message_id, me, &reaction, MAX_DISTINCT)
@@ -98,7 +99,8 @@ pub async fn remove(
 ) -> Result<Published<()>, ApiError> {
     let message_id = validate::ulid("messageId", message_id)?;
     let reaction = reaction(raw)?;
-    let (conversation, _) = membership(context, conversation_id, me).await?;
+    let (conversation, member) = membership(context, conversation_id, me).await?;
+    super::mutes::refuse_if_muted(context, &member)?;
     if context
         .store
         .remove_reaction(conversation_id, &message_id, me, &reaction)

@@ -38,6 +38,16 @@ pub fn reaction(kind: &str, conversation_id: &str, message_id: &str, user_id: &s
     json!({ "type": kind, "conversationId": conversation_id, "messageId": message_id, "userId": user_id, "reaction": reaction })
 }
 
+/// `member.muted` (with `until`) or, without it, `member.unmuted`.
+pub fn member_muted(conversation_id: &str, user_id: &str, until: Option<&str>) -> Value {
+    match until {
+        Some(until) => {
+            json!({ "type": "member.muted", "conversationId": conversation_id, "userId": user_id, "until": until })
+        }
+        None => json!({ "type": "member.unmuted", "conversationId": conversation_id, "userId": user_id }),
+    }
+}
+
 /// `message.pinned` / `message.unpinned`.
 pub fn pin(kind: &str, conversation_id: &str, message_id: &str) -> Value {
     json!({ "type": kind, "conversationId": conversation_id, "messageId": message_id })

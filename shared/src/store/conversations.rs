@@ -148,6 +148,9 @@ pub struct MemberRecord {
     pub gsi1_pk: String,
     #[serde(rename = "GSI1SK")]
     pub gsi1_sk: String,
+    /// Until when (epoch ms) the member is muted (`domain::mutes`): no sends, reactions or typing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<u64>,
     /// The member's sync key (`store::sync`), once the conversation worker wrote one.
     #[serde(rename = "GSI2PK", default, skip_serializing_if = "Option::is_none")]
     pub gsi2_pk: Option<String>,
@@ -170,6 +173,7 @@ impl MemberRecord {
             pending_add: None,
             gsi1_pk: keys::user_conversations(user_id),
             gsi1_sk: activity_key(&conversation.activity, &conversation.id),
+            muted_until: None,
             gsi2_pk: None,
             gsi2_sk: None,
         }

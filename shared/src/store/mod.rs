@@ -11,6 +11,7 @@ mod connections;
 mod conversations;
 pub(crate) mod keys;
 mod messages;
+mod mutes;
 mod pins;
 mod positions;
 mod presence;

@@ -509,6 +509,8 @@ fn every_frame() -> Vec<Value> {
         events::reaction("reaction.removed", CONVERSATION, MESSAGE, USER, "👍🏽"),
         events::pin("message.pinned", CONVERSATION, MESSAGE),
         events::pin("message.unpinned", CONVERSATION, MESSAGE),
+        events::member_muted(CONVERSATION, OTHER, Some("2026-12-07T18:00:00.000Z")),
+        events::member_muted(CONVERSATION, OTHER, None),
     ];
     let mut frames = events.clone();
     frames.push(events::frame(&events[..2]));

@@ -120,7 +120,9 @@ async fn prepare(app: &TestApp, name: &str, mut event: Value) -> Value {
         let user_id = signed_in["user"]["id"].as_str().unwrap();
         // A user route's `{userId}` is the caller, a block route's someone else; a member route's is
         // the other member (below).
-        let member_route = ["members-", "conversations-"].iter().any(|p| name.starts_with(p));
+        let member_route = ["members-", "conversations-", "mutes-"]
+            .iter()
+            .any(|p| name.starts_with(p));
         let target = if name.starts_with("users-blocks-") {
             app.register("sampleblocked").await["user"]["id"]
                 .as_str()
@@ -173,6 +175,7 @@ async fn prepare(app: &TestApp, name: &str, mut event: Value) -> Value {
         "messages-",
         "reactions-",
         "pins-",
+        "mutes-",
         "attachments-",
     ]
     .iter()
@@ -323,6 +326,8 @@ async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
         "messages-get" => app.call_event(messages::get, event).await,
         "messages-replies" => app.call_event(messages::replies, event).await,
         "reactions-put" => app.call_event(messages::react, event).await,
+        "mutes-put" => app.call_event(parley::api::mutes::put, event).await,
+        "mutes-delete" => app.call_event(parley::api::mutes::delete, event).await,
         "pins-put" => app.call_event(parley::api::pins::put, event).await,
         "pins-delete" => app.call_event(parley::api::pins::delete, event).await,
         "pins-list" => app.call_event(parley::api::pins::list, event).await,

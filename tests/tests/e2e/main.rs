@@ -14,6 +14,7 @@ mod groups;
 mod http_api;
 mod iam;
 mod lambda_limits;
+mod mutes;
 mod names;
 mod operations;
 mod pins;

@@ -487,7 +487,8 @@ export interface paths {
          *     reply (to a message of this conversation that is no reply itself); `mentions` must be members;
          *     `attachmentIds` must be complete uploads of the sender's in this conversation, not attached to
          *     another message. Each broken rule is `400 validation_failed`, naming it. In a direct
-         *     conversation whose other member has blocked the sender, the send is `403 forbidden`.
+         *     conversation whose other member has blocked the sender, or from a member muted in a group, the
+         *     send is `403 forbidden`.
          */
         post: operations["messages-send"];
         delete?: never;
@@ -540,6 +541,33 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/conversations/{conversationId}/mutes/{userId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+                /** @description The member to mute. */
+                userId: components["schemas"]["UlidInput"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Mute a group member for a while; the members get `member.muted`.
+         * @description The owner and admins mute plain members, the owner admins too (`403` otherwise; nobody mutes the
+         *     owner or themself; mutes are for groups). While muted, the member's sends, reactions and typing
+         *     are `403`, saying until when. Muting again sets a new end.
+         */
+        put: operations["mutes-put"];
+        post?: never;
+        /** Lift a member's mute (idempotent); the members get `member.unmuted`. */
+        delete: operations["mutes-delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -611,7 +639,7 @@ export interface paths {
         /**
          * React to a message (idempotent).
          * @description A user has each reaction at most once per message. A 21st distinct reaction on one message, or a
-         *     reaction to a deleted message, is `409`.
+         *     reaction to a deleted message, is `409`; a muted member's is `403`.
          */
         put: operations["reactions-put"];
         post?: never;
@@ -2631,6 +2659,77 @@ export interface operations {
             504: components["responses"]["GatewayTimeout"];
         };
     };
+    "mutes-put": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+                /** @description The member to mute. */
+                userId: components["schemas"]["UlidInput"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    durationSeconds: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Muted until `until`. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        userId: components["schemas"]["Ulid"];
+                        until: components["schemas"]["Timestamp"];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "mutes-delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+                /** @description The member to mute. */
+                userId: components["schemas"]["UlidInput"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContent"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
     "pins-list": {
         parameters: {
             query?: {
@@ -2751,6 +2850,7 @@ export interface operations {
             204: components["responses"]["NoContent"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
@@ -2783,6 +2883,7 @@ export interface operations {
             204: components["responses"]["NoContent"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["RateLimited"];

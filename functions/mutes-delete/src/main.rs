@@ -1,0 +1,5 @@
+//! `DELETE /conversations/{conversationId}/mutes/{userId}`
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::http::serve(parley::api::mutes::delete).await
+}
