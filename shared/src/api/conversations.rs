@@ -28,8 +28,12 @@ enum Kind {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct RenameBody {
-    name: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    slow_mode_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -93,7 +97,7 @@ pub async fn rename(context: &'static AppContext, request: ApiRequest) -> Result
     let me = request.authenticate(context)?.sub;
     let id = conversation_id(&request)?;
     let body: RenameBody = request.json()?;
-    let renamed = domain::rename(context, &me, &id, &body.name).await?;
+    let renamed = domain::rename(context, &me, &id, body.name.as_deref(), body.slow_mode_seconds).await?;
     let renamed = super::deliver(context, renamed).await?;
     Reply::ok(&domain::as_read(context, &me, renamed).await?)
 }

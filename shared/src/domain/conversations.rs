@@ -38,6 +38,8 @@ pub struct Conversation {
     /// The caller's read position.
     pub read_seq: u64,
     pub my_role: String,
+    /// Slow mode: a plain member's sends at least this many seconds apart (0: off).
+    pub slow_mode_seconds: u64,
 }
 
 impl Conversation {
@@ -59,6 +61,7 @@ impl Conversation {
             last_message: record.last_message.map(Message::from),
             member_count: record.member_count,
             my_role: member.role.clone(),
+            slow_mode_seconds: record.slow_mode_seconds,
         }
     }
 }
@@ -185,6 +188,7 @@ pub async fn open_direct(
         listed_activity: None,
         synced_until: None,
         view_changed_at: None,
+        slow_mode_seconds: 0,
     };
     let members = [
         MemberRecord::new(&record, me, "member", &created),
@@ -257,6 +261,7 @@ pub async fn create_group(
         listed_activity: None,
         synced_until: None,
         view_changed_at: None,
+        slow_mode_seconds: 0,
     };
     let mut members = vec![MemberRecord::new(&record, me, "owner", &created)];
     members.extend(
@@ -374,25 +379,52 @@ pub(crate) async fn with_own_reactions<'a>(
 }
 
 /// Renames a group (owner or admin); the members get `conversation.updated`.
+/// The longest slow mode: an hour between a plain member's sends.
+pub const MAX_SLOW_MODE_SECONDS: u64 = 3600;
+
+/// `PATCH /conversations/{id}` `{name?, slowModeSeconds?}` (at least one): a group's owner or admins.
 pub async fn rename(
     context: &AppContext,
     me: &str,
     conversation_id: &str,
-    name: &str,
+    name: Option<&str>,
+    slow_mode_seconds: Option<u64>,
 ) -> Result<Published<Conversation>, ApiError> {
-    let name = validate::name("name", name, NAME_LEN)?;
+    let mut problems = validate::Problems::default();
+    let name = name.and_then(|name| problems.check(validate::name("name", name, NAME_LEN)));
+    if let Some(seconds) = slow_mode_seconds {
+        if seconds > MAX_SLOW_MODE_SECONDS {
+            problems.check::<()>(Err(ApiError::invalid(
+                "slowModeSeconds",
+                format!("must be 0 (off) to {MAX_SLOW_MODE_SECONDS}"),
+            )));
+        }
+    }
+    problems.finish()?;
+    if name.is_none() && slow_mode_seconds.is_none() {
+        return Err(ApiError::invalid("name", "give a name or slowModeSeconds to change"));
+    }
     let (conversation, member) = membership(context, conversation_id, me).await?;
     if conversation.kind != "group" {
-        return Err(ApiError::invalid("name", "a direct conversation has no name to change"));
+        let field = if name.is_some() { "name" } else { "slowModeSeconds" };
+        return Err(ApiError::invalid(
+            field,
+            "a direct conversation has no name or slow mode to change",
+        ));
     }
     if !is_admin(&member) {
         return Err(ApiError::Forbidden(
-            "Only the group's owner or an admin can rename it.".to_owned(),
+            "Only the group's owner or an admin can rename it or set its slow mode.".to_owned(),
         ));
     }
     let renamed = context
         .store
-        .rename_conversation(conversation_id, &name, &rfc3339(context.now()))
+        .update_conversation(
+            conversation_id,
+            name.as_deref(),
+            slow_mode_seconds,
+            &rfc3339(context.now()),
+        )
         .await?
         .ok_or_else(not_found)?;
     let view = Conversation::new(renamed.clone(), &member);

@@ -233,6 +233,25 @@ pub async fn send(
     if let Some(original) = found.claim.and_then(|claim| claim.message_id) {
         return resend(context, &conversation, &original, skip).await;
     }
+    // Slow mode holds back a plain member's next new message (a repeat, answered above, is not one);
+    // one conditional write, only in a conversation in slow mode.
+    if conversation.slow_mode_seconds > 0 && member.role == "member" {
+        let interval_ms = conversation.slow_mode_seconds * 1000;
+        if let Err(wait_ms) = context
+            .store
+            .admit_slow_send(&conversation.id, me, context.now_ms(), interval_ms)
+            .await?
+        {
+            let retry_after_secs = wait_ms.div_ceil(1000);
+            return Err(ApiError::RateLimited {
+                message: format!(
+                    "This conversation is in slow mode: one message every {} s. Retry in {retry_after_secs} s.",
+                    conversation.slow_mode_seconds
+                ),
+                retry_after_secs,
+            });
+        }
+    }
     // After a repeat has been answered (its attachments are its own already), before anything is written.
     let attached =
         super::attachments::check_for_send(context, me, &conversation.id, &attachment_ids.unwrap_or_default()).await?;

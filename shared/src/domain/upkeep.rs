@@ -277,6 +277,7 @@ mod tests {
             listed_activity: listed.map(str::to_owned),
             synced_until: None,
             view_changed_at: None,
+            slow_mode_seconds: 0,
         }
     }
 

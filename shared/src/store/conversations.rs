@@ -113,6 +113,13 @@ pub struct ConversationRecord {
     /// if this or one of its messages changed since the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view_changed_at: Option<u64>,
+    /// Slow mode (`domain::slow_mode`): a plain member's sends at least this far apart (0: off).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub slow_mode_seconds: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl ConversationRecord {
@@ -148,6 +155,9 @@ pub struct MemberRecord {
     pub gsi1_pk: String,
     #[serde(rename = "GSI1SK")]
     pub gsi1_sk: String,
+    /// When (epoch ms) the member's last send under slow mode was admitted (`domain::slow_mode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_sent_at: Option<u64>,
     /// Until when (epoch ms) the member is muted (`domain::mutes`): no sends, reactions or typing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muted_until: Option<u64>,
@@ -173,6 +183,7 @@ impl MemberRecord {
             pending_add: None,
             gsi1_pk: keys::user_conversations(user_id),
             gsi1_sk: activity_key(&conversation.activity, &conversation.id),
+            slow_sent_at: None,
             muted_until: None,
             gsi2_pk: None,
             gsi2_sk: None,
@@ -505,24 +516,68 @@ impl Store {
         records(self.batch_get(keys_wanted, true).await?)
     }
 
-    pub async fn rename_conversation(
+    /// Sets the group's name and/or slow mode (at least one is given); `None` when it is gone.
+    pub async fn update_conversation(
         &self,
         conversation_id: &str,
-        name: &str,
+        name: Option<&str>,
+        slow_mode_seconds: Option<u64>,
         now: &str,
     ) -> Result<Option<ConversationRecord>, ApiError> {
-        self.conditional_update(
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
-                .update_expression("SET #name = :name, updatedAt = :now")
-                .condition_expression("attribute_exists(PK)")
+        let mut sets = vec!["updatedAt = :now"];
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::conversation(conversation_id), keys::META)))
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":now", s(now));
+        if let Some(name) = name {
+            sets.push("#name = :name");
+            update = update
                 .expression_attribute_names("#name", "name")
-                .expression_attribute_values(":name", s(name))
-                .expression_attribute_values(":now", s(now)),
-        )
-        .await
+                .expression_attribute_values(":name", s(name));
+        }
+        if let Some(seconds) = slow_mode_seconds {
+            sets.push("slowModeSeconds = :slow");
+            update = update.expression_attribute_values(":slow", n(seconds));
+        }
+        self.conditional_update(update.update_expression(format!("SET {}", sets.join(", "))))
+            .await
+    }
+
+    /// Admits a send under slow mode: the member's last admitted send is at least `interval_ms` before
+    /// `now_ms` (or there was none), and becomes `now_ms`. `Err(retry after ms)` when it is too soon.
+    pub async fn admit_slow_send(
+        &self,
+        conversation_id: &str,
+        user_id: &str,
+        now_ms: u64,
+        interval_ms: u64,
+    ) -> Result<Result<(), u64>, ApiError> {
+        let admitted = self
+            .conditional_update::<MemberRecord>(
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(keys::conversation(conversation_id), keys::member(user_id))))
+                    .update_expression("SET slowSentAt = :now")
+                    .condition_expression(
+                        "attribute_exists(PK) AND (attribute_not_exists(slowSentAt) OR slowSentAt <= :since)",
+                    )
+                    .expression_attribute_values(":now", n(now_ms))
+                    .expression_attribute_values(":since", n(now_ms.saturating_sub(interval_ms))),
+            )
+            .await?;
+        if admitted.is_some() {
+            return Ok(Ok(()));
+        }
+        // Too soon (or gone, which the send finds out next): how long until the next one is admitted.
+        let member: Option<MemberRecord> = self
+            .get_record(keys::conversation(conversation_id), keys::member(user_id))
+            .await?;
+        let last = member.and_then(|m| m.slow_sent_at).unwrap_or(0);
+        Ok(Err((last + interval_ms).saturating_sub(now_ms).max(1)))
     }
 
     /// Adds members (none of them members yet), moving the count and the members version, and refusing

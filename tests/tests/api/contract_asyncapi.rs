@@ -456,6 +456,7 @@ fn conversation() -> Conversation {
         mention_count: 0,
         read_seq: 3,
         my_role: "owner".into(),
+        slow_mode_seconds: 0,
     }
 }
 

@@ -320,7 +320,7 @@ fn a_conversation_answer_shows_its_last_message_as_read() {
         "id": ID, "type": "group", "name": "lunch", "createdBy": ID,
         "createdAt": "2026-11-23T08:00:00.000Z", "updatedAt": "2026-11-23T08:00:00.000Z",
         "lastMessage": message(), "lastSeq": 1, "memberCount": 2, "unreadCount": 0,
-        "mentionCount": 0, "readSeq": 1, "myRole": "owner"
+        "mentionCount": 0, "readSeq": 1, "myRole": "owner", "slowModeSeconds": 0
     });
     let path = format!("/conversations/{ID}");
     assert_eq!(

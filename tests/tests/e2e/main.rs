@@ -23,6 +23,7 @@ mod restart;
 mod search;
 mod sessions;
 mod signin_limits;
+mod slow_mode;
 mod sync;
 mod threads_reactions;
 mod token_secret;

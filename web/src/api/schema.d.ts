@@ -357,8 +357,11 @@ export interface paths {
         options?: never;
         head?: never;
         /**
-         * Rename a group (owner or admin).
-         * @description A direct conversation has no name to change (`400`); a plain member gets `403`.
+         * Rename a group or set its slow mode (owner or admin).
+         * @description Give `name`, `slowModeSeconds` or both. A direct conversation has neither to change (`400`); a
+         *     plain member gets `403`. In slow mode (`slowModeSeconds` above 0) a plain member's next message
+         *     within that many seconds of their last is `429 rate_limited` with `Retry-After`; the owner and
+         *     admins are exempt. The members get `conversation.updated`.
          */
         patch: operations["conversations-update"];
         trace?: never;
@@ -886,6 +889,8 @@ export interface components {
             mentionCount: number;
             readSeq: number;
             myRole: components["schemas"]["Role"];
+            /** @description Slow mode, groups only - a plain member's messages at least this many seconds apart (0 - off). */
+            slowModeSeconds: number;
         } & components["schemas"]["NamedIfGroup"];
         /** @description A group has a `name`; a direct conversation has none. */
         NamedIfGroup: unknown & unknown;
@@ -920,6 +925,7 @@ export interface components {
             lastMessage?: components["schemas"]["Message"];
             lastSeq: components["schemas"]["Conversation"]["lastSeq"];
             memberCount: components["schemas"]["Conversation"]["memberCount"];
+            slowModeSeconds: components["schemas"]["Conversation"]["slowModeSeconds"];
         } & components["schemas"]["NamedIfGroup"];
         ConversationPage: {
             items: components["schemas"]["ReadConversation"][];
@@ -2173,7 +2179,8 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    name: components["schemas"]["ConversationNameInput"];
+                    name?: components["schemas"]["ConversationNameInput"];
+                    slowModeSeconds?: number;
                 };
             };
         };
