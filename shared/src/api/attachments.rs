@@ -113,7 +113,10 @@ pub async fn worker(context: &AppContext, event: Event) -> DynamoDbEventResponse
     for record in &event.records {
         let seq = record.change.sequence_number.clone().unwrap_or_default();
         if let Some((uploader, attachment_id, size)) = removed_upload(record) {
-            if let Err(e) = context.store.release_attachment(&uploader, &attachment_id, size).await {
+            // Boxed: inline, the transaction's future makes the worker's too deep for the compiler's
+            // layout queries (the binary would not build).
+            let released = Box::pin(context.store.release_attachment(&uploader, &attachment_id, size)).await;
+            if let Err(e) = released {
                 tracing::warn!(attachmentId = %attachment_id, error = %e, "quota not released; the record will be retried");
                 let mut failure = DynamoDbBatchItemFailure::default();
                 failure.item_identifier = Some(seq);

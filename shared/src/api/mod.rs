@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod attachments;
 pub mod auth;
+pub mod bans;
 pub mod conversation_worker;
 pub mod conversations;
 pub mod health;

@@ -506,6 +506,7 @@ pub async fn add_members(
     }
     require_users(context, "userIds", &new).await?;
     refuse_blockers(context, me, "userIds", &new).await?;
+    super::bans::refuse_banned(context, conversation_id, &new).await?;
     let joined = rfc3339(context.now());
     // New members start with everything before them read: every position taken so far, as the
     // position counter has it (the META's `lastSeq` follows the sends a moment later, from the stream).

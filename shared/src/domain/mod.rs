@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod attachments;
+pub mod bans;
 pub mod blocks;
 pub mod conversations;
 pub mod messages;

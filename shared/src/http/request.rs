@@ -117,6 +117,11 @@ impl ApiRequest {
             .ok_or_else(|| ApiError::NotFound(format!("The path has no {name}.")))
     }
 
+    /// Whether the request carries a body (for routes whose body is optional).
+    pub fn has_body(&self) -> bool {
+        !self.body.is_empty()
+    }
+
     /// The JSON object body as `T`: 415 for another declared media type, 400 `invalid_json` for bytes that are
     /// not JSON, 400 `validation_failed` (naming the field) for JSON of the wrong shape. Unknown fields
     /// are ignored.

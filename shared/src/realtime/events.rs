@@ -38,6 +38,11 @@ pub fn reaction(kind: &str, conversation_id: &str, message_id: &str, user_id: &s
     json!({ "type": kind, "conversationId": conversation_id, "messageId": message_id, "userId": user_id, "reaction": reaction })
 }
 
+/// `member.banned`: the user is kept out of the group.
+pub fn member_banned(conversation_id: &str, user_id: &str) -> Value {
+    json!({ "type": "member.banned", "conversationId": conversation_id, "userId": user_id })
+}
+
 /// `member.muted` (with `until`) or, without it, `member.unmuted`.
 pub fn member_muted(conversation_id: &str, user_id: &str, until: Option<&str>) -> Value {
     match until {

@@ -73,6 +73,13 @@ pub fn attachment(attachment_id: &str) -> String {
 
 pub const ATTACHMENT_PREFIX: &str = "ATTACH#";
 
+/// `CONV#<id>` / `BAN#<userId>`: a user kept out of a group (`store::bans`).
+pub fn ban(user_id: &str) -> String {
+    format!("{BAN_PREFIX}{user_id}")
+}
+
+pub const BAN_PREFIX: &str = "BAN#";
+
 /// `CONV#<id>` / `PIN#<messageId>`: a pinned message (`store::pins`).
 pub fn pin(message_id: &str) -> String {
     format!("{PIN_PREFIX}{message_id}")

@@ -5,6 +5,7 @@
 //! are conditional writes or transactions, and say which condition failed through [`WriteConflict`].
 
 mod attachments;
+mod bans;
 mod blocks;
 mod call_timer;
 mod connections;
@@ -35,6 +36,7 @@ use aws_sdk_dynamodb::Client;
 use serde::Serialize;
 
 pub use attachments::{AttachmentRecord, AttachmentRef, Reservation};
+pub use bans::BanRecord;
 pub use blocks::{BlockOutcome, BlockRecord};
 pub use connections::ConnectionRecord;
 pub use conversations::{activity_key, ConversationRecord, CreateConversationError, MemberRecord, MessageRecord};

@@ -512,6 +512,7 @@ fn every_frame() -> Vec<Value> {
         events::pin("message.unpinned", CONVERSATION, MESSAGE),
         events::member_muted(CONVERSATION, OTHER, Some("2026-12-07T18:00:00.000Z")),
         events::member_muted(CONVERSATION, OTHER, None),
+        events::member_banned(CONVERSATION, OTHER),
     ];
     let mut frames = events.clone();
     frames.push(events::frame(&events[..2]));

@@ -120,7 +120,7 @@ async fn prepare(app: &TestApp, name: &str, mut event: Value) -> Value {
         let user_id = signed_in["user"]["id"].as_str().unwrap();
         // A user route's `{userId}` is the caller, a block route's someone else; a member route's is
         // the other member (below).
-        let member_route = ["members-", "conversations-", "mutes-"]
+        let member_route = ["members-", "conversations-", "mutes-", "bans-"]
             .iter()
             .any(|p| name.starts_with(p));
         let target = if name.starts_with("users-blocks-") {
@@ -176,6 +176,7 @@ async fn prepare(app: &TestApp, name: &str, mut event: Value) -> Value {
         "reactions-",
         "pins-",
         "mutes-",
+        "bans-",
         "attachments-",
     ]
     .iter()
@@ -326,6 +327,9 @@ async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
         "messages-get" => app.call_event(messages::get, event).await,
         "messages-replies" => app.call_event(messages::replies, event).await,
         "reactions-put" => app.call_event(messages::react, event).await,
+        "bans-put" => app.call_event(parley::api::bans::put, event).await,
+        "bans-delete" => app.call_event(parley::api::bans::delete, event).await,
+        "bans-list" => app.call_event(parley::api::bans::list, event).await,
         "mutes-put" => app.call_event(parley::api::mutes::put, event).await,
         "mutes-delete" => app.call_event(parley::api::mutes::delete, event).await,
         "pins-put" => app.call_event(parley::api::pins::put, event).await,

@@ -4,6 +4,7 @@
 
 mod admin;
 mod attachments;
+mod bans;
 mod blocks;
 mod caching;
 mod contract_fuzz;

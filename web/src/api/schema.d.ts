@@ -549,6 +549,53 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/conversations/{conversationId}/bans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        /** A group's bans (owner and admins only). */
+        get: operations["bans-list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/conversations/{conversationId}/bans/{userId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+                /** @description The user to ban. */
+                userId: components["schemas"]["UlidInput"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Ban a user from a group; removed if a member, and kept out.
+         * @description The owner and admins ban (`403` otherwise); the owner cannot be banned, an admin only by the owner,
+         *     and nobody bans themself; bans are for groups. A member is removed (`member.removed`), then the
+         *     members get `member.banned`. While banned, adding the user is `403`. A repeat keeps the first ban.
+         *     The body is optional.
+         */
+        put: operations["bans-put"];
+        post?: never;
+        /** Lift a ban (idempotent); the user can be added again. */
+        delete: operations["bans-delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/conversations/{conversationId}/mutes/{userId}": {
         parameters: {
             query?: never;
@@ -2657,6 +2704,119 @@ export interface operations {
             304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "bans-list": {
+        parameters: {
+            query?: {
+                /**
+                 * @description Field selection: a comma-separated list of top-level field names (ASCII letters and digits). The
+                 *     answer keeps only those fields (and `id`) of the object, or of each of a page's `items`; the
+                 *     response schema's `required` then holds only for the selected fields. An empty or malformed list
+                 *     is `400`.
+                 */
+                fields?: components["parameters"]["Fields"];
+            };
+            header?: {
+                /** @description An `ETag` of an earlier answer; if the body is still the same, the answer is `304` without one. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every ban, in user-id order. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            userId: components["schemas"]["Ulid"];
+                            bannedBy: components["schemas"]["Ulid"];
+                            reason?: string;
+                            createdAt: components["schemas"]["Timestamp"];
+                        }[];
+                    };
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "bans-put": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+                /** @description The user to ban. */
+                userId: components["schemas"]["UlidInput"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            204: components["responses"]["NoContent"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "bans-delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+                /** @description The user to ban. */
+                userId: components["schemas"]["UlidInput"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContent"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["RateLimited"];

@@ -1,0 +1,5 @@
+//! `DELETE /conversations/{conversationId}/bans/{userId}`
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::http::serve(parley::api::bans::delete).await
+}

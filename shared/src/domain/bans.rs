@@ -1,0 +1,139 @@
+//! Bans (docs/API-GUIDE.md "Bans"): a group's owner and admins ban a user, who is removed if they are a
+//! member and kept out: nobody can add them back until the ban is lifted (`403`). The owner cannot be
+//! banned, an admin only by the owner, and nobody bans themself. The members hear of it
+//! (`member.removed` when the user was a member, then `member.banned`); the list of bans is the owner's
+//! and admins'.
+
+use serde::Serialize;
+
+use super::conversations::membership;
+use crate::context::AppContext;
+use crate::error::ApiError;
+use crate::realtime::{events, Outgoing, Published};
+use crate::store::{BanRecord, ConversationRecord, MemberRecord};
+use crate::validate;
+
+/// A ban's `reason`, in characters.
+pub const REASON_LEN: std::ops::RangeInclusive<usize> = 1..=500;
+
+/// `GET .../bans`' answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bans {
+    pub items: Vec<BanRecord>,
+}
+
+fn moderator(member: &MemberRecord) -> bool {
+    member.role == "owner" || member.role == "admin"
+}
+
+/// The caller's membership, if they may manage the group's bans.
+async fn as_moderator(
+    context: &AppContext,
+    me: &str,
+    conversation_id: &str,
+) -> Result<(ConversationRecord, MemberRecord), ApiError> {
+    let (conversation, mine) = membership(context, conversation_id, me).await?;
+    if conversation.kind != "group" {
+        return Err(ApiError::Forbidden("Bans are for groups.".to_owned()));
+    }
+    if !moderator(&mine) {
+        return Err(ApiError::Forbidden(
+            "Only the group's owner and admins can ban, unban and see bans.".to_owned(),
+        ));
+    }
+    Ok((conversation, mine))
+}
+
+/// `PUT /conversations/{id}/bans/{userId}` `{reason?}`: idempotent (a repeat keeps the first ban).
+pub async fn ban(
+    context: &AppContext,
+    me: &str,
+    conversation_id: &str,
+    target: &str,
+    reason: Option<&str>,
+) -> Result<Published<()>, ApiError> {
+    let target = validate::ulid("userId", target)?;
+    let reason = reason.map(|r| validate::name("reason", r, REASON_LEN)).transpose()?;
+    let (conversation, mine) = as_moderator(context, me, conversation_id).await?;
+    if target == me {
+        return Err(ApiError::Forbidden("Nobody bans themself.".to_owned()));
+    }
+    let mut changed = conversation.clone();
+    let mut outgoing = Vec::new();
+    let member = context
+        .store
+        .members_of(conversation_id, std::slice::from_ref(&target))
+        .await?
+        .into_iter()
+        .find(|m| conversation.admits(m));
+    if let Some(member) = member {
+        if member.role == "owner" {
+            return Err(ApiError::Forbidden("The group's owner cannot be banned.".to_owned()));
+        }
+        if member.role == "admin" && mine.role != "owner" {
+            return Err(ApiError::Forbidden("Only the owner can ban an admin.".to_owned()));
+        }
+        let removed = context
+            .store
+            .remove_member(
+                conversation_id,
+                &target,
+                Some((me, mine.role.as_str())),
+                &crate::time::rfc3339(context.now()),
+            )
+            .await?;
+        if !removed {
+            return Err(ApiError::Conflict(
+                "The group's members or roles changed meanwhile; please retry.".to_owned(),
+            ));
+        }
+        changed.members_version += 1;
+        changed.member_count = changed.member_count.saturating_sub(1);
+        let event = events::members("member.removed", conversation_id, std::slice::from_ref(&target));
+        outgoing.push(Outgoing::to_conversation(&changed, event.clone()));
+        outgoing.push(Outgoing::to_users(vec![target.clone()], event));
+    } else if context.store.get_user(&target).await?.is_none() {
+        return Err(ApiError::NotFound("There is no user with that id.".to_owned()));
+    }
+    let record = BanRecord {
+        user_id: target.clone(),
+        banned_by: me.to_owned(),
+        reason,
+        created_at: crate::time::rfc3339(context.now()),
+    };
+    if context.store.put_ban(conversation_id, &record).await? {
+        outgoing.push(Outgoing::to_conversation(
+            &changed,
+            events::member_banned(conversation_id, &target),
+        ));
+    }
+    Ok(Published::new((), outgoing))
+}
+
+/// `DELETE /conversations/{id}/bans/{userId}`: idempotent; they can be added again.
+pub async fn unban(context: &AppContext, me: &str, conversation_id: &str, target: &str) -> Result<(), ApiError> {
+    let target = validate::ulid("userId", target)?;
+    as_moderator(context, me, conversation_id).await?;
+    context.store.delete_ban(conversation_id, &target).await
+}
+
+/// `GET /conversations/{id}/bans`.
+pub async fn list(context: &AppContext, me: &str, conversation_id: &str) -> Result<Bans, ApiError> {
+    as_moderator(context, me, conversation_id).await?;
+    Ok(Bans {
+        items: context.store.bans(conversation_id).await?,
+    })
+}
+
+/// `403` naming those of `user_ids` banned from the conversation: before anyone is added.
+pub async fn refuse_banned(context: &AppContext, conversation_id: &str, user_ids: &[String]) -> Result<(), ApiError> {
+    let banned = context.store.bans_of(conversation_id, user_ids).await?;
+    if banned.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = banned.iter().map(|b| b.user_id.as_str()).collect();
+    Err(ApiError::Forbidden(format!(
+        "Banned from this group, so they cannot be added: {}.",
+        names.join(", ")
+    )))
+}
