@@ -252,7 +252,10 @@ pub async fn create_table(
                 .map_err(|e| fail(e.to_string()))?,
         );
     }
-    request = request.set_global_secondary_indexes(Some(indexes.clone()));
+    // DynamoDB refuses an empty list: a table without indexes names none.
+    if !indexes.is_empty() {
+        request = request.set_global_secondary_indexes(Some(indexes.clone()));
+    }
     if let Some(view) = &definition.stream_view_type {
         request = request.stream_specification(
             StreamSpecification::builder()
