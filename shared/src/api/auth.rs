@@ -39,7 +39,7 @@ struct VerifyBody {
     address: String,
     signature: String,
     /// The challenge's message as signed: picks that challenge among the address's pending ones.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::not_null")]
     message: Option<String>,
 }
 

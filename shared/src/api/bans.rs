@@ -10,7 +10,7 @@ use crate::AppContext;
 
 #[derive(Deserialize, Default)]
 struct BanBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::not_null")]
     reason: Option<String>,
 }
 

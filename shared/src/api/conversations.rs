@@ -30,9 +30,9 @@ enum Kind {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RenameBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::not_null")]
     name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::not_null")]
     slow_mode_seconds: Option<u64>,
 }
 

@@ -27,3 +27,11 @@ pub(crate) async fn deliver<T>(context: &AppContext, published: Published<T>) ->
     context.publish(&published.events).await?;
     Ok(published.value)
 }
+
+/// For an optional body field whose `null` is as wrong as any other non-value: absent is `None`
+/// (through `#[serde(default)]`), `null` is refused like a wrong type.
+pub(crate) fn not_null<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}

@@ -11,7 +11,7 @@ use crate::AppContext;
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct MuteBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::not_null")]
     duration_seconds: Option<u64>,
 }
 

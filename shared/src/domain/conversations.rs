@@ -189,6 +189,7 @@ pub async fn open_direct(
         synced_until: None,
         view_changed_at: None,
         slow_mode_seconds: 0,
+        pin_count: 0,
     };
     let members = [
         MemberRecord::new(&record, me, "member", &created),
@@ -262,6 +263,7 @@ pub async fn create_group(
         synced_until: None,
         view_changed_at: None,
         slow_mode_seconds: 0,
+        pin_count: 0,
     };
     let mut members = vec![MemberRecord::new(&record, me, "owner", &created)];
     members.extend(

@@ -83,13 +83,14 @@ pub async fn unpin(
     ))
 }
 
-/// After a message was deleted: its pin goes too, and the members hear of it.
+/// After a message was deleted: its pin goes too, and the members hear of it (no call at all in a
+/// conversation without pins).
 pub async fn unpin_deleted(
     context: &AppContext,
     conversation: &ConversationRecord,
     message_id: &str,
 ) -> Result<Vec<Outgoing>, ApiError> {
-    if !context.store.unpin(&conversation.id, message_id).await? {
+    if conversation.pin_count == 0 || !context.store.unpin(&conversation.id, message_id).await? {
         return Ok(Vec::new());
     }
     let event = events::pin("message.unpinned", &conversation.id, message_id);

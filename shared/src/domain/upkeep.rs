@@ -278,6 +278,7 @@ mod tests {
             synced_until: None,
             view_changed_at: None,
             slow_mode_seconds: 0,
+            pin_count: 0,
         }
     }
 

@@ -116,6 +116,9 @@ pub struct ConversationRecord {
     /// Slow mode (`domain::slow_mode`): a plain member's sends at least this far apart (0: off).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub slow_mode_seconds: u64,
+    /// Pinned messages (`store::pins`), so a delete need not try to unpin when there are none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pin_count: u64,
 }
 
 fn is_zero(value: &u64) -> bool {

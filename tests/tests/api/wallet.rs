@@ -209,6 +209,14 @@ async fn other_challenges_for_the_address_do_not_block_its_owner() {
         assert_eq!(challenge(&app, &address).await.status, 200);
     }
     let signature = personal_sign(&wallet, &mine);
+    let null_message = app
+        .call(
+            auth::wallet_verify,
+            TestRequest::new("POST", "/auth/wallet/verify")
+                .json(json!({ "address": address, "signature": signature, "message": null })),
+        )
+        .await;
+    null_message.assert_error(400, "validation_failed");
     // A message that is not one of the address's challenges is refused, and uses nothing up.
     verify_message(&app, &address, &signature, &mine.replace("Nonce: ", "Nonce: 0"))
         .await

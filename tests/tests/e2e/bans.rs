@@ -224,11 +224,13 @@ async fn owners_ban_admins_admins_ban_members_and_nobody_bans_the_owner_or_thems
         400,
         "validation_failed",
     );
-    assert_error(
-        &ban(&ann, &group, &bob.id, Some(json!({ "reason": 7 }))).await,
-        400,
-        "validation_failed",
-    );
+    for reason in [json!(7), json!(null)] {
+        assert_error(
+            &ban(&ann, &group, &bob.id, Some(json!({ "reason": reason }))).await,
+            400,
+            "validation_failed",
+        );
+    }
     assert_eq!(ban(&ann, &group, &amy.id, None).await.0, 204, "the owner bans an admin");
     let (status, direct) = call(
         "POST",

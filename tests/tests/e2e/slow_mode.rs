@@ -92,7 +92,7 @@ async fn slow_mode_spaces_a_plain_members_messages_and_nobody_elses() {
 async fn only_a_groups_owner_and_admins_set_slow_mode_within_an_hour() {
     let (ann, bob) = (rt().user("slowc").await, rt().user("slowd").await);
     let group = rt().group(&ann, &[&bob]).await;
-    for bad in [json!(3601), json!(-1), json!("ten")] {
+    for bad in [json!(3601), json!(-1), json!("ten"), json!(null)] {
         let (status, body) = set_slow_mode(&ann, &group, bad.clone()).await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
