@@ -1,8 +1,9 @@
 //! The web client (`web/`) in a real browser: Debian's Chromium (installed with apt-get when missing and
 //! this runs as root), driven by `playwright-core` (pinned by web/package-lock.json; no downloaded
 //! browser builds). The test installs the pinned npm packages (`npm ci`, skipped while the lock file is
-//! unchanged), builds the client, runs its Vitest unit tests, starts two local stacks that serve the
-//! built client (one with a tiny sign-in rate limit), and runs `web/e2e/run.mjs` against them.
+//! unchanged), builds the client, runs its Vitest unit tests, starts three local stacks that serve the
+//! built client (one with a tiny sign-in rate limit, one that closes every WebSocket after 6 s), and runs
+//! `web/e2e/run.mjs` against them.
 //!
 //! `PARLEY_SCREENSHOT=<file.png>` also saves a screenshot of a conversation (the README's).
 
@@ -220,4 +221,12 @@ fn the_web_client_works_in_a_real_browser() {
          AllowMethods): browsers cannot send those requests (reactions and blocks are PUT and DELETE)\n{text}"
     );
     assert!(output.status.success(), "the browser suite failed:\n{text}");
+    // The client keeps a sync token from sign-in on and catches up after a reconnect with `GET /sync`
+    // (run.mjs checks that the answers carried the messages dave missed): carol's and dave's tokens,
+    // and at least dave's sync after the stack closed his socket.
+    let syncs = short_lived.stats("sync-get").map_or(0, |s| s.invocations);
+    assert!(
+        syncs >= 3,
+        "the short-lived stack's sync-get ran {syncs} times: the web client does not sync after reconnects"
+    );
 }

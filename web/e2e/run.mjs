@@ -211,14 +211,28 @@ try {
   );
   check(seqs.length === 6, `bob holds ${seqs.length} messages, not 6`);
 
-  step("the stack closes dave's socket (its maximum duration); carol writes meanwhile; dave reconnects and catches up");
+  step("the stack closes dave's socket (its maximum duration); carol writes meanwhile; dave reconnects and syncs");
   // From the close on, dave's reconnects find the network unreachable (a stand-in WebSocket that fails at
-  // once), so carol's messages can only reach him by the catch-up after the reconnect that follows.
+  // once), so carol's messages can only reach him by the catch-up after the reconnect that follows: one
+  // `GET /sync?since=` (its answers carry them), with no list reload and no per-conversation `after=`.
   const carol = `carol_${run}`;
   const dave = `dave_${run}`;
   const carolPage = await newPage({ width: 1280, height: 800 });
   await register(carolPage.page, shortLivedUrl, carol, "Carol");
   const davePage = await newPage({ width: 1280, height: 800 });
+  const daveRequests = [];
+  const daveSynced = [];
+  davePage.page.on("request", (request) => daveRequests.push(`${request.method()} ${request.url()}`));
+  davePage.page.on("response", async (response) => {
+    const url = new URL(response.url());
+    if (response.request().method() !== "GET" || !url.pathname.endsWith("/sync") || !url.searchParams.has("since")) return;
+    try {
+      const answer = await response.json();
+      for (const changed of answer.conversations) for (const m of changed.messages) daveSynced.push(m.body);
+    } catch {
+      // Not an answer with a body (an error shows in the checks below).
+    }
+  });
   await register(davePage.page, shortLivedUrl, dave, "Dave");
   await davePage.page.getByTestId("no-conversations").waitFor();
   await carolPage.page.getByLabel("Username to message").fill(dave);
@@ -262,11 +276,18 @@ try {
   }
   await davePage.page.waitForTimeout(500);
   check((await countText(davePage.page, missed[0])) === 0, "dave saw a message while his socket was closed");
+  const reachableAt = daveRequests.length;
   await davePage.page.evaluate(() => window.__reachable());
   for (const text of missed) await waitForText(davePage.page, text, 1);
   await davePage.page.waitForFunction((n) => window.__parley.catchUps > n, daveCatchUps);
   await davePage.page.waitForTimeout(700);
   for (const text of missed) check((await countText(davePage.page, text)) === 1, `dave sees "${text}" more than once`);
+  const sinceReachable = daveRequests.slice(reachableAt);
+  const syncs = sinceReachable.filter((r) => /^GET \S+\/sync\?since=/.test(r));
+  check(syncs.length >= 1, `dave did not call GET /sync?since= after the reconnect: ${sinceReachable.join(", ")}`);
+  for (const text of missed) check(daveSynced.includes(text), `dave's GET /sync answers did not carry "${text}"`);
+  const byHand = sinceReachable.filter((r) => /^GET \S+\/conversations(\?|\/\w+\/messages\?\S*\bafter=)/.test(r));
+  check(byHand.length === 0, `dave caught up by the list or after= instead of GET /sync: ${byHand.join(", ")}`);
   await carolPage.context.close();
   await davePage.context.close();
 

@@ -156,3 +156,28 @@ describe("thread, reaction and search calls", () => {
     expect(seen.every((s) => !s.url.includes("token"))).toBe(true);
   });
 });
+
+describe("sync calls", () => {
+  it("take a token without since, and pass one back percent-encoded", async () => {
+    const seen: string[] = [];
+    const storage = new Memory();
+    storage.setItem("parley.session", JSON.stringify({ refreshToken: "r1", userId: "U" }));
+    const fetcher = (async (url: string, init?: RequestInit) => {
+      if (String(url).endsWith("/auth/refresh")) return json(200, { accessToken: "a", refreshToken: "r2", expiresIn: 900 });
+      seen.push(`${init?.method} ${url}`);
+      return json(200, { next: "n", conversations: [], removed: [], more: false });
+    }) as typeof fetch;
+    const api = new Api("http://api", storage, fetcher, (task) => task());
+    expect((await api.sync()).next).toBe("n");
+    await api.sync(null);
+    await api.sync("v1+a/b=");
+    expect(seen).toEqual(["GET http://api/sync", "GET http://api/sync", "GET http://api/sync?since=v1%2Ba%2Fb%3D"]);
+    // A token past 30 days: 410 with the code `gone`.
+    const goneFetcher = (async (url: string) =>
+      String(url).endsWith("/auth/refresh")
+        ? json(200, { accessToken: "a", refreshToken: "r3", expiresIn: 900 })
+        : json(410, { error: { code: "gone", message: "old" } })) as typeof fetch;
+    const gone = new Api("http://api", storage, goneFetcher, (task) => task());
+    await expect(gone.sync("old")).rejects.toMatchObject({ status: 410, code: "gone" });
+  });
+});

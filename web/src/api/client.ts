@@ -288,6 +288,13 @@ export class Api {
   transferOwnership(id: string, userId: string) {
     return this.call<"conversations-transfer-owner">("POST", `/conversations/${id}/owner`, { userId });
   }
+  /**
+   * `GET /sync`: without `since`, a token for now (nothing else); with it, every conversation changed
+   * since (call again at once with `next` while `more`). A token past 30 days is `410 gone`.
+   */
+  sync(since?: string | null) {
+    return this.call<"sync-get">("GET", since ? `/sync?since=${encodeURIComponent(since)}` : "/sync");
+  }
   markRead(id: string, messageId: string) {
     return this.call<"conversations-read">("POST", `/conversations/${id}/read`, { messageId });
   }

@@ -31,6 +31,13 @@ export type SharedConversation = Schemas["SharedConversation"];
 export type Member = Schemas["Member"];
 export type Block = Schemas["Block"];
 export type ApiErrorBody = Schemas["Error"];
+/**
+ * `GET /sync`'s answer: the conversations changed since the token (each with its messages created or
+ * changed since, `limited` when there were more), the ones `removed` for the caller, and `next`.
+ */
+export type SyncAnswer = Schemas["SyncAnswer"];
+/** One changed conversation of a `SyncAnswer`: its view, and its messages ascending by `seq`. */
+export type SyncedConversation = SyncAnswer["conversations"][number];
 
 /** A page of a list route (`ConversationPage`, `MessagePage`, ...). */
 export interface Page<T> {

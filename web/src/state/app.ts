@@ -2,11 +2,12 @@
 // re-render on `emit`. Nothing here is persisted but the session (see api/client.ts).
 
 import { Api, ApiError, describeError } from "../api/client";
-import type { Attachment, Conversation, Member, Message, ServerEvent, User, UserStatus } from "../api/types";
+import type { Attachment, Conversation, Member, Message, ServerEvent, SyncAnswer, User, UserStatus } from "../api/types";
 import { putFile, type PutHandle } from "../api/upload";
 import { mentionedIds, type Mentionable } from "./mentions";
 import { applyReaction, reacted, ReactionLedger, type ReactionEvent } from "./reactions";
 import { Realtime, type SocketState } from "./realtime";
+import { mergeConversations, syncTimeline } from "./sync";
 import {
   addPending,
   backoff,
@@ -52,6 +53,11 @@ const MAX_SEND_ATTEMPTS = 8;
 /** A composer's key: the conversation's, or a thread's in it. */
 export const draftKey = (id: string, parentId?: string) => (parentId ? `${id}/${parentId}` : id);
 const TYPING_SHOWN_MS = 5000;
+/**
+ * A catch-up's second sync, this long after the first: the server records a change for `GET /sync`
+ * shortly after it is made (from the table's stream), so one made just before a sync shows in the next.
+ */
+const SYNC_SETTLE_MS = 5000;
 
 export class AppState {
   phase: Phase = "starting";
@@ -73,6 +79,8 @@ export class AppState {
   notice: string | null = null;
   /** Catch-ups run after reconnects (for tests and the status line). */
   catchUps = 0;
+  /** Where the next `GET /sync` starts: the `next` of the last answer (null: none yet, catch up in full). */
+  syncToken: string | null = null;
   /** Each composer's files before sending, by `draftKey` (in memory only). */
   drafts = new Map<string, Upload[]>();
   /** Download URLs fetched again (`GET .../attachments/{id}`), by attachment id. */
@@ -89,6 +97,10 @@ export class AppState {
   private putting = new Map<string, PutHandle>();
   /** Messages read again for their download URLs (event copies carry none). */
   private urlFetch = new Set<string>();
+  private syncing: Promise<void> | null = null;
+  private syncQueued: Promise<void> | null = null;
+  private settleTimer: ReturnType<typeof setTimeout> | null = null;
+  private unwatchWake: (() => void) | null = null;
 
   constructor(readonly config: Config, storage: Storage) {
     this.api = new Api(config.httpUrl, storage);
@@ -152,6 +164,10 @@ export class AppState {
       },
     );
     this.realtime.start();
+    this.watchWake();
+    // The sync token is asked for with the list, first: a change the list does not show yet is in the
+    // first sync's answer (the token is not waited for: the list and a conversation show meanwhile).
+    void this.takeSyncToken();
     await this.loadConversations();
     const fromHash = location.hash.match(/^#\/c\/([0-9A-Za-z]{26})$/)?.[1];
     if (fromHash) void this.open(fromHash);
@@ -160,6 +176,11 @@ export class AppState {
   signedOut(notice: string | null) {
     this.realtime?.stop();
     this.realtime = null;
+    this.unwatchWake?.();
+    this.unwatchWake = null;
+    if (this.settleTimer) clearTimeout(this.settleTimer);
+    this.settleTimer = null;
+    this.syncToken = null;
     this.api.forget();
     this.phase = "signed-out";
     this.me = null;
@@ -382,19 +403,155 @@ export class AppState {
     return task;
   }
 
-  /** After a reconnect: the conversation list again, and every loaded timeline from where it stopped. */
+  /** After a reconnect: what changed while the socket was down (`GET /sync` from the token held). */
   async catchUp() {
     this.catchUps += 1;
+    await this.syncNow();
+  }
+
+  /**
+   * A sync, then the open conversation's members again (read positions are no news to a sync) and its
+   * read marker, and one more sync a little later (`SYNC_SETTLE_MS`).
+   */
+  private async syncNow() {
+    await this.sync();
+    if (this.openId) {
+      void this.loadMembers(this.openId);
+      this.markRead(this.openId);
+    }
+    if (this.settleTimer) clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => {
+      this.settleTimer = null;
+      if (this.phase === "signed-in") void this.sync();
+    }, SYNC_SETTLE_MS);
+  }
+
+  /**
+   * Everything that changed since the sync token, answer by answer while `more`: one sync at a time
+   * (asked for meanwhile, it runs once more after the one running). Without a token, or with one the
+   * server no longer takes (`410` past 30 days, `400`), the full catch-up (`reload`).
+   */
+  sync(): Promise<void> {
+    if (this.syncQueued) return this.syncQueued;
+    if (this.syncing) {
+      const after = () => {
+        this.syncQueued = null;
+        return this.sync();
+      };
+      this.syncQueued = this.syncing.then(after, after);
+      return this.syncQueued;
+    }
+    const task = this.syncAnswers().finally(() => {
+      this.syncing = null;
+    });
+    this.syncing = task;
+    return task;
+  }
+
+  private async syncAnswers() {
+    const me = this.me;
+    if (!this.syncToken) return this.reload();
+    const catchUps: Promise<void>[] = [];
+    let refused = false;
+    try {
+      let more = true;
+      while (more) {
+        const answer = await this.api.sync(this.syncToken);
+        if (this.me !== me) return;
+        catchUps.push(...this.applySync(answer));
+        this.syncToken = answer.next;
+        more = answer.more;
+      }
+    } catch (error) {
+      if (this.me !== me) return;
+      if (error instanceof ApiError && (error.status === 410 || error.status === 400)) refused = true;
+      else this.fail(error); // the token stays: the next reconnect or wake asks again from it
+    }
+    await Promise.all(catchUps);
+    if (refused) await this.reload();
+  }
+
+  /**
+   * One answer into what is held: changed conversations' views into the list (their unread counts
+   * with them), their messages into loaded timelines and threads, removed conversations forgotten.
+   * Returns the per-conversation catch-ups (`after=`) it started: for a conversation `limited` (more
+   * messages changed than the answer holds) or whose new messages do not follow the newest held.
+   */
+  private applySync(answer: SyncAnswer): Promise<void>[] {
+    for (const id of answer.removed) this.forgetConversation(id);
+    this.conversations = mergeConversations(
+      this.conversations,
+      answer.conversations.map((c) => c.conversation),
+      answer.removed,
+    );
+    this.sortConversations();
+    const catchUps: Promise<void>[] = [];
+    for (const { conversation, messages, limited } of answer.conversations) {
+      const id = conversation.id;
+      if (conversation.type === "direct") void this.loadMembers(id, true);
+      this.feedThreads(id, messages);
+      const timeline = this.timelines.get(id);
+      if (!timeline?.loaded) continue; // read when opened
+      const synced = syncTimeline(timeline, messages, this.me?.id);
+      if (synced.timeline !== timeline) this.setTimeline(id, synced.timeline);
+      if (limited || !synced.complete) catchUps.push(this.catchUpConversation(id).catch((error) => this.fail(error)));
+    }
+    this.emit();
+    return catchUps;
+  }
+
+  /**
+   * The full catch-up, without a usable sync token: a fresh token, the conversation list again, and
+   * every loaded timeline from where it stopped.
+   */
+  private async reload() {
+    this.syncToken = null;
+    const token = this.takeSyncToken();
     await this.loadConversations();
     await Promise.all(
       [...this.timelines.entries()]
         .filter(([, t]) => t.loaded)
         .map(([id]) => this.catchUpConversation(id).catch((error) => this.fail(error))),
     );
-    if (this.openId) {
-      void this.loadMembers(this.openId);
-      this.markRead(this.openId);
+    await token;
+  }
+
+  /** A sync token for now (`GET /sync` without `since`); none when that fails (then the next catch-up is a full one). */
+  private async takeSyncToken() {
+    const me = this.me;
+    try {
+      const { next } = await this.api.sync();
+      if (this.me === me) this.syncToken = next;
+    } catch {
+      // Kept null: the next catch-up reloads everything and asks again.
     }
+  }
+
+  /** Syncs when the page is back: visible again after being hidden (a sleep, another tab), or online again. */
+  private watchWake() {
+    this.unwatchWake?.();
+    if (typeof document === "undefined" || typeof window === "undefined") return;
+    let hidden = document.visibilityState === "hidden";
+    const visibility = () => {
+      if (document.visibilityState === "hidden") hidden = true;
+      else if (hidden) {
+        hidden = false;
+        this.woke();
+      }
+    };
+    const online = () => this.woke();
+    document.addEventListener("visibilitychange", visibility);
+    window.addEventListener("online", online);
+    this.unwatchWake = () => {
+      document.removeEventListener("visibilitychange", visibility);
+      window.removeEventListener("online", online);
+    };
+  }
+
+  /** Back from sleep or offline (the socket may not have noticed its drop yet): what was missed, now. */
+  private woke() {
+    if (this.phase !== "signed-in" || !this.conversationsLoaded) return;
+    void this.syncNow();
   }
 
   markRead(id: string) {

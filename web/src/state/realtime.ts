@@ -1,6 +1,6 @@
 // The WebSocket: `?token=` (the one place a token goes in a URL: API Gateway needs it there), reconnect
 // with backoff after any drop, a ping to keep the connection off the 10-minute idle limit, and a
-// callback on every (re)open so the app catches up with `after=`.
+// callback on every (re)open so the app catches up (`GET /sync` from its token; see state/app.ts `catchUp`).
 
 import type { ServerEvent } from "../api/types";
 import { backoff } from "./timeline";
