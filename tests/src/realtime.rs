@@ -97,6 +97,18 @@ pub async fn next(socket: &mut Socket) -> Value {
         .expect("a frame within the deadline")
 }
 
+/// The first event (of the frames that come, `batch` frames unpacked) that `want` accepts; the events
+/// before it, and the others of its frame, are passed over.
+pub async fn until(socket: &mut Socket, want: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        for event in events_of(next(socket).await) {
+            if want(&event) {
+                return event;
+            }
+        }
+    }
+}
+
 /// The next text frame, or None when none comes within `wait`. A frame that only announces a new
 /// conversation is skipped: a socket opened just after a conversation was created may or may not get
 /// its `conversation.created` (the worker reads the connections when it delivers), and the tests that

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::conversations::membership;
+use super::conversations::{is_admin, membership};
 use crate::context::AppContext;
 use crate::error::ApiError;
 use crate::realtime::{events, Outgoing, Published};
@@ -22,10 +22,6 @@ pub struct Bans {
     pub items: Vec<BanRecord>,
 }
 
-fn moderator(member: &MemberRecord) -> bool {
-    member.role == "owner" || member.role == "admin"
-}
-
 /// The caller's membership, if they may manage the group's bans.
 async fn as_moderator(
     context: &AppContext,
@@ -36,7 +32,7 @@ async fn as_moderator(
     if conversation.kind != "group" {
         return Err(ApiError::Forbidden("Bans are for groups.".to_owned()));
     }
-    if !moderator(&mine) {
+    if !is_admin(&mine) {
         return Err(ApiError::Forbidden(
             "Only the group's owner and admins can ban, unban and see bans.".to_owned(),
         ));

@@ -99,7 +99,8 @@ pub(crate) fn not_found() -> ApiError {
     ApiError::NotFound("There is no conversation with that id among yours.".to_owned())
 }
 
-fn is_admin(member: &MemberRecord) -> bool {
+/// The group's owner or an admin: who moderates it.
+pub(crate) fn is_admin(member: &MemberRecord) -> bool {
     member.role == "owner" || member.role == "admin"
 }
 

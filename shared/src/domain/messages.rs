@@ -472,7 +472,7 @@ pub async fn history(
     })
 }
 
-fn message_not_found() -> ApiError {
+pub(crate) fn message_not_found() -> ApiError {
     ApiError::NotFound("There is no message with that id in this conversation.".to_owned())
 }
 

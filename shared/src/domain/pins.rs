@@ -3,8 +3,8 @@
 //! and unpin are idempotent, and the members hear of each change (`message.pinned`,
 //! `message.unpinned`). Deleting a pinned message unpins it.
 
-use super::conversations::membership;
-use super::messages::{decorate_read, Message};
+use super::conversations::{is_admin, membership};
+use super::messages::{decorate_read, message_not_found, Message};
 use crate::context::AppContext;
 use crate::error::ApiError;
 use crate::realtime::{events, Outgoing, Published};
@@ -16,17 +16,12 @@ use crate::validate;
 pub const MAX_PINS: u64 = 50;
 
 fn may_pin(conversation: &ConversationRecord, member: &MemberRecord) -> Result<(), ApiError> {
-    let moderator = member.role == "owner" || member.role == "admin";
-    if conversation.kind == "group" && !moderator {
+    if conversation.kind == "group" && !is_admin(member) {
         return Err(ApiError::Forbidden(
             "Only the group's owner and admins can pin and unpin messages.".to_owned(),
         ));
     }
     Ok(())
-}
-
-fn message_not_found() -> ApiError {
-    ApiError::NotFound("There is no message with that id in this conversation.".to_owned())
 }
 
 /// `PUT /conversations/{id}/pins/{messageId}`

@@ -6,6 +6,7 @@
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::conversations::membership;
+use super::messages::message_not_found;
 use crate::context::AppContext;
 use crate::error::ApiError;
 use crate::realtime::{events, Outgoing, Published};
@@ -41,10 +42,6 @@ pub fn reaction(raw: &str) -> Result<String, ApiError> {
         "reaction",
         "must be one emoji, or a shortcode of a-z, 0-9, '_', '+' and '-'",
     ))
-}
-
-fn message_not_found() -> ApiError {
-    ApiError::NotFound("There is no message with that id in this conversation.".to_owned())
 }
 
 /// `PUT .../reactions/{reaction}`: idempotent.

@@ -3,7 +3,7 @@
 //! it, a sync answers the group as removed for them, lifting the ban lets them be added again; who may
 //! ban whom, and the refusals.
 
-use parley_tests::realtime::{events_of, next, silent, Clients, Socket, User};
+use parley_tests::realtime::{events_of, next, silent, until, Clients, User};
 use parley_tests::{stack, FOLLOW_UP_WITHIN};
 use serde_json::{json, Value};
 
@@ -33,16 +33,6 @@ async fn add(by: &User, group: &str, ids: &[&str]) -> (u16, Value) {
         Some(json!({ "userIds": ids })),
     )
     .await
-}
-
-async fn until(socket: &mut Socket, want: impl Fn(&Value) -> bool) -> Value {
-    loop {
-        for event in events_of(next(socket).await) {
-            if want(&event) {
-                return event;
-            }
-        }
-    }
 }
 
 fn assert_error(answer: &(u16, Value), status: u16, code: &str) {

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use parley_tests::realtime::{events_of, next, send_frame, silent, Clients, Socket, User};
+use parley_tests::realtime::{next, send_frame, silent, until, Clients, User};
 use parley_tests::{silent_user, stack, TestApp, TestRequest};
 use serde_json::{json, Value};
 
@@ -376,17 +376,6 @@ async fn users_are_found_by_username_case_folded() {
     )
     .await;
     assert_eq!((status, many["items"].as_array().unwrap().len()), (200, 2));
-}
-
-/// Drains a socket until `want` arrives (other events, such as `member.added`, may come first).
-async fn until(socket: &mut Socket, want: impl Fn(&Value) -> bool) -> Value {
-    loop {
-        for event in events_of(next(socket).await) {
-            if want(&event) {
-                return event;
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,7 +3,7 @@
 //! (sends over HTTP and the WebSocket, reactions, typing) and what it does not (reading), its end by
 //! itself, and the refusals.
 
-use parley_tests::realtime::{events_of, next, send_frame, silent, Clients, Socket, User};
+use parley_tests::realtime::{next, send_frame, silent, until, Clients, User};
 use parley_tests::stack;
 use serde_json::{json, Value};
 
@@ -43,16 +43,6 @@ async fn send(user: &User, conversation: &str, client_id: &str) -> (u16, Value) 
         Some(json!({ "clientMessageId": client_id, "body": "hello" })),
     )
     .await
-}
-
-async fn until(socket: &mut Socket, want: impl Fn(&Value) -> bool) -> Value {
-    loop {
-        for event in events_of(next(socket).await) {
-            if want(&event) {
-                return event;
-            }
-        }
-    }
 }
 
 fn assert_error(answer: &(u16, Value), status: u16, code: &str) {

@@ -2,7 +2,7 @@
 //! local stack: who may pin, the members' `message.pinned` / `message.unpinned` events (once per change:
 //! pin and unpin are idempotent), the limit of 50, deleted messages, and the refusals.
 
-use parley_tests::realtime::{events_of, next, silent, Clients, Socket, User};
+use parley_tests::realtime::{silent, until, Clients, User};
 use parley_tests::stack;
 use serde_json::{json, Value};
 
@@ -51,16 +51,6 @@ fn ids(page: &Value) -> Vec<String> {
         .iter()
         .map(|m| m["id"].as_str().unwrap().to_owned())
         .collect()
-}
-
-async fn until(socket: &mut Socket, want: impl Fn(&Value) -> bool) -> Value {
-    loop {
-        for event in events_of(next(socket).await) {
-            if want(&event) {
-                return event;
-            }
-        }
-    }
 }
 
 fn assert_error(answer: &(u16, Value), status: u16, code: &str) {

@@ -3,7 +3,7 @@
 //! member's next message back with `429` and `Retry-After`, never a repeat of a send and never the
 //! owner or admins; off again at 0.
 
-use parley_tests::realtime::{events_of, next, Clients, Socket, User};
+use parley_tests::realtime::{until, Clients, User};
 use parley_tests::stack;
 use serde_json::{json, Value};
 
@@ -44,16 +44,6 @@ async fn send(user: &User, group: &str, client_id: &str) -> (u16, Option<u64>) {
         assert!(answer.body["error"]["message"].as_str().unwrap().contains("slow mode"));
     }
     (answer.status, retry)
-}
-
-async fn until(socket: &mut Socket, want: impl Fn(&Value) -> bool) -> Value {
-    loop {
-        for event in events_of(next(socket).await) {
-            if want(&event) {
-                return event;
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
