@@ -59,6 +59,8 @@ pub struct Config {
     pub sync_window_ms: u64,
     /// The attachments bucket and its URL lifetimes (see `attachments::Settings`).
     pub attachments: crate::attachments::Settings,
+    /// Push notifications: the queue, the VAPID secret, the SNS platform applications (see `push`).
+    pub push: crate::push::Settings,
 }
 
 /// Requests allowed per window, enforced across all containers; 0 turns a limit off.
@@ -113,26 +115,37 @@ impl std::fmt::Debug for Config {
 
 pub use crate::secrets::MIN_SECRET_BYTES;
 
-/// `TOKEN_SECRET` (with `TOKEN_SECRET_PREVIOUS`) when set, else `TOKEN_SECRET_ARN`.
-fn token_secret_source(
+/// The environment variables one secret is read from.
+struct SecretNames {
+    /// The value itself (tests, local tools).
+    value: &'static str,
+    previous: &'static str,
+    /// Or the Secrets Manager secret holding `{"current", "previous"}`.
+    arn: &'static str,
+}
+
+/// `TOKEN_SECRET` (with `TOKEN_SECRET_PREVIOUS`) when set, else `TOKEN_SECRET_ARN`; the same for the
+/// VAPID secret. Both are read again after `TOKEN_SECRET_TTL_SECS`.
+fn secret_source(
     lookup: &impl Fn(&str) -> Option<String>,
+    names: SecretNames,
 ) -> Result<crate::secrets::TokenSecretSource, ConfigError> {
     use crate::secrets::{SecretProblem, TokenSecret, TokenSecretSource};
-    if let Some(current) = lookup("TOKEN_SECRET") {
-        let previous = lookup("TOKEN_SECRET_PREVIOUS");
+    if let Some(current) = lookup(names.value) {
+        let previous = lookup(names.previous);
         return match TokenSecret::new(&current, previous.as_deref()) {
             Ok(secret) => Ok(TokenSecretSource::Inline(secret)),
             Err(SecretProblem::Current(problem)) => Err(ConfigError::Invalid {
-                name: "TOKEN_SECRET",
+                name: names.value,
                 problem,
             }),
             Err(SecretProblem::Previous(problem)) => Err(ConfigError::Invalid {
-                name: "TOKEN_SECRET_PREVIOUS",
+                name: names.previous,
                 problem,
             }),
         };
     }
-    match lookup("TOKEN_SECRET_ARN").filter(|v| !v.trim().is_empty()) {
+    match lookup(names.arn).filter(|v| !v.trim().is_empty()) {
         Some(arn) => Ok(TokenSecretSource::SecretsManager {
             arn: arn.trim().to_owned(),
             ttl: match lookup("TOKEN_SECRET_TTL_SECS").filter(|v| !v.trim().is_empty()) {
@@ -142,6 +155,34 @@ fn token_secret_source(
         }),
         None => Ok(TokenSecretSource::Absent),
     }
+}
+
+fn push_settings(lookup: &impl Fn(&str) -> Option<String>) -> Result<crate::push::Settings, ConfigError> {
+    let set = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    Ok(crate::push::Settings {
+        queue_url: set("PUSH_QUEUE_URL"),
+        secret: secret_source(
+            lookup,
+            SecretNames {
+                value: "VAPID_SECRET",
+                previous: "VAPID_SECRET_PREVIOUS",
+                arn: "VAPID_SECRET_ARN",
+            },
+        )?,
+        contact: set("PUSH_CONTACT").unwrap_or_else(|| "https://parley.chat".to_owned()),
+        endpoints: match set("PUSH_LOOPBACK_ENDPOINTS").as_deref() {
+            Some("allow") => crate::push::webpush::Endpoints::PublicAndLoopback,
+            None | Some("refuse") => crate::push::webpush::Endpoints::Public,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "PUSH_LOOPBACK_ENDPOINTS",
+                    problem: format!("{other:?} is neither allow nor refuse"),
+                })
+            }
+        },
+        apns_application: set("APNS_PLATFORM_APPLICATION_ARN"),
+        fcm_application: set("FCM_PLATFORM_APPLICATION_ARN"),
+    })
 }
 
 impl Config {
@@ -156,7 +197,15 @@ impl Config {
             .ok_or(ConfigError::Missing("TABLE_NAME"))?;
         Ok(Config {
             table_name,
-            token_secret: token_secret_source(&lookup)?,
+            token_secret: secret_source(
+                &lookup,
+                SecretNames {
+                    value: "TOKEN_SECRET",
+                    previous: "TOKEN_SECRET_PREVIOUS",
+                    arn: "TOKEN_SECRET_ARN",
+                },
+            )?,
+            push: push_settings(&lookup)?,
             wallet_signin_domain: lookup("WALLET_SIGNIN_DOMAIN").unwrap_or_else(|| "parley.chat".to_owned()),
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),

@@ -32,6 +32,8 @@ pub struct AppContext {
     pub profiles: Cache<User>,
     /// The attachments bucket (its S3 client is built on first use).
     pub attachments: crate::attachments::Storage,
+    /// Push notifications: VAPID keys and the SNS and HTTP clients, each made on first use.
+    pub push: crate::push::Push,
 }
 
 impl AppContext {
@@ -136,6 +138,7 @@ impl AppContext {
         let fanout = Fanout::new(sdk, config.websocket_endpoint.as_deref());
         let publisher = Publisher::new(sdk, config.delivery_queues.clone());
         let attachments = crate::attachments::Storage::new(sdk, config.attachments.clone());
+        let push = crate::push::Push::new(sdk, config.push.clone());
         AppContext {
             config,
             sdk: sdk.clone(),
@@ -145,6 +148,7 @@ impl AppContext {
             publisher,
             profiles: Cache::new(users::PROFILE_CACHE_TTL, users::PROFILE_CACHE_USERS),
             attachments,
+            push,
         }
     }
 }

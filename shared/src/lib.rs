@@ -22,6 +22,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod ops;
+pub mod push;
 pub mod rate_limit;
 pub mod realtime;
 pub mod search;

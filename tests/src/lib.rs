@@ -4,6 +4,7 @@
 
 pub mod contract;
 pub mod contract_ws;
+pub mod push_service;
 pub mod realtime;
 pub mod tools;
 
@@ -271,6 +272,8 @@ pub fn start_stack_with(
 
 /// The token secret every test context uses.
 pub const TEST_TOKEN_SECRET: &str = "parley-test-secret-0123456789abcdef";
+/// The VAPID secret of in-process tests (the key is derived from it: `parley::push::vapid`).
+pub const TEST_VAPID_SECRET: &str = "parley-test-vapid-secret-0123456789abcdef";
 
 static DYNAMODB: OnceLock<Result<DynamoDbLocal, String>> = OnceLock::new();
 
@@ -342,6 +345,9 @@ impl TestApp {
         let config = Config::from_lookup(|name| match name {
             "TABLE_NAME" => Some(table.to_owned()),
             "TOKEN_SECRET" => Some(TEST_TOKEN_SECRET.to_owned()),
+            "VAPID_SECRET" if !settings.iter().any(|(n, _)| *n == name) => Some(TEST_VAPID_SECRET.to_owned()),
+            // In-process tests register their own Web Push services on 127.0.0.1.
+            "PUSH_LOOPBACK_ENDPOINTS" if !settings.iter().any(|(n, _)| *n == name) => Some("allow".to_owned()),
             // Presigned URLs are made offline: in-process tests need a bucket name, not a server.
             "ATTACHMENTS_BUCKET" if !settings.iter().any(|(n, _)| *n == name) => Some("test-attachments".to_owned()),
             // In-process tests list every message (see `TestApp::list_activity`).

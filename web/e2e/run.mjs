@@ -7,6 +7,7 @@
 //   PARLEY_SCREENSHOT       where to save a screenshot of a conversation (optional)
 // Prints one line `TIMINGS {...}` (time to interactive, measured in the page) and exits non-zero on failure.
 
+import { createECDH, randomBytes } from "node:crypto";
 import { deflateSync } from "node:zlib";
 import { chromium } from "playwright-core";
 
@@ -56,8 +57,8 @@ const browser = await chromium.launch({
   timeout: 60_000,
 });
 
-async function newPage(viewport) {
-  const context = await browser.newContext({ viewport });
+async function newPage(viewport, options = {}) {
+  const context = await browser.newContext({ viewport, ...options });
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   page.on("dialog", (dialog) => void dialog.accept());
@@ -84,6 +85,22 @@ async function register(page, url, username, displayName) {
   await page.locator("form button[type=submit]").click();
   await page.getByTestId("conversation-list").waitFor({ state: "attached" });
   await page.getByText("Live").waitFor();
+}
+
+/** One call to the HTTP API from a signed-in page, with its access token: `{status, body}`. */
+async function apiCall(page, method, path) {
+  return page.evaluate(
+    async ([method, path]) => {
+      const state = window.__parley;
+      const response = await fetch(state.config.httpUrl + path, {
+        method,
+        headers: { authorization: `Bearer ${await state.api.token()}` },
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? JSON.parse(text) : null };
+    },
+    [method, path],
+  );
 }
 
 async function countText(page, text) {
@@ -453,6 +470,170 @@ try {
     await a.page.mouse.move(0, 0);
     await a.page.screenshot({ path: process.env.PARLEY_SCREENSHOT });
   }
+
+  step("notification level: alice sets mentions only and mutes the conversation for an hour, then unmutes");
+  await a.page.getByRole("button", { name: "Details", exact: true }).click();
+  const notify = a.page.locator(".notification-settings");
+  const putNotifications = () =>
+    a.page.waitForResponse((r) => r.request().method() === "PUT" && /\/conversations\/\w+\/notifications$/.test(r.url()));
+  let put = putNotifications();
+  await notify.getByLabel("Notify me about").selectOption("mentions");
+  let answer = await put;
+  check(answer.status() === 200, `PUT .../notifications answered ${answer.status()}`);
+  check((await answer.json()).level === "mentions" && (await answer.json()).mutedUntil === null, `the level answer: ${await answer.text()}`);
+  await notify.locator('[data-testid="notification-state"][data-level="mentions"][data-muted="false"]').waitFor();
+  put = putNotifications();
+  const mutedAt = Date.now();
+  await notify.getByRole("button", { name: "Mute for 1 hour" }).click();
+  answer = await put;
+  const muted = await answer.json();
+  check(answer.status() === 200 && muted.level === "mentions", `the mute answer: ${JSON.stringify(muted)}`);
+  const mutedFor = Date.parse(muted.mutedUntil) - mutedAt;
+  check(Math.abs(mutedFor - 3_600_000) < 120_000, `muted for ${mutedFor} ms, not an hour (${muted.mutedUntil})`);
+  await notify.locator('[data-testid="notification-state"][data-level="mentions"][data-muted="true"]').waitFor();
+  put = putNotifications();
+  await notify.getByRole("button", { name: "Unmute" }).click();
+  check((await (await put).json()).mutedUntil === null, "the unmute answer still has a mute");
+  await notify.locator('[data-testid="notification-state"][data-muted="false"]').waitFor();
+  await a.page.getByRole("button", { name: "Details", exact: true }).click();
+
+  step("push: erin enables notifications from the settings (the permission asked on the click); the server lists her subscription");
+  // The browser's push service is out of reach: PushManager's subscribe and getSubscription answer a
+  // fake subscription (kept in sessionStorage across reloads); the service worker is real, and gets its
+  // pushes from DevTools below.
+  const erin = `erin_${run}`;
+  const ecdh = createECDH("prime256v1");
+  ecdh.generateKeys();
+  const fakePush = {
+    endpoint: `http://127.0.0.1:9/push/fake-${run}`,
+    keys: { p256dh: ecdh.getPublicKey().toString("base64url"), auth: randomBytes(16).toString("base64url") },
+  };
+  const e = await newPage({ width: 1280, height: 800 }, { permissions: ["notifications"] });
+  await e.context.addInitScript((fake) => {
+    const ask = Notification.requestPermission.bind(Notification);
+    Notification.requestPermission = (...args) => {
+      window.__permissionAsks = (window.__permissionAsks ?? 0) + 1;
+      return ask(...args);
+    };
+    const make = (key) => ({
+      endpoint: fake.endpoint,
+      expirationTime: null,
+      options: { userVisibleOnly: true, applicationServerKey: new Uint8Array(key).buffer },
+      toJSON: () => ({ endpoint: fake.endpoint, expirationTime: null, keys: fake.keys }),
+      unsubscribe: async () => {
+        sessionStorage.removeItem("fake-push");
+        return true;
+      },
+    });
+    PushManager.prototype.subscribe = async function (options) {
+      const key = options.applicationServerKey;
+      const bytes = key instanceof ArrayBuffer ? new Uint8Array(key) : new Uint8Array(key.buffer, key.byteOffset, key.byteLength);
+      sessionStorage.setItem("fake-push", JSON.stringify([...bytes]));
+      return make([...bytes]);
+    };
+    PushManager.prototype.getSubscription = async function () {
+      const key = sessionStorage.getItem("fake-push");
+      return key ? make(JSON.parse(key)) : null;
+    };
+  }, fakePush);
+  await register(e.page, webUrl, erin, "Erin");
+  await e.page.getByRole("button", { name: "Settings", exact: true }).click();
+  await e.page.locator('[data-testid="push-status"][data-state="off"]').waitFor();
+  check((await e.page.evaluate(() => window.__permissionAsks ?? 0)) === 0, "the permission was asked before a click");
+  const posted = e.page.waitForRequest((r) => r.method() === "POST" && r.url().endsWith("/users/me/push-subscriptions"));
+  await e.page.getByRole("button", { name: "Enable notifications" }).click();
+  await e.page.locator('[data-testid="push-status"][data-state="on"]').waitFor();
+  check((await e.page.evaluate(() => window.__permissionAsks)) === 1, "the permission was not asked once on the click");
+  const sentSubscription = (await posted).postDataJSON();
+  check(
+    sentSubscription.type === "webpush" &&
+      sentSubscription.endpoint === fakePush.endpoint &&
+      sentSubscription.keys?.p256dh === fakePush.keys.p256dh &&
+      sentSubscription.keys?.auth === fakePush.keys.auth,
+    `the subscription posted: ${JSON.stringify(sentSubscription)}`,
+  );
+  const vapid = await apiCall(e.page, "GET", "/push/vapid-public-key");
+  check(vapid.status === 200 && /^[A-Za-z0-9_-]{87}$/.test(vapid.body.publicKey), `GET /push/vapid-public-key: ${JSON.stringify(vapid)}`);
+  const subscribedWith = await e.page.evaluate(() => JSON.parse(sessionStorage.getItem("fake-push")));
+  check(Buffer.from(subscribedWith).toString("base64url") === vapid.body.publicKey, "subscribed with another key than the server's");
+  let listed = await apiCall(e.page, "GET", "/users/me/push-subscriptions");
+  check(
+    listed.status === 200 && listed.body.items.length === 1 && listed.body.items[0].type === "webpush",
+    `GET /users/me/push-subscriptions: ${JSON.stringify(listed)}`,
+  );
+  const subscriptionId = listed.body.items[0].id;
+
+  step("push: after a reload, the app registers the subscription it holds again (the same one, no prompt)");
+  const again = e.page.waitForResponse((r) => r.request().method() === "POST" && r.url().endsWith("/users/me/push-subscriptions"));
+  await e.page.reload();
+  const againAnswer = await again;
+  check(againAnswer.status() === 200, `registering the same subscription again answered ${againAnswer.status()}, not 200`);
+  check((await againAnswer.json()).id === subscriptionId, "registering the same subscription again gave another id");
+  check((await e.page.evaluate(() => window.__permissionAsks ?? 0)) === 0, "the permission was asked at start");
+  listed = await apiCall(e.page, "GET", "/users/me/push-subscriptions");
+  check(listed.body.items.length === 1, `after the reload the server lists ${listed.body.items.length} subscriptions`);
+
+  step("push: the service worker shows a delivered push (title, body, tag), a newer one replaces it, an encrypted one shows neutral text");
+  const origin = new URL(webUrl).origin;
+  const cdp = await e.context.newCDPSession(e.page);
+  const registrations = new Map();
+  cdp.on("ServiceWorker.workerRegistrationUpdated", ({ registrations: updated }) => {
+    for (const r of updated) registrations.set(r.scopeURL, r);
+  });
+  await cdp.send("ServiceWorker.enable");
+  const scope = `${origin}/`;
+  for (let i = 0; i < 100 && !(registrations.get(scope) && !registrations.get(scope).isDeleted); i++) await e.page.waitForTimeout(100);
+  const registrationId = registrations.get(scope)?.registrationId;
+  check(registrationId !== undefined, `no service worker registered for ${scope}: ${JSON.stringify([...registrations.values()])}`);
+  const deliver = (payload) => cdp.send("ServiceWorker.deliverPushMessage", { origin, registrationId, data: JSON.stringify(payload) });
+  const notifications = () =>
+    e.page.evaluate(async () =>
+      (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => ({ title: n.title, body: n.body, tag: n.tag, data: n.data })),
+    );
+  const waitForNotification = async (what, match) => {
+    const until = Date.now() + TIMEOUT;
+    for (;;) {
+      const shown = await notifications();
+      if (shown.some(match)) return shown;
+      if (Date.now() > until) throw new Error(`no notification ${what}: ${JSON.stringify(shown)}`);
+      await e.page.waitForTimeout(100);
+    }
+  };
+  const fakeId = (n) => `01PUSH${run.toUpperCase()}`.padEnd(25, "0") + n;
+  const pushed = (n, fields) => ({ type: "message", conversationId: fakeId(n), messageId: `M${n}`, seq: 1, senderId: "someone", title: "Alice", ...fields });
+  await deliver(pushed(1, { body: `Push ${run}` }));
+  await waitForNotification("with the payload's title, body and tag", (n) => n.tag === fakeId(1) && n.title === "Alice" && n.body === `Push ${run}`);
+  await deliver(pushed(1, { messageId: "M1b", seq: 2, body: `Push ${run} again` }));
+  const replaced = await waitForNotification("replaced by the newer push", (n) => n.tag === fakeId(1) && n.body === `Push ${run} again`);
+  check(replaced.filter((n) => n.tag === fakeId(1)).length === 1, `two notifications for one conversation: ${JSON.stringify(replaced)}`);
+  check(
+    replaced.find((n) => n.tag === fakeId(1)).data?.conversationId === fakeId(1),
+    `the notification's data: ${JSON.stringify(replaced)}`,
+  );
+  await deliver(pushed(2, { title: "Bob" })); // encrypted: no body
+  await waitForNotification("with the neutral text for an encrypted message", (n) => n.tag === fakeId(2) && n.title === "Bob" && n.body === "New message");
+
+  step("push: not shown while erin's focused window shows that conversation");
+  await e.page.getByRole("button", { name: "Chats", exact: true }).click();
+  await e.page.getByLabel("Username to message").fill(alice);
+  await e.page.getByRole("button", { name: "Open", exact: true }).click();
+  await e.page.getByRole("heading", { name: "Alice" }).waitFor();
+  const inView = await e.page.evaluate(() => window.__parley.openId);
+  await deliver({ ...pushed(3, { body: "in view" }), conversationId: inView });
+  await deliver(pushed(4, { body: "the next one" }));
+  await waitForNotification("for the push after", (n) => n.tag === fakeId(4));
+  await e.page.waitForTimeout(500);
+  check(!(await notifications()).some((n) => n.tag === inView), "a push for the conversation in view was shown");
+
+  step("push: erin disables notifications; the server lists none");
+  await e.page.getByRole("button", { name: "Settings", exact: true }).click();
+  await e.page.getByRole("button", { name: "Disable notifications" }).click();
+  await e.page.locator('[data-testid="push-status"][data-state="off"]').waitFor();
+  check((await e.page.evaluate(() => sessionStorage.getItem("fake-push"))) === null, "the browser's subscription was not unsubscribed");
+  listed = await apiCall(e.page, "GET", "/users/me/push-subscriptions");
+  check(listed.status === 200 && listed.body.items.length === 0, `after disabling: ${JSON.stringify(listed)}`);
+  await cdp.detach();
+  await e.context.close();
 
   step("a wrong password says so");
   const c = await newPage({ width: 1024, height: 700 });

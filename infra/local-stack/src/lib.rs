@@ -22,11 +22,13 @@ pub mod faults;
 mod http_api;
 mod iam;
 mod ids;
+mod local_secrets;
 mod logs;
 mod metrics;
 mod resolve;
 mod runtime;
 mod secretsmanager;
+mod sns;
 mod sqs;
 mod streams;
 mod url;
@@ -51,6 +53,7 @@ pub use dynamodb_local::{Jit, Storage};
 pub use faults::{FaultConfig, FaultCounters, FaultInjector, FaultProxy};
 pub use logs::LogLine;
 pub use runtime::FunctionStats;
+pub use sns::SnsPublish;
 pub use streams::StreamCalls;
 pub use websocket::Limits;
 
@@ -157,7 +160,7 @@ impl Options {
             artifacts: None,
             max_instances_per_function: 10,
             limits: Limits::default(),
-            parameters: BTreeMap::new(),
+            parameters: local_parameters(),
             secrets: BTreeMap::from([("TokenSigningSecret.current".to_owned(), LOCAL_TOKEN_SECRET.to_owned())]),
             echo_logs: true,
             dynamodb_heap_mb: 512,
@@ -191,6 +194,22 @@ impl Options {
     }
 }
 
+/// Parameters every local run has unless told otherwise: tests run their own Web Push service on
+/// 127.0.0.1, and APNs and FCM devices register with the SNS stand-in's platform applications.
+fn local_parameters() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("PushLoopbackEndpoints".to_owned(), "allow".to_owned()),
+        (
+            "ApnsPlatformApplicationArn".to_owned(),
+            format!("arn:aws:sns:{}:{}:app/APNS/parley-local", ids::REGION, ids::ACCOUNT_ID),
+        ),
+        (
+            "FcmPlatformApplicationArn".to_owned(),
+            format!("arn:aws:sns:{}:{}:app/GCM/parley-local", ids::REGION, ids::ACCOUNT_ID),
+        ),
+    ])
+}
+
 pub struct LocalStack {
     http_address: SocketAddr,
     ws_address: SocketAddr,
@@ -206,6 +225,7 @@ pub struct LocalStack {
     dynamodb_relay: Option<DynamoDbRelay>,
     sqs: Arc<sqs::Sqs>,
     secretsmanager: Arc<secretsmanager::SecretsManager>,
+    sns: Arc<sns::Sns>,
     event_sources: event_sources::EventSources,
     streams: streams::Streams,
     faults: Option<Arc<FaultInjector>>,
@@ -226,6 +246,10 @@ async fn bind(port: u16, flag: &'static str) -> Result<TcpListener, StackError> 
 impl LocalStack {
     pub async fn start(options: Options) -> Result<Self, StackError> {
         let template = Template::load(&options.template)?;
+        let options = Options {
+            secrets: local_secrets::fill(&template, &options.storage, options.secrets.clone())?,
+            ..options
+        };
         let functions = template.functions()?;
         streams::check(&functions)?;
         let websocket_apis = template.websocket_apis()?;
@@ -350,6 +374,9 @@ impl LocalStack {
             secretsmanager::SecretsManager::from_template(&template, &resolver)
                 .with_iam(iam.as_ref().map(|iam| (Arc::clone(iam), Arc::clone(&logs)))),
         );
+        let sns = Arc::new(sns::Sns::new(
+            iam.as_ref().map(|iam| (Arc::clone(iam), Arc::clone(&logs))),
+        ));
         let iam_proxy = match (&iam, &functions_dynamodb, &table) {
             (Some(iam), Some(upstream), Some(table)) => {
                 let authorizer = iam::proxy::Authorizer {
@@ -396,6 +423,7 @@ impl LocalStack {
                     format!("http://{ws_address}"),
                 ),
                 ("AWS_ENDPOINT_URL_SQS".to_owned(), sqs_endpoint.clone()),
+                ("AWS_ENDPOINT_URL_SNS".to_owned(), format!("http://{ws_address}")),
                 // DynamoDB Local is a JVM sharing a laptop's cores with every function and the clients:
                 // under load one call can take seconds, which DynamoDB itself never does. A retry then
                 // only doubles the work (and a retried transaction can fail its own condition).
@@ -567,6 +595,7 @@ impl LocalStack {
             let metrics = Arc::clone(logs.metrics());
             let sqs = Arc::clone(&sqs);
             let secretsmanager = Arc::clone(&secretsmanager);
+            let sns = Arc::clone(&sns);
             let iam = iam.clone();
             let logs = Arc::clone(&logs);
             tokio::spawn(serve(
@@ -577,6 +606,7 @@ impl LocalStack {
                     let metrics = Arc::clone(&metrics);
                     let sqs = Arc::clone(&sqs);
                     let secretsmanager = Arc::clone(&secretsmanager);
+                    let sns = Arc::clone(&sns);
                     let iam = iam.clone();
                     let logs = Arc::clone(&logs);
                     async move {
@@ -591,6 +621,8 @@ impl LocalStack {
                             Ok(sqs.handle(request, caller).await)
                         } else if secretsmanager::serves(&request) {
                             Ok(secretsmanager.handle(request).await)
+                        } else if sns::serves(&request) {
+                            Ok(sns.handle(request, caller).await)
                         } else {
                             websocket.handle(request, peer).await
                         }
@@ -612,6 +644,7 @@ impl LocalStack {
             dynamodb_relay,
             sqs,
             secretsmanager,
+            sns,
             event_sources,
             streams,
             faults,
@@ -663,6 +696,21 @@ impl LocalStack {
     }
 
     /// The current `SecretString` of a template secret (by logical id or ARN).
+    /// What the functions published to SNS platform endpoints (APNs and FCM pushes), oldest first.
+    pub fn sns_publishes(&self) -> Vec<sns::SnsPublish> {
+        self.sns.published()
+    }
+
+    /// Disables an SNS platform endpoint, as SNS does when APNs or FCM reports its token invalid.
+    pub fn disable_sns_endpoint(&self, arn: &str) -> bool {
+        self.sns.disable_endpoint(arn)
+    }
+
+    /// The SNS platform endpoints now registered: (ARN, device token).
+    pub fn sns_endpoints(&self) -> Vec<(String, String)> {
+        self.sns.endpoints()
+    }
+
     pub fn secret_string(&self, secret: &str) -> Option<String> {
         self.secretsmanager.current(secret)
     }

@@ -10,6 +10,7 @@ pub mod health;
 pub mod messages;
 pub mod mutes;
 pub mod pins;
+pub mod push;
 pub mod search;
 pub mod search_indexer;
 pub mod sync;

@@ -9,6 +9,7 @@ pub mod messages;
 pub mod mutes;
 pub mod pins;
 pub mod presence;
+pub mod push;
 pub mod reactions;
 pub mod sync;
 pub mod upkeep;

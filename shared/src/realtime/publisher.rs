@@ -204,17 +204,35 @@ impl Publisher {
         self.send(url, envelopes, Ordering::Delayed(0)).await
     }
 
+    /// Puts JSON bodies on a standard queue, each delayed by `delay` (at most SQS's 15 minutes).
+    pub(crate) async fn queue_bodies(&self, url: &str, bodies: &[String], delay: Duration) -> Result<(), ApiError> {
+        let groups = vec![String::new(); bodies.len()];
+        self.send_bodies(url, bodies, &groups, Ordering::Delayed(delay.as_secs().min(900) as i32))
+            .await
+    }
+
     async fn send(&self, url: &str, envelopes: &[Envelope], ordering: Ordering) -> Result<(), ApiError> {
         let bodies: Vec<String> = envelopes
             .iter()
             .map(serde_json::to_string)
             .collect::<Result<_, _>>()
             .map_err(ApiError::internal)?;
+        let groups: Vec<String> = envelopes.iter().map(message_group).collect();
+        self.send_bodies(url, &bodies, &groups, ordering).await
+    }
+
+    async fn send_bodies(
+        &self,
+        url: &str,
+        bodies: &[String],
+        groups: &[String],
+        ordering: Ordering,
+    ) -> Result<(), ApiError> {
         // Unique per publish: SQS must not drop a retried send's second delivery as a duplicate.
         let publish_id = ulid::Ulid::generate().to_string();
         let mut batch: Vec<Entry> = Vec::new();
         let mut bytes = 0;
-        for (index, (body, envelope)) in bodies.iter().zip(envelopes).enumerate() {
+        for (index, (body, group)) in bodies.iter().zip(groups).enumerate() {
             if batch.len() == BATCH_ENTRIES || (bytes + body.len() > BATCH_BYTES && !batch.is_empty()) {
                 self.send_batch(url, std::mem::take(&mut batch), ordering).await?;
                 bytes = 0;
@@ -223,7 +241,7 @@ impl Publisher {
             batch.push(Entry {
                 id: index.to_string(),
                 body,
-                group: message_group(envelope),
+                group: group.clone(),
                 deduplication: format!("{publish_id}-{index}"),
             });
         }

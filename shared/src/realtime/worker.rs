@@ -173,6 +173,9 @@ async fn deliver(context: &AppContext, envelopes: Vec<(String, Envelope)>) -> Ve
     )
     .await;
     let resolved = futures_util::future::join_all(envelopes.iter().map(|(_, e)| recipients(context, e))).await;
+    // Per envelope, the users it was for: those none of whose connections took a new message are
+    // pushed (see `push`).
+    let mut audiences: Vec<Vec<String>> = vec![Vec::new(); envelopes.len()];
     for (index, ((id, envelope), found)) in envelopes.iter().zip(resolved).enumerate() {
         let (members, connections) = match found {
             Ok(found) => found,
@@ -182,7 +185,8 @@ async fn deliver(context: &AppContext, envelopes: Vec<(String, Envelope)>) -> Ve
                 continue;
             }
         };
-        delivery.members += members;
+        delivery.members += members.len();
+        audiences[index] = members;
         for connection in connections {
             let skipped = match &envelope.skip {
                 Skip::Nobody => false,
@@ -225,6 +229,7 @@ async fn deliver(context: &AppContext, envelopes: Vec<(String, Envelope)>) -> Ve
             _ => Posted::Delivered,
         };
     }
+    push_offline(context, &envelopes, &audiences, &worst).await;
 
     // Connections to try again, grouped by the events they still need.
     let mut retries: BTreeMap<(String, u32), Vec<Connection>> = BTreeMap::new();
@@ -298,11 +303,54 @@ async fn retry(
     unqueued
 }
 
-/// The members an envelope counts (for the metrics) and their open connections.
-async fn recipients(context: &AppContext, envelope: &Envelope) -> Result<(usize, Vec<Connection>), ApiError> {
+/// Hands the push worker every new message of a first delivery, with the users it was for none of
+/// whose connections took it (no connection, or only failed posts): they are offline.
+async fn push_offline(
+    context: &AppContext,
+    envelopes: &[(String, Envelope)],
+    audiences: &[Vec<String>],
+    posted: &BTreeMap<Connection, Posted>,
+) {
+    if context.push.settings.queue_url.is_none() {
+        return;
+    }
+    let online: std::collections::BTreeSet<&str> = posted
+        .iter()
+        .filter(|(_, p)| **p == Posted::Delivered)
+        .map(|(c, _)| c.user_id.as_str())
+        .collect();
+    let mut jobs = Vec::new();
+    for ((_, envelope), audience) in envelopes.iter().zip(audiences) {
+        if envelope.attempt > 0 || matches!(envelope.to, Target::Connections(_)) {
+            continue;
+        }
+        let offline: Vec<String> = audience
+            .iter()
+            .filter(|u| !online.contains(u.as_str()))
+            .cloned()
+            .collect();
+        if offline.is_empty() {
+            continue;
+        }
+        for event in envelope.events.iter().filter(|e| e["type"] == "message.new") {
+            if let Some(job) = crate::push::PushJob::for_new_message(&event["message"], offline.clone()) {
+                jobs.push(job);
+            }
+        }
+    }
+    if jobs.is_empty() {
+        return;
+    }
+    if let Err(e) = crate::push::worker::queue(context, &jobs, Duration::ZERO).await {
+        tracing::warn!(error = %e, jobs = jobs.len(), "could not queue push jobs; those pushes are lost");
+    }
+}
+
+/// The users an envelope is for (none for a retry's connections) and their open connections.
+async fn recipients(context: &AppContext, envelope: &Envelope) -> Result<(Vec<String>, Vec<Connection>), ApiError> {
     match &envelope.to {
-        Target::Connections(connections) => Ok((0, connections.clone())),
-        Target::Users(users) => Ok((users.len(), context.fanout.connections(&context.store, users).await?)),
+        Target::Connections(connections) => Ok((Vec::new(), connections.clone())),
+        Target::Users(users) => Ok((users.clone(), context.fanout.connections(&context.store, users).await?)),
         Target::Piece {
             conversation_id,
             members_version,
@@ -318,7 +366,8 @@ async fn recipients(context: &AppContext, envelope: &Envelope) -> Result<(usize,
                 .filter(|m| piece_of(m, *pieces) == *piece)
                 .cloned()
                 .collect();
-            Ok((mine.len(), context.fanout.connections(&context.store, &mine).await?))
+            let connections = context.fanout.connections(&context.store, &mine).await?;
+            Ok((mine, connections))
         }
     }
 }

@@ -164,6 +164,12 @@ pub struct MemberRecord {
     /// Until when (epoch ms) the member is muted (`domain::mutes`): no sends, reactions or typing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muted_until: Option<u64>,
+    /// The member's push notification level for the conversation (`all` when absent) and when their
+    /// own mute of it ends (epoch ms), set by `PUT .../notifications` (`domain::push`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_level: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_muted_until: Option<u64>,
     /// The member's sync key (`store::sync`), once the conversation worker wrote one.
     #[serde(rename = "GSI2PK", default, skip_serializing_if = "Option::is_none")]
     pub gsi2_pk: Option<String>,
@@ -188,6 +194,8 @@ impl MemberRecord {
             gsi1_sk: activity_key(&conversation.activity, &conversation.id),
             slow_sent_at: None,
             muted_until: None,
+            notify_level: None,
+            notify_muted_until: None,
             gsi2_pk: None,
             gsi2_sk: None,
         }

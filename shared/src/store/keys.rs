@@ -195,3 +195,11 @@ pub fn change(stamp_ms: u64, unique: &str) -> String {
 }
 
 pub const CHANGE_PREFIX: &str = "CHANGE#";
+
+/// `USER#<id>` / `PUSH`: the user's devices registered for push (`store::push`).
+pub const PUSH: &str = "PUSH";
+
+/// `USER#<id>` / `PUSHED#<conversationId>`: when the user was last pushed for the conversation.
+pub fn pushed(conversation_id: &str) -> String {
+    format!("PUSHED#{conversation_id}")
+}

@@ -175,6 +175,7 @@ async fn prepare(app: &TestApp, name: &str, mut event: Value) -> Value {
         "messages-",
         "reactions-",
         "pins-",
+        "notifications-",
         "mutes-",
         "bans-",
         "attachments-",
@@ -290,6 +291,30 @@ async fn attachments_get(app: &TestApp, event: &Value) -> TestResponse {
     app.call_event(parley::api::attachments::get, &event).await
 }
 
+async fn push_subscriptions_delete(app: &TestApp, event: &Value) -> TestResponse {
+    // The create sample's subscription, registered for the caller, is what the sample removes.
+    let mut event = event.clone();
+    let token = event["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("Bearer ");
+    let me = app.context.tokens().verify(token).unwrap().sub;
+    let sample = load_event("push-subscriptions-create");
+    let body: Value = serde_json::from_str(sample["body"].as_str().unwrap()).unwrap();
+    let new = parley::domain::push::NewSubscription::WebPush {
+        endpoint: body["endpoint"].as_str().unwrap().to_owned(),
+        p256dh: body["keys"]["p256dh"].as_str().unwrap().to_owned(),
+        auth: body["keys"]["auth"].as_str().unwrap().to_owned(),
+    };
+    let (subscription, _) = parley::domain::push::subscribe(app.context, &me, new).await.unwrap();
+    let sample_id = event["pathParameters"]["subscriptionId"].as_str().unwrap().to_owned();
+    let path = event["rawPath"].as_str().unwrap().replace(&sample_id, &subscription.id);
+    event["pathParameters"]["subscriptionId"] = json!(subscription.id);
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    app.call_event(parley::api::push::delete, &event).await
+}
+
 async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
     match name {
         "auth-register" => app.call_event(auth::register, event).await,
@@ -335,6 +360,11 @@ async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
         "pins-put" => app.call_event(parley::api::pins::put, event).await,
         "pins-delete" => app.call_event(parley::api::pins::delete, event).await,
         "pins-list" => app.call_event(parley::api::pins::list, event).await,
+        "push-vapid-key" => app.call_event(parley::api::push::vapid_public_key, event).await,
+        "push-subscriptions-create" => app.call_event(parley::api::push::create, event).await,
+        "push-subscriptions-list" => app.call_event(parley::api::push::list, event).await,
+        "push-subscriptions-delete" => Box::pin(push_subscriptions_delete(app, event)).await,
+        "notifications-put" => app.call_event(parley::api::push::put_notifications, event).await,
         "reactions-delete" => app.call_event(messages::unreact, event).await,
         "attachments-create" => app.call_event(parley::api::attachments::create, event).await,
         "attachments-get" => Box::pin(attachments_get(app, event)).await,
@@ -355,6 +385,7 @@ async fn every_sample_event_succeeds_through_its_handler() {
                 "conversation-worker",
                 "search-indexer",
                 "attachments-worker",
+                "push-worker",
             ]
             .contains(&n.as_str())
     }) {
@@ -473,6 +504,20 @@ async fn the_delivery_worker_sample_is_handled() {
         .map(|f| f.item_identifier.as_str())
         .collect();
     assert_eq!(failed, ["5c1d0f2e-7b3a-4c9d-8e1f-2a3b4c5d6e7f"]);
+}
+
+/// The push worker's sample (a job for a member of a conversation this table does not hold): handled
+/// without a failure report (nobody to push); an unreadable body is reported for SQS to retry.
+#[tokio::test]
+async fn the_push_worker_sample_is_handled() {
+    let app = TestApp::new().await;
+    let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(load_event("push-worker")).unwrap();
+    let answer = parley::push::worker::handle(app.context, event.clone()).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let mut broken = event;
+    broken.records[0].body = Some("{\"not\": \"a job\"}".to_owned());
+    let answer = parley::push::worker::handle(app.context, broken).await;
+    assert_eq!(answer.batch_item_failures.len(), 1);
 }
 
 /// The conversation worker's sample (a group's META changed, then removed): handled without a failure

@@ -19,6 +19,7 @@ mod mutes;
 mod names;
 mod operations;
 mod pins;
+mod push;
 mod rate_limits;
 mod restart;
 mod search;

@@ -157,9 +157,14 @@ async fn a_rotation_through_secrets_manager_reaches_the_functions_and_signs_nobo
 async fn no_function_environment_holds_the_secret() {
     let template = Template::load(&workspace_template_path()).unwrap();
     let functions = template.functions().unwrap();
-    assert_eq!(functions.len(), 60);
+    assert_eq!(functions.len(), 66);
     for function in &functions {
-        for name in ["TOKEN_SECRET", "TOKEN_SECRET_PREVIOUS"] {
+        for name in [
+            "TOKEN_SECRET",
+            "TOKEN_SECRET_PREVIOUS",
+            "VAPID_SECRET",
+            "VAPID_SECRET_PREVIOUS",
+        ] {
             assert!(
                 !function.environment.contains_key(name),
                 "{} has {name} in its environment",

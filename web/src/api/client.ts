@@ -3,7 +3,20 @@
 // through the Web Locks API where the browser has it), always with the newest stored token, because
 // presenting a rotated token revokes the whole session.
 
-import type { AuthReply, Member, OperationId, Page, RefreshReply, Reply, RequestBody, Role, User, UserStatus } from "./types";
+import type {
+  AuthReply,
+  Member,
+  NotificationLevel,
+  OperationId,
+  Page,
+  RefreshReply,
+  Reply,
+  RequestBody,
+  Role,
+  User,
+  UserStatus,
+  WebPushSubscriptionInput,
+} from "./types";
 
 export interface SendExtra {
   parentMessageId?: string;
@@ -247,6 +260,26 @@ export class Api {
   }
   blocks(cursor?: string) {
     return this.call<"users-blocks-list">("GET", `/users/me/blocks?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+  }
+
+  // Push notifications
+  /** The server's VAPID public key (base64url), for `pushManager.subscribe`'s `applicationServerKey`. */
+  vapidPublicKey() {
+    return this.call<"push-vapid-key">("GET", "/push/vapid-public-key", undefined, false);
+  }
+  /** Registers this browser's subscription; the same endpoint again answers the same id. */
+  addPushSubscription(subscription: WebPushSubscriptionInput) {
+    return this.call<"push-subscriptions-create">("POST", "/users/me/push-subscriptions", subscription);
+  }
+  pushSubscriptions() {
+    return this.call<"push-subscriptions-list">("GET", "/users/me/push-subscriptions");
+  }
+  deletePushSubscription(id: string) {
+    return this.call<"push-subscriptions-delete">("DELETE", `/users/me/push-subscriptions/${encodeURIComponent(id)}`);
+  }
+  /** A conversation's push level for me, muted until `mutedUntil` (RFC 3339; null lifts a mute). */
+  setNotifications(id: string, level: NotificationLevel, mutedUntil: string | null = null) {
+    return this.call<"notifications-put">("PUT", `/conversations/${id}/notifications`, { level, mutedUntil });
   }
 
   // Conversations

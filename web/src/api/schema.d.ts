@@ -283,6 +283,73 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/push/vapid-public-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The server's VAPID public key, for a browser's `pushManager.subscribe` (no token needed).
+         * @description The uncompressed P-256 point, base64url without padding: what `applicationServerKey` takes. When
+         *     the key is rotated, this answers the new one; a client whose subscription was made with another
+         *     key subscribes again (pushes to the old subscriptions still go out, signed with the previous key).
+         */
+        get: operations["push-vapid-key"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/me/push-subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's push subscriptions, oldest first (endpoints and tokens are not echoed). */
+        get: operations["push-subscriptions-list"];
+        put?: never;
+        /**
+         * Register a device for push notifications (Web Push, APNs or FCM).
+         * @description `webpush`: the browser's `PushSubscription` (`endpoint`, `keys.p256dh`, `keys.auth`); deployed, the
+         *     endpoint must be `https` on a public host (the local stack also accepts `http://127.0.0.1`).
+         *     `apns` / `fcm`: the device token; `400` when the deployment has no platform application for it.
+         *     The same endpoint or token again answers `200` with the same id (its keys are updated). At most 20
+         *     subscriptions per user (`409`; delete one first).
+         */
+        post: operations["push-subscriptions-create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/me/push-subscriptions/{subscriptionId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The subscription's id, as the create route answered it. */
+                subscriptionId: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove one of the caller's subscriptions (another user's or an unknown one is `404`). */
+        delete: operations["push-subscriptions-delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/conversations": {
         parameters: {
             query?: never;
@@ -623,6 +690,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/conversations/{conversationId}/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * The caller's push notification level for one conversation, and an optional mute until a time.
+         * @description `all`: every message pushes (while the caller has no open connection that took it); `mentions`:
+         *     only messages that mention the caller, and every message of a direct conversation; `none`: never.
+         *     `mutedUntil` (in the future, at most a year ahead) pushes nothing until then; `null` or absent
+         *     lifts it. Members only (`404` otherwise).
+         */
+        put: operations["notifications-put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/conversations/{conversationId}/pins": {
         parameters: {
             query?: never;
@@ -939,6 +1031,37 @@ export interface components {
             /** @description Slow mode, groups only - a plain member's messages at least this many seconds apart (0 - off). */
             slowModeSeconds: number;
         } & components["schemas"]["NamedIfGroup"];
+        /** @enum {string} */
+        NotificationLevel: "all" | "mentions" | "none";
+        NotificationSettings: {
+            level: components["schemas"]["NotificationLevel"];
+            /** @description No pushes from this conversation until then; `null` when not muted. */
+            mutedUntil: components["schemas"]["Timestamp"] | null;
+        };
+        PushSubscriptionInput: {
+            /** @constant */
+            type: "webpush";
+            /** Format: uri */
+            endpoint: string;
+            keys: {
+                /** @description The browser's P-256 public key, base64url (65 bytes uncompressed). */
+                p256dh: string;
+                /** @description The browser's 16-byte authentication secret, base64url. */
+                auth: string;
+            };
+            /** @description What `PushSubscription.toJSON()` adds; ignored. */
+            expirationTime?: number | null;
+        } | {
+            /** @enum {string} */
+            type: "apns" | "fcm";
+            token: string;
+        };
+        PushSubscription: {
+            id: string;
+            /** @enum {string} */
+            type: "webpush" | "apns" | "fcm";
+            createdAt: components["schemas"]["Timestamp"];
+        };
         /** @description A group has a `name`; a direct conversation has none. */
         NamedIfGroup: unknown & unknown;
         SyncAnswer: {
@@ -2028,6 +2151,149 @@ export interface operations {
             504: components["responses"]["GatewayTimeout"];
         };
     };
+    "push-vapid-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        publicKey: string;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "push-subscriptions-list": {
+        parameters: {
+            query?: {
+                /**
+                 * @description Field selection: a comma-separated list of top-level field names (ASCII letters and digits). The
+                 *     answer keeps only those fields (and `id`) of the object, or of each of a page's `items`; the
+                 *     response schema's `required` then holds only for the selected fields. An empty or malformed list
+                 *     is `400`.
+                 */
+                fields?: components["parameters"]["Fields"];
+            };
+            header?: {
+                /** @description An `ETag` of an earlier answer; if the body is still the same, the answer is `304` without one. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every subscription of the caller (at most 20). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["PushSubscription"][];
+                    };
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "push-subscriptions-create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PushSubscriptionInput"];
+            };
+        };
+        responses: {
+            /** @description Already registered; the same id. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushSubscription"];
+                };
+            };
+            /** @description Registered. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushSubscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "push-subscriptions-delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The subscription's id, as the create route answered it. */
+                subscriptionId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContent"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
     "conversations-list": {
         parameters: {
             query?: {
@@ -2890,6 +3156,47 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "notifications-put": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    level: components["schemas"]["NotificationLevel"];
+                    /** Format: date-time */
+                    mutedUntil?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description The settings now in force. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationSettings"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             502: components["responses"]["BadGateway"];

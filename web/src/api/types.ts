@@ -39,6 +39,14 @@ export type SyncAnswer = Schemas["SyncAnswer"];
 /** One changed conversation of a `SyncAnswer`: its view, and its messages ascending by `seq`. */
 export type SyncedConversation = SyncAnswer["conversations"][number];
 
+/** A device registered for push notifications, as the server lists it (endpoints and tokens not echoed). */
+export type PushDevice = Schemas["PushSubscription"];
+/** `POST /users/me/push-subscriptions` for a browser: its `PushSubscription.toJSON()` and `type: "webpush"`. */
+export type WebPushSubscriptionInput = Extract<Schemas["PushSubscriptionInput"], { type: "webpush" }>;
+export type NotificationLevel = Schemas["NotificationLevel"];
+/** A conversation's push settings for the caller: `mutedUntil` null when not muted. */
+export type NotificationSettings = Schemas["NotificationSettings"];
+
 /** A page of a list route (`ConversationPage`, `MessagePage`, ...). */
 export interface Page<T> {
   items: T[];

@@ -2,9 +2,21 @@
 // re-render on `emit`. Nothing here is persisted but the session (see api/client.ts).
 
 import { Api, ApiError, describeError } from "../api/client";
-import type { Attachment, Conversation, Member, Message, ServerEvent, SyncAnswer, User, UserStatus } from "../api/types";
+import type {
+  Attachment,
+  Conversation,
+  Member,
+  Message,
+  NotificationLevel,
+  NotificationSettings,
+  ServerEvent,
+  SyncAnswer,
+  User,
+  UserStatus,
+} from "../api/types";
 import { putFile, type PutHandle } from "../api/upload";
 import { mentionedIds, type Mentionable } from "./mentions";
+import { listenToServiceWorker, PushState } from "./push";
 import { applyReaction, reacted, ReactionLedger, type ReactionEvent } from "./reactions";
 import { Realtime, type SocketState } from "./realtime";
 import { mergeConversations, syncTimeline } from "./sync";
@@ -85,6 +97,13 @@ export class AppState {
   drafts = new Map<string, Upload[]>();
   /** Download URLs fetched again (`GET .../attachments/{id}`), by attachment id. */
   freshUrls = new Map<string, string>();
+  /**
+   * My push settings per conversation, as the last `PUT .../notifications` answered them (the
+   * conversation read from the API does not carry them): none held means not changed here.
+   */
+  notificationSettings = new Map<string, NotificationSettings>();
+  /** Push notifications on this browser. */
+  readonly push: PushState;
 
   readonly api: Api;
   realtime: Realtime | null = null;
@@ -105,6 +124,7 @@ export class AppState {
   constructor(readonly config: Config, storage: Storage) {
     this.api = new Api(config.httpUrl, storage);
     this.api.onSignedOut = () => this.signedOut("Your session ended. Sign in again.");
+    this.push = new PushState(this.api, () => this.emit());
   }
 
   subscribe(listener: () => void): () => void {
@@ -128,6 +148,10 @@ export class AppState {
   // ---- session ----
 
   async start() {
+    listenToServiceWorker(
+      (id) => this.openFromNotification(id),
+      () => (this.phase === "signed-in" && this.view === "chats" && document.visibilityState === "visible" ? this.openId : null),
+    );
     const saved = this.api.saved();
     if (!saved) {
       this.phase = "signed-out";
@@ -165,6 +189,7 @@ export class AppState {
     );
     this.realtime.start();
     this.watchWake();
+    void this.push.check();
     // The sync token is asked for with the list, first: a change the list does not show yet is in the
     // first sync's answer (the token is not waited for: the list and a conversation show meanwhile).
     void this.takeSyncToken();
@@ -197,12 +222,15 @@ export class AppState {
     this.drafts.clear();
     this.freshUrls.clear();
     this.urlFetch.clear();
+    this.notificationSettings.clear();
     this.openId = null;
     this.notice = notice;
     this.emit();
   }
 
   async logout() {
+    // While the token is good: this browser stops getting my notifications.
+    await this.push.signOut();
     try {
       await this.api.logout();
     } catch {
@@ -361,6 +389,19 @@ export class AppState {
       await this.catchUpConversation(id);
     }
     this.markRead(id);
+  }
+
+  /** A click on a notification (through the service worker): its conversation, once signed in. */
+  private openFromNotification(id: string) {
+    if (this.phase === "signed-in") void this.open(id);
+    else history.replaceState(null, "", `#/c/${id}`); // `signedIn` opens it
+  }
+
+  /** My push level for a conversation, and a mute until `mutedUntil` (null: none); the answer is held. */
+  async setNotifications(id: string, level: NotificationLevel, mutedUntil: string | null = null) {
+    const settings = await this.api.setNotifications(id, level, mutedUntil);
+    this.notificationSettings.set(id, settings);
+    this.emit();
   }
 
   timeline(id: string): Timeline {
@@ -1027,6 +1068,7 @@ export class AppState {
     this.conversations = this.conversations.filter((c) => c.id !== id);
     this.timelines.delete(id);
     this.members.delete(id);
+    this.notificationSettings.delete(id);
     for (const [parentId, thread] of this.threads) if (thread.conversationId === id) this.threads.delete(parentId);
     for (const [draft, queue] of this.drafts) {
       if (draft !== id && !draft.startsWith(`${id}/`)) continue;

@@ -5,6 +5,7 @@ import type { AppState } from "../state/app";
 import { topLevel } from "../state/timeline";
 import { ErrorLine, useAction, useRerender } from "./common";
 import { Composer, MessageItem, PendingItem } from "./message";
+import { ConversationNotifications } from "./notifications";
 import { SearchPanel } from "./search";
 import { Settings } from "./settings";
 import { SignIn } from "./signin";
@@ -453,6 +454,7 @@ function MembersPanel({ state, conversation }: { state: AppState; conversation: 
           </button>
         </form>
       )}
+      <ConversationNotifications state={state} conversationId={conversation.id} />
       {group && (
         <button
           type="button"

@@ -3,11 +3,13 @@ import { useEffect, useState } from "preact/hooks";
 import type { Block, Session, UserStatus } from "../api/types";
 import type { AppState } from "../state/app";
 import { ErrorLine, useAction } from "./common";
+import { PushSettings } from "./notifications";
 
 export function Settings({ state }: { state: AppState }) {
   return (
     <main class="settings">
       <Profile state={state} />
+      <PushSettings state={state} />
       <Sessions state={state} />
       <Blocks state={state} />
     </main>
