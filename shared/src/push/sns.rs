@@ -60,13 +60,13 @@ impl Push {
     /// Publishes one notification to a platform endpoint.
     pub async fn publish_to_device(&self, endpoint_arn: &str, payload: &Payload) -> Published {
         let text = payload.body.clone().unwrap_or_else(|| "New message".to_owned());
-        let data = json!({
-            "type": payload.kind,
-            "conversationId": payload.conversation_id,
-            "messageId": payload.message_id,
-            "seq": payload.seq.to_string(),
-            "senderId": payload.sender_id,
-        });
+        // FCM data values are strings; `type` as the Web Push payload has it.
+        let mut data = serde_json::Map::new();
+        data.insert("type".into(), payload.kind.clone().into());
+        data.insert("conversationId".into(), payload.conversation_id.clone().into());
+        data.insert("messageId".into(), payload.message_id.clone().into());
+        data.insert("seq".into(), payload.seq.to_string().into());
+        data.insert("senderId".into(), payload.sender_id.clone().into());
         let apns = json!({
             "aps": {"alert": {"title": payload.title, "body": text}, "thread-id": payload.conversation_id, "sound": "default"},
             "parley": data,

@@ -133,8 +133,8 @@ fn every_operation_documents_what_the_edge_answers() {
             }
         }
         // docs/API-GUIDE.md "Authentication": a bearer token on every route but /auth/* (except logout and
-        // sessions) and /health.
-        let needs_token = !(path.starts_with("/auth/") || path == "/health")
+        // sessions), /health and the VAPID key.
+        let needs_token = !(path.starts_with("/auth/") || path == "/health" || path == "/push/vapid-public-key")
             || path == "/auth/logout"
             || path.starts_with("/auth/sessions");
         if needs_token != bearer {

@@ -27,6 +27,7 @@ const KNOWN_CYCLES: &[(&str, &[&str])] = &[
             "domain",
             "http",
             "metrics",
+            "push",
             "rate_limit",
             "realtime",
             "secrets",

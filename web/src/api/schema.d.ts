@@ -2153,8 +2153,19 @@ export interface operations {
     };
     "push-vapid-key": {
         parameters: {
-            query?: never;
-            header?: never;
+            query?: {
+                /**
+                 * @description Field selection: a comma-separated list of top-level field names (ASCII letters and digits). The
+                 *     answer keeps only those fields (and `id`) of the object, or of each of a page's `items`; the
+                 *     response schema's `required` then holds only for the selected fields. An empty or malformed list
+                 *     is `400`.
+                 */
+                fields?: components["parameters"]["Fields"];
+            };
+            header?: {
+                /** @description An `ETag` of an earlier answer; if the body is still the same, the answer is `304` without one. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2164,6 +2175,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2172,6 +2184,7 @@ export interface operations {
                     };
                 };
             };
+            304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["RateLimited"];
