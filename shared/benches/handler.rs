@@ -60,6 +60,7 @@ fn canned_user(id: &str) -> User {
         status_text: Some("down the rabbit hole".to_owned()),
         last_seen_at: Some("2026-11-25T20:59:00.000Z".to_owned()),
         created_at: "2026-11-01T09:00:00.000Z".to_owned(),
+        who_can_add_me: None,
     }
 }
 

@@ -787,6 +787,7 @@ pub async fn silent_user(store: &parley::store::Store, username: &str) -> String
         last_seen_at: None,
         created_at: parley::time::rfc3339(std::time::SystemTime::now()),
         role: None,
+        who_can_add_me: None,
     };
     store.create_user(&record).await.expect("a silent user");
     id

@@ -116,7 +116,7 @@ pub async fn add_members(context: &'static AppContext, request: ApiRequest) -> R
     let id = conversation_id(&request)?;
     let body: AddBody = request.json()?;
     let added = super::deliver(context, domain::add_members(context, &me, &id, &body.user_ids).await?).await?;
-    Reply::ok(&serde_json::json!({ "added": added }))
+    Reply::ok(&added)
 }
 
 /// `DELETE /conversations/{conversationId}/members/{userId}`

@@ -7,6 +7,7 @@ pub mod bans;
 pub mod conversation_worker;
 pub mod conversations;
 pub mod health;
+pub mod invitations;
 pub mod messages;
 pub mod mutes;
 pub mod pins;

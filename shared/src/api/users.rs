@@ -23,6 +23,8 @@ struct PatchBody {
     /// Absent: unchanged; `null` or `""`: cleared.
     #[serde(default, deserialize_with = "present")]
     status_text: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::not_null")]
+    who_can_add_me: Option<String>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from a field not sent (`None`, through `default`).
@@ -33,7 +35,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 /// `GET /users/me`
 pub async fn get_me(context: &'static AppContext, request: ApiRequest) -> Result<Reply, ApiError> {
     let claims = request.authenticate(context)?;
-    Reply::ok(&users::get(context, &claims.sub).await?)
+    Reply::ok(&users::own(context, &claims.sub).await?)
 }
 
 /// `PATCH /users/me`
@@ -45,6 +47,7 @@ pub async fn update_me(context: &'static AppContext, request: ApiRequest) -> Res
         display_name: body.display_name,
         status: body.status,
         status_text: body.status_text,
+        who_can_add_me: body.who_can_add_me,
     };
     let user = users::update_own_profile(context, &claims.sub, change).await?;
     if presence_changed {
@@ -63,7 +66,7 @@ pub async fn get_user(context: &'static AppContext, request: ApiRequest) -> Resu
     let claims = request.authenticate(context)?;
     let user_id = validate::ulid("userId", request.path_param("userId")?)?;
     if user_id == claims.sub {
-        return Reply::ok(&users::get(context, &user_id).await?);
+        return Reply::ok(&users::own(context, &user_id).await?);
     }
     Reply::ok(&users::get_cached(context, &user_id).await?)
 }

@@ -134,6 +134,7 @@ pub async fn register(context: &AppContext, input: Registration) -> Result<Signe
         last_seen_at: Some(rfc3339(created)),
         created_at: rfc3339(created),
         role: None,
+        who_can_add_me: None,
     };
     match context.store.create_user(&record).await {
         Ok(()) => {}
@@ -549,6 +550,7 @@ async fn wallet_user(context: &AppContext, address: &Address) -> Result<UserReco
             last_seen_at: Some(rfc3339(created)),
             created_at: rfc3339(created),
             role: None,
+            who_can_add_me: None,
         };
         match context.store.create_user(&record).await {
             Ok(()) => return Ok(record),

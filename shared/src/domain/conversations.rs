@@ -40,6 +40,9 @@ pub struct Conversation {
     pub my_role: String,
     /// Slow mode: a plain member's sends at least this many seconds apart (0: off).
     pub slow_mode_seconds: u64,
+    /// In a group create's answer only: who was invited instead of added (`domain::invitations`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invited: Vec<String>,
 }
 
 impl Conversation {
@@ -62,6 +65,7 @@ impl Conversation {
             member_count: record.member_count,
             my_role: member.role.clone(),
             slow_mode_seconds: record.slow_mode_seconds,
+            invited: Vec::new(),
         }
     }
 }
@@ -234,15 +238,15 @@ pub async fn create_group(
     });
     let others = problems.check(unique_ids("memberIds", member_ids, me));
     problems.finish()?;
-    let (name, others) = (name.unwrap_or_default(), others.unwrap_or_default());
-    if others.len() as u64 + 1 > MAX_GROUP_MEMBERS {
+    let (name, named) = (name.unwrap_or_default(), others.unwrap_or_default());
+    if named.len() as u64 + 1 > MAX_GROUP_MEMBERS {
         return Err(ApiError::invalid(
             "memberIds",
             format!("a group has at most {MAX_GROUP_MEMBERS} members"),
         ));
     }
-    require_users(context, "memberIds", &others).await?;
-    refuse_blockers(context, me, "memberIds", &others).await?;
+    let (others, invited) = crate::domain::invitations::sort_by_consent(context, "memberIds", &named).await?;
+    refuse_blockers(context, me, "memberIds", &named).await?;
     let created = rfc3339(context.now());
     let id = ulid::Ulid::generate().to_string();
     let record = ConversationRecord {
@@ -273,11 +277,13 @@ pub async fn create_group(
             .map(|other| MemberRecord::new(&record, other, "member", &created)),
     );
     context.store.create_group(&record, &members).await?;
-    let mine = Conversation::new(record.clone(), &members[0]);
+    let mut mine = Conversation::new(record.clone(), &members[0]);
     let mut events = vec![Outgoing::to_users(
         vec![me.to_owned()],
         events::conversation_created(&mine),
     )];
+    events.extend(crate::domain::invitations::invite(context, me, &record, &invited).await?);
+    mine.invited = invited;
     if let Some(first_other) = members.get(1) {
         // Every other member has the same view: role `member`, nothing unread.
         let theirs = Conversation::new(record, first_other);
@@ -470,12 +476,19 @@ pub async fn members(
 /// blocked the caller can be added (`forbidden`, nothing added). All or nothing: the new members
 /// appear in the list, the count, the fan-out and can read at one moment (`store::add_members`). The
 /// members as they now are (the new ones included) get `member.added`.
+/// What an add did: who was added, and who was invited instead (`whoCanAddMe` nobody).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Added {
+    pub added: Vec<String>,
+    pub invited: Vec<String>,
+}
+
 pub async fn add_members(
     context: &AppContext,
     me: &str,
     conversation_id: &str,
     user_ids: &[String],
-) -> Result<Published<Vec<String>>, ApiError> {
+) -> Result<Published<Added>, ApiError> {
     if user_ids.is_empty() || user_ids.len() as u64 > MAX_GROUP_MEMBERS {
         return Err(ApiError::invalid(
             "userIds",
@@ -496,20 +509,24 @@ pub async fn add_members(
         ));
     }
     let existing = context.store.members_of(conversation_id, &ids).await?;
-    let new: Vec<String> = ids
+    let named: Vec<String> = ids
         .into_iter()
         .filter(|id| !existing.iter().any(|m| m.user_id == *id && conversation.admits(m)))
         .collect();
-    if new.is_empty() {
-        return Ok(Published::quiet(new));
+    if named.is_empty() {
+        return Ok(Published::quiet(Added::default()));
     }
     let too_many = || ApiError::invalid("userIds", format!("a group has at most {MAX_GROUP_MEMBERS} members"));
-    if conversation.member_count + new.len() as u64 > MAX_GROUP_MEMBERS {
+    if conversation.member_count + named.len() as u64 > MAX_GROUP_MEMBERS {
         return Err(too_many());
     }
-    require_users(context, "userIds", &new).await?;
-    refuse_blockers(context, me, "userIds", &new).await?;
-    super::bans::refuse_banned(context, conversation_id, &new).await?;
+    let (new, invited) = crate::domain::invitations::sort_by_consent(context, "userIds", &named).await?;
+    refuse_blockers(context, me, "userIds", &named).await?;
+    super::bans::refuse_banned(context, conversation_id, &named).await?;
+    let invitations = crate::domain::invitations::invite(context, me, &conversation, &invited).await?;
+    if new.is_empty() {
+        return Ok(Published::new(Added { added: new, invited }, invitations));
+    }
     let joined = rfc3339(context.now());
     // New members start with everything before them read: every position taken so far, as the
     // position counter has it (the META's `lastSeq` follows the sends a moment later, from the stream).
@@ -532,7 +549,9 @@ pub async fn add_members(
     changed.members_version += 1;
     changed.member_count += new.len() as u64;
     let event = events::members("member.added", conversation_id, &new);
-    Ok(Published::new(new, vec![Outgoing::to_conversation(&changed, event)]))
+    let mut events = vec![Outgoing::to_conversation(&changed, event)];
+    events.extend(invitations);
+    Ok(Published::new(Added { added: new, invited }, events))
 }
 
 /// The member item of `user_id` in the conversation `meta` describes, or `not_found`.

@@ -5,6 +5,7 @@ pub mod attachments;
 pub mod bans;
 pub mod blocks;
 pub mod conversations;
+pub mod invitations;
 pub mod messages;
 pub mod mutes;
 pub mod pins;

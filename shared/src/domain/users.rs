@@ -23,6 +23,9 @@ pub struct User {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seen_at: Option<String>,
     pub created_at: String,
+    /// Only in the user's own profile ([`own`]); `None` in every view of someone else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub who_can_add_me: Option<String>,
 }
 
 impl From<UserRecord> for User {
@@ -39,6 +42,7 @@ impl From<UserRecord> for User {
             status_text: record.status_text,
             last_seen_at: record.last_seen_at,
             created_at: record.created_at,
+            who_can_add_me: None,
         }
     }
 }
@@ -69,6 +73,8 @@ pub struct ProfileChange {
     pub display_name: Option<String>,
     pub status: Option<Presence>,
     pub status_text: Option<Option<String>>,
+    /// `everyone` or `nobody` (`domain::invitations`).
+    pub who_can_add_me: Option<String>,
 }
 
 /// How long another container's profile change may go unseen here. Profiles are read far more often
@@ -142,11 +148,39 @@ pub async fn find_by_username(context: &AppContext, raw: &str) -> Result<Option<
     Ok(get_many(context, &[user_id]).await?.into_iter().next())
 }
 
+/// The caller's own profile, read fresh: with `whoCanAddMe`, which nobody else sees.
+pub async fn own(context: &AppContext, user_id: &str) -> Result<User, ApiError> {
+    let record = context
+        .store
+        .get_user(user_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("There is no user with that id.".to_owned()))?;
+    Ok(own_view(context, record))
+}
+
+/// A profile as its owner sees it; the cache keeps the public view.
+fn own_view(context: &AppContext, record: UserRecord) -> User {
+    let who = record
+        .who_can_add_me
+        .clone()
+        .unwrap_or_else(|| crate::domain::invitations::ADD_EVERYONE.to_owned());
+    let public = User::from(record);
+    context.profiles.insert(public.id.clone(), public.clone());
+    User {
+        who_can_add_me: Some(who),
+        ..public
+    }
+}
+
 pub async fn update_own_profile(context: &AppContext, user_id: &str, change: ProfileChange) -> Result<User, ApiError> {
-    if change.display_name.is_none() && change.status.is_none() && change.status_text.is_none() {
+    if change.display_name.is_none()
+        && change.status.is_none()
+        && change.status_text.is_none()
+        && change.who_can_add_me.is_none()
+    {
         return Err(ApiError::invalid(
             "body",
-            "give at least one of displayName, status, statusText",
+            "give at least one of displayName, status, statusText, whoCanAddMe",
         ));
     }
     let mut problems = validate::Problems::default();
@@ -160,18 +194,23 @@ pub async fn update_own_profile(context: &AppContext, user_id: &str, change: Pro
         Some(_) => Some(None),
         None => None,
     };
+    let who_can_add_me = change.who_can_add_me.and_then(|who| {
+        problems.check(match who.as_str() {
+            crate::domain::invitations::ADD_EVERYONE | crate::domain::invitations::ADD_NOBODY => Ok(who),
+            _ => Err(ApiError::invalid("whoCanAddMe", "must be everyone or nobody")),
+        })
+    });
     problems.finish()?;
     let patch = ProfilePatch {
         display_name,
         status: change.status.map(|s| s.as_str().to_owned()),
         status_text,
+        who_can_add_me,
     };
-    let user = context
+    let record = context
         .store
         .update_profile(user_id, &patch)
         .await?
-        .map(User::from)
         .ok_or_else(|| ApiError::NotFound("Your account no longer exists.".to_owned()))?;
-    context.profiles.insert(user.id.clone(), user.clone());
-    Ok(user)
+    Ok(own_view(context, record))
 }

@@ -72,13 +72,23 @@ pub fn conversation_created(conversation: &Conversation) -> Value {
 /// all of them; the fields that differ per member (`myRole`, `readSeq`, `unreadCount`) are left out
 /// and the client keeps its own.
 pub fn conversation_updated(conversation: &Conversation) -> Value {
+    json!({ "type": "conversation.updated", "conversation": shared_conversation(conversation) })
+}
+
+/// A conversation as every member sees it alike (`SharedConversation`): without the per-member fields.
+pub fn shared_conversation(conversation: &Conversation) -> Value {
     let mut shared = json!(conversation);
     if let Some(fields) = shared.as_object_mut() {
-        for per_member in ["myRole", "readSeq", "unreadCount", "mentionCount"] {
+        for per_member in ["myRole", "readSeq", "unreadCount", "mentionCount", "invited"] {
             fields.remove(per_member);
         }
     }
-    json!({ "type": "conversation.updated", "conversation": shared })
+    shared
+}
+
+/// `invitation.new`, to the invitee only.
+pub fn invitation_new(invitation: &crate::domain::invitations::Invitation) -> Value {
+    json!({ "type": "invitation.new", "invitation": invitation })
 }
 
 pub fn conversation_deleted(conversation_id: &str) -> Value {

@@ -642,6 +642,24 @@ impl Store {
             .expression_attribute_values(":room", n(max_members.saturating_sub(added)))
     }
 
+    /// The writes that add one member: the META's count (index 0) and the member item (index 1), for
+    /// a join's transaction (`store::invitations`).
+    pub(crate) fn member_joins(
+        &self,
+        member: &MemberRecord,
+        max_members: u64,
+        now: &str,
+    ) -> Result<Vec<TransactWriteItem>, ApiError> {
+        let meta = self
+            .count_update(&member.conversation_id, 1, max_members, now)
+            .build()
+            .map_err(ApiError::internal)?;
+        Ok(vec![
+            TransactWriteItem::builder().update(meta).build(),
+            self.member_put(member)?,
+        ])
+    }
+
     async fn add_members_at_once(
         &self,
         conversation_id: &str,

@@ -203,3 +203,22 @@ pub const PUSH: &str = "PUSH";
 pub fn pushed(conversation_id: &str) -> String {
     format!("PUSHED#{conversation_id}")
 }
+
+/// `USER#<invitee>` / `INVITATION#<id>`: a pending invitation to a group (`store::invitations`).
+pub fn invitation(id: &str) -> String {
+    format!("{INVITATION_PREFIX}{id}")
+}
+
+pub const INVITATION_PREFIX: &str = "INVITATION#";
+
+/// `INVITE#<code>` / `INVITE`: an invite link (`store::invitations`).
+pub fn invite(code: &str) -> String {
+    format!("INVITE#{code}")
+}
+
+pub const INVITE: &str = "INVITE";
+
+/// GSI1 partition of a group's invite links.
+pub fn conversation_invites(conversation_id: &str) -> String {
+    format!("INVITES#{conversation_id}")
+}

@@ -26,6 +26,9 @@ pub struct UserRecord {
     /// `admin` for operators; set by hand on the item, never through the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// `nobody`: group adds invite the user instead (`domain::invitations`); absent: `everyone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who_can_add_me: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -54,10 +57,13 @@ pub struct ProfilePatch {
     pub display_name: Option<String>,
     pub status: Option<String>,
     pub status_text: Option<Option<String>>,
+    pub who_can_add_me: Option<String>,
 }
 
 /// The profile attributes a response may show (never `passwordHash`).
-const PUBLIC_PROJECTION: &str = "id, username, displayName, #status, statusText, walletAddress, lastSeenAt, createdAt";
+/// (`whoCanAddMe` is read for the adds' consent check, and never shown to others: `domain::users`.)
+const PUBLIC_PROJECTION: &str =
+    "id, username, displayName, #status, statusText, walletAddress, lastSeenAt, createdAt, whoCanAddMe";
 
 impl Store {
     /// Writes the profile and its username claim (and wallet claim, if the user has a wallet) in one
@@ -170,6 +176,10 @@ impl Store {
             }
             Some(None) => remove.push("statusText"),
             None => {}
+        }
+        if let Some(who) = &patch.who_can_add_me {
+            set.push("whoCanAddMe = :whoCanAddMe");
+            request = request.expression_attribute_values(":whoCanAddMe", s(who));
         }
         let mut expression = String::new();
         if !set.is_empty() {

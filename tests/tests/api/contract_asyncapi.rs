@@ -457,6 +457,7 @@ fn conversation() -> Conversation {
         read_seq: 3,
         my_role: "owner".into(),
         slow_mode_seconds: 0,
+        invited: Vec::new(),
     }
 }
 
@@ -470,6 +471,7 @@ fn user() -> User {
         status_text: Some("in a meeting".into()),
         last_seen_at: Some(AT.into()),
         created_at: AT.into(),
+        who_can_add_me: None,
     }
 }
 
@@ -513,6 +515,12 @@ fn every_frame() -> Vec<Value> {
         events::member_muted(CONVERSATION, OTHER, Some("2026-12-07T18:00:00.000Z")),
         events::member_muted(CONVERSATION, OTHER, None),
         events::member_banned(CONVERSATION, OTHER),
+        events::invitation_new(&parley::domain::invitations::Invitation {
+            id: "4f2a9c1e7b3d5a8f0e6c2b9d1a7f3e5c".into(),
+            conversation: events::shared_conversation(&conversation()),
+            invited_by: OTHER.into(),
+            created_at: AT.into(),
+        }),
     ];
     let mut frames = events.clone();
     frames.push(events::frame(&events[..2]));

@@ -11,6 +11,7 @@ mod conversation_list;
 mod conversations;
 mod docs;
 mod health;
+mod invitations;
 mod layering;
 mod message_costs;
 mod messages;

@@ -176,6 +176,9 @@ async fn prepare(app: &TestApp, name: &str, mut event: Value) -> Value {
         "reactions-",
         "pins-",
         "notifications-",
+        "invites-create",
+        "invites-list",
+        "invites-delete",
         "mutes-",
         "bans-",
         "attachments-",
@@ -315,6 +318,86 @@ async fn push_subscriptions_delete(app: &TestApp, event: &Value) -> TestResponse
     app.call_event(parley::api::push::delete, &event).await
 }
 
+/// The caller's id from the sample's (live) token.
+fn caller(app: &TestApp, event: &Value) -> String {
+    let token = event["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("Bearer ");
+    app.context.tokens().verify(token).unwrap().sub
+}
+
+/// Replaces a path parameter's sample value with a live one.
+fn with_path_param(event: &Value, name: &str, live: &str) -> Value {
+    let mut event = event.clone();
+    let sample = event["pathParameters"][name].as_str().unwrap().to_owned();
+    let path = event["rawPath"].as_str().unwrap().replace(&sample, live);
+    event["pathParameters"][name] = json!(live);
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event
+}
+
+/// A live invite link of the sample conversation (made by its owner, the caller).
+async fn invites_delete(app: &TestApp, event: &Value) -> TestResponse {
+    let me = caller(app, event);
+    let conversation = event["pathParameters"]["conversationId"].as_str().unwrap();
+    let link = parley::domain::invitations::create_invite(app.context, &me, conversation, None, None)
+        .await
+        .unwrap();
+    app.call_event(
+        parley::api::invitations::revoke_invite,
+        &with_path_param(event, "code", &link.code),
+    )
+    .await
+}
+
+/// A link to someone else's group, which the caller joins.
+async fn invites_join(app: &TestApp, event: &Value) -> TestResponse {
+    let owner = app.user("sampleowner").await;
+    let group = app.group(&owner, "sample group", &[]).await;
+    let link = parley::domain::invitations::create_invite(app.context, &owner.id, &group, Some(5), None)
+        .await
+        .unwrap();
+    app.call_event(
+        parley::api::invitations::join,
+        &with_path_param(event, "code", &link.code),
+    )
+    .await
+}
+
+/// An invitation of the caller's (who accepts only invitations) to someone else's group.
+async fn invitation_answer<H, Fut>(app: &TestApp, event: &Value, handler: H) -> TestResponse
+where
+    H: Fn(&'static parley::AppContext, parley::http::ApiRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<parley::http::Reply, parley::ApiError>>,
+{
+    let me = caller(app, event);
+    let change = parley::domain::users::ProfileChange {
+        who_can_add_me: Some("nobody".to_owned()),
+        ..Default::default()
+    };
+    parley::domain::users::update_own_profile(app.context, &me, change)
+        .await
+        .unwrap();
+    let owner = app.user("sampleinviter").await;
+    let created = app
+        .call(
+            conversations::create,
+            TestRequest::new("POST", "/conversations")
+                .bearer(&owner.token)
+                .json(json!({ "type": "group", "name": "sample invitation", "memberIds": [me] })),
+        )
+        .await;
+    assert_eq!(created.body["invited"], json!([me]), "{}", created.body);
+    let invitation = parley::domain::invitations::list(app.context, &me)
+        .await
+        .unwrap()
+        .remove(0);
+    app.call_event(handler, &with_path_param(event, "invitationId", &invitation.id))
+        .await
+}
+
 async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
     match name {
         "auth-register" => app.call_event(auth::register, event).await,
@@ -365,6 +448,13 @@ async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
         "push-subscriptions-list" => app.call_event(parley::api::push::list, event).await,
         "push-subscriptions-delete" => Box::pin(push_subscriptions_delete(app, event)).await,
         "notifications-put" => app.call_event(parley::api::push::put_notifications, event).await,
+        "invitations-list" => app.call_event(parley::api::invitations::list, event).await,
+        "invitations-accept" => Box::pin(invitation_answer(app, event, parley::api::invitations::accept)).await,
+        "invitations-decline" => Box::pin(invitation_answer(app, event, parley::api::invitations::decline)).await,
+        "invites-create" => app.call_event(parley::api::invitations::create_invite, event).await,
+        "invites-list" => app.call_event(parley::api::invitations::list_invites, event).await,
+        "invites-delete" => Box::pin(invites_delete(app, event)).await,
+        "invites-join" => Box::pin(invites_join(app, event)).await,
         "reactions-delete" => app.call_event(messages::unreact, event).await,
         "attachments-create" => app.call_event(parley::api::attachments::create, event).await,
         "attachments-get" => Box::pin(attachments_get(app, event)).await,

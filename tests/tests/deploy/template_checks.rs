@@ -256,7 +256,7 @@ fn reserved_concurrency_budgets_fit_the_default_account_quota() {
         let id = &function.logical_id;
         let reserved = template.reserved_concurrency(id, &budget).unwrap();
         let reserved = reserved.unwrap_or_else(|| panic!("{id} has no reserved concurrency"));
-        assert!(reserved >= 10, "{id}: {reserved} is under the floor of 10");
+        assert!(reserved >= 5, "{id}: {reserved} is under the floor of 5");
         assert_eq!(
             template.reserved_concurrency(id, &none).unwrap(),
             None,

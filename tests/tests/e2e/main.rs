@@ -14,6 +14,7 @@ mod fuzz_findings;
 mod groups;
 mod http_api;
 mod iam;
+mod invitations;
 mod lambda_limits;
 mod mutes;
 mod names;

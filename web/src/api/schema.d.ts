@@ -350,6 +350,96 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/users/me/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's pending invitations to groups, newest first.
+         * @description An add that names someone whose `whoCanAddMe` is `nobody` invites them instead; an invitation
+         *     lasts 7 days. Expired invitations and those to groups that are gone are left out.
+         */
+        get: operations["invitations-list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/invitations/{invitationId}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The invitation's id, as listed. */
+                invitationId: components["parameters"]["InvitationId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Accept an invitation - the caller joins the group (the members get `member.added`).
+         * @description `404` for an invitation that is not the caller's, expired or already answered; `403` while the
+         *     caller is banned from the group; `409` when the group is full.
+         */
+        post: operations["invitations-accept"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/invitations/{invitationId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The invitation's id, as listed. */
+                invitationId: components["parameters"]["InvitationId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Decline an invitation (another user's or an unknown one is `404`). */
+        delete: operations["invitations-decline"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/invites/{code}/join": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The invite link's code. */
+                code: components["parameters"]["InviteCode"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Join a group by an invite link (the members get `member.added`).
+         * @description Unknown code `404`; expired, used up or revoked `410 gone`; banned `403`; a full group `409`.
+         *     A member joining again gets the group and takes no use. However many join at once, the link's
+         *     `uses` never passes `maxUses`.
+         */
+        post: operations["invites-join"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/conversations": {
         parameters: {
             query?: never;
@@ -715,6 +805,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/conversations/{conversationId}/invites": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        /** The group's live invite links (not revoked, expired or used up), newest first; owner and admins. */
+        get: operations["invites-list"];
+        put?: never;
+        /**
+         * Make an invite link to a group (owner and admins).
+         * @description `expiresInSeconds` 60 to 604800 (a week; a day when absent); `maxUses` 1 to 1000 (absent: no
+         *     limit). The body may be left out. A plain member or a direct conversation is `403`.
+         */
+        post: operations["invites-create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/conversations/{conversationId}/invites/{code}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+                /** @description The invite link's code. */
+                code: components["parameters"]["InviteCode"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an invite link (owner and admins); joining by it is then `410`. */
+        delete: operations["invites-delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/conversations/{conversationId}/pins": {
         parameters: {
             query?: never;
@@ -961,6 +1096,8 @@ export interface components {
             /** @description Present once known. */
             lastSeenAt?: components["schemas"]["Timestamp"];
             createdAt: components["schemas"]["Timestamp"];
+            /** @description In the caller's own profile only. */
+            whoCanAddMe?: components["schemas"]["WhoCanAddMe"];
         };
         UserList: {
             items: components["schemas"]["User"][];
@@ -1030,6 +1167,8 @@ export interface components {
             myRole: components["schemas"]["Role"];
             /** @description Slow mode, groups only - a plain member's messages at least this many seconds apart (0 - off). */
             slowModeSeconds: number;
+            /** @description In a group create's answer only, when it named anyone whose `whoCanAddMe` is `nobody` - they were invited instead of added. */
+            invited?: components["schemas"]["Ulid"][];
         } & components["schemas"]["NamedIfGroup"];
         /** @enum {string} */
         NotificationLevel: "all" | "mentions" | "none";
@@ -1060,6 +1199,26 @@ export interface components {
             id: string;
             /** @enum {string} */
             type: "webpush" | "apns" | "fcm";
+            createdAt: components["schemas"]["Timestamp"];
+        };
+        /**
+         * @description Who may put the user into a group; `nobody` - adds invite them instead.
+         * @enum {string}
+         */
+        WhoCanAddMe: "everyone" | "nobody";
+        Invitation: {
+            id: string;
+            conversation: components["schemas"]["SharedConversation"];
+            invitedBy: components["schemas"]["Ulid"];
+            createdAt: components["schemas"]["Timestamp"];
+        };
+        InviteLink: {
+            code: string;
+            expiresAt: components["schemas"]["Timestamp"];
+            /** @description `null` - no limit. */
+            maxUses: number | null;
+            uses: number;
+            createdBy: components["schemas"]["Ulid"];
             createdAt: components["schemas"]["Timestamp"];
         };
         /** @description A group has a `name`; a direct conversation has none. */
@@ -1115,6 +1274,8 @@ export interface components {
         MembersAdded: {
             /** @description The users who were not members before (the others are left out). */
             added: components["schemas"]["Ulid"][];
+            /** @description The users invited instead of added (their `whoCanAddMe` is `nobody`). */
+            invited: components["schemas"]["Ulid"][];
         };
         /**
          * @description A message. `seq` is its position in the conversation (1, 2, 3, ... without gaps, in the
@@ -1596,6 +1757,10 @@ export interface components {
         MessageId: components["schemas"]["UlidInput"];
         UserId: components["schemas"]["UlidInput"];
         SessionId: components["schemas"]["UlidInput"];
+        /** @description The invitation's id, as listed. */
+        InvitationId: string;
+        /** @description The invite link's code. */
+        InviteCode: string;
         /**
          * @description One emoji (a single grapheme cluster, fully qualified or without its U+FE0F), or a shortcode of
          *     `[a-z0-9_+-]`; 1 to 32 characters. Anything else is `400`. (The pattern admits the shortcodes and
@@ -1955,11 +2120,12 @@ export interface operations {
                     status?: components["schemas"]["Presence"] | null;
                     /** @description At most 140 characters after trimming; `null` or blank text clears it. */
                     statusText?: string | null;
+                    whoCanAddMe?: components["schemas"]["WhoCanAddMe"];
                 } | {
                     displayName: string;
                 } | {
                     status: string;
-                } | unknown;
+                } | unknown | unknown;
             };
         };
         responses: {
@@ -2299,6 +2465,149 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "invitations-list": {
+        parameters: {
+            query?: {
+                /**
+                 * @description Field selection: a comma-separated list of top-level field names (ASCII letters and digits). The
+                 *     answer keeps only those fields (and `id`) of the object, or of each of a page's `items`; the
+                 *     response schema's `required` then holds only for the selected fields. An empty or malformed list
+                 *     is `400`.
+                 */
+                fields?: components["parameters"]["Fields"];
+            };
+            header?: {
+                /** @description An `ETag` of an earlier answer; if the body is still the same, the answer is `304` without one. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The pending invitations. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Invitation"][];
+                    };
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "invitations-accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The invitation's id, as listed. */
+                invitationId: components["parameters"]["InvitationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller is now a member (or was already). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        conversation: components["schemas"]["ReadConversation"];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "invitations-decline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The invitation's id, as listed. */
+                invitationId: components["parameters"]["InvitationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContent"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "invites-join": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The invite link's code. */
+                code: components["parameters"]["InviteCode"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller is now a member (or was already). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        conversation: components["schemas"]["ReadConversation"];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            410: components["responses"]["Gone"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
@@ -3210,6 +3519,121 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "invites-list": {
+        parameters: {
+            query?: {
+                /**
+                 * @description Field selection: a comma-separated list of top-level field names (ASCII letters and digits). The
+                 *     answer keeps only those fields (and `id`) of the object, or of each of a page's `items`; the
+                 *     response schema's `required` then holds only for the selected fields. An empty or malformed list
+                 *     is `400`.
+                 */
+                fields?: components["parameters"]["Fields"];
+            };
+            header?: {
+                /** @description An `ETag` of an earlier answer; if the body is still the same, the answer is `304` without one. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The links. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["InviteLink"][];
+                    };
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "invites-create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    maxUses?: number;
+                    expiresInSeconds?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The link. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InviteLink"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "invites-delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+                /** @description The invite link's code. */
+                code: components["parameters"]["InviteCode"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["NoContent"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             502: components["responses"]["BadGateway"];

@@ -1,0 +1,5 @@
+//! `POST /conversations/{conversationId}/invites`
+#[tokio::main]
+async fn main() -> Result<(), parley::http::LambdaError> {
+    parley::http::serve(parley::api::invitations::create_invite).await
+}
