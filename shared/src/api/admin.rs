@@ -9,8 +9,7 @@ use crate::http::{ApiRequest, Reply};
 use crate::ops::metrics_report;
 use crate::AppContext;
 
-/// The role an operator grants by setting `role` on a user's profile item (see README "Operate").
-pub const ADMIN_ROLE: &str = "admin";
+pub use crate::domain::users::ADMIN_ROLE;
 
 const DEFAULT_MINUTES: u64 = 60;
 /// CloudWatch keeps one-minute data for 15 days; a day is what an operator looks back on here.

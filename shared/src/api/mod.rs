@@ -12,6 +12,7 @@ pub mod messages;
 pub mod mutes;
 pub mod pins;
 pub mod push;
+pub mod reports;
 pub mod search;
 pub mod search_indexer;
 pub mod sync;

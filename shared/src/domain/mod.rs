@@ -12,6 +12,7 @@ pub mod pins;
 pub mod presence;
 pub mod push;
 pub mod reactions;
+pub mod reports;
 pub mod sync;
 pub mod upkeep;
 pub mod users;

@@ -77,6 +77,10 @@ pub struct ProfileChange {
     pub who_can_add_me: Option<String>,
 }
 
+/// The platform role of operators (`role` on a profile, set by hand: no API grants it): who reads the
+/// service metrics and every conversation's reports.
+pub const ADMIN_ROLE: &str = "admin";
+
 /// How long another container's profile change may go unseen here. Profiles are read far more often
 /// than they change, and the real-time `presence` events carry status changes as they happen.
 pub const PROFILE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);

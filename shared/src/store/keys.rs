@@ -222,3 +222,13 @@ pub const INVITE: &str = "INVITE";
 pub fn conversation_invites(conversation_id: &str) -> String {
     format!("INVITES#{conversation_id}")
 }
+
+/// `CONV#<id>` / `REPORT#<reportId>`: a report (`store::reports`).
+pub fn report(report_id: &str) -> String {
+    format!("{REPORT_PREFIX}{report_id}")
+}
+
+pub const REPORT_PREFIX: &str = "REPORT#";
+
+/// GSI1 partition of every report, for the platform's admins.
+pub const REPORTS: &str = "REPORTS";

@@ -8,7 +8,7 @@ use k256::ecdsa::SigningKey;
 use parley::api::{auth, conversations, messages, users};
 use parley::auth::wallet::personal_sign;
 use parley_template::{workspace_template_path, Template};
-use parley_tests::{TestApp, TestRequest, TestResponse};
+use parley_tests::{TestApp, TestRequest, TestResponse, TestUser};
 use serde_json::{json, Value};
 
 fn workspace() -> PathBuf {
@@ -398,6 +398,78 @@ where
         .await
 }
 
+/// A group of the caller's with two others, the first of whom sends a message: what the report
+/// samples report (nobody reports their own message or themself).
+async fn report_world(app: &TestApp, event: &Value) -> (String, TestUser, TestUser, String) {
+    Box::pin(report_world_inner(app, event)).await
+}
+
+async fn report_world_inner(app: &TestApp, event: &Value) -> (String, TestUser, TestUser, String) {
+    let me = caller(app, event);
+    let token = event["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("Bearer ")
+        .to_owned();
+    let (sender, other) = (app.user("samplesender").await, app.user("sampleother").await);
+    let owner = TestUser { id: me, token };
+    let group = app.group(&owner, "sample reports", &[&sender, &other]).await;
+    let message = app.send(&sender, &group, "sample-report", "buy cheap watches").await;
+    (group, sender, other, message["id"].as_str().unwrap().to_owned())
+}
+
+async fn reports_create(app: &TestApp, event: &Value) -> TestResponse {
+    let (group, _, _, message) = report_world(app, event).await;
+    let mut event = event.clone();
+    let body = event["body"]
+        .as_str()
+        .unwrap()
+        .replace(SAMPLE_CONVERSATION, &group)
+        .replace(SAMPLE_MESSAGE, &message);
+    event["body"] = json!(body);
+    app.call_event(parley::api::reports::create, &event).await
+}
+
+async fn conversation_reports(app: &TestApp, event: &Value, update: bool) -> TestResponse {
+    let (group, sender, other, _) = report_world(app, event).await;
+    let new = parley::domain::reports::NewReport {
+        conversation_id: group.clone(),
+        message_id: None,
+        user_id: Some(other.id.clone()),
+        reason: Some("abuse".to_owned()),
+        note: None,
+    };
+    let report = Box::pin(parley::domain::reports::create(app.context, &sender.id, new))
+        .await
+        .unwrap();
+    let event = with_path_param(event, "conversationId", &group);
+    if update {
+        let event = with_path_param(&event, "reportId", &report);
+        Box::pin(app.call_event(parley::api::reports::update, &event)).await
+    } else {
+        Box::pin(app.call_event(parley::api::reports::list, &event)).await
+    }
+}
+
+/// The caller made a platform admin, as an operator does by hand (no API grants the role).
+async fn admin_reports(app: &TestApp, event: &Value) -> TestResponse {
+    let me = caller(app, event);
+    app.context
+        .store
+        .client()
+        .update_item()
+        .table_name(app.context.store.table())
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{me}")))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("PROFILE".into()))
+        .update_expression("SET #role = :admin")
+        .expression_attribute_names("#role", "role")
+        .expression_attribute_values(":admin", aws_sdk_dynamodb::types::AttributeValue::S("admin".into()))
+        .send()
+        .await
+        .unwrap();
+    app.call_event(parley::api::reports::all, event).await
+}
+
 async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
     match name {
         "auth-register" => app.call_event(auth::register, event).await,
@@ -443,18 +515,22 @@ async fn run(app: &TestApp, name: &str, event: &Value) -> TestResponse {
         "pins-put" => app.call_event(parley::api::pins::put, event).await,
         "pins-delete" => app.call_event(parley::api::pins::delete, event).await,
         "pins-list" => app.call_event(parley::api::pins::list, event).await,
-        "push-vapid-key" => app.call_event(parley::api::push::vapid_public_key, event).await,
-        "push-subscriptions-create" => app.call_event(parley::api::push::create, event).await,
-        "push-subscriptions-list" => app.call_event(parley::api::push::list, event).await,
+        "push-vapid-key" => Box::pin(app.call_event(parley::api::push::vapid_public_key, event)).await,
+        "push-subscriptions-create" => Box::pin(app.call_event(parley::api::push::create, event)).await,
+        "push-subscriptions-list" => Box::pin(app.call_event(parley::api::push::list, event)).await,
         "push-subscriptions-delete" => Box::pin(push_subscriptions_delete(app, event)).await,
-        "notifications-put" => app.call_event(parley::api::push::put_notifications, event).await,
-        "invitations-list" => app.call_event(parley::api::invitations::list, event).await,
+        "notifications-put" => Box::pin(app.call_event(parley::api::push::put_notifications, event)).await,
+        "invitations-list" => Box::pin(app.call_event(parley::api::invitations::list, event)).await,
         "invitations-accept" => Box::pin(invitation_answer(app, event, parley::api::invitations::accept)).await,
         "invitations-decline" => Box::pin(invitation_answer(app, event, parley::api::invitations::decline)).await,
-        "invites-create" => app.call_event(parley::api::invitations::create_invite, event).await,
-        "invites-list" => app.call_event(parley::api::invitations::list_invites, event).await,
+        "invites-create" => Box::pin(app.call_event(parley::api::invitations::create_invite, event)).await,
+        "invites-list" => Box::pin(app.call_event(parley::api::invitations::list_invites, event)).await,
         "invites-delete" => Box::pin(invites_delete(app, event)).await,
         "invites-join" => Box::pin(invites_join(app, event)).await,
+        "reports-create" => Box::pin(reports_create(app, event)).await,
+        "conversation-reports-list" => Box::pin(conversation_reports(app, event, false)).await,
+        "conversation-reports-update" => Box::pin(conversation_reports(app, event, true)).await,
+        "admin-reports-list" => Box::pin(admin_reports(app, event)).await,
         "reactions-delete" => app.call_event(messages::unreact, event).await,
         "attachments-create" => app.call_event(parley::api::attachments::create, event).await,
         "attachments-get" => Box::pin(attachments_get(app, event)).await,
@@ -480,8 +556,8 @@ async fn every_sample_event_succeeds_through_its_handler() {
             .contains(&n.as_str())
     }) {
         let app = TestApp::new().await;
-        let event = prepare(&app, &name, load_event(&name)).await;
-        let response = run(&app, &name, &event).await;
+        let event = Box::pin(prepare(&app, &name, load_event(&name))).await;
+        let response = Box::pin(run(&app, &name, &event)).await;
         assert!(
             (200..300).contains(&response.status),
             "events/{name}.json answered {}: {}",

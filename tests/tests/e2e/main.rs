@@ -22,6 +22,7 @@ mod operations;
 mod pins;
 mod push;
 mod rate_limits;
+mod reports;
 mod restart;
 mod search;
 mod sessions;

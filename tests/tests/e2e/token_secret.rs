@@ -157,7 +157,7 @@ async fn a_rotation_through_secrets_manager_reaches_the_functions_and_signs_nobo
 async fn no_function_environment_holds_the_secret() {
     let template = Template::load(&workspace_template_path()).unwrap();
     let functions = template.functions().unwrap();
-    assert_eq!(functions.len(), 73);
+    assert_eq!(functions.len(), 77);
     for function in &functions {
         for name in [
             "TOKEN_SECRET",

@@ -850,6 +850,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/conversations/{conversationId}/reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        /** The conversation's reports, newest first, at most 100 (owner and admins; none about the caller). */
+        get: operations["conversation-reports-list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/conversations/{conversationId}/reports/{reportId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+                /** @description The report's id. */
+                reportId: components["schemas"]["UlidInput"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Close a report as dismissed or actioned (owner and admins; not a report about oneself). */
+        patch: operations["conversation-reports-update"];
+        trace?: never;
+    };
     "/conversations/{conversationId}/pins": {
         parameters: {
             query?: never;
@@ -993,6 +1033,46 @@ export interface paths {
          *     still have a `nextCursor`.
          */
         get: operations["search-messages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report a message or a member of a conversation to its owner and admins (members only).
+         * @description `messageId` (a message of the conversation) and/or `userId` (whom the report is about; the
+         *     message's sender when only `messageId` is given). Nobody reports themself or their own message
+         *     (`400`). Reports are never shown to the user they are about. Unknown conversation or one the
+         *     caller is not in, unknown message: `404`.
+         */
+        post: operations["reports-create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every conversation's reports, newest first, at most 100 (platform role `admin` only). */
+        get: operations["admin-reports-list"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1220,6 +1300,24 @@ export interface components {
             uses: number;
             createdBy: components["schemas"]["Ulid"];
             createdAt: components["schemas"]["Timestamp"];
+        };
+        /** @enum {string} */
+        ReportReason: "spam" | "abuse" | "other";
+        /** @enum {string} */
+        ReportStatus: "open" | "dismissed" | "actioned";
+        Report: {
+            id: components["schemas"]["Ulid"];
+            conversationId: components["schemas"]["Ulid"];
+            reporterId: components["schemas"]["Ulid"];
+            messageId?: components["schemas"]["Ulid"];
+            /** @description Whom the report is about. */
+            userId?: components["schemas"]["Ulid"];
+            reason: components["schemas"]["ReportReason"];
+            note?: string;
+            status: components["schemas"]["ReportStatus"];
+            createdAt: components["schemas"]["Timestamp"];
+            handledBy?: components["schemas"]["Ulid"];
+            handledAt?: components["schemas"]["Timestamp"];
         };
         /** @description A group has a `name`; a direct conversation has none. */
         NamedIfGroup: unknown & unknown;
@@ -3641,6 +3739,101 @@ export interface operations {
             504: components["responses"]["GatewayTimeout"];
         };
     };
+    "conversation-reports-list": {
+        parameters: {
+            query?: {
+                /** @description Only reports in this state. */
+                status?: components["schemas"]["ReportStatus"];
+                /**
+                 * @description Field selection: a comma-separated list of top-level field names (ASCII letters and digits). The
+                 *     answer keeps only those fields (and `id`) of the object, or of each of a page's `items`; the
+                 *     response schema's `required` then holds only for the selected fields. An empty or malformed list
+                 *     is `400`.
+                 */
+                fields?: components["parameters"]["Fields"];
+            };
+            header?: {
+                /** @description An `ETag` of an earlier answer; if the body is still the same, the answer is `304` without one. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The reports. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Report"][];
+                    };
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "conversation-reports-update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversationId: components["parameters"]["ConversationId"];
+                /** @description The report's id. */
+                reportId: components["schemas"]["UlidInput"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    status: "dismissed" | "actioned";
+                };
+            };
+        };
+        responses: {
+            /** @description The report as it now is. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        report: components["schemas"]["Report"];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
     "pins-list": {
         parameters: {
             query?: {
@@ -3931,6 +4124,98 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "reports-create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    conversationId: components["schemas"]["UlidInput"];
+                    messageId?: components["schemas"]["UlidInput"];
+                    userId?: components["schemas"]["UlidInput"];
+                    reason: components["schemas"]["ReportReason"];
+                    note?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The report, open. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: components["schemas"]["Ulid"];
+                        /** @constant */
+                        status: "open";
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["BadGateway"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "admin-reports-list": {
+        parameters: {
+            query?: {
+                /** @description Only reports in this state. */
+                status?: components["schemas"]["ReportStatus"];
+                /**
+                 * @description Field selection: a comma-separated list of top-level field names (ASCII letters and digits). The
+                 *     answer keeps only those fields (and `id`) of the object, or of each of a page's `items`; the
+                 *     response schema's `required` then holds only for the selected fields. An empty or malformed list
+                 *     is `400`.
+                 */
+                fields?: components["parameters"]["Fields"];
+            };
+            header?: {
+                /** @description An `ETag` of an earlier answer; if the body is still the same, the answer is `304` without one. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The reports. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Report"][];
+                    };
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];

@@ -1,0 +1,157 @@
+//! Reports (`domain::reports`): `CONV#<conversation>` / `REPORT#<id>`, newest last in the partition
+//! (ids are ULIDs), and on GSI1 under `REPORTS` with the sort key `<status>#<id>`, so the platform's
+//! admins list every conversation's reports by state, newest first, in one Query.
+
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use serde::{Deserialize, Serialize};
+
+use super::{item_with_key, key, keys, records, s, Store};
+use crate::error::ApiError;
+
+/// The most a listing answers.
+pub const MAX_LISTED_REPORTS: usize = 100;
+
+/// A report, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportRecord {
+    pub id: String,
+    pub conversation_id: String,
+    pub reporter_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// Whom the report is about (named, or the reported message's sender).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub status: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_at: Option<String>,
+    #[serde(rename = "GSI1PK")]
+    pub gsi1_pk: String,
+    #[serde(rename = "GSI1SK")]
+    pub gsi1_sk: String,
+}
+
+/// A report's GSI1 sort key: its state, then its id (newest last).
+pub fn report_index_key(status: &str, id: &str) -> String {
+    format!("{status}#{id}")
+}
+
+impl Store {
+    pub async fn put_report(&self, report: &ReportRecord) -> Result<(), ApiError> {
+        let item = item_with_key(
+            keys::conversation(&report.conversation_id),
+            &keys::report(&report.id),
+            report,
+        )?;
+        self.put_if(
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(PK)"),
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_report(&self, conversation_id: &str, id: &str) -> Result<Option<ReportRecord>, ApiError> {
+        self.get_record(keys::conversation(conversation_id), keys::report(id))
+            .await
+    }
+
+    /// A conversation's reports, newest first (at most [`MAX_LISTED_REPORTS`] after `keep`).
+    pub async fn reports_of(
+        &self,
+        conversation_id: &str,
+        keep: impl Fn(&ReportRecord) -> bool,
+    ) -> Result<Vec<ReportRecord>, ApiError> {
+        let mut found = Vec::new();
+        let mut start: Option<super::Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":pk", s(keys::conversation(conversation_id)))
+                .expression_attribute_values(":prefix", s(keys::REPORT_PREFIX))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .consistent_read(true)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await?;
+            self.usage.record(false, out.consumed_capacity());
+            for report in records::<ReportRecord>(out.items.unwrap_or_default())? {
+                if keep(&report) {
+                    found.push(report);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(next) if found.len() < MAX_LISTED_REPORTS => start = Some(next),
+                _ => {
+                    found.truncate(MAX_LISTED_REPORTS);
+                    return Ok(found);
+                }
+            }
+        }
+    }
+
+    /// Every conversation's reports (in one state, or all), newest first, at most
+    /// [`MAX_LISTED_REPORTS`].
+    pub async fn all_reports(&self, status: Option<&str>) -> Result<Vec<ReportRecord>, ApiError> {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("GSI1")
+            .expression_attribute_values(":pk", s(keys::REPORTS))
+            .scan_index_forward(false)
+            .limit(MAX_LISTED_REPORTS as i32)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let request = match status {
+            Some(status) => request
+                .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :status)")
+                .expression_attribute_values(":status", s(format!("{status}#"))),
+            None => request.key_condition_expression("GSI1PK = :pk"),
+        };
+        let out = request.send().await?;
+        self.usage.record(false, out.consumed_capacity());
+        let mut found: Vec<ReportRecord> = records(out.items.unwrap_or_default())?;
+        // Across states the index orders by state first; newest first is by id.
+        found.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(found)
+    }
+
+    /// Closes an open or reopened report; the report as it now is, or `None` when there is none.
+    pub async fn set_report_status(
+        &self,
+        conversation_id: &str,
+        id: &str,
+        status: &str,
+        handled_by: &str,
+        handled_at: &str,
+    ) -> Result<Option<ReportRecord>, ApiError> {
+        self.conditional_update(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation(conversation_id), keys::report(id))))
+                .update_expression("SET #status = :status, GSI1SK = :index, handledBy = :by, handledAt = :at")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status))
+                .expression_attribute_values(":index", s(report_index_key(status, id)))
+                .expression_attribute_values(":by", s(handled_by))
+                .expression_attribute_values(":at", s(handled_at)),
+        )
+        .await
+    }
+}
