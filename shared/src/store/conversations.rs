@@ -602,7 +602,8 @@ impl Store {
         max_members: u64,
         now: &str,
     ) -> Result<bool, ApiError> {
-        if members.len() < TRANSACTION_MAX {
+        // Each member takes two items of a transaction: its put and the check that it is not banned.
+        if members.len() * 2 < TRANSACTION_MAX {
             return self
                 .add_members_at_once(conversation_id, members, max_members, now)
                 .await;
@@ -620,6 +621,18 @@ impl Store {
             )?,
             Some("attribute_not_exists(PK)"),
         )
+    }
+
+    /// The check, inside an add's transaction, that the user is not banned: a ban that lands between
+    /// an add's read of the bans and its write fails the add rather than letting the user in.
+    fn not_banned(&self, conversation_id: &str, user_id: &str) -> Result<TransactWriteItem, ApiError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::conversation(conversation_id), keys::ban(user_id))))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(ApiError::internal)?;
+        Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
     fn count_update(
@@ -675,9 +688,15 @@ impl Store {
         for member in members {
             writes.push(self.member_put(member)?);
         }
+        for member in members {
+            writes.push(self.not_banned(conversation_id, &member.user_id)?);
+        }
         match self.transact(writes).await {
             Ok(()) => Ok(true),
             Err(WriteConflict::Conditions(failed)) if failed.contains(&0) => Ok(false),
+            Err(WriteConflict::Conditions(failed)) if failed.iter().any(|i| *i > members.len()) => {
+                Err(banned_meanwhile())
+            }
             Err(WriteConflict::Conditions(_)) => Err(members_changed()),
             Err(WriteConflict::Other(e)) => Err(e),
         }
@@ -721,8 +740,13 @@ impl Store {
         let mut written = 0;
         let mut failure = None;
         let mut full = false;
-        for chunk in pending.chunks(TRANSACTION_MAX) {
-            let writes = match chunk.iter().map(|m| self.member_put(m)).collect::<Result<Vec<_>, _>>() {
+        for chunk in pending.chunks(TRANSACTION_MAX / 2) {
+            let writes = match chunk
+                .iter()
+                .map(|m| self.member_put(m))
+                .chain(chunk.iter().map(|m| self.not_banned(conversation_id, &m.user_id)))
+                .collect::<Result<Vec<_>, _>>()
+            {
                 Ok(writes) => writes,
                 Err(e) => {
                     failure = Some(e);
@@ -731,8 +755,12 @@ impl Store {
             };
             match self.transact(writes).await {
                 Ok(()) => written += chunk.len(),
-                Err(WriteConflict::Conditions(_)) => {
-                    failure = Some(members_changed());
+                Err(WriteConflict::Conditions(failed)) => {
+                    failure = Some(if failed.iter().any(|i| *i >= chunk.len()) {
+                        banned_meanwhile()
+                    } else {
+                        members_changed()
+                    });
                     break;
                 }
                 Err(WriteConflict::Other(e)) => {
@@ -1195,6 +1223,11 @@ impl Store {
         )
         .await
     }
+}
+
+/// A ban landed between an add's check and its write.
+fn banned_meanwhile() -> ApiError {
+    ApiError::Forbidden("One of these users was banned from this group meanwhile; nobody was added.".to_owned())
 }
 
 fn members_changed() -> ApiError {

@@ -4,6 +4,7 @@
 mod accounts;
 mod alarms;
 mod attachments_quota;
+mod ban_races;
 mod connections;
 mod contract_asyncapi;
 mod contract_openapi;
