@@ -127,12 +127,25 @@ fn step(record: &EventRecord) -> Result<Option<Step>, ApiError> {
     }
 }
 
-async fn run(context: &AppContext, conversation_id: &str, step: &Step) -> Result<(), ApiError> {
+/// Runs one step; `meta` carries the META a step read to a later step of the same conversation in
+/// this batch (one read instead of two).
+async fn run(
+    context: &AppContext,
+    conversation_id: &str,
+    step: &Step,
+    meta: &mut Option<ConversationRecord>,
+) -> Result<(), ApiError> {
     match step {
-        Step::Sent(messages) => upkeep::record_sent(context, conversation_id, messages).await,
-        Step::List(meta) => upkeep::list_activity(context, meta).await,
-        Step::Purge { round } => upkeep::purge(context, conversation_id, *round).await,
-        Step::Changes(changes) => upkeep::record_changes(context, conversation_id, changes).await,
+        Step::Sent(messages) => {
+            *meta = upkeep::record_sent(context, conversation_id, messages).await?;
+            Ok(())
+        }
+        Step::List(record) => upkeep::list_activity(context, record).await,
+        Step::Purge { round } => {
+            *meta = None;
+            upkeep::purge(context, conversation_id, *round).await
+        }
+        Step::Changes(changes) => upkeep::record_changes(context, conversation_id, changes, meta.take()).await,
     }
 }
 
@@ -202,8 +215,9 @@ pub async fn handle(context: &AppContext, event: Event) -> DynamoDbEventResponse
     }
     let failed: Vec<String> = stream::iter(work)
         .map(|(conversation_id, steps)| async move {
+            let mut meta = None;
             for (seq, step) in &steps {
-                if let Err(e) = run(context, &conversation_id, step).await {
+                if let Err(e) = run(context, &conversation_id, step, &mut meta).await {
                     tracing::warn!(conversationId = %conversation_id, sequenceNumber = %seq, error = %e, "conversation upkeep failed; the record will be retried");
                     return Some(seq.clone());
                 }

@@ -523,8 +523,8 @@ pub async fn add_members(
     let (new, invited) = crate::domain::invitations::sort_by_consent(context, "userIds", &named).await?;
     refuse_blockers(context, me, "userIds", &named).await?;
     super::bans::refuse_banned(context, conversation_id, &named).await?;
-    let invitations = crate::domain::invitations::invite(context, me, &conversation, &invited).await?;
     if new.is_empty() {
+        let invitations = crate::domain::invitations::invite(context, me, &conversation, &invited).await?;
         return Ok(Published::new(Added { added: new, invited }, invitations));
     }
     let joined = rfc3339(context.now());
@@ -550,7 +550,8 @@ pub async fn add_members(
     changed.member_count += new.len() as u64;
     let event = events::members("member.added", conversation_id, &new);
     let mut events = vec![Outgoing::to_conversation(&changed, event)];
-    events.extend(invitations);
+    // Only once the add stands: an add that fails leaves no invitations behind.
+    events.extend(crate::domain::invitations::invite(context, me, &changed, &invited).await?);
     Ok(Published::new(Added { added: new, invited }, events))
 }
 

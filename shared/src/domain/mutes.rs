@@ -1,4 +1,4 @@
-//! Mutes (docs/API-GUIDE.md "Moderation: mutes"): a group's owner and admins mute plain members, and
+//! Mutes (docs/API-GUIDE.md "Mutes"): a group's owner and admins mute plain members, and
 //! the owner mutes admins too, for 1 second to 30 days. While the mute lasts the member's sends,
 //! reactions and typing are refused (`403`, saying until when); they still read everything. The
 //! members hear of it (`member.muted`, `member.unmuted`). A mute ends by itself when its time is up,

@@ -1,6 +1,6 @@
 //! `presence` events: a user's status reaches only people who share a conversation with them (never
 //! someone who blocked them), at most once per [`PRESENCE_WINDOW`] per user, changes within a window
-//! collapsed into the last (docs/API-GUIDE.md, "Presence").
+//! collapsed into the last (docs/API-GUIDE.md, "Events").
 //!
 //! A change outside the window goes out at once. A change inside it is queued to go out when the
 //! window ends, with the version it claimed on the user's throttle item (`store::presence`); a later

@@ -87,6 +87,12 @@ pub async fn create(context: &AppContext, me: &str, new: NewReport) -> Result<St
         })),
         None => None,
     };
+    if new.message_id.is_none() && new.user_id.is_none() {
+        problems.check::<()>(Err(ApiError::invalid(
+            "messageId",
+            "name the message (messageId) or the member (userId) the report is about",
+        )));
+    }
     if named.as_deref() == Some(me) {
         problems.check::<()>(Err(ApiError::invalid("userId", "you cannot report yourself")));
     }
@@ -210,5 +216,10 @@ pub async fn all(context: &AppContext, me: &str, status: Option<&str>) -> Result
         ));
     }
     let reports = context.store.all_reports(status.as_deref()).await?;
-    Ok(reports.into_iter().map(Report::from).collect())
+    // Not even a platform admin sees a report about themself.
+    Ok(reports
+        .into_iter()
+        .filter(|r| r.user_id.as_deref() != Some(me))
+        .map(Report::from)
+        .collect())
 }

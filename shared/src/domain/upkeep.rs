@@ -84,19 +84,20 @@ pub async fn list_activity(context: &AppContext, conversation: &ConversationReco
 }
 
 /// Records what follows the stored `messages` of one conversation (see the module's "Sent"); placeholders
-/// (deleted at birth: a position a send gave up) move nothing, as they never did.
+/// (deleted at birth: a position a send gave up) move nothing, as they never did. Returns the META it
+/// read, for the batch's [`record_changes`] of the same conversation to use rather than read again.
 pub async fn record_sent(
     context: &AppContext,
     conversation_id: &str,
     messages: &[MessageRecord],
-) -> Result<(), ApiError> {
+) -> Result<Option<ConversationRecord>, ApiError> {
     let sent: Vec<&MessageRecord> = messages.iter().filter(|m| !m.deleted).collect();
     let Some(newest) = sent.iter().max_by_key(|m| m.seq) else {
-        return Ok(());
+        return Ok(None);
     };
     // A conversation deleted meanwhile has nothing left to move.
     let Some(conversation) = context.store.get_conversation(conversation_id).await? else {
-        return Ok(());
+        return Ok(None);
     };
     let store = &context.store;
     // Each sender's newest message: its read marker, and in a group its own list key.
@@ -160,7 +161,7 @@ pub async fn record_sent(
             .map(|(user, seq)| store.add_mention(conversation_id, user, seq)),
     );
     futures_util::future::try_join5(meta, reads, lists, replies, mentioned).await?;
-    Ok(())
+    Ok(Some(conversation))
 }
 
 /// What one batch of stream records changed in one conversation, for `GET /sync`.
@@ -195,8 +196,14 @@ pub const LATE_INSERT_MS: u64 = crate::domain::sync::SYNC_OVERLAP_MS / 2;
 
 /// Records `changes` where `GET /sync` finds them (see the module's "Changes"): left items first,
 /// then sync keys, then the change item stamped after the keys, so a key always says a time at or
-/// after the change items it leads to.
-pub async fn record_changes(context: &AppContext, conversation_id: &str, changes: &Changes) -> Result<(), ApiError> {
+/// after the change items it leads to. `known`: the META as this batch already read it (its window
+/// and members version are what this needs; a member who joined since has a record of their own).
+pub async fn record_changes(
+    context: &AppContext,
+    conversation_id: &str,
+    changes: &Changes,
+    known: Option<ConversationRecord>,
+) -> Result<(), ApiError> {
     let store = &context.store;
     let stamp = || epoch_ms(now());
     let at = stamp();
@@ -208,8 +215,12 @@ pub async fn record_changes(context: &AppContext, conversation_id: &str, changes
     )
     .await?;
     // Deleted: every member's left item says so.
-    let Some(conversation) = store.get_conversation(conversation_id).await? else {
-        return Ok(());
+    let conversation = match known {
+        Some(conversation) => conversation,
+        None => match store.get_conversation(conversation_id).await? {
+            Some(conversation) => conversation,
+            None => return Ok(()),
+        },
     };
     let window_end = conversation.synced_until.unwrap_or(0);
     let (keyed, until): (Vec<String>, u64) = if at >= window_end {

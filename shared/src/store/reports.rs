@@ -105,9 +105,24 @@ impl Store {
     }
 
     /// Every conversation's reports (in one state, or all), newest first, at most
-    /// [`MAX_LISTED_REPORTS`].
+    /// [`MAX_LISTED_REPORTS`]. The index orders by state first, so all states are one Query each,
+    /// merged.
     pub async fn all_reports(&self, status: Option<&str>) -> Result<Vec<ReportRecord>, ApiError> {
-        let request = self
+        let states: Vec<&str> = match status {
+            Some(status) => vec![status],
+            None => vec!["open", "dismissed", "actioned"],
+        };
+        let mut found = Vec::new();
+        for state in states {
+            found.extend(self.reports_in(state).await?);
+        }
+        found.sort_by(|a, b| b.id.cmp(&a.id));
+        found.truncate(MAX_LISTED_REPORTS);
+        Ok(found)
+    }
+
+    async fn reports_in(&self, status: &str) -> Result<Vec<ReportRecord>, ApiError> {
+        let out = self
             .client
             .query()
             .table_name(&self.table)
@@ -115,19 +130,13 @@ impl Store {
             .expression_attribute_values(":pk", s(keys::REPORTS))
             .scan_index_forward(false)
             .limit(MAX_LISTED_REPORTS as i32)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total);
-        let request = match status {
-            Some(status) => request
-                .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :status)")
-                .expression_attribute_values(":status", s(format!("{status}#"))),
-            None => request.key_condition_expression("GSI1PK = :pk"),
-        };
-        let out = request.send().await?;
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :status)")
+            .expression_attribute_values(":status", s(format!("{status}#")))
+            .send()
+            .await?;
         self.usage.record(false, out.consumed_capacity());
-        let mut found: Vec<ReportRecord> = records(out.items.unwrap_or_default())?;
-        // Across states the index orders by state first; newest first is by id.
-        found.sort_by(|a, b| b.id.cmp(&a.id));
-        Ok(found)
+        records(out.items.unwrap_or_default())
     }
 
     /// Closes an open or reopened report; the report as it now is, or `None` when there is none.

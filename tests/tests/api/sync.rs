@@ -49,7 +49,7 @@ async fn one_changed_of(app: &TestApp, quiet: usize) -> (u64, f64) {
         message_ids: BTreeSet::from([message["id"].as_str().unwrap().to_owned()]),
         ..Changes::default()
     };
-    record_changes(app.context, &group, &changes)
+    record_changes(app.context, &group, &changes, None)
         .await
         .expect("the worker's step");
     // A first sync warms the per-container caches (the session check), so only the sync is counted.
@@ -141,7 +141,7 @@ async fn only_late_messages_get_change_items() {
         created: BTreeSet::from([fresh.clone()]),
         ..Changes::default()
     };
-    record_changes(app.context, &group, &changes)
+    record_changes(app.context, &group, &changes, None)
         .await
         .expect("the worker's step");
     assert_eq!(
@@ -153,7 +153,7 @@ async fn only_late_messages_get_change_items() {
         created: BTreeSet::from([fresh, late.clone()]),
         ..Changes::default()
     };
-    record_changes(app.context, &group, &changes)
+    record_changes(app.context, &group, &changes, None)
         .await
         .expect("the worker's step");
     assert_eq!(app.count_items("CHANGE#").await, 1);

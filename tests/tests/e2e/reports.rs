@@ -138,6 +138,28 @@ async fn a_report_reaches_the_owner_and_admins_never_the_reported_and_is_closed(
     assert!(ids(&all).contains(&id.as_str()), "{all}");
     let (_, open) = call("GET", "/admin/reports?status=open", Some(&operator.token), None).await;
     assert!(!ids(&open).contains(&id.as_str()));
+    let (_, every) = call("GET", "/admin/reports", Some(&operator.token), None).await;
+    assert!(ids(&every).contains(&id.as_str()), "all states: {every}");
+    let newest: Vec<&str> = ids(&every);
+    let mut sorted = newest.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(newest, sorted, "newest first across states");
+    // A platform admin never sees a report about themself either.
+    let (status, _) = report(
+        &member,
+        json!({ "conversationId": group, "userId": operator.id, "reason": "other" }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, every) = call("GET", "/admin/reports", Some(&operator.token), None).await;
+    assert!(
+        every["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["userId"] != operator.id.as_str()),
+        "{every}"
+    );
 }
 
 #[tokio::test]
@@ -188,6 +210,11 @@ async fn bad_reports_are_refused_and_write_nothing() {
         ),
         (json!({ "conversationId": 7, "reason": "spam" }), 400, "wrong type"),
         (json!({ "reason": "spam" }), 400, "no conversation"),
+        (
+            json!({ "conversationId": group, "reason": "spam" }),
+            400,
+            "neither message nor user",
+        ),
         (
             json!({ "conversationId": group, "messageId": "01JH40A2B4C6D8E0F2G4H6J8K0", "reason": "spam" }),
             404,

@@ -1745,7 +1745,7 @@ export interface components {
                 "application/json": components["schemas"]["QuotaExceededError"];
             };
         };
-        /** @description `gone`: what the request names can no longer be served (a sync token older than 30 days). */
+        /** @description `gone`: what the request names can no longer be served (a sync token older than 30 days; an invite link expired, used up or revoked). */
         Gone: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
