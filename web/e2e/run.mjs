@@ -497,6 +497,143 @@ try {
   await notify.locator('[data-testid="notification-state"][data-muted="false"]').waitFor();
   await a.page.getByRole("button", { name: "Details", exact: true }).click();
 
+  step("invite links: olivia (owner) makes a link in her group's panel and copies it; quinn opens it and joins");
+  // Three people of their own: olivia owns a group with pat in it; quinn joins by the link olivia shares.
+  const olivia = `olivia_${run}`;
+  const pat = `pat_${run}`;
+  const quinn = `quinn_${run}`;
+  const groupName = `Moderated ${run}`;
+  const o = await newPage({ width: 1280, height: 800 });
+  await o.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: new URL(webUrl).origin });
+  await register(o.page, webUrl, olivia, "Olivia");
+  const p = await newPage({ width: 1280, height: 800 });
+  await register(p.page, webUrl, pat, "Pat");
+  await o.page.getByText("New group", { exact: true }).click();
+  await o.page.getByLabel("Group name").fill(groupName);
+  await o.page.getByLabel("Members (usernames, comma separated)").fill(pat);
+  await o.page.getByRole("button", { name: "Create group" }).click();
+  await o.page.getByRole("heading", { name: groupName }).waitFor();
+  const groupId = await o.page.evaluate(() => window.__parley.openId);
+  check(/^[0-9A-Z]{26}$/.test(groupId ?? ""), `olivia's open group id: ${groupId}`);
+  await o.page.getByRole("button", { name: "Members", exact: true }).click();
+  const panel = o.page.locator("aside.members");
+  await panel.locator("summary").filter({ hasText: "Invite links" }).click();
+  await panel.getByLabel("Expires after").selectOption("86400");
+  await panel.getByLabel("Maximum uses (empty: no limit)").fill("5");
+  const created = o.page.waitForResponse((r) => r.request().method() === "POST" && r.url().endsWith(`/conversations/${groupId}/invites`));
+  await panel.getByRole("button", { name: "Create link" }).click();
+  const createdAnswer = await created;
+  check(createdAnswer.status() === 201, `POST .../invites answered ${createdAnswer.status()}`);
+  const invite = await createdAnswer.json();
+  check(invite.maxUses === 5 && invite.uses === 0, `the new link: ${JSON.stringify(invite)}`);
+  const linkItem = panel.locator(`[data-testid="invite-link"][data-code="${invite.code}"]`);
+  await linkItem.waitFor();
+  const inviteLink = (await linkItem.getByTestId("invite-url").textContent()).trim();
+  check(
+    inviteLink === `${new URL(webUrl).origin}/#/join/${invite.code}`,
+    `the link shown is ${inviteLink}, not the app's address with #/join/${invite.code}`,
+  );
+  await o.page.bringToFront(); // the clipboard wants the focused page
+  await linkItem.getByRole("button", { name: `Copy invite link ${invite.code}` }).click();
+  await linkItem.getByTestId("invite-copied").waitFor();
+  const copiedLink = await o.page.evaluate(() => navigator.clipboard.readText());
+  check(copiedLink === inviteLink, `the clipboard holds ${copiedLink}, not the link shown`);
+  check((await linkItem.getByTestId("invite-uses").textContent()).startsWith("0 of 5 uses"), "the new link does not say 0 of 5 uses");
+
+  // Quinn, signed in, opens the link in a new tab: the app asks, and joins on the click.
+  const q = await newPage({ width: 1280, height: 800 });
+  await register(q.page, webUrl, quinn, "Quinn");
+  await q.page.close();
+  q.page = await q.context.newPage();
+  q.page.setDefaultTimeout(TIMEOUT);
+  q.page.on("dialog", (dialog) => void dialog.accept());
+  q.page.on("pageerror", (error) => console.error(`  [page error] ${error.message}`));
+  await q.page.goto(inviteLink);
+  const prompt = q.page.getByTestId("join-prompt");
+  await prompt.waitFor();
+  const joined = q.page.waitForResponse((r) => r.request().method() === "POST" && r.url().endsWith(`/invites/${invite.code}/join`));
+  await prompt.getByRole("button", { name: "Join group" }).click();
+  check((await joined).status() === 200, `POST /invites/{code}/join answered ${(await joined).status()}`);
+  await q.page.getByRole("heading", { name: groupName }).waitFor();
+  await prompt.waitFor({ state: "detached" });
+  await q.page.getByTestId("conversation-list").getByRole("button", { name: new RegExp(groupName) }).waitFor();
+  check((await q.page.evaluate(() => window.__parley.openId)) === groupId, "quinn's open conversation is not the group");
+
+  step("invite links: olivia's members list shows quinn live; the link counts one use");
+  await panel.locator(".member").filter({ hasText: "Quinn" }).waitFor();
+  // The links are listed through an index (eventually consistent): asked again until the use shows.
+  let invites;
+  for (let i = 0; i < 40; i++) {
+    invites = await apiCall(o.page, "GET", `/conversations/${groupId}/invites`);
+    check(invites.status === 200, `GET .../invites: ${JSON.stringify(invites)}`);
+    if (invites.body.items.find((l) => l.code === invite.code)?.uses === 1) break;
+    await o.page.waitForTimeout(250);
+  }
+  check(invites.body.items.find((l) => l.code === invite.code)?.uses === 1, `GET .../invites: ${JSON.stringify(invites)}`);
+  await panel.getByRole("button", { name: "Refresh links" }).click();
+  await panel.locator(`[data-testid="invite-link"][data-code="${invite.code}"][data-uses="1"]`).waitFor();
+
+  step("invite links: an unknown code and a revoked link say why they cannot be joined");
+  const unknownCode = `Zz${run}`.replace(/[^A-Za-z0-9]/g, "").padEnd(12, "0").slice(0, 12);
+  await q.page.goto(`${new URL(webUrl).origin}/#/join/${unknownCode}`);
+  await prompt.waitFor();
+  await prompt.getByRole("button", { name: "Join group" }).click();
+  await prompt.getByTestId("join-error").filter({ hasText: "Cannot join: There is no invite link with that code." }).waitFor();
+  await prompt.getByRole("button", { name: "Close" }).click();
+  await prompt.waitFor({ state: "detached" });
+  await linkItem.getByRole("button", { name: `Revoke invite link ${invite.code}` }).click(); // the confirm is accepted
+  await linkItem.waitFor({ state: "detached" });
+  await q.page.goto(inviteLink);
+  await prompt.waitFor();
+  await prompt.getByRole("button", { name: "Join group" }).click();
+  await prompt.getByTestId("join-error").filter({ hasText: "Cannot join: This invite link was revoked." }).waitFor();
+  await prompt.getByRole("button", { name: "Close" }).click();
+
+  step("reports: pat reports quinn's message from its Report action; olivia sees it under Reports and dismisses it");
+  // A report is never shown to whom it is about: pat (a member) reports quinn's message, olivia (the owner) handles it.
+  const spam = `Cheap watches at ${run}.example`;
+  await send(q.page, spam);
+  await waitForText(q.page, spam);
+  await p.page.getByTestId("conversation-list").getByRole("button", { name: new RegExp(groupName) }).click();
+  await p.page.getByRole("heading", { name: groupName }).waitFor();
+  await waitForText(p.page, spam);
+  const reported = inMain(p.page, spam);
+  await reported.getByRole("button", { name: "Report", exact: true }).click();
+  const form = reported.getByTestId("report-form");
+  await form.getByLabel("Reason").selectOption("spam");
+  await form.getByLabel("Note (optional)").fill(`advertising ${run}`);
+  const reportPosted = p.page.waitForResponse((r) => r.request().method() === "POST" && r.url().endsWith("/reports"));
+  await form.getByRole("button", { name: "Send report" }).click();
+  const postedAnswer = await reportPosted;
+  const report = await postedAnswer.json();
+  check(postedAnswer.status() === 201 && report.status === "open", `POST /reports answered ${postedAnswer.status()}: ${JSON.stringify(report)}`);
+  check((await postedAnswer.request().postDataJSON()).messageId === (await reported.getAttribute("data-id")), "the report is not of quinn's message");
+  await reported.getByTestId("report-sent").waitFor();
+  await waitForText(o.page, spam);
+  await panel.locator("summary").filter({ hasText: /^Reports/ }).click();
+  const listedReport = panel.locator(`[data-testid="report"][data-id="${report.id}"]`);
+  await listedReport.waitFor();
+  check((await listedReport.getByTestId("reported-message").textContent()) === spam, "the report does not show quinn's message");
+  check((await listedReport.getByTestId("report-note").textContent()) === `advertising ${run}`, "the report does not show pat's note");
+  // The reason, whom it is about and who reported it (names show once read).
+  await listedReport.filter({ hasText: "Spam about Quinn" }).filter({ hasText: "Reported by Pat" }).waitFor();
+  const patched = o.page.waitForResponse((r) => r.request().method() === "PATCH" && r.url().endsWith(`/reports/${report.id}`));
+  await listedReport.getByRole("button", { name: "Dismiss" }).click();
+  check((await patched).status() === 200, `PATCH .../reports/{id} answered ${(await patched).status()}`);
+  await listedReport.waitFor({ state: "detached" });
+  const oliviaId = await o.page.evaluate(() => window.__parley.me.id);
+  const dismissed = await apiCall(o.page, "GET", `/conversations/${groupId}/reports?status=dismissed`);
+  const handled = dismissed.body?.items?.find((r) => r.id === report.id);
+  check(
+    dismissed.status === 200 && handled?.status === "dismissed" && handled.handledBy === oliviaId && handled.reason === "spam",
+    `GET .../reports?status=dismissed: ${JSON.stringify(dismissed)}`,
+  );
+  const stillOpen = await apiCall(o.page, "GET", `/conversations/${groupId}/reports?status=open`);
+  check(stillOpen.status === 200 && !stillOpen.body.items.some((r) => r.id === report.id), "the dismissed report is still open");
+  await o.context.close();
+  await p.context.close();
+  await q.context.close();
+
   step("push: erin enables notifications from the settings (the permission asked on the click); the server lists her subscription");
   // The browser's push service is out of reach: PushManager's subscribe and getSubscription answer a
   // fake subscription (kept in sessionStorage across reloads); the service worker is real, and gets its

@@ -181,3 +181,44 @@ describe("sync calls", () => {
     await expect(gone.sync("old")).rejects.toMatchObject({ status: 410, code: "gone" });
   });
 });
+
+describe("moderation, invitation and invite link calls", () => {
+  it("send what the contract takes: optional bodies left out, reports with their fields, invite codes encoded", async () => {
+    const seen: { method: string; url: string; body?: unknown; type?: string }[] = [];
+    const storage = new Memory();
+    storage.setItem("parley.session", JSON.stringify({ refreshToken: "r1", userId: "U" }));
+    const fetcher = (async (url: string, init?: RequestInit) => {
+      if (String(url).endsWith("/auth/refresh")) return json(200, { accessToken: "a", refreshToken: "r2", expiresIn: 900 });
+      const headers = (init?.headers ?? {}) as Record<string, string>;
+      seen.push({ method: init?.method ?? "GET", url: String(url), body: init?.body ? JSON.parse(String(init.body)) : undefined, type: headers["content-type"] });
+      return init?.method === "PUT" || init?.method === "DELETE" ? new Response(null, { status: 204 }) : json(200, { items: [] });
+    }) as typeof fetch;
+    const api = new Api("http://api", storage, fetcher, (task) => task());
+    await api.ban("C", "B");
+    await api.ban("C", "B", "spamming");
+    await api.mute("C", "B", 3600);
+    await api.unmute("C", "B");
+    await api.createInvite("C", { expiresInSeconds: 3600 });
+    await api.joinByInvite("Ab3dEf6hIj9k");
+    await api.report({ conversationId: "C", messageId: "M", reason: "spam", note: "ads" });
+    await api.reports("C", "open");
+    await api.closeReport("C", "R", "dismissed");
+    await api.setSlowMode("C", 30);
+    await api.updateMe({ whoCanAddMe: "nobody" });
+    await api.pin("C", "M", true);
+    await api.pin("C", "M", false);
+    expect(seen[0]).toEqual({ method: "PUT", url: "http://api/conversations/C/bans/B", body: undefined, type: undefined });
+    expect(seen[1]).toMatchObject({ method: "PUT", body: { reason: "spamming" }, type: "application/json" });
+    expect(seen[2]).toMatchObject({ method: "PUT", url: "http://api/conversations/C/mutes/B", body: { durationSeconds: 3600 } });
+    expect(seen[3]).toMatchObject({ method: "DELETE", url: "http://api/conversations/C/mutes/B" });
+    expect(seen[4]).toMatchObject({ method: "POST", url: "http://api/conversations/C/invites", body: { expiresInSeconds: 3600 } });
+    expect(seen[5]).toMatchObject({ method: "POST", url: "http://api/invites/Ab3dEf6hIj9k/join" });
+    expect(seen[6]).toMatchObject({ method: "POST", url: "http://api/reports", body: { conversationId: "C", messageId: "M", reason: "spam", note: "ads" } });
+    expect(seen[7]).toMatchObject({ method: "GET", url: "http://api/conversations/C/reports?status=open" });
+    expect(seen[8]).toMatchObject({ method: "PATCH", url: "http://api/conversations/C/reports/R", body: { status: "dismissed" } });
+    expect(seen[9]).toMatchObject({ method: "PATCH", url: "http://api/conversations/C", body: { slowModeSeconds: 30 } });
+    expect(seen[10]).toMatchObject({ method: "PATCH", url: "http://api/users/me", body: { whoCanAddMe: "nobody" } });
+    expect(seen[11]).toMatchObject({ method: "PUT", url: "http://api/conversations/C/pins/M" });
+    expect(seen[12]).toMatchObject({ method: "DELETE", url: "http://api/conversations/C/pins/M" });
+  });
+});

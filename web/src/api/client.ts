@@ -11,11 +11,14 @@ import type {
   Page,
   RefreshReply,
   Reply,
+  ReportReason,
+  ReportStatus,
   RequestBody,
   Role,
   User,
   UserStatus,
   WebPushSubscriptionInput,
+  WhoCanAddMe,
 } from "./types";
 
 export interface SendExtra {
@@ -241,7 +244,7 @@ export class Api {
   me() {
     return this.call<"users-me-get">("GET", "/users/me");
   }
-  updateMe(change: { displayName?: string; status?: UserStatus; statusText?: string }) {
+  updateMe(change: { displayName?: string; status?: UserStatus; statusText?: string; whoCanAddMe?: WhoCanAddMe }) {
     // Typed here, not from the operation: openapi.yaml's `anyOf` (at least one field) generates `unknown`.
     return this.call<"users-me-update">("PATCH", "/users/me", change);
   }
@@ -260,6 +263,32 @@ export class Api {
   }
   blocks(cursor?: string) {
     return this.call<"users-blocks-list">("GET", `/users/me/blocks?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+  }
+
+  // Invitations (to groups, for people whose `whoCanAddMe` is `nobody`) and invite links
+  invitations() {
+    return this.call<"invitations-list">("GET", "/users/me/invitations");
+  }
+  acceptInvitation(id: string) {
+    return this.call<"invitations-accept">("POST", `/invitations/${encodeURIComponent(id)}/accept`);
+  }
+  declineInvitation(id: string) {
+    return this.call<"invitations-decline">("DELETE", `/invitations/${encodeURIComponent(id)}`);
+  }
+  /** A new invite link to a group: `expiresInSeconds` 60..604800 (a day when absent), `maxUses` absent for no limit. */
+  createInvite(id: string, options: { maxUses?: number; expiresInSeconds?: number } = {}) {
+    return this.call<"invites-create">("POST", `/conversations/${id}/invites`, options);
+  }
+  /** The group's live links (not revoked, expired or used up), newest first. */
+  invites(id: string) {
+    return this.call<"invites-list">("GET", `/conversations/${id}/invites`);
+  }
+  revokeInvite(id: string, code: string) {
+    return this.call<"invites-delete">("DELETE", `/conversations/${id}/invites/${encodeURIComponent(code)}`);
+  }
+  /** Joins the group of an invite link: 404 unknown, 410 expired/used up/revoked, 403 banned, 409 full. */
+  joinByInvite(code: string) {
+    return this.call<"invites-join">("POST", `/invites/${encodeURIComponent(code)}/join`);
   }
 
   // Push notifications
@@ -298,6 +327,10 @@ export class Api {
   rename(id: string, name: string) {
     return this.call<"conversations-update">("PATCH", `/conversations/${id}`, { name });
   }
+  /** Slow mode: a plain member's messages at least `seconds` apart (0 turns it off; owner and admins). */
+  setSlowMode(id: string, seconds: number) {
+    return this.call<"conversations-update">("PATCH", `/conversations/${id}`, { slowModeSeconds: seconds });
+  }
   async members(id: string): Promise<Member[]> {
     const all: Member[] = [];
     let cursor: string | null = null;
@@ -320,6 +353,44 @@ export class Api {
   }
   transferOwnership(id: string, userId: string) {
     return this.call<"conversations-transfer-owner">("POST", `/conversations/${id}/owner`, { userId });
+  }
+
+  // Moderation
+  /** Mutes a group member for `durationSeconds` (1..2592000): answers until when. */
+  mute(id: string, userId: string, durationSeconds: number) {
+    return this.call<"mutes-put">("PUT", `/conversations/${id}/mutes/${userId}`, { durationSeconds });
+  }
+  unmute(id: string, userId: string) {
+    return this.call<"mutes-delete">("DELETE", `/conversations/${id}/mutes/${userId}`);
+  }
+  /** Bans a user from a group (removed if a member, and kept out). */
+  ban(id: string, userId: string, reason?: string) {
+    return this.call<"bans-put">("PUT", `/conversations/${id}/bans/${userId}`, reason ? { reason } : undefined);
+  }
+  unban(id: string, userId: string) {
+    return this.call<"bans-delete">("DELETE", `/conversations/${id}/bans/${userId}`);
+  }
+  bans(id: string) {
+    return this.call<"bans-list">("GET", `/conversations/${id}/bans`);
+  }
+  /** Reports a message (its sender) or a member to the conversation's owner and admins. */
+  report(report: { conversationId: string; messageId?: string; userId?: string; reason: ReportReason; note?: string }) {
+    return this.call<"reports-create">("POST", "/reports", report);
+  }
+  /** A conversation's reports, newest first (owner and admins; none about the caller). */
+  reports(id: string, status?: ReportStatus) {
+    return this.call<"conversation-reports-list">("GET", `/conversations/${id}/reports${status ? `?status=${status}` : ""}`);
+  }
+  closeReport(id: string, reportId: string, status: Exclude<ReportStatus, "open">) {
+    return this.call<"conversation-reports-update">("PATCH", `/conversations/${id}/reports/${encodeURIComponent(reportId)}`, { status });
+  }
+  /** The pinned messages, newest pin first (at most 50). */
+  pins(id: string) {
+    return this.call<"pins-list">("GET", `/conversations/${id}/pins`);
+  }
+  /** Pins (`on`) or unpins a message; both are idempotent. */
+  pin(id: string, messageId: string, on: boolean) {
+    return this.call<"pins-put" | "pins-delete">(on ? "PUT" : "DELETE", `/conversations/${id}/pins/${messageId}`);
   }
   /**
    * `GET /sync`: without `since`, a token for now (nothing else); with it, every conversation changed

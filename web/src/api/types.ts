@@ -47,6 +47,17 @@ export type NotificationLevel = Schemas["NotificationLevel"];
 /** A conversation's push settings for the caller: `mutedUntil` null when not muted. */
 export type NotificationSettings = Schemas["NotificationSettings"];
 
+/** Who may put me into a group: `nobody` turns an add into an invitation (my own profile only). */
+export type WhoCanAddMe = Schemas["WhoCanAddMe"];
+/** An invitation to a group, pending my answer (`GET /users/me/invitations`, `invitation.new`). */
+export type Invitation = Schemas["Invitation"];
+/** A group's invite link; `maxUses` null is no limit. */
+export type InviteLink = Schemas["InviteLink"];
+export type ReportReason = Schemas["ReportReason"];
+export type ReportStatus = Schemas["ReportStatus"];
+/** A report of a message or a member, as the conversation's owner and admins read it. */
+export type Report = Schemas["Report"];
+
 /** A page of a list route (`ConversationPage`, `MessagePage`, ...). */
 export interface Page<T> {
   items: T[];
@@ -56,12 +67,17 @@ export interface Page<T> {
 /** An operation of `openapi.yaml`, by its `operationId`. */
 export type OperationId = keyof operations;
 
-/** The JSON body an operation takes (`undefined` for one without a body). */
-export type RequestBody<Op extends OperationId> = operations[Op] extends {
-  requestBody: { content: { "application/json": infer Body } };
-}
-  ? Body
-  : undefined;
+type JsonBody<Body> = Body extends { content: { "application/json": infer Json } } ? Json : undefined;
+
+/**
+ * The JSON body an operation takes (`undefined` for one without a body; the body or `undefined` for one
+ * whose body is optional, as `PUT .../bans/{userId}`).
+ */
+export type RequestBody<Op extends OperationId> = operations[Op] extends { requestBody: infer Body }
+  ? JsonBody<Body>
+  : operations[Op] extends { requestBody?: infer Body }
+    ? JsonBody<NonNullable<Body>> | undefined
+    : undefined;
 
 type Success = 200 | 201 | 204;
 
@@ -73,6 +89,9 @@ export type Reply<Op extends OperationId> = {
     ? Body
     : undefined;
 }[Success & keyof operations[Op]["responses"]];
+
+/** A ban of a group (`GET /conversations/{id}/bans`). */
+export type Ban = Reply<"bans-list">["items"][number];
 
 // WebSocket frames are asyncapi.yaml's, which openapi-typescript does not read: hand-written, from
 // the schema types above where the events carry the same objects.
@@ -89,6 +108,10 @@ export type ServerEvent =
   | { type: "conversation.deleted"; conversationId: string }
   | { type: "read"; conversationId: string; userId: string; messageId: string; seq: number }
   | { type: "reaction.added" | "reaction.removed"; conversationId: string; messageId: string; userId: string; reaction: string }
+  | { type: "member.muted"; conversationId: string; userId: string; until: string }
+  | { type: "member.unmuted" | "member.banned"; conversationId: string; userId: string }
+  | { type: "invitation.new"; invitation: Invitation }
+  | { type: "message.pinned" | "message.unpinned"; conversationId: string; messageId: string }
   | { type: "batch"; events: ServerEvent[] }
   | { type: "ack"; clientMessageId?: string; message?: Message }
   | { type: "pong"; at: string }

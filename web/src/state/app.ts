@@ -4,7 +4,9 @@
 import { Api, ApiError, describeError } from "../api/client";
 import type {
   Attachment,
+  Ban,
   Conversation,
+  Invitation,
   Member,
   Message,
   NotificationLevel,
@@ -13,9 +15,12 @@ import type {
   SyncAnswer,
   User,
   UserStatus,
+  WhoCanAddMe,
 } from "../api/types";
 import { putFile, type PutHandle } from "../api/upload";
+import { applyInvitation, conversationIdFromHash, joinCodeFromHash, type InvitationChange } from "./invites";
 import { mentionedIds, type Mentionable } from "./mentions";
+import { activeUntil, mutedUntilFrom, nextSendAt, retryAt, slowModeApplies } from "./moderation";
 import { listenToServiceWorker, PushState } from "./push";
 import { applyReaction, reacted, ReactionLedger, type ReactionEvent } from "./reactions";
 import { Realtime, type SocketState } from "./realtime";
@@ -104,6 +109,18 @@ export class AppState {
   notificationSettings = new Map<string, NotificationSettings>();
   /** Push notifications on this browser. */
   readonly push: PushState;
+  /** My pending invitations to groups, newest first. */
+  invitations: Invitation[] = [];
+  /** An invite code from the address (`#/join/<code>`), waiting for me to join or not. */
+  joinCode: string | null = null;
+  /** Pinned messages per conversation, newest pin first, once read (`GET .../pins`). */
+  pins = new Map<string, Message[]>();
+  /** Mutes heard of (events, answers, refusals) per conversation: user id → until (RFC 3339). */
+  mutes = new Map<string, Map<string, string>>();
+  /** Slow mode: when I may send again, per conversation (epoch ms). */
+  slowUntil = new Map<string, number>();
+  /** Bans per group, once read (owner and admins). */
+  bans = new Map<string, Ban[]>();
 
   readonly api: Api;
   realtime: Realtime | null = null;
@@ -148,6 +165,7 @@ export class AppState {
   // ---- session ----
 
   async start() {
+    if (typeof window !== "undefined") window.addEventListener("hashchange", () => this.route());
     listenToServiceWorker(
       (id) => this.openFromNotification(id),
       () => (this.phase === "signed-in" && this.view === "chats" && document.visibilityState === "visible" ? this.openId : null),
@@ -193,9 +211,22 @@ export class AppState {
     // The sync token is asked for with the list, first: a change the list does not show yet is in the
     // first sync's answer (the token is not waited for: the list and a conversation show meanwhile).
     void this.takeSyncToken();
+    void this.loadInvitations();
     await this.loadConversations();
-    const fromHash = location.hash.match(/^#\/c\/([0-9A-Za-z]{26})$/)?.[1];
-    if (fromHash) void this.open(fromHash);
+    this.route();
+  }
+
+  /** Follows the address: `#/join/<code>` asks whether to join that group, `#/c/<id>` opens a conversation. */
+  route(hash: string = typeof location === "undefined" ? "" : location.hash) {
+    if (this.phase !== "signed-in") return;
+    const code = joinCodeFromHash(hash);
+    if (code) {
+      this.joinCode = code;
+      this.view = "chats";
+      return this.emit();
+    }
+    const id = conversationIdFromHash(hash);
+    if (id && id !== this.openId) void this.open(id);
   }
 
   signedOut(notice: string | null) {
@@ -223,6 +254,12 @@ export class AppState {
     this.freshUrls.clear();
     this.urlFetch.clear();
     this.notificationSettings.clear();
+    this.invitations = [];
+    this.joinCode = null;
+    this.pins.clear();
+    this.mutes.clear();
+    this.slowUntil.clear();
+    this.bans.clear();
     this.openId = null;
     this.notice = notice;
     this.emit();
@@ -271,8 +308,18 @@ export class AppState {
     }, 10);
   }
 
-  async updateMe(change: { displayName?: string; status?: UserStatus }) {
+  async updateMe(change: { displayName?: string; status?: UserStatus; whoCanAddMe?: WhoCanAddMe }) {
     const me = await this.api.updateMe(change);
+    // `whoCanAddMe` is in my own profile only: kept when an answer leaves it out.
+    this.me = { ...me, whoCanAddMe: me.whoCanAddMe ?? change.whoCanAddMe ?? this.me?.whoCanAddMe };
+    this.users.set(me.id, this.me);
+    this.emit();
+  }
+
+  /** My own profile read again (`GET /users/me`: with `whoCanAddMe`, which sign-in answers may leave out). */
+  async refreshMe() {
+    const me = await this.api.me();
+    if (this.me?.id !== me.id) return;
     this.me = me;
     this.users.set(me.id, me);
     this.emit();
@@ -356,9 +403,16 @@ export class AppState {
       this.users.set(user.id, user);
       if (user.id !== this.me?.id) ids.push(user.id);
     }
-    const conversation = await this.api.createGroup(name.trim(), ids);
+    const { invited, ...conversation } = await this.api.createGroup(name.trim(), ids);
     this.upsertConversation(conversation);
     await this.open(conversation.id);
+    if (invited && invited.length > 0) this.setNotice(this.invitedNotice(invited));
+  }
+
+  /** What to say of people invited instead of added (their `whoCanAddMe` is `nobody`). */
+  invitedNotice(invited: string[]): string {
+    const names = invited.map((id) => this.name(id)).join(", ");
+    return `${names} ${invited.length > 1 ? "accept" : "accepts"} invitations only: invited, and in the group once accepted.`;
   }
 
   async open(id: string | null) {
@@ -377,6 +431,7 @@ export class AppState {
       }
     }
     void this.loadMembers(id);
+    void this.loadPins(id);
     const timeline = this.timelines.get(id);
     if (!timeline?.loaded) {
       try {
@@ -456,8 +511,11 @@ export class AppState {
    */
   private async syncNow() {
     await this.sync();
+    void this.loadInvitations();
+    this.forgetMyMutes();
     if (this.openId) {
       void this.loadMembers(this.openId);
+      void this.loadPins(this.openId);
       this.markRead(this.openId);
     }
     if (this.settleTimer) clearTimeout(this.settleTimer);
@@ -626,10 +684,11 @@ export class AppState {
 
   /**
    * Sends `body` (to a thread when `parentId` is given), with the members it `@`-mentions and the
-   * composer's uploaded files. False (nothing sent) while a file is still uploading or failed, or when
-   * there is neither text nor a file.
+   * composer's uploaded files. False (nothing sent) while a file is still uploading or failed, when
+   * there is neither text nor a file, or while slow mode or a mute holds me back.
    */
   send(id: string, body: string, parentId?: string): boolean {
+    if (this.sendableAt(id) !== null || (this.me && this.mutedUntil(id, this.me.id))) return false;
     const text = body.trim();
     const draft = draftKey(id, parentId);
     const queue = this.drafts.get(draft) ?? [];
@@ -653,6 +712,7 @@ export class AppState {
         attachments: attachments.length > 0 ? attachments : undefined,
       }),
     );
+    this.holdForSlowMode(id);
     void this.deliver(id, clientMessageId, parentId);
     return true;
   }
@@ -669,8 +729,10 @@ export class AppState {
           attachmentIds: pending.attachments?.map((a) => a.id),
         });
         this.receive(message);
+        this.holdForSlowMode(id);
         return;
       } catch (error) {
+        const slow = this.refused(id, error);
         const transient = error instanceof ApiError && error.transient;
         const last = attempt === MAX_SEND_ATTEMPTS - 1;
         this.setBox(
@@ -678,7 +740,8 @@ export class AppState {
           parentId,
           updatePending(this.box(id, parentId), clientMessageId, {
             state: transient && !last ? "retrying" : "failed",
-            error: describeError(error),
+            // Held back by slow mode: the server's words (the wait), not a rate limit's.
+            error: slow && error instanceof Error ? error.message : describeError(error),
             attempts: attempt + 1,
           }),
         );
@@ -916,6 +979,7 @@ export class AppState {
       await this.api.react(conversationId, messageId, reaction, on);
     } catch (error) {
       this.changeMessage(conversationId, messageId, (m) => applyReaction(m, event(!on), me));
+      this.refused(conversationId, error);
       throw error;
     }
   }
@@ -931,6 +995,7 @@ export class AppState {
   }
 
   typed(id: string) {
+    if (this.me && this.mutedUntil(id, this.me.id)) return; // refused while muted
     const now = Date.now();
     if (now - (this.lastTypingSent.get(id) ?? 0) < 3000) return;
     this.lastTypingSent.set(id, now);
@@ -942,6 +1007,209 @@ export class AppState {
     return [...(this.typing.get(id) ?? new Map<string, number>()).entries()]
       .filter(([userId, until]) => until > now && userId !== this.me?.id)
       .map(([userId]) => userId);
+  }
+
+  // ---- invitations and invite links ----
+
+  private changeInvitations(change: InvitationChange) {
+    const next = applyInvitation(this.invitations, change);
+    if (next === this.invitations) return;
+    this.invitations = next;
+    this.emit();
+  }
+
+  /** My pending invitations, read again (at sign-in and after every catch-up: `invitation.new` may be missed). */
+  async loadInvitations() {
+    const me = this.me;
+    try {
+      const { items } = await this.api.invitations();
+      if (this.me !== me) return;
+      this.wantUsers(items.map((i) => i.invitedBy));
+      this.invitations = applyInvitation(this.invitations, { type: "loaded", items });
+      this.emit();
+    } catch {
+      // Kept as held; the next catch-up reads them again.
+    }
+  }
+
+  /** Accepts an invitation: I join the group, which opens. One no longer pending (`404`) leaves the list. */
+  async acceptInvitation(id: string) {
+    let conversation: Conversation;
+    try {
+      ({ conversation } = await this.api.acceptInvitation(id));
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) this.changeInvitations({ type: "answered", id });
+      throw error;
+    }
+    this.changeInvitations({ type: "answered", id });
+    this.changeInvitations({ type: "joined", conversationId: conversation.id });
+    this.upsertConversation(conversation);
+    await this.open(conversation.id);
+  }
+
+  /** Declines an invitation (one already gone, `404`, is as good as declined). */
+  async declineInvitation(id: string) {
+    try {
+      await this.api.declineInvitation(id);
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 404)) throw error;
+    }
+    this.changeInvitations({ type: "answered", id });
+  }
+
+  /** Joins the group of an invite link, and opens it. */
+  async joinByInvite(code: string) {
+    const { conversation } = await this.api.joinByInvite(code);
+    this.joinCode = null;
+    this.changeInvitations({ type: "joined", conversationId: conversation.id });
+    this.upsertConversation(conversation);
+    await this.open(conversation.id);
+  }
+
+  /** Leaves an invite link unanswered: the address goes back to the conversation shown. */
+  dismissJoin() {
+    this.joinCode = null;
+    history.replaceState(null, "", this.openId ? `#/c/${this.openId}` : "#/");
+    this.emit();
+  }
+
+  // ---- moderation ----
+
+  /** Until when `userId` is muted in a conversation, as heard of here (null: not muted, or it is over). */
+  mutedUntil(conversationId: string, userId: string, now = Date.now()): Date | null {
+    return activeUntil(this.mutes.get(conversationId)?.get(userId), now);
+  }
+
+  setMute(conversationId: string, userId: string, until: string | null) {
+    const held = this.mutes.get(conversationId) ?? new Map<string, string>();
+    if (until) held.set(userId, until);
+    else if (!held.delete(userId)) return;
+    this.mutes.set(conversationId, held);
+    this.emit();
+  }
+
+  /**
+   * After a catch-up: my own mutes as held may be stale (a `member.unmuted` missed while away; the
+   * members list does not carry mutes), so they go; a refused send or reaction shows one again.
+   */
+  private forgetMyMutes() {
+    const me = this.me?.id;
+    if (!me) return;
+    let changed = false;
+    for (const held of this.mutes.values()) changed = held.delete(me) || changed;
+    if (changed) this.emit();
+  }
+
+  async mute(conversationId: string, userId: string, durationSeconds: number) {
+    const { until } = await this.api.mute(conversationId, userId, durationSeconds);
+    this.setMute(conversationId, userId, until);
+  }
+
+  async unmute(conversationId: string, userId: string) {
+    await this.api.unmute(conversationId, userId);
+    this.setMute(conversationId, userId, null);
+  }
+
+  async loadBans(conversationId: string) {
+    const { items } = await this.api.bans(conversationId);
+    this.bans.set(conversationId, items);
+    this.wantUsers(items.map((b) => b.userId));
+    this.emit();
+  }
+
+  /** Bans a user (removed from the group and kept out); the members and bans read again. */
+  async ban(conversationId: string, userId: string, reason?: string) {
+    await this.api.ban(conversationId, userId, reason?.trim() || undefined);
+    this.setMute(conversationId, userId, null);
+    await Promise.all([this.loadMembers(conversationId), this.loadBans(conversationId)]);
+  }
+
+  async unban(conversationId: string, userId: string) {
+    await this.api.unban(conversationId, userId);
+    await this.loadBans(conversationId);
+  }
+
+  /** Slow mode for a group (owner and admins; 0 turns it off). */
+  async setSlowMode(conversationId: string, seconds: number) {
+    this.upsertConversation(await this.api.setSlowMode(conversationId, seconds));
+  }
+
+  /** When I may send again in a conversation (epoch ms), while slow mode holds me back; else null. */
+  sendableAt(conversationId: string, now = Date.now()): number | null {
+    const conversation = this.conversation(conversationId);
+    const until = this.slowUntil.get(conversationId);
+    if (!conversation || !slowModeApplies(conversation) || until === undefined || until <= now) return null;
+    return until;
+  }
+
+  /** After a send of mine: no next one before the slow-mode interval is over. */
+  private holdForSlowMode(conversationId: string) {
+    const conversation = this.conversation(conversationId);
+    const until = conversation ? nextSendAt(conversation, Date.now()) : null;
+    if (until === null) return;
+    this.slowUntil.set(conversationId, Math.max(until, this.slowUntil.get(conversationId) ?? 0));
+    this.emit();
+  }
+
+  /**
+   * What a refused write tells: a mute of mine (`403` saying until when), or a slow-mode wait (`429`).
+   * True for the slow-mode wait.
+   */
+  private refused(conversationId: string, error: unknown): boolean {
+    if (!(error instanceof ApiError) || !this.me) return false;
+    if (error.status === 403) {
+      const until = mutedUntilFrom(error.message);
+      if (until) this.setMute(conversationId, this.me.id, until.toISOString());
+    } else if (error.status === 429 && error.code === "rate_limited") {
+      const conversation = this.conversation(conversationId);
+      if (!conversation || !slowModeApplies(conversation)) return false;
+      this.slowUntil.set(conversationId, retryAt(error.retryAfter, Date.now(), conversation.slowModeSeconds));
+      this.emit();
+      return true;
+    }
+    return false;
+  }
+
+  // ---- pins ----
+
+  async loadPins(conversationId: string) {
+    try {
+      const { items } = await this.api.pins(conversationId);
+      this.pins.set(conversationId, items);
+      this.wantUsers(items.map((m) => m.senderId));
+      this.emit();
+    } catch {
+      // Not shown as pinned until read again (the next open or catch-up).
+    }
+  }
+
+  isPinned(conversationId: string, messageId: string): boolean {
+    return (this.pins.get(conversationId) ?? []).some((m) => m.id === messageId);
+  }
+
+  /** Pins or unpins a message; the pins read again after a pin (the server orders them). */
+  async pin(conversationId: string, messageId: string, on: boolean) {
+    await this.api.pin(conversationId, messageId, on);
+    if (on) await this.loadPins(conversationId);
+    else this.dropPin(conversationId, messageId);
+  }
+
+  private dropPin(conversationId: string, messageId: string) {
+    const held = this.pins.get(conversationId);
+    if (!held?.some((m) => m.id === messageId)) return;
+    this.pins.set(conversationId, held.filter((m) => m.id !== messageId));
+    this.emit();
+  }
+
+  /** A pinned message's newer copy into the pins (a deleted one is unpinned). */
+  private updatePin(message: Message) {
+    const held = this.pins.get(message.conversationId);
+    const i = held?.findIndex((m) => m.id === message.id) ?? -1;
+    if (!held || i < 0) return;
+    if (message.deleted) return this.dropPin(message.conversationId, message.id);
+    const next = [...held];
+    next[i] = combine(held[i], message);
+    this.pins.set(message.conversationId, next);
   }
 
   // ---- events ----
@@ -958,6 +1226,7 @@ export class AppState {
     }
     if (timeline) this.setTimeline(id, merge(timeline, [message], this.me?.id));
     this.feedThreads(id, [message]);
+    this.updatePin(message);
     const conversation = this.conversation(id);
     if (conversation) {
       if (message.seq >= conversation.lastSeq) {
@@ -1026,6 +1295,13 @@ export class AppState {
         return;
       }
       case "member.added":
+        if (this.me && event.userIds.includes(this.me.id)) this.changeInvitations({ type: "joined", conversationId: event.conversationId });
+        void this.loadMembers(event.conversationId);
+        void this.api
+          .conversation(event.conversationId)
+          .then((c) => this.upsertConversation(c))
+          .catch(() => {});
+        return;
       case "member.role":
         void this.loadMembers(event.conversationId);
         void this.api
@@ -1059,6 +1335,24 @@ export class AppState {
       case "reaction.added":
       case "reaction.removed":
         return this.reactionEvent(event);
+      case "member.muted":
+        return this.setMute(event.conversationId, event.userId, event.until);
+      case "member.unmuted":
+        return this.setMute(event.conversationId, event.userId, null);
+      case "member.banned":
+        if (event.userId === this.me?.id) return this.forgetConversation(event.conversationId);
+        this.setMute(event.conversationId, event.userId, null);
+        if (this.bans.has(event.conversationId)) void this.loadBans(event.conversationId);
+        return;
+      case "invitation.new":
+        this.wantUsers([event.invitation.invitedBy]);
+        return this.changeInvitations({ type: "new", invitation: event.invitation });
+      case "message.pinned":
+        // The pins read again: newest pin first, each message as I read it.
+        if (this.pins.has(event.conversationId)) void this.loadPins(event.conversationId);
+        return;
+      case "message.unpinned":
+        return this.dropPin(event.conversationId, event.messageId);
       default:
         return;
     }
@@ -1069,6 +1363,10 @@ export class AppState {
     this.timelines.delete(id);
     this.members.delete(id);
     this.notificationSettings.delete(id);
+    this.pins.delete(id);
+    this.mutes.delete(id);
+    this.slowUntil.delete(id);
+    this.bans.delete(id);
     for (const [parentId, thread] of this.threads) if (thread.conversationId === id) this.threads.delete(parentId);
     for (const [draft, queue] of this.drafts) {
       if (draft !== id && !draft.startsWith(`${id}/`)) continue;

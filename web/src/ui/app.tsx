@@ -2,10 +2,14 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 
 import type { Conversation, Member, Message, Role, UserStatus } from "../api/types";
 import type { AppState } from "../state/app";
+import { canModerate, isModerator } from "../state/moderation";
 import { topLevel } from "../state/timeline";
 import { ErrorLine, useAction, useRerender } from "./common";
+import { InviteLinks, Invitations, JoinByLink, JoinPrompt } from "./invites";
 import { Composer, MessageItem, PendingItem } from "./message";
+import { MemberActions, ModerationSections } from "./moderation";
 import { ConversationNotifications } from "./notifications";
+import { PinsPanel } from "./pins";
 import { SearchPanel } from "./search";
 import { Settings } from "./settings";
 import { SignIn } from "./signin";
@@ -49,6 +53,11 @@ function Shell({ state }: { state: AppState }) {
             }}
           >
             Chats
+            {state.invitations.length > 0 && (
+              <span class="badge" data-testid="invitation-badge" aria-label={`${state.invitations.length} pending invitations`}>
+                {state.invitations.length}
+              </span>
+            )}
           </button>
           <button
             type="button"
@@ -73,6 +82,7 @@ function Shell({ state }: { state: AppState }) {
           </button>
         </div>
       )}
+      {state.joinCode && <JoinPrompt key={state.joinCode} state={state} code={state.joinCode} />}
       {state.view === "settings" ? (
         <Settings state={state} />
       ) : (
@@ -123,6 +133,7 @@ function Sidebar({ state }: { state: AppState }) {
         </button>
       </form>
       <ErrorLine error={direct.error} />
+      <Invitations state={state} />
       <details class="new-group">
         <summary>New group</summary>
         <form
@@ -151,6 +162,7 @@ function Sidebar({ state }: { state: AppState }) {
           <ErrorLine error={group.error} />
         </form>
       </details>
+      <JoinByLink state={state} />
       {!state.conversationsLoaded && !state.conversationsError && <p class="muted">Loading conversations…</p>}
       {state.conversationsError && (
         <div>
@@ -227,6 +239,8 @@ function Presence({ state, userId }: { state: AppState; userId: string }) {
 
 function ConversationView({ state, conversation }: { state: AppState; conversation: Conversation }) {
   const [showMembers, setShowMembers] = useState(false);
+  const [showPins, setShowPins] = useState(false);
+  const pinCount = state.pins.get(conversation.id)?.length ?? 0;
   const other = conversation.type === "direct" ? state.otherMember(conversation) : undefined;
   const typers = state.typers(conversation.id);
   return (
@@ -239,6 +253,9 @@ function ConversationView({ state, conversation }: { state: AppState; conversati
           {other && <Presence state={state} userId={other} />}
           {state.title(conversation)}
         </h2>
+        <button type="button" aria-expanded={showPins} data-testid="pins-toggle" onClick={() => setShowPins(!showPins)}>
+          Pinned ({pinCount})
+        </button>
         <button type="button" aria-expanded={showMembers} onClick={() => setShowMembers(!showMembers)}>
           {conversation.type === "group" ? "Members" : "Details"}
         </button>
@@ -246,6 +263,7 @@ function ConversationView({ state, conversation }: { state: AppState; conversati
       <div class="conversation-body">
         <MessageList state={state} conversation={conversation} />
         {state.threadId && <ThreadPanel key={state.threadId} state={state} conversation={conversation} parentId={state.threadId} />}
+        {showPins && <PinsPanel state={state} conversation={conversation} onClose={() => setShowPins(false)} />}
         {showMembers && <MembersPanel state={state} conversation={conversation} />}
       </div>
       <p class="typing" aria-live="polite" data-testid="typing">
@@ -351,6 +369,7 @@ function MembersPanel({ state, conversation }: { state: AppState; conversation: 
   const members: Member[] = state.members.get(conversation.id) ?? [];
   const action = useAction();
   const [add, setAdd] = useState("");
+  const [invited, setInvited] = useState<string | null>(null);
   const [name, setName] = useState(conversation.name ?? "");
   const me = state.me?.id;
   const myRole = conversation.myRole;
@@ -411,7 +430,7 @@ function MembersPanel({ state, conversation }: { state: AppState; conversation: 
                 </select>
               </>
             )}
-            {group && manage && m.userId !== me && m.role !== "owner" && (myRole === "owner" || m.role === "member") && (
+            {canModerate(myRole, m.role, m.userId === me, group) && (
               <button
                 type="button"
                 onClick={() => void action.run(async () => {
@@ -423,6 +442,7 @@ function MembersPanel({ state, conversation }: { state: AppState; conversation: 
               </button>
             )}
             {!group && m.userId !== me && <BlockButton state={state} userId={m.userId} />}
+            <MemberActions state={state} conversation={conversation} member={m} />
           </li>
         ))}
       </ul>
@@ -439,7 +459,8 @@ function MembersPanel({ state, conversation }: { state: AppState; conversation: 
                 state.users.set(user.id, user);
                 ids.push(user.id);
               }
-              await state.api.addMembers(conversation.id, ids);
+              const answer = await state.api.addMembers(conversation.id, ids);
+              setInvited(answer.invited.length > 0 ? state.invitedNotice(answer.invited) : null);
               setAdd("");
               await refresh();
             });
@@ -454,6 +475,13 @@ function MembersPanel({ state, conversation }: { state: AppState; conversation: 
           </button>
         </form>
       )}
+      {invited && (
+        <p class="muted" role="status" data-testid="invited-notice">
+          {invited}
+        </p>
+      )}
+      {isModerator(conversation) && <InviteLinks state={state} conversation={conversation} />}
+      <ModerationSections state={state} conversation={conversation} />
       <ConversationNotifications state={state} conversationId={conversation.id} />
       {group && (
         <button

@@ -2,7 +2,7 @@
 // Its own module so that the screens and app.tsx (which imports the screens) both import it without
 // an import cycle.
 
-import { useLayoutEffect, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useState } from "preact/hooks";
 
 import { describeError } from "../api/client";
 import type { AppState } from "../state/app";
@@ -43,4 +43,24 @@ export function ErrorLine({ error }: { error: string | null }) {
       {error}
     </p>
   ) : null;
+}
+
+/** The longest timer a browser keeps (about 24.8 days); a longer wait is armed again after it. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Renders again every `stepMs` while `until` (epoch ms) is ahead, and once when it has passed: for
+ * countdowns (a step of a second) and for states that end at a time (a step as long as the wait).
+ */
+export function useTickUntil(until: number | null, stepMs = 1000) {
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    if (until === null) return;
+    const left = until - Date.now();
+    if (left <= 0) return;
+    // At the next whole step of what is left (a countdown in seconds changes exactly then).
+    const next = left % stepMs || stepMs;
+    const timer = setTimeout(() => setTick((n) => n + 1), Math.min(next + 5, MAX_TIMER_MS));
+    return () => clearTimeout(timer);
+  });
 }

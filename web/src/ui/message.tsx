@@ -7,11 +7,13 @@ import type { JSX } from "preact";
 import type { Conversation, Message } from "../api/types";
 import type { AppState } from "../state/app";
 import { candidates, insertMention, mentionQuery, splitMentions, type Mentionable } from "../state/mentions";
+import { canPin, formatWait, secondsLeft, slowModeApplies, slowModeLabel } from "../state/moderation";
 import { chips, COMMON_REACTIONS } from "../state/reactions";
 import type { Pending } from "../state/timeline";
 import { allDone, MAX_FILES } from "../state/uploads";
-import { ErrorLine, useAction } from "./common";
+import { ErrorLine, useAction, useTickUntil } from "./common";
 import { AttachmentNames, Attachments, UploadList } from "./attachments";
+import { ReportForm } from "./moderation";
 
 export const time = (iso: string) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 
@@ -141,8 +143,10 @@ export function MessageItem(props: {
   const mine = message.senderId === state.me?.id;
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(message.body);
+  const [reporting, setReporting] = useState(false);
   const action = useAction();
   const canDelete = mine || conversation.myRole === "owner" || conversation.myRole === "admin";
+  const pinned = state.isPinned(conversation.id, message.id);
   const mentionsMe = !!state.me && (message.mentions ?? []).includes(state.me.id);
   const replies = message.replyCount ?? 0;
   return (
@@ -151,11 +155,17 @@ export function MessageItem(props: {
       data-testid="message"
       data-id={message.id}
       data-seq={message.seq}
+      data-pinned={pinned ? "true" : undefined}
     >
       <div class="meta">
         <span class="sender">{mine ? "You" : state.name(message.senderId)}</span>
         <time dateTime={message.createdAt}>{time(message.createdAt)}</time>
         {message.editedAt && !message.deleted && <span class="muted"> (edited)</span>}
+        {pinned && !message.deleted && (
+          <span class="pin-mark" data-testid="pinned-mark">
+            · Pinned
+          </span>
+        )}
       </div>
       {editing ? (
         <form
@@ -231,7 +241,20 @@ export function MessageItem(props: {
               Delete
             </button>
           )}
+          {canPin(conversation) && (
+            <button type="button" disabled={action.busy} onClick={() => void action.run(() => state.pin(conversation.id, message.id, !pinned))}>
+              {pinned ? "Unpin" : "Pin"}
+            </button>
+          )}
+          {!mine && (
+            <button type="button" aria-expanded={reporting} onClick={() => setReporting(!reporting)}>
+              Report
+            </button>
+          )}
         </div>
+      )}
+      {reporting && !mine && !message.deleted && (
+        <ReportForm state={state} conversationId={conversation.id} messageId={message.id} onClose={() => setReporting(false)} />
       )}
       <ErrorLine error={action.error} />
       {seenBy.length > 0 && (
@@ -296,7 +319,14 @@ export function Composer(props: {
   const [dragging, setDragging] = useState(false);
   const uploads = state.uploads(conversation.id, parentId);
   const uploading = !allDone(uploads);
-  const canSend = (!!text.trim() || uploads.length > 0) && !uploading;
+  // Held back: by slow mode (a countdown) or by a mute (until it ends).
+  const waitUntil = state.sendableAt(conversation.id);
+  const muted = state.me ? state.mutedUntil(conversation.id, state.me.id) : null;
+  useTickUntil(waitUntil, 1000);
+  useTickUntil(muted ? muted.getTime() : null, 60_000);
+  const wait = secondsLeft(waitUntil, Date.now());
+  const slow = slowModeApplies(conversation);
+  const canSend = (!!text.trim() || uploads.length > 0) && !uploading && wait === 0 && !muted;
   const attach = (files: File[]) => {
     if (files.length > 0) setFileErrors(state.attach(conversation.id, parentId, files));
   };
@@ -346,6 +376,19 @@ export function Composer(props: {
         attach([...e.dataTransfer.files]);
       }}
     >
+      {muted ? (
+        <p class="composer-status error" role="status" data-testid="muted-notice">
+          You are muted here until {muted.toLocaleString()}: you can read, but not send or react.
+        </p>
+      ) : (
+        slow && (
+          <p class="composer-status muted" role="status" data-testid="slow-mode" data-wait={wait}>
+            {wait > 0
+              ? `Slow mode: you can send again in ${formatWait(wait)}.`
+              : `Slow mode: one message every ${slowModeLabel(conversation.slowModeSeconds)}.`}
+          </p>
+        )
+      )}
       <UploadList state={state} conversationId={conversation.id} parentId={parentId} uploads={uploads} />
       {fileErrors.length > 0 && (
         <ul class="error file-errors" role="alert" data-testid="file-errors">
@@ -405,6 +448,7 @@ export function Composer(props: {
         value={text}
         rows={1}
         maxLength={4000}
+        disabled={!!muted}
         aria-autocomplete="list"
         aria-controls={people.length > 0 ? `${id}-people` : undefined}
         aria-activedescendant={people.length > 0 ? `${id}-person-${people[current].id}` : undefined}
@@ -451,7 +495,11 @@ export function Composer(props: {
           }
         }}
       />
-      <button type="submit" disabled={!canSend} title={uploading ? "Waiting for the files to upload" : undefined}>
+      <button
+        type="submit"
+        disabled={!canSend}
+        title={uploading ? "Waiting for the files to upload" : wait > 0 ? `Slow mode: ${formatWait(wait)} to wait` : undefined}
+      >
         {parentId ? "Reply" : "Send"}
       </button>
     </form>

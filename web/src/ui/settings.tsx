@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 
-import type { Block, Session, UserStatus } from "../api/types";
+import type { Block, Session, UserStatus, WhoCanAddMe } from "../api/types";
 import type { AppState } from "../state/app";
 import { ErrorLine, useAction } from "./common";
 import { PushSettings } from "./notifications";
@@ -9,6 +9,7 @@ export function Settings({ state }: { state: AppState }) {
   return (
     <main class="settings">
       <Profile state={state} />
+      <Privacy state={state} />
       <PushSettings state={state} />
       <Sessions state={state} />
       <Blocks state={state} />
@@ -52,6 +53,57 @@ function Profile({ state }: { state: AppState }) {
         {saved && <span role="status"> Saved.</span>}
         <ErrorLine error={action.error} />
       </form>
+    </section>
+  );
+}
+
+const WHO_CAN_ADD_ME: { value: WhoCanAddMe; label: string; hint: string }[] = [
+  { value: "everyone", label: "Everyone", hint: "Anyone who can message you can put you into a group." },
+  { value: "nobody", label: "Only by invitation", hint: "Being added to a group sends you an invitation to accept or decline." },
+];
+
+function Privacy({ state }: { state: AppState }) {
+  const load = useAction();
+  const save = useAction();
+  const [saved, setSaved] = useState(false);
+  // My own profile read again: `whoCanAddMe` is in `GET /users/me` (a sign-in's answer may leave it out).
+  const [ready, setReady] = useState(false);
+  useEffect(() => void load.run(() => state.refreshMe()).then(() => setReady(true)), []);
+  // The choice being saved shows at once (back to the profile's if refused); not said yet: everyone.
+  const [choosing, setChoosing] = useState<WhoCanAddMe | null>(null);
+  const current: WhoCanAddMe | undefined = choosing ?? state.me?.whoCanAddMe ?? (ready ? "everyone" : undefined);
+  return (
+    <section aria-labelledby="privacy-h">
+      <h2 id="privacy-h">Privacy</h2>
+      <fieldset class="choices" data-testid="who-can-add-me" data-value={current ?? ""} disabled={current === undefined}>
+        <legend>Who can add me to groups</legend>
+        {current === undefined && <p class="muted">Loading…</p>}
+        {WHO_CAN_ADD_ME.map((choice) => (
+          <label key={choice.value} class="choice">
+            <input
+              type="radio"
+              name="who-can-add-me"
+              value={choice.value}
+              checked={current === choice.value}
+              onChange={() => {
+                setSaved(false);
+                setChoosing(choice.value);
+                void save.run(() => state.updateMe({ whoCanAddMe: choice.value })).then((ok) => {
+                  setChoosing(null);
+                  setSaved(ok);
+                });
+              }}
+            />
+            <span>
+              {choice.label}
+              <br />
+              <span class="muted">{choice.hint}</span>
+            </span>
+          </label>
+        ))}
+      </fieldset>
+      {saved && <span role="status"> Saved.</span>}
+      <ErrorLine error={load.error ?? save.error} />
     </section>
   );
 }
