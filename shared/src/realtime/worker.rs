@@ -319,31 +319,45 @@ async fn push_offline(
         .filter(|(_, p)| **p == Posted::Delivered)
         .map(|(c, _)| c.user_id.as_str())
         .collect();
-    let mut jobs = Vec::new();
-    for ((_, envelope), audience) in envelopes.iter().zip(audiences) {
-        if envelope.attempt > 0 || matches!(envelope.to, Target::Connections(_)) {
-            continue;
-        }
-        let offline: Vec<String> = audience
-            .iter()
-            .filter(|u| !online.contains(u.as_str()))
-            .cloned()
-            .collect();
-        if offline.is_empty() {
-            continue;
-        }
-        for event in envelope.events.iter().filter(|e| e["type"] == "message.new") {
-            if let Some(job) = crate::push::PushJob::for_new_message(&event["message"], offline.clone()) {
-                jobs.push(job);
-            }
-        }
-    }
+    let jobs = push_jobs(envelopes, audiences, &online);
     if jobs.is_empty() {
         return;
     }
     if let Err(e) = crate::push::worker::queue(context, &jobs, Duration::ZERO).await {
         tracing::warn!(error = %e, jobs = jobs.len(), "could not queue push jobs; those pushes are lost");
     }
+}
+
+/// The push jobs of a delivery: for each new message of a first delivery, the users it was for who
+/// are not `online` (none of their connections took it), never its sender.
+fn push_jobs(
+    envelopes: &[(String, Envelope)],
+    audiences: &[Vec<String>],
+    online: &std::collections::BTreeSet<&str>,
+) -> Vec<crate::push::PushJob> {
+    let mut jobs = Vec::new();
+    for ((_, envelope), audience) in envelopes.iter().zip(audiences) {
+        if envelope.attempt > 0 || matches!(envelope.to, Target::Connections(_)) {
+            continue;
+        }
+        for event in envelope.events.iter().filter(|e| e["type"] == "message.new") {
+            // The sender is never pushed, and a WebSocket send skips the sender's own connection, so
+            // they would look offline here: left out before anything is queued.
+            let sender = event["message"]["senderId"].as_str().unwrap_or_default();
+            let users: Vec<String> = audience
+                .iter()
+                .filter(|u| !online.contains(u.as_str()) && *u != sender)
+                .cloned()
+                .collect();
+            if users.is_empty() {
+                continue;
+            }
+            if let Some(job) = crate::push::PushJob::for_new_message(&event["message"], users) {
+                jobs.push(job);
+            }
+        }
+    }
+    jobs
 }
 
 /// The users an envelope is for (none for a retry's connections) and their open connections.
@@ -383,6 +397,43 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn new_message(sender: &str) -> Envelope {
+        Envelope {
+            events: vec![serde_json::json!({"type": "message.new", "message": {
+                "id": "m", "conversationId": "c", "seq": 1, "senderId": sender, "body": "hi"
+            }})],
+            to: Target::Users(vec![]),
+            skip: Skip::Nobody,
+            attempt: 0,
+            presence_version: None,
+        }
+    }
+
+    #[test]
+    fn only_members_no_connection_took_it_are_pushed_never_the_sender() {
+        let envelopes = vec![("1".to_owned(), new_message("alice"))];
+        let audience = vec![vec!["alice".to_owned(), "bob".to_owned(), "carol".to_owned()]];
+        let online = std::collections::BTreeSet::from(["carol"]);
+        let jobs = push_jobs(&envelopes, &audience, &online);
+        assert_eq!(jobs.len(), 1);
+        match &jobs[0] {
+            crate::push::PushJob::Message { users, .. } => assert_eq!(users, &["bob".to_owned()]),
+            other => panic!("{other:?}"),
+        }
+        // Everyone else online: the sender alone (whose own connection a WebSocket send skips) queues nothing.
+        let online = std::collections::BTreeSet::from(["bob", "carol"]);
+        assert!(push_jobs(&envelopes, &audience, &online).is_empty());
+        // A retry's envelope never pushes.
+        let mut retry = new_message("alice");
+        retry.attempt = 1;
+        assert!(push_jobs(
+            &[("2".to_owned(), retry)],
+            &audience,
+            &std::collections::BTreeSet::new()
+        )
+        .is_empty());
+    }
 
     #[test]
     fn backoff_doubles() {
