@@ -30,6 +30,20 @@ pub fn retry_from_lowest(failed: Vec<String>) -> DynamoDbEventResponse {
     response
 }
 
+/// The answer to an SQS batch whose records `failed` (by message id): SQS gives exactly those back.
+pub fn sqs_failures(failed: Vec<String>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
+}
+
 /// A batch's answer to Lambda: which records failed.
 pub trait BatchAnswer {
     fn failures(&self) -> usize;

@@ -247,7 +247,7 @@ async fn start_session(
             refresh_token: refresh.encode(),
             expires_in: context.tokens().ttl_secs(),
         },
-        user: user.into(),
+        user: super::users::as_own(user),
     })
 }
 

@@ -164,15 +164,24 @@ pub async fn own(context: &AppContext, user_id: &str) -> Result<User, ApiError> 
 
 /// A profile as its owner sees it; the cache keeps the public view.
 fn own_view(context: &AppContext, record: UserRecord) -> User {
+    let own = as_own(record);
+    let public = User {
+        who_can_add_me: None,
+        ..own.clone()
+    };
+    context.profiles.insert(public.id.clone(), public);
+    own
+}
+
+/// A profile as its owner sees it (what the sign-in answers carry too): with `whoCanAddMe`.
+pub fn as_own(record: UserRecord) -> User {
     let who = record
         .who_can_add_me
         .clone()
         .unwrap_or_else(|| crate::domain::invitations::ADD_EVERYONE.to_owned());
-    let public = User::from(record);
-    context.profiles.insert(public.id.clone(), public.clone());
     User {
         who_can_add_me: Some(who),
-        ..public
+        ..User::from(record)
     }
 }
 

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 
@@ -64,16 +64,7 @@ pub async fn handle(context: &AppContext, event: SqsEvent) -> SqsBatchResponse {
         .into_iter()
         .flatten()
         .collect();
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failed
-        .into_iter()
-        .map(|id| {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            failure
-        })
-        .collect();
-    response
+    crate::batch_worker::sqs_failures(failed)
 }
 
 async fn run(context: &AppContext, job: PushJob) -> Result<(), ApiError> {

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use serde_json::Value;
 
 use super::fanout::{Connection, Posted};
@@ -79,16 +79,7 @@ pub async fn handle(context: &AppContext, event: SqsEvent) -> SqsBatchResponse {
     failures.extend(held_back);
     failures.sort();
     failures.dedup();
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failures
-        .into_iter()
-        .map(|id| {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            failure
-        })
-        .collect();
-    response
+    crate::batch_worker::sqs_failures(failures)
 }
 
 /// Delivers envelopes in this process (no queue configured): retries are not possible here, so what

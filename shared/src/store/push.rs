@@ -77,6 +77,14 @@ pub fn subscriptions_key(user_id: &str) -> Item {
     key(keys::user(user_id), keys::PUSH)
 }
 
+/// The entry `id` of the `subs` map in an update's `UPDATED_OLD` attributes, if it was there.
+fn old_entry(attributes: Option<Item>, id: &str) -> Option<AttributeValue> {
+    match attributes?.remove("subs")? {
+        AttributeValue::M(mut subs) => subs.remove(id),
+        _ => None,
+    }
+}
+
 impl Store {
     /// Every subscription of a user, oldest first.
     pub async fn push_subscriptions(&self, user_id: &str) -> Result<Vec<PushSubscriptionRecord>, ApiError> {
@@ -128,13 +136,7 @@ impl Store {
             match out {
                 Ok(out) => {
                     self.usage.record(true, out.consumed_capacity());
-                    let old = out
-                        .attributes
-                        .and_then(|mut a| a.remove("subs"))
-                        .and_then(|subs| match subs {
-                            AttributeValue::M(mut m) => m.remove(&record.id),
-                            _ => None,
-                        });
+                    let old = old_entry(out.attributes, &record.id);
                     let Some(AttributeValue::M(old)) = old else {
                         return Ok(Subscribed::Created(record.clone()));
                     };
@@ -214,13 +216,7 @@ impl Store {
         match out {
             Ok(out) => {
                 self.usage.record(true, out.consumed_capacity());
-                let old = out
-                    .attributes
-                    .and_then(|mut a| a.remove("subs"))
-                    .and_then(|subs| match subs {
-                        AttributeValue::M(mut m) => m.remove(id),
-                        _ => None,
-                    });
+                let old = old_entry(out.attributes, id);
                 match old {
                     Some(AttributeValue::M(old)) => Ok(Some(serde_dynamo::from_item(old)?)),
                     _ => Ok(None),

@@ -28,8 +28,13 @@ async fn a_user_is_read_by_id_with_public_fields_only() {
 
     let read = app.call(users::get_user, get_user(token(&alice), id(&bob))).await;
     assert_eq!(read.status, 200);
-    assert_eq!(read.body, bob["user"]);
+    // Bob's own answer carries his privacy setting; nobody else sees it.
+    let mut public = bob["user"].clone();
+    assert_eq!(public["whoCanAddMe"], "everyone");
+    public.as_object_mut().unwrap().remove("whoCanAddMe");
+    assert_eq!(read.body, public);
     assert!(read.body.get("passwordHash").is_none());
+    assert!(read.body.get("whoCanAddMe").is_none());
 
     let lower = id(&bob).to_lowercase();
     assert_eq!(
