@@ -56,48 +56,71 @@ pub async fn ban(
     }
     let mut changed = conversation.clone();
     let mut outgoing = Vec::new();
-    let member = context
-        .store
-        .members_of(conversation_id, std::slice::from_ref(&target))
-        .await?
-        .into_iter()
-        .find(|m| conversation.admits(m));
-    if let Some(member) = member {
-        if member.role == "owner" {
+    let member_of = |conversation: &ConversationRecord| {
+        let conversation = conversation.clone();
+        let target = target.clone();
+        async move {
+            Ok::<_, ApiError>(
+                context
+                    .store
+                    .members_of(conversation_id, std::slice::from_ref(&target))
+                    .await?
+                    .into_iter()
+                    .find(|m| conversation.admits(m)),
+            )
+        }
+    };
+    match member_of(&conversation).await? {
+        Some(member) if member.role == "owner" => {
             return Err(ApiError::Forbidden("The group's owner cannot be banned.".to_owned()));
         }
-        if member.role == "admin" && mine.role != "owner" {
+        Some(member) if member.role == "admin" && mine.role != "owner" => {
             return Err(ApiError::Forbidden("Only the owner can ban an admin.".to_owned()));
         }
-        let removed = context
-            .store
-            .remove_member(
-                conversation_id,
-                &target,
-                Some((me, mine.role.as_str())),
-                &crate::time::rfc3339(context.now()),
-            )
-            .await?;
-        if !removed {
-            return Err(ApiError::Conflict(
-                "The group's members or roles changed meanwhile; please retry.".to_owned(),
-            ));
+        Some(_) => {}
+        None if context.store.get_user(&target).await?.is_none() => {
+            return Err(ApiError::NotFound("There is no user with that id.".to_owned()));
         }
-        changed.members_version += 1;
-        changed.member_count = changed.member_count.saturating_sub(1);
-        let event = events::members("member.removed", conversation_id, std::slice::from_ref(&target));
-        outgoing.push(Outgoing::to_conversation(&changed, event.clone()));
-        outgoing.push(Outgoing::to_users(vec![target.clone()], event));
-    } else if context.store.get_user(&target).await?.is_none() {
-        return Err(ApiError::NotFound("There is no user with that id.".to_owned()));
+        None => {}
     }
+    // The ban first, then the membership read again: every way in checks the ban in its own
+    // transaction, so once it is written nobody can join, and a join that committed before it is
+    // seen by the read after it (strongly consistent) and removed.
     let record = BanRecord {
         user_id: target.clone(),
         banned_by: me.to_owned(),
         reason,
         created_at: crate::time::rfc3339(context.now()),
     };
-    if context.store.put_ban(conversation_id, &record).await? {
+    let newly_banned = context.store.put_ban(conversation_id, &record).await?;
+    if let Some(member) = member_of(&conversation).await? {
+        if member.role == "owner" || (member.role == "admin" && mine.role != "owner") {
+            // Promoted meanwhile: the ban stands (they cannot come back after leaving), the
+            // membership is for someone with the rank to end.
+            tracing::warn!(conversationId = %conversation_id, "a banned user's role rose meanwhile; not removed");
+        } else {
+            let removed = context
+                .store
+                .remove_member(
+                    conversation_id,
+                    &target,
+                    Some((me, mine.role.as_str())),
+                    &crate::time::rfc3339(context.now()),
+                )
+                .await?;
+            if !removed {
+                return Err(ApiError::Conflict(
+                    "The group's members or roles changed meanwhile; please retry.".to_owned(),
+                ));
+            }
+            changed.members_version += 1;
+            changed.member_count = changed.member_count.saturating_sub(1);
+            let event = events::members("member.removed", conversation_id, std::slice::from_ref(&target));
+            outgoing.push(Outgoing::to_conversation(&changed, event.clone()));
+            outgoing.push(Outgoing::to_users(vec![target.clone()], event));
+        }
+    }
+    if newly_banned {
         outgoing.push(Outgoing::to_conversation(
             &changed,
             events::member_banned(conversation_id, &target),
