@@ -1,34 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-import type { Conversation, Message } from "../src/api/types";
+import type { Conversation } from "../src/api/types";
 import { AppState } from "../src/state/app";
 import { mergeConversations, mergeView, syncTimeline } from "../src/state/sync";
 import { emptyTimeline, loadLatest, merge, missingSeqs, type Timeline } from "../src/state/timeline";
+import { at, id, ME, msg, YOU } from "./fixtures";
 
-const ME = "01HZZZZZZZZZZZZZZZZZZZZZME";
-const YOU = "01HZZZZZZZZZZZZZZZZZZZZYOU";
-const id = (seq: number) => `M${String(seq).padStart(25, "0")}`;
-const at = (seq: number) => new Date(1_700_000_000_000 + seq * 1000).toISOString();
-
-function msg(seq: number, change: Partial<Message> = {}): Message {
-  return {
-    id: id(seq),
-    conversationId: "C",
-    seq,
-    senderId: YOU,
-    clientMessageId: `c${seq}`,
-    body: `message ${seq}`,
-    encrypted: false,
-    createdAt: at(seq),
-    deleted: false,
-    replyCount: 0,
-    mentions: [],
-    attachments: [],
-    reactions: {},
-    myReactions: [],
-    ...change,
-  };
-}
 
 function conv(cid: string, lastSeq: number, change: Partial<Conversation> = {}): Conversation {
   return {

@@ -170,6 +170,12 @@ pub async fn list(context: &AppContext, me: &str) -> Result<Vec<Invitation>, Api
         .collect())
 }
 
+/// An id [`invitation_id`] could have made: anything else names no invitation (and would otherwise
+/// reach DynamoDB as a key it refuses, such as one over its 1 KB sort-key limit).
+fn valid_invitation_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn no_invitation() -> ApiError {
     ApiError::NotFound("You have no invitation with that id (it may have expired).".to_owned())
 }
@@ -220,6 +226,9 @@ fn banned() -> ApiError {
 
 /// `POST /invitations/{id}/accept`: the caller joins the group.
 pub async fn accept(context: &AppContext, me: &str, id: &str) -> Result<Published<Conversation>, ApiError> {
+    if !valid_invitation_id(id) {
+        return Err(no_invitation());
+    }
     let invitation = context
         .store
         .get_invitation(me, id)
@@ -250,7 +259,7 @@ pub async fn accept(context: &AppContext, me: &str, id: &str) -> Result<Publishe
 
 /// `DELETE /invitations/{id}`: declined.
 pub async fn decline(context: &AppContext, me: &str, id: &str) -> Result<(), ApiError> {
-    if context.store.delete_invitation(me, id).await? {
+    if valid_invitation_id(id) && context.store.delete_invitation(me, id).await? {
         Ok(())
     } else {
         Err(no_invitation())
@@ -459,6 +468,9 @@ mod tests {
 
     #[test]
     fn one_invitation_per_group_and_invitee() {
+        assert!(valid_invitation_id(&invitation_id("c", "u")));
+        assert!(!valid_invitation_id("x".repeat(2000).as_str()));
+        assert!(!valid_invitation_id("not-an-id"));
         assert_eq!(invitation_id("c", "u"), invitation_id("c", "u"));
         assert_ne!(invitation_id("c", "u"), invitation_id("c", "v"));
         assert_ne!(invitation_id("c", "u"), invitation_id("d", "u"));

@@ -94,6 +94,13 @@ async fn someone_who_said_nobody_is_invited_not_added_and_can_accept_or_decline(
     let id = pending[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(event["invitation"]["id"], id.as_str());
 
+    // Ids no invitation has, however long or odd, are 404 (not a DynamoDB error).
+    for bad in ["x".repeat(2000), "not-an-id".to_owned(), "A".repeat(32)] {
+        let (status, body) = call("POST", &format!("/invitations/{bad}/accept"), Some(&bob.token), None).await;
+        assert_eq!(status, 404, "{body}");
+        let (status, body) = call("DELETE", &format!("/invitations/{bad}"), Some(&bob.token), None).await;
+        assert_eq!(status, 404, "{body}");
+    }
     // Another user cannot accept or decline bob's invitation.
     let (status, _) = call("POST", &format!("/invitations/{id}/accept"), Some(&carol.token), None).await;
     assert_eq!(status, 404);
