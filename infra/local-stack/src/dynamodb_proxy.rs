@@ -148,7 +148,12 @@ pub(crate) struct LoopbackServer {
 impl LoopbackServer {
     /// Listens on a free 127.0.0.1 port and serves every connection with `handler`.
     pub(crate) async fn start<H: Handler>(handler: Arc<H>) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::start_on(handler, 0).await
+    }
+
+    /// [`LoopbackServer::start`] on a given port (0: any free one).
+    pub(crate) async fn start_on<H: Handler>(handler: Arc<H>, port: u16) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let address = listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(serve(listener, shutdown_rx, handler));

@@ -22,6 +22,7 @@ pub mod faults;
 mod http_api;
 mod iam;
 mod ids;
+mod lambda_api;
 mod local_secrets;
 mod logs;
 mod metrics;
@@ -51,6 +52,7 @@ use tokio::sync::watch;
 pub use binaries::{function_command, Profile};
 pub use dynamodb_local::{Jit, Storage};
 pub use faults::{FaultConfig, FaultCounters, FaultInjector, FaultProxy};
+pub use iam::access_key_for;
 pub use logs::LogLine;
 pub use runtime::FunctionStats;
 pub use sns::SnsPublish;
@@ -144,6 +146,9 @@ pub struct Options {
     /// when the template has an `AWS::S3::Bucket` named `AttachmentsBucket`; its objects are kept
     /// beside the table's data (`<data>/../s3`) unless the storage is in memory.
     pub s3_port: u16,
+    /// How long an asynchronous invocation (`InvocationType=Event`) that failed waits before its first
+    /// retry (the second waits twice as long): Lambda's one minute; tests shorten it.
+    pub lambda_async_retry_delay: Duration,
 }
 
 impl Options {
@@ -174,6 +179,7 @@ impl Options {
             web_root: None,
             http_integration_timeout: http_api::INTEGRATION_TIMEOUT,
             s3_port: 3003,
+            lambda_async_retry_delay: Duration::from_secs(60),
         }
     }
 
@@ -189,6 +195,7 @@ impl Options {
             dynamodb_jit: Jit::Quick,
             web_port: None,
             s3_port: 0,
+            lambda_async_retry_delay: Duration::from_secs(1),
             ..Options::new(template)
         }
     }
@@ -232,6 +239,8 @@ pub struct LocalStack {
     fault_proxy: Option<FaultProxy>,
     iam_proxy: Option<iam::proxy::DynamoDbIamProxy>,
     s3: Option<s3_local::S3Local>,
+    /// In front of `s3` when IAM is enforced: the endpoint the functions (and their presigned URLs) use.
+    s3_iam_proxy: Option<iam::s3_proxy::S3IamProxy>,
 }
 
 async fn bind(port: u16, flag: &'static str) -> Result<TcpListener, StackError> {
@@ -392,6 +401,25 @@ impl LocalStack {
             .as_ref()
             .map(iam::proxy::DynamoDbIamProxy::endpoint)
             .or(functions_dynamodb);
+        let s3_iam_proxy = match (&iam, &s3) {
+            // The proxy takes the S3 port the user asked for: it is what presigned URLs name.
+            (Some(iam), Some(s3)) => Some(
+                iam::s3_proxy::S3IamProxy::start(options.s3_port, &s3.endpoint(), Arc::clone(iam), Arc::clone(&logs))
+                    .await
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::AddrInUse => StackError::PortInUse {
+                            port: options.s3_port,
+                            flag: "--s3-port",
+                        },
+                        _ => StackError::Io(e),
+                    })?,
+            ),
+            _ => None,
+        };
+        let functions_s3 = s3_iam_proxy
+            .as_ref()
+            .map(iam::s3_proxy::S3IamProxy::endpoint)
+            .or_else(|| s3.as_ref().map(s3_local::S3Local::endpoint));
         let mut pools: HashMap<String, Arc<FunctionPool>> = HashMap::new();
         for function in &functions {
             let mut environment = Vec::new();
@@ -424,6 +452,7 @@ impl LocalStack {
                 ),
                 ("AWS_ENDPOINT_URL_SQS".to_owned(), sqs_endpoint.clone()),
                 ("AWS_ENDPOINT_URL_SNS".to_owned(), format!("http://{ws_address}")),
+                ("AWS_ENDPOINT_URL_LAMBDA".to_owned(), format!("http://{ws_address}")),
                 // DynamoDB Local is a JVM sharing a laptop's cores with every function and the clients:
                 // under load one call can take seconds, which DynamoDB itself never does. A retry then
                 // only doubles the work (and a retried transaction can fail its own condition).
@@ -435,9 +464,9 @@ impl LocalStack {
             if let Some(endpoint) = &functions_dynamodb {
                 environment.push(("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), endpoint.clone()));
             }
-            if let Some(s3) = &s3 {
+            if let Some(s3) = &functions_s3 {
                 // Path-style addressing (`attachments::Storage` uses it whenever this is set).
-                environment.push(("AWS_ENDPOINT_URL_S3".to_owned(), s3.endpoint()));
+                environment.push(("AWS_ENDPOINT_URL_S3".to_owned(), s3.clone()));
             }
             let (executable, arguments) = match &options.artifacts {
                 Some(artifacts) => (artifacts.join(&function.logical_id).join("bootstrap"), Vec::new()),
@@ -531,6 +560,14 @@ impl LocalStack {
             }
         };
 
+        let lambda = lambda_api::LambdaApi::new(
+            pools.clone(),
+            lambda_api::dead_letter_queues(&template, &sqs),
+            Arc::clone(&sqs),
+            iam.clone(),
+            Arc::clone(&logs),
+            options.lambda_async_retry_delay,
+        );
         let (shutdown, shutdown_rx) = watch::channel(false);
         let event_sources = event_sources::start(
             &functions,
@@ -596,6 +633,7 @@ impl LocalStack {
             let sqs = Arc::clone(&sqs);
             let secretsmanager = Arc::clone(&secretsmanager);
             let sns = Arc::clone(&sns);
+            let lambda = Arc::clone(&lambda);
             let iam = iam.clone();
             let logs = Arc::clone(&logs);
             tokio::spawn(serve(
@@ -607,6 +645,7 @@ impl LocalStack {
                     let sqs = Arc::clone(&sqs);
                     let secretsmanager = Arc::clone(&secretsmanager);
                     let sns = Arc::clone(&sns);
+                    let lambda = Arc::clone(&lambda);
                     let iam = iam.clone();
                     let logs = Arc::clone(&logs);
                     async move {
@@ -623,6 +662,8 @@ impl LocalStack {
                             Ok(secretsmanager.handle(request).await)
                         } else if sns::serves(&request) {
                             Ok(sns.handle(request, caller).await)
+                        } else if lambda_api::serves(&request) {
+                            Ok(lambda.handle(request, caller).await)
                         } else {
                             websocket.handle(request, peer).await
                         }
@@ -651,13 +692,17 @@ impl LocalStack {
             fault_proxy,
             iam_proxy,
             s3,
+            s3_iam_proxy,
         })
     }
 
-    /// The local S3-compatible server (`AWS_ENDPOINT_URL_S3` of the functions), when the template has
-    /// the attachments bucket.
+    /// The local S3 endpoint the functions get (`AWS_ENDPOINT_URL_S3`; the IAM proxy in front of the
+    /// S3 server when IAM is enforced), when the template has the attachments bucket.
     pub fn s3_url(&self) -> Option<String> {
-        self.s3.as_ref().map(s3_local::S3Local::endpoint)
+        match &self.s3_iam_proxy {
+            Some(proxy) => Some(proxy.endpoint()),
+            None => self.s3.as_ref().map(s3_local::S3Local::endpoint),
+        }
     }
 
     pub fn http_url(&self) -> String {
@@ -861,6 +906,9 @@ impl LocalStack {
         if let Some(proxy) = self.iam_proxy.take() {
             proxy.stop();
         }
+        if let Some(proxy) = self.s3_iam_proxy.take() {
+            proxy.stop();
+        }
         if let Some(relay) = self.dynamodb_relay.take() {
             relay.stop();
         }
@@ -1026,7 +1074,8 @@ async fn start_s3(options: &Options, resolver: &Resolver) -> Result<Option<s3_lo
     };
     let s3_options = s3_local::Options {
         storage,
-        port: (options.s3_port != 0).then_some(options.s3_port),
+        // With IAM enforced, the IAM proxy in front of it takes the port.
+        port: (options.s3_port != 0 && !options.iam_enforcement).then_some(options.s3_port),
         bucket: BUCKET.to_owned(),
         cors_origins: origins,
     };

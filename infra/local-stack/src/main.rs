@@ -243,7 +243,7 @@ async fn main() -> ExitCode {
     }
     println!("  SQS:            {} (the template's queues)", stack.sqs_url());
     if let Some(s3) = stack.s3_url() {
-        println!("  S3 (s3rver):    {s3} (the attachments bucket, path-style)");
+        println!("  S3 (s3rver):    {s3} (the attachments bucket, path-style; IAM-checked unless --no-iam)");
     }
     if let Some(proxy) = stack.fault_proxy_url() {
         println!("  Fault proxy:    {proxy} (the functions' DynamoDB)");

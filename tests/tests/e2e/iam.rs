@@ -42,8 +42,8 @@ fn edited(template: &str, resource: &str, line: &str, replacement: Option<&str>)
 }
 
 /// A stack on a copy of template.yaml without the send function's `dynamodb:PutItem`, and with the
-/// delivery worker's @connections statement and the profile update's queue statement granting other
-/// actions.
+/// delivery worker's @connections statement, the profile update's queue statement and two functions'
+/// `s3:GetObject` granting other actions.
 fn broken_stack() -> &'static Stack {
     static STACK: std::sync::OnceLock<Stack> = std::sync::OnceLock::new();
     STACK.get_or_init(|| {
@@ -65,6 +65,20 @@ fn broken_stack() -> &'static Stack {
             "UsersMeUpdateFunction",
             "              Action: sqs:SendMessage",
             Some("              Action: sqs:ReceiveMessage"),
+        );
+        // S3: the WebSocket send's HeadObject of an attachment, and the download URLs the attachment
+        // route signs (a presigned URL carries its signer's rights).
+        let template = edited(
+            &template,
+            "WsSendMessageFunction",
+            "                - s3:GetObject",
+            Some("                - s3:GetObjectAcl"),
+        );
+        let template = edited(
+            &template,
+            "AttachmentsGetFunction",
+            "                - s3:GetObject",
+            Some("                - s3:GetObjectAcl"),
         );
         // Inside the workspace, so the stack finds the function binaries beside it.
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-iam");
@@ -165,6 +179,105 @@ async fn a_missing_statement_fails_the_call_it_is_needed_for() {
         frame.as_ref().is_none_or(|f| !f.to_string().contains("over ws")),
         "{frame:?}"
     );
+}
+
+/// S3 calls are checked too: a function's own (HeadObject, made by the WebSocket send to check an
+/// attachment) and a browser's through a presigned URL, which S3 authorizes with its signer's rights.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_s3_statement_fails_the_functions_call_and_its_presigned_urls() {
+    let stack = broken_stack();
+    let clients = Clients { stack };
+    let alice = clients.user("iams3alice").await;
+    let bob = clients.user("iams3bob").await;
+    let group = clients.group(&alice, &[&bob]).await;
+    let bytes = b"GIF89a-not-really";
+    let (status, reserved) = clients
+        .call(
+            "POST",
+            &format!("/conversations/{group}/attachments"),
+            Some(&alice.token),
+            Some(json!({ "fileName": "a.gif", "contentType": "image/gif", "size": bytes.len() })),
+        )
+        .await;
+    assert_eq!(status, 201, "{reserved}");
+    // The upload function keeps its rights: its URL works (tagging on upload needs s3:PutObjectTagging).
+    let mut upload = reqwest::Client::new().put(reserved["uploadUrl"].as_str().unwrap());
+    for (name, value) in reserved["uploadHeaders"].as_object().unwrap() {
+        if !name.eq_ignore_ascii_case("content-length") {
+            upload = upload.header(name, value.as_str().unwrap());
+        }
+    }
+    let uploaded = upload.body(bytes.to_vec()).send().await.unwrap();
+    assert_eq!(uploaded.status(), 200, "{:?}", uploaded.text().await);
+    let id = reserved["attachment"]["id"].as_str().unwrap().to_owned();
+    let object = format!("arn:aws:s3:::AttachmentsBucket/uploads/{group}/{id}");
+
+    // The attachment route signs a download URL it has no right to: S3 refuses it when used.
+    let (status, got) = clients
+        .call(
+            "GET",
+            &format!("/conversations/{group}/attachments/{id}"),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{got}");
+    let download = reqwest::get(got["url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(download.status(), 403);
+    let text = download.text().await.unwrap();
+    assert!(text.contains("<Code>AccessDenied</Code>"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "assumed-role/AttachmentsGetFunctionRole/AttachmentsGetFunction is not authorized to perform: \
+             s3:GetObject on resource: \"{object}\" because no identity-based policy allows the s3:GetObject action"
+        )),
+        "{text}"
+    );
+    let logged = denials(stack);
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.starts_with(&format!("IAM: AttachmentsGetFunction denied s3:GetObject on {object}"))),
+        "{logged:#?}"
+    );
+
+    // The WebSocket send checks the object with HeadObject, which S3 refuses this role: the send is
+    // refused as unavailable and nothing is stored.
+    let mut socket = clients.connect(&alice).await;
+    send_frame(
+        &mut socket,
+        json!({ "action": "sendMessage", "conversationId": group, "clientMessageId": "s3-1", "body": "pic", "attachmentIds": [id] }),
+    )
+    .await;
+    let error = loop {
+        let frame = next_within(&mut socket, Duration::from_secs(20))
+            .await
+            .expect("an answer");
+        if let Some(error) = parley_tests::realtime::events_of(frame)
+            .into_iter()
+            .find(|e| e["type"] == "error")
+        {
+            break error;
+        }
+    };
+    assert_eq!(error["error"]["code"], "unavailable", "{error}");
+    let logged = denials(stack);
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.starts_with(&format!("IAM: WsSendMessageFunction denied s3:GetObject on {object}"))),
+        "{logged:#?}"
+    );
+    let (status, page) = clients
+        .call(
+            "GET",
+            &format!("/conversations/{group}/messages"),
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(!page.to_string().contains("s3-1"), "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,11 +11,14 @@
 //! so a policy is never judged by a guess.
 //!
 //! This module is pure (no I/O): `policies` reads the statements out of the template, `dynamodb` says
-//! what a DynamoDB request asks for, and `proxy` is the authorizing HTTP proxy in front of DynamoDB.
+//! what a DynamoDB request asks for, and `proxy` is the authorizing HTTP proxy in front of DynamoDB;
+//! `s3` and `s3_proxy` are the same for the local S3 server.
 
 pub mod dynamodb;
 pub mod policies;
 pub mod proxy;
+pub mod s3;
+pub mod s3_proxy;
 
 use std::collections::HashMap;
 
