@@ -196,16 +196,17 @@ pub fn limits_for(limits: &RateLimits, route_key: &str, source_ip: Option<&str>,
     checks
 }
 
-/// Admits `request` before its handler runs: first looks up whether its bearer token's session is
-/// still live (so that `ApiRequest::authenticate` refuses a revoked session's token; skipped on the
-/// sign-in routes and `/health`, which do not use a token), then counts it against its limits, in order,
-/// stopping at the first that is full.
+/// Whether a route takes a bearer token, so that its session must be checked before it runs: every
+/// route but the sign-in routes and `/health`.
+pub fn uses_bearer_token(route_key: &str) -> bool {
+    !SIGN_IN_ROUTES.contains(&route_key) && !EXEMPT_ROUTES.contains(&route_key)
+}
+
+/// Admits `request` before its handler runs (its session already checked by `http::handle`): counts it
+/// against its limits, in order, stopping at the first that is full.
 pub async fn admit(context: &AppContext, request: &ApiRequest) -> Result<(), ApiError> {
     let route_key = request.route_key.as_str();
     let sign_in = SIGN_IN_ROUTES.contains(&route_key);
-    if !sign_in && !EXEMPT_ROUTES.contains(&route_key) {
-        request.check_session(context).await;
-    }
     if context.config.rate_limits == RateLimits::OFF {
         return Ok(());
     }

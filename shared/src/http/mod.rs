@@ -41,7 +41,8 @@ where
     lambda_http::run(service).await
 }
 
-/// One event through one handler: parse, check the rate limits, run, and turn the outcome into the
+/// One event through one handler: parse, check the bearer token's session, check the rate limits, run,
+/// and turn the outcome into the
 /// response the API promises (JSON, a request id, error bodies with codes: docs/API-GUIDE.md
 /// "Errors"). Never panics on bad input. Compression is the layer around this (see [`serve`]), so
 /// the latency metric leaves it out.
@@ -60,12 +61,19 @@ where
     let conditional = (request.method == "GET").then(|| request.header("if-none-match").unwrap_or("").to_owned());
     let result = match (request.check_body_size(), FieldSelection::from_request(&request)) {
         (Err(e), _) | (Ok(()), Err(e)) => Err(e),
-        (Ok(()), Ok(fields)) => match crate::rate_limit::admit(context, &request).await {
-            Ok(()) => handler(context, request)
-                .await
-                .map(|reply| reply.select(fields.as_ref())),
-            Err(refused) => Err(refused),
-        },
+        (Ok(()), Ok(fields)) => {
+            // Authenticate before admitting: the rate limits count the caller the session check vouched
+            // for, and a handler's `authenticate` refuses a token whose session was never checked.
+            if crate::rate_limit::uses_bearer_token(&request.route_key) {
+                request.check_session(context).await;
+            }
+            match crate::rate_limit::admit(context, &request).await {
+                Ok(()) => handler(context, request)
+                    .await
+                    .map(|reply| reply.select(fields.as_ref())),
+                Err(refused) => Err(refused),
+            }
+        }
     };
     let error_code = result.as_ref().err().map(ApiError::code);
     let response = match result {

@@ -26,7 +26,8 @@ pub struct ApiRequest {
     query: HashMap<String, String>,
     body: Vec<u8>,
     /// What [`ApiRequest::check_session`] found out about the bearer token's session, before the
-    /// handler ran (`http::handle` always asks, through `rate_limit::admit`).
+    /// handler ran (`http::handle` asks for every route that takes a token); unset, `authenticate`
+    /// refuses the token.
     session: std::sync::OnceLock<SessionVerdict>,
 }
 
@@ -151,7 +152,8 @@ impl ApiRequest {
     }
 
     /// Verifies the `Authorization: Bearer` access token: its signature and expiry, and that its session
-    /// is not revoked (as checked before the handler ran; see `auth::session_state`).
+    /// is not revoked (as checked before the handler ran; see `auth::session_state`). A token whose
+    /// session was never checked is refused (500): the pipeline, not the handler, must check it.
     pub fn authenticate(&self, context: &AppContext) -> Result<AccessClaims, ApiError> {
         let claims = self.bearer_claims(context)?;
         match self.session.get() {
@@ -160,7 +162,11 @@ impl ApiRequest {
                 message: "The sign-in session could not be checked; please retry shortly.".to_owned(),
                 retry_after_secs: 1,
             }),
-            Some(SessionVerdict::Live) | None => Ok(claims),
+            Some(SessionVerdict::Live) => Ok(claims),
+            // Fail closed: an edge that forgot the session check must not let a revoked token through.
+            None => Err(ApiError::internal(
+                "a valid bearer token reached authenticate without its session being checked",
+            )),
         }
     }
 

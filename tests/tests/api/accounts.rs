@@ -636,3 +636,30 @@ async fn parallel_guesses_are_counted_before_any_password_is_checked() {
         .await;
     assert_eq!(owner.status, 200, "{}", owner.body);
 }
+
+/// The session check is a stage of the pipeline (`http::handle`), not something a handler may forget:
+/// a valid token reaching `authenticate` on a request whose session was never checked is refused
+/// (fail closed), and accepted once the check ran; a revoked session's token is refused either way.
+#[tokio::test]
+async fn a_token_whose_session_was_never_checked_is_refused() {
+    let app = TestApp::new().await;
+    let alice = app.user("unchecked").await;
+    let event = TestRequest::route("GET", "/users/me", &[])
+        .bearer(&alice.token)
+        .to_event();
+    let request = || {
+        parley::http::ApiRequest::from_lambda(
+            lambda_http::request::from_str(&event.to_string()).expect("an API Gateway v2 event"),
+        )
+    };
+    let unchecked = request();
+    assert!(
+        matches!(unchecked.authenticate(app.context), Err(parley::ApiError::Internal(_))),
+        "an unchecked session must not pass"
+    );
+    let checked = request();
+    checked.check_session(app.context).await;
+    assert_eq!(checked.authenticate(app.context).unwrap().sub, alice.id);
+    // Through the pipeline the same request passes.
+    assert_eq!(app.call(users::get_me, me(&alice.token)).await.status, 200);
+}
