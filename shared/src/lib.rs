@@ -19,6 +19,7 @@ pub mod domain;
 pub mod error;
 pub mod hash;
 pub mod http;
+pub mod kinds;
 pub mod logging;
 pub mod metrics;
 pub mod ops;

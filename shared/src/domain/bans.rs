@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::conversations::{is_admin, membership};
 use crate::context::AppContext;
 use crate::error::ApiError;
+use crate::kinds::{ConversationKind, MemberRole};
 use crate::realtime::{events, Outgoing, Published};
 use crate::store::{BanRecord, ConversationRecord, MemberRecord};
 use crate::validate;
@@ -29,7 +30,7 @@ async fn as_moderator(
     conversation_id: &str,
 ) -> Result<(ConversationRecord, MemberRecord), ApiError> {
     let (conversation, mine) = membership(context, conversation_id, me).await?;
-    if conversation.kind != "group" {
+    if conversation.kind != ConversationKind::Group {
         return Err(ApiError::Forbidden("Bans are for groups.".to_owned()));
     }
     if !is_admin(&mine) {
@@ -71,10 +72,10 @@ pub async fn ban(
         }
     };
     match member_of(&conversation).await? {
-        Some(member) if member.role == "owner" => {
+        Some(member) if member.role == MemberRole::Owner => {
             return Err(ApiError::Forbidden("The group's owner cannot be banned.".to_owned()));
         }
-        Some(member) if member.role == "admin" && mine.role != "owner" => {
+        Some(member) if member.role == MemberRole::Admin && mine.role != MemberRole::Owner => {
             return Err(ApiError::Forbidden("Only the owner can ban an admin.".to_owned()));
         }
         Some(_) => {}
@@ -94,7 +95,7 @@ pub async fn ban(
     };
     let newly_banned = context.store.put_ban(conversation_id, &record).await?;
     if let Some(member) = member_of(&conversation).await? {
-        if member.role == "owner" || (member.role == "admin" && mine.role != "owner") {
+        if member.role == MemberRole::Owner || (member.role == MemberRole::Admin && mine.role != MemberRole::Owner) {
             // Promoted meanwhile: the ban stands (they cannot come back after leaving), the
             // membership is for someone with the rank to end.
             tracing::warn!(conversationId = %conversation_id, "a banned user's role rose meanwhile; not removed");
@@ -104,7 +105,7 @@ pub async fn ban(
                 .remove_member(
                     conversation_id,
                     &target,
-                    Some((me, mine.role.as_str())),
+                    Some((me, mine.role)),
                     &crate::time::rfc3339(context.now()),
                 )
                 .await?;

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::messages::Message;
 use crate::context::AppContext;
 use crate::error::ApiError;
+use crate::kinds::{ConversationKind, MemberRole};
 use crate::realtime::{events, Outgoing, Published, Skip};
 use crate::store::{activity_key, ConversationRecord, CreateConversationError, MemberRecord};
 use crate::time::rfc3339;
@@ -21,7 +22,7 @@ pub const NAME_LEN: std::ops::RangeInclusive<usize> = 1..=100;
 pub struct Conversation {
     pub id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ConversationKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub created_by: String,
@@ -37,7 +38,7 @@ pub struct Conversation {
     pub mention_count: u64,
     /// The caller's read position.
     pub read_seq: u64,
-    pub my_role: String,
+    pub my_role: MemberRole,
     /// Slow mode: a plain member's sends at least this many seconds apart (0: off).
     pub slow_mode_seconds: u64,
     /// In a group create's answer only: who was invited instead of added (`domain::invitations`).
@@ -63,7 +64,7 @@ impl Conversation {
             updated_at: record.updated_at,
             last_message: record.last_message.map(Message::from),
             member_count: record.member_count,
-            my_role: member.role.clone(),
+            my_role: member.role,
             slow_mode_seconds: record.slow_mode_seconds,
             invited: Vec::new(),
         }
@@ -74,7 +75,7 @@ impl Conversation {
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     pub user_id: String,
-    pub role: String,
+    pub role: MemberRole,
     pub joined_at: String,
     /// The member's read position (read receipts).
     pub read_seq: u64,
@@ -105,7 +106,7 @@ pub(crate) fn not_found() -> ApiError {
 
 /// The group's owner or an admin: who moderates it.
 pub(crate) fn is_admin(member: &MemberRecord) -> bool {
-    member.role == "owner" || member.role == "admin"
+    member.role.moderates()
 }
 
 /// The conversation and the caller's membership, or `not_found` for anyone else.
@@ -177,7 +178,7 @@ pub async fn open_direct(
     let id = ulid::Ulid::generate().to_string();
     let record = ConversationRecord {
         id: id.clone(),
-        kind: "direct".to_owned(),
+        kind: ConversationKind::Direct,
         name: None,
         created_by: me.to_owned(),
         created_at: created.clone(),
@@ -197,8 +198,8 @@ pub async fn open_direct(
         pin_count: 0,
     };
     let members = [
-        MemberRecord::new(&record, me, "member", &created),
-        MemberRecord::new(&record, &other, "member", &created),
+        MemberRecord::new(&record, me, MemberRole::Member, &created),
+        MemberRecord::new(&record, &other, MemberRole::Member, &created),
     ];
     match context.store.create_direct(&record, &members).await {
         Ok(()) => {
@@ -251,7 +252,7 @@ pub async fn create_group(
     let id = ulid::Ulid::generate().to_string();
     let record = ConversationRecord {
         id: id.clone(),
-        kind: "group".to_owned(),
+        kind: ConversationKind::Group,
         name: Some(name),
         created_by: me.to_owned(),
         created_at: created.clone(),
@@ -270,11 +271,11 @@ pub async fn create_group(
         slow_mode_seconds: 0,
         pin_count: 0,
     };
-    let mut members = vec![MemberRecord::new(&record, me, "owner", &created)];
+    let mut members = vec![MemberRecord::new(&record, me, MemberRole::Owner, &created)];
     members.extend(
         others
             .iter()
-            .map(|other| MemberRecord::new(&record, other, "member", &created)),
+            .map(|other| MemberRecord::new(&record, other, MemberRole::Member, &created)),
     );
     context.store.create_group(&record, &members).await?;
     let mut mine = Conversation::new(record.clone(), &members[0]);
@@ -414,7 +415,7 @@ pub async fn rename(
         return Err(ApiError::invalid("name", "give a name or slowModeSeconds to change"));
     }
     let (conversation, member) = membership(context, conversation_id, me).await?;
-    if conversation.kind != "group" {
+    if conversation.kind != ConversationKind::Group {
         let field = if name.is_some() { "name" } else { "slowModeSeconds" };
         return Err(ApiError::invalid(
             field,
@@ -497,7 +498,7 @@ pub async fn add_members(
     }
     let ids = unique_ids("userIds", user_ids, "")?;
     let (conversation, member) = membership(context, conversation_id, me).await?;
-    if conversation.kind != "group" {
+    if conversation.kind != ConversationKind::Group {
         return Err(ApiError::invalid(
             "userIds",
             "the members of a direct conversation cannot change",
@@ -536,7 +537,7 @@ pub async fn add_members(
         .max(context.store.positions_taken(&conversation.id).await?);
     let records: Vec<MemberRecord> = new
         .iter()
-        .map(|id| MemberRecord::new(&conversation, id, "member", &joined))
+        .map(|id| MemberRecord::new(&conversation, id, MemberRole::Member, &joined))
         .collect();
     if !context
         .store
@@ -595,7 +596,7 @@ pub async fn remove_member(
 ) -> Result<Published<Removal>, ApiError> {
     let user_id = validate::ulid("userId", user_id)?;
     let (conversation, member) = membership(context, conversation_id, me).await?;
-    if conversation.kind != "group" {
+    if conversation.kind != ConversationKind::Group {
         return Err(ApiError::invalid(
             "userId",
             "the members of a direct conversation cannot change",
@@ -605,7 +606,7 @@ pub async fn remove_member(
         if conversation.member_count <= 1 {
             return delete_with_last_member(context, me, &conversation).await;
         }
-        if member.role == "owner" {
+        if member.role == MemberRole::Owner {
             return Err(ApiError::Conflict(
                 "The owner cannot leave while others remain: transfer ownership first.".to_owned(),
             ));
@@ -618,13 +619,13 @@ pub async fn remove_member(
             ));
         }
         let target = target_member(context, &conversation, &user_id).await?;
-        if target.role == "owner" {
+        if target.role == MemberRole::Owner {
             return Err(ApiError::Forbidden("The group's owner cannot be removed.".to_owned()));
         }
-        if target.role == "admin" && member.role != "owner" {
+        if target.role == MemberRole::Admin && member.role != MemberRole::Owner {
             return Err(ApiError::Forbidden("Only the owner can remove an admin.".to_owned()));
         }
-        Some((me, member.role.as_str()))
+        Some((me, member.role))
     };
     if !context
         .store
@@ -669,17 +670,20 @@ pub async fn set_role(
     role: &str,
 ) -> Result<Published<Member>, ApiError> {
     let user_id = validate::ulid("userId", user_id)?;
-    if !matches!(role, "admin" | "member") {
-        return Err(ApiError::invalid(
-            "role",
-            "must be \"admin\" or \"member\" (ownership passes with POST .../owner)",
-        ));
-    }
+    let role = match role.parse::<MemberRole>() {
+        Ok(role @ (MemberRole::Admin | MemberRole::Member)) => role,
+        _ => {
+            return Err(ApiError::invalid(
+                "role",
+                "must be \"admin\" or \"member\" (ownership passes with POST .../owner)",
+            ))
+        }
+    };
     let (conversation, member) = membership(context, conversation_id, me).await?;
-    if conversation.kind != "group" {
+    if conversation.kind != ConversationKind::Group {
         return Err(ApiError::invalid("userId", "a direct conversation has no roles"));
     }
-    if member.role != "owner" {
+    if member.role != MemberRole::Owner {
         return Err(ApiError::Forbidden(
             "Only the group's owner can change roles.".to_owned(),
         ));
@@ -699,7 +703,7 @@ pub async fn set_role(
         .set_member_role(conversation_id, me, &user_id, role)
         .await?
         .ok_or_else(roles_changed)?;
-    let event = events::member_role(conversation_id, &user_id, role);
+    let event = events::member_role(conversation_id, &user_id, role.as_str());
     Ok(Published::new(
         Member::from(changed),
         vec![Outgoing::to_conversation(&conversation, event)],
@@ -716,10 +720,10 @@ pub async fn transfer_ownership(
 ) -> Result<Published<Conversation>, ApiError> {
     let user_id = validate::ulid("userId", user_id)?;
     let (conversation, member) = membership(context, conversation_id, me).await?;
-    if conversation.kind != "group" {
+    if conversation.kind != ConversationKind::Group {
         return Err(ApiError::invalid("userId", "a direct conversation has no owner"));
     }
-    if member.role != "owner" {
+    if member.role != MemberRole::Owner {
         return Err(ApiError::Forbidden(
             "Only the group's owner can pass ownership on.".to_owned(),
         ));
@@ -732,11 +736,17 @@ pub async fn transfer_ownership(
         return Err(roles_changed());
     }
     let events = vec![
-        Outgoing::to_conversation(&conversation, events::member_role(conversation_id, &user_id, "owner")),
-        Outgoing::to_conversation(&conversation, events::member_role(conversation_id, me, "admin")),
+        Outgoing::to_conversation(
+            &conversation,
+            events::member_role(conversation_id, &user_id, MemberRole::Owner.as_str()),
+        ),
+        Outgoing::to_conversation(
+            &conversation,
+            events::member_role(conversation_id, me, MemberRole::Admin.as_str()),
+        ),
     ];
     let demoted = MemberRecord {
-        role: "admin".to_owned(),
+        role: MemberRole::Admin,
         ..member
     };
     Ok(Published::new(Conversation::new(conversation, &demoted), events))

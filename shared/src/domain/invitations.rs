@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::conversations::{is_admin, membership, Conversation, MAX_GROUP_MEMBERS};
 use crate::context::AppContext;
 use crate::error::ApiError;
+use crate::kinds::{ConversationKind, MemberRole};
 use crate::realtime::{events, Outgoing, Published};
 use crate::store::{ConversationRecord, InvitationRecord, InviteRecord, Joined, MemberRecord};
 use crate::time::{epoch_secs, rfc3339};
@@ -95,7 +96,7 @@ pub struct Invitation {
 
 /// The group as everyone sees it (no per-member fields).
 fn shared_view(record: &ConversationRecord) -> Value {
-    let anyone = MemberRecord::new(record, "", "member", &record.created_at);
+    let anyone = MemberRecord::new(record, "", MemberRole::Member, &record.created_at);
     events::shared_conversation(&Conversation::new(record.clone(), &anyone))
 }
 
@@ -190,7 +191,7 @@ async fn newcomer(
     conversation.last_seq = conversation
         .last_seq
         .max(context.store.positions_taken(&conversation.id).await?);
-    let member = MemberRecord::new(&conversation, me, "member", &rfc3339(context.now()));
+    let member = MemberRecord::new(&conversation, me, MemberRole::Member, &rfc3339(context.now()));
     Ok((conversation, member))
 }
 
@@ -299,7 +300,7 @@ async fn moderated_group(
     conversation_id: &str,
 ) -> Result<ConversationRecord, ApiError> {
     let (conversation, member) = membership(context, conversation_id, me).await?;
-    if conversation.kind != "group" {
+    if conversation.kind != ConversationKind::Group {
         return Err(ApiError::Forbidden("Invite links are for groups.".to_owned()));
     }
     if !is_admin(&member) {

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::conversations::{membership, not_found, Page};
 use crate::context::AppContext;
 use crate::error::ApiError;
+use crate::kinds::{ConversationKind, MemberRole};
 use crate::realtime::{events, Outgoing, Published, Skip};
 use crate::store::{ConversationRecord, HistoryBound, MessageRecord, Position, SendOutcome};
 use crate::time::{now, rfc3339};
@@ -235,7 +236,7 @@ pub async fn send(
     }
     // Slow mode holds back a plain member's next new message (a repeat, answered above, is not one);
     // one conditional write, only in a conversation in slow mode.
-    if conversation.slow_mode_seconds > 0 && member.role == "member" {
+    if conversation.slow_mode_seconds > 0 && member.role == MemberRole::Member {
         let interval_ms = conversation.slow_mode_seconds * 1000;
         if let Err(wait_ms) = context
             .store
@@ -525,7 +526,7 @@ pub async fn delete(
         .get_message(conversation_id, &message_id)
         .await?
         .ok_or_else(message_not_found)?;
-    let moderator = conversation.kind == "group" && (member.role == "owner" || member.role == "admin");
+    let moderator = conversation.kind == ConversationKind::Group && (member.role.moderates());
     if existing.sender_id != me && !moderator {
         return Err(ApiError::Forbidden(
             "Only the sender or a group's owner or admin can delete a message.".to_owned(),

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::conversations::membership;
 use crate::context::AppContext;
 use crate::error::ApiError;
+use crate::kinds::ConversationKind;
 use crate::realtime::{events, Outgoing, Published};
 use crate::store::{ConversationRecord, MemberRecord};
 use crate::time::{now, rfc3339};
@@ -40,14 +41,6 @@ pub fn refuse_if_muted(context: &AppContext, member: &MemberRecord) -> Result<()
     }
 }
 
-fn rank(role: &str) -> u8 {
-    match role {
-        "owner" => 2,
-        "admin" => 1,
-        _ => 0,
-    }
-}
-
 /// The caller's and the target's membership, if the caller may mute the target.
 async fn moderate(
     context: &AppContext,
@@ -57,10 +50,10 @@ async fn moderate(
 ) -> Result<(ConversationRecord, MemberRecord), ApiError> {
     let target = validate::ulid("userId", target)?;
     let (conversation, mine) = membership(context, conversation_id, me).await?;
-    if conversation.kind != "group" {
+    if conversation.kind != ConversationKind::Group {
         return Err(ApiError::Forbidden("Mutes are for groups.".to_owned()));
     }
-    if rank(&mine.role) == 0 {
+    if !mine.role.moderates() {
         return Err(ApiError::Forbidden(
             "Only the group's owner and admins can mute members.".to_owned(),
         ));
@@ -73,7 +66,7 @@ async fn moderate(
         .into_iter()
         .find(|m| conversation.admits(m))
         .ok_or_else(not_member)?;
-    if target == me || rank(&member.role) >= rank(&mine.role) {
+    if target == me || member.role >= mine.role {
         return Err(ApiError::Forbidden(
             "Admins can mute plain members, and the owner can mute admins too; nobody mutes the owner or themself."
                 .to_owned(),

@@ -7,6 +7,7 @@ use super::conversations::{is_admin, membership};
 use super::messages::{decorate_read, message_not_found, Message};
 use crate::context::AppContext;
 use crate::error::ApiError;
+use crate::kinds::ConversationKind;
 use crate::realtime::{events, Outgoing, Published};
 use crate::store::{ConversationRecord, MemberRecord, PinRecord, Pinned};
 use crate::time::{now, rfc3339};
@@ -16,7 +17,7 @@ use crate::validate;
 pub const MAX_PINS: u64 = 50;
 
 fn may_pin(conversation: &ConversationRecord, member: &MemberRecord) -> Result<(), ApiError> {
-    if conversation.kind == "group" && !is_admin(member) {
+    if conversation.kind == ConversationKind::Group && !is_admin(member) {
         return Err(ApiError::Forbidden(
             "Only the group's owner and admins can pin and unpin messages.".to_owned(),
         ));

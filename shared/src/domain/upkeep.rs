@@ -34,6 +34,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::context::AppContext;
 use crate::error::ApiError;
+use crate::kinds::ConversationKind;
 use crate::store::{ConversationRecord, MessageRecord};
 use crate::time::{epoch_ms, now};
 
@@ -48,7 +49,7 @@ fn ulid_ms(id: &str) -> u64 {
 
 /// Whether the group's activity is due to be copied onto its members' list keys.
 pub fn listing_due(conversation: &ConversationRecord, granularity_ms: u64) -> bool {
-    if conversation.kind != "group" {
+    if conversation.kind != ConversationKind::Group {
         return false;
     }
     let listed = conversation.listed_activity.as_deref().unwrap_or(&conversation.id);
@@ -272,7 +273,7 @@ mod tests {
     fn group(id: &str, activity: &str, listed: Option<&str>) -> ConversationRecord {
         ConversationRecord {
             id: id.to_owned(),
-            kind: "group".to_owned(),
+            kind: ConversationKind::Group,
             name: Some("g".to_owned()),
             created_by: "u".to_owned(),
             created_at: String::new(),
@@ -310,7 +311,7 @@ mod tests {
             "already listed"
         );
         let mut direct = group(&created, &ulid_at(2_000_000), None);
-        direct.kind = "direct".to_owned();
+        direct.kind = ConversationKind::Direct;
         assert!(
             !listing_due(&direct, 0),
             "a send moves both keys of a direct conversation itself"

@@ -18,6 +18,7 @@ use super::sns::Published;
 use super::webpush::{self, PushRequest};
 use super::{cut_body, Payload, PushJob, COLLAPSE_WINDOW_MS, PUSH_ATTEMPTS};
 use crate::error::ApiError;
+use crate::kinds::ConversationKind;
 use crate::store::{keys, subscriptions_key, subscriptions_of, Item, MemberRecord, PushSubscriptionRecord};
 use crate::AppContext;
 
@@ -147,7 +148,7 @@ pub fn wants_push(recipient: &Recipient, sender_id: &str, mentioned: bool, direc
 #[serde(rename_all = "camelCase")]
 struct Meta {
     #[serde(rename = "type")]
-    kind: String,
+    kind: ConversationKind,
     #[serde(default)]
     name: Option<String>,
 }
@@ -205,7 +206,7 @@ async fn push_message(context: &AppContext, message: &NewMessage, users: &[Strin
     let Some(meta) = meta else {
         return Ok(()); // the conversation was deleted meanwhile
     };
-    let direct = meta.kind == "direct";
+    let direct = meta.kind == ConversationKind::Direct;
     let sender_name = profile
         .and_then(|p| p.display_name.or(p.username))
         .unwrap_or_else(|| "Someone".to_owned());

@@ -27,6 +27,7 @@ use super::{
     WriteConflict,
 };
 use crate::error::ApiError;
+use crate::kinds::{ConversationKind, MemberRole};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -75,7 +76,7 @@ pub struct MessageRecord {
 pub struct ConversationRecord {
     pub id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ConversationKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub created_by: String,
@@ -140,7 +141,7 @@ impl ConversationRecord {
 pub struct MemberRecord {
     pub conversation_id: String,
     pub user_id: String,
-    pub role: String,
+    pub role: MemberRole,
     pub joined_at: String,
     /// The `seq` of the newest message this member has read.
     #[serde(default)]
@@ -180,11 +181,11 @@ pub struct MemberRecord {
 impl MemberRecord {
     /// A member joining now: listed at the conversation's current activity, and with everything
     /// before it read (docs/API-GUIDE.md: a member who joins starts with `readSeq = lastSeq`).
-    pub fn new(conversation: &ConversationRecord, user_id: &str, role: &str, joined_at: &str) -> Self {
+    pub fn new(conversation: &ConversationRecord, user_id: &str, role: MemberRole, joined_at: &str) -> Self {
         MemberRecord {
             conversation_id: conversation.id.clone(),
             user_id: user_id.to_owned(),
-            role: role.to_owned(),
+            role,
             joined_at: joined_at.to_owned(),
             read_seq: conversation.last_seq,
             last_read_message_id: conversation.last_message.as_ref().map(|m| m.id.clone()),
@@ -836,7 +837,7 @@ impl Store {
         &self,
         conversation_id: &str,
         user_id: &str,
-        remover: Option<(&str, &str)>,
+        remover: Option<(&str, MemberRole)>,
         now: &str,
     ) -> Result<bool, ApiError> {
         let pk = keys::conversation(conversation_id);
@@ -846,12 +847,12 @@ impl Store {
             .expression_attribute_names("#role", "role");
         // The owner (or the member leaving) may remove anyone but the owner; an admin only plain members.
         let delete = match remover {
-            Some((_, "owner")) | None => delete
+            Some((_, MemberRole::Owner)) | None => delete
                 .condition_expression("attribute_exists(PK) AND #role <> :owner")
-                .expression_attribute_values(":owner", s("owner")),
+                .expression_attribute_values(":owner", s(MemberRole::Owner.as_str())),
             Some(_) => delete
                 .condition_expression("attribute_exists(PK) AND #role = :member")
-                .expression_attribute_values(":member", s("member")),
+                .expression_attribute_values(":member", s(MemberRole::Member.as_str())),
         };
         let meta = Update::builder()
             .table_name(&self.table)
@@ -876,7 +877,7 @@ impl Store {
                 .set_key(Some(key(pk, keys::member(remover_id))))
                 .condition_expression("#role = :role")
                 .expression_attribute_names("#role", "role")
-                .expression_attribute_values(":role", s(role))
+                .expression_attribute_values(":role", s(role.as_str()))
                 .build()
                 .map_err(ApiError::internal)?;
             writes.push(TransactWriteItem::builder().condition_check(check).build());
@@ -916,7 +917,7 @@ impl Store {
         conversation_id: &str,
         owner_id: &str,
         user_id: &str,
-        role: &str,
+        role: MemberRole,
     ) -> Result<Option<MemberRecord>, ApiError> {
         let pk = keys::conversation(conversation_id);
         let check = ConditionCheck::builder()
@@ -924,7 +925,7 @@ impl Store {
             .set_key(Some(key(pk.clone(), keys::member(owner_id))))
             .condition_expression("#role = :owner")
             .expression_attribute_names("#role", "role")
-            .expression_attribute_values(":owner", s("owner"))
+            .expression_attribute_values(":owner", s(MemberRole::Owner.as_str()))
             .build()
             .map_err(ApiError::internal)?;
         let update = Update::builder()
@@ -933,8 +934,8 @@ impl Store {
             .update_expression("SET #role = :role")
             .condition_expression("attribute_exists(PK) AND #role <> :owner")
             .expression_attribute_names("#role", "role")
-            .expression_attribute_values(":role", s(role))
-            .expression_attribute_values(":owner", s("owner"))
+            .expression_attribute_values(":role", s(role.as_str()))
+            .expression_attribute_values(":owner", s(MemberRole::Owner.as_str()))
             .build()
             .map_err(ApiError::internal)?;
         match self
@@ -964,8 +965,8 @@ impl Store {
             .update_expression("SET #role = :admin")
             .condition_expression("#role = :owner")
             .expression_attribute_names("#role", "role")
-            .expression_attribute_values(":admin", s("admin"))
-            .expression_attribute_values(":owner", s("owner"))
+            .expression_attribute_values(":admin", s(MemberRole::Admin.as_str()))
+            .expression_attribute_values(":owner", s(MemberRole::Owner.as_str()))
             .build()
             .map_err(ApiError::internal)?;
         let promote = Update::builder()
@@ -974,7 +975,7 @@ impl Store {
             .update_expression("SET #role = :owner")
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_names("#role", "role")
-            .expression_attribute_values(":owner", s("owner"))
+            .expression_attribute_values(":owner", s(MemberRole::Owner.as_str()))
             .build()
             .map_err(ApiError::internal)?;
         self.transact_if(vec![

@@ -13,7 +13,14 @@ async fn race(members: usize) {
     let conversation = app.context.store.get_conversation(&group).await.unwrap().unwrap();
     let now = parley::time::rfc3339(parley::time::now());
     let newcomers: Vec<MemberRecord> = (0..members)
-        .map(|_| MemberRecord::new(&conversation, &ulid::Ulid::generate().to_string(), "member", &now))
+        .map(|_| {
+            MemberRecord::new(
+                &conversation,
+                &ulid::Ulid::generate().to_string(),
+                parley::kinds::MemberRole::Member,
+                &now,
+            )
+        })
         .collect();
     let banned = newcomers.last().unwrap().user_id.clone();
     let ban = BanRecord {

@@ -444,7 +444,7 @@ fn message(deleted: bool) -> Message {
 fn conversation() -> Conversation {
     Conversation {
         id: CONVERSATION.into(),
-        kind: "group".into(),
+        kind: parley::kinds::ConversationKind::Group,
         name: Some("team".into()),
         created_by: USER.into(),
         created_at: AT.into(),
@@ -455,7 +455,7 @@ fn conversation() -> Conversation {
         unread_count: 0,
         mention_count: 0,
         read_seq: 3,
-        my_role: "owner".into(),
+        my_role: parley::kinds::MemberRole::Owner,
         slow_mode_seconds: 0,
         invited: Vec::new(),
     }
@@ -478,10 +478,10 @@ fn user() -> User {
 /// One frame of every type, as the code builds them.
 fn every_frame() -> Vec<Value> {
     let mut direct = conversation();
-    direct.kind = "direct".into();
+    direct.kind = parley::kinds::ConversationKind::Direct;
     direct.name = None;
     direct.last_message = None;
-    direct.my_role = "member".into();
+    direct.my_role = parley::kinds::MemberRole::Member;
     let mut plain = user();
     plain.status_text = None;
     let mut ack_message = message(false);
