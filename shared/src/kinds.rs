@@ -1,6 +1,7 @@
-//! Closed sets of values the domain decides by: a conversation's kind and a member's role. Stored and
-//! sent as the lower-case words the API documents (`"direct"`, `"group"`; `"owner"`, `"admin"`,
-//! `"member"`), compared as enums, so a misspelt role is a compile error rather than a check that is
+//! Closed sets of values the domain decides by: a conversation's kind, a member's role, a report's
+//! state, a push device's type. Stored and sent as the lower-case words the API documents (`"direct"`,
+//! `"group"`; `"owner"`, `"admin"`, `"member"`; `"open"`, `"dismissed"`, `"actioned"`; `"webpush"`,
+//! `"apns"`, `"fcm"`), compared as enums, so a misspelt role is a compile error rather than a check that is
 //! never true. A leaf module: every layer may use it.
 
 use std::fmt;
@@ -75,6 +76,76 @@ impl FromStr for MemberRole {
     }
 }
 
+/// Where a report stands: filed, then closed by a moderator one way or the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportStatus {
+    Open,
+    Dismissed,
+    Actioned,
+}
+
+impl ReportStatus {
+    pub const ALL: [ReportStatus; 3] = [ReportStatus::Open, ReportStatus::Dismissed, ReportStatus::Actioned];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportStatus::Open => "open",
+            ReportStatus::Dismissed => "dismissed",
+            ReportStatus::Actioned => "actioned",
+        }
+    }
+}
+
+impl fmt::Display for ReportStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ReportStatus {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        ReportStatus::ALL.into_iter().find(|s| s.as_str() == text).ok_or(())
+    }
+}
+
+/// How a device is reached: a browser's Web Push subscription, or an APNs or FCM token through SNS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    WebPush,
+    Apns,
+    Fcm,
+}
+
+impl DeviceKind {
+    pub const ALL: [DeviceKind; 3] = [DeviceKind::WebPush, DeviceKind::Apns, DeviceKind::Fcm];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::WebPush => "webpush",
+            DeviceKind::Apns => "apns",
+            DeviceKind::Fcm => "fcm",
+        }
+    }
+}
+
+impl fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeviceKind {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        DeviceKind::ALL.into_iter().find(|k| k.as_str() == text).ok_or(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +163,20 @@ mod tests {
         }
         assert!("Owner".parse::<MemberRole>().is_err());
         assert!(serde_json::from_value::<MemberRole>("superuser".into()).is_err());
+    }
+
+    #[test]
+    fn report_states_are_the_apis_words() {
+        for status in ReportStatus::ALL {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+            assert_eq!(status.as_str().parse::<ReportStatus>(), Ok(status));
+        }
+        assert!("closed".parse::<ReportStatus>().is_err());
+        for kind in DeviceKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            assert_eq!(kind.as_str().parse::<DeviceKind>(), Ok(kind));
+        }
+        assert!("web-push".parse::<DeviceKind>().is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::conversations::conversation_id;
 use crate::domain::push::{self as domain, NewSubscription};
 use crate::error::ApiError;
 use crate::http::{ApiRequest, Reply};
+use crate::kinds::DeviceKind;
 use crate::AppContext;
 
 /// `GET /push/vapid-public-key` (no token): `200 {publicKey}`.
@@ -47,8 +48,8 @@ fn new_subscription(body: SubscriptionBody) -> Result<NewSubscription, ApiError>
     let mut problems = crate::validate::Problems::default();
     let only_for =
         |field: &str, kind: &str| Err::<(), _>(ApiError::invalid(field, format!("is only for {kind} subscriptions")));
-    let new = match body.kind.as_deref() {
-        Some("webpush") => {
+    let new = match body.kind.as_deref().map(str::parse::<DeviceKind>) {
+        Some(Ok(DeviceKind::WebPush)) => {
             if body.token.is_some() {
                 problems.check(only_for("token", "apns and fcm"));
             }
@@ -72,7 +73,7 @@ fn new_subscription(body: SubscriptionBody) -> Result<NewSubscription, ApiError>
                 _ => None,
             }
         }
-        Some(kind @ ("apns" | "fcm")) => {
+        Some(Ok(kind)) => {
             if body.endpoint.is_some() {
                 problems.check(only_for("endpoint", "webpush"));
             }
@@ -81,12 +82,9 @@ fn new_subscription(body: SubscriptionBody) -> Result<NewSubscription, ApiError>
             }
             problems
                 .check(body.token.ok_or_else(|| ApiError::invalid("token", "is required")))
-                .map(|token| NewSubscription::Device {
-                    kind: kind.to_owned(),
-                    token,
-                })
+                .map(|token| NewSubscription::Device { kind, token })
         }
-        Some(_) => problems.check(Err(ApiError::invalid("type", "must be webpush, apns or fcm"))),
+        Some(Err(())) => problems.check(Err(ApiError::invalid("type", "must be webpush, apns or fcm"))),
         None => problems.check(Err(ApiError::invalid("type", "is required (webpush, apns or fcm)"))),
     };
     problems.finish()?;

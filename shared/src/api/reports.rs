@@ -26,7 +26,7 @@ struct CreateBody {
 #[derive(Serialize)]
 struct Created {
     id: String,
-    status: &'static str,
+    status: crate::kinds::ReportStatus,
 }
 
 #[derive(Serialize)]
@@ -53,7 +53,10 @@ pub async fn create(context: &'static AppContext, request: ApiRequest) -> Result
         },
     )
     .await?;
-    Reply::created(&Created { id, status: "open" })
+    Reply::created(&Created {
+        id,
+        status: crate::kinds::ReportStatus::Open,
+    })
 }
 
 /// `GET /conversations/{conversationId}/reports?status=`.

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use super::conversations::membership;
 use crate::context::AppContext;
 use crate::error::ApiError;
+use crate::kinds::DeviceKind;
 use crate::push::{webpush, MAX_SUBSCRIPTIONS};
 use crate::store::{PushSubscriptionRecord, Subscribed};
 use crate::time::{now, rfc3339};
@@ -22,7 +23,7 @@ pub const MAX_TOKEN_CHARS: usize = 512;
 pub struct Subscription {
     pub id: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: DeviceKind,
     pub created_at: String,
 }
 
@@ -30,7 +31,7 @@ impl From<&PushSubscriptionRecord> for Subscription {
     fn from(record: &PushSubscriptionRecord) -> Self {
         Subscription {
             id: record.id.clone(),
-            kind: record.kind.clone(),
+            kind: record.kind,
             created_at: record.created_at.clone(),
         }
     }
@@ -45,13 +46,13 @@ pub enum NewSubscription {
         auth: String,
     },
     /// `apns` or `fcm`, and the device token.
-    Device { kind: String, token: String },
+    Device { kind: DeviceKind, token: String },
 }
 
 /// A device's id: the same device (type and endpoint or token) always gets the same one.
-fn subscription_id(kind: &str, address: &str) -> String {
+fn subscription_id(kind: DeviceKind, address: &str) -> String {
     let digest = Sha256::new()
-        .chain_update(kind)
+        .chain_update(kind.as_str())
         .chain_update([0])
         .chain_update(address)
         .finalize();
@@ -68,8 +69,8 @@ pub async fn subscribe(context: &AppContext, me: &str, new: NewSubscription) -> 
             webpush::decode_keys(&p256dh, &auth).map_err(|(field, problem)| ApiError::invalid(field, problem))?;
             let keys = context.push.keys().await?;
             PushSubscriptionRecord {
-                id: subscription_id("webpush", &endpoint),
-                kind: "webpush".to_owned(),
+                id: subscription_id(DeviceKind::WebPush, &endpoint),
+                kind: DeviceKind::WebPush,
                 created_at,
                 endpoint: Some(endpoint),
                 p256dh: Some(p256dh),
@@ -86,7 +87,7 @@ pub async fn subscribe(context: &AppContext, me: &str, new: NewSubscription) -> 
                     format!("must be 1 to {MAX_TOKEN_CHARS} printable characters without spaces"),
                 ));
             }
-            let application = context.push.platform_application(&kind).ok_or_else(|| {
+            let application = context.push.platform_application(kind).ok_or_else(|| {
                 ApiError::invalid(
                     "type",
                     format!("{kind} push is not set up on this server (it has no platform application for it)"),
@@ -94,7 +95,7 @@ pub async fn subscribe(context: &AppContext, me: &str, new: NewSubscription) -> 
             })?;
             let arn = context.push.create_platform_endpoint(application, &token).await?;
             PushSubscriptionRecord {
-                id: subscription_id(&kind, &token),
+                id: subscription_id(kind, &token),
                 kind,
                 created_at,
                 endpoint: None,
@@ -226,10 +227,13 @@ mod tests {
 
     #[test]
     fn one_device_one_id() {
-        let a = subscription_id("webpush", "https://push.example.com/a");
-        assert_eq!(a, subscription_id("webpush", "https://push.example.com/a"));
-        assert_ne!(a, subscription_id("webpush", "https://push.example.com/b"));
-        assert_ne!(subscription_id("apns", "t"), subscription_id("fcm", "t"));
+        let a = subscription_id(DeviceKind::WebPush, "https://push.example.com/a");
+        assert_eq!(a, subscription_id(DeviceKind::WebPush, "https://push.example.com/a"));
+        assert_ne!(a, subscription_id(DeviceKind::WebPush, "https://push.example.com/b"));
+        assert_ne!(
+            subscription_id(DeviceKind::Apns, "t"),
+            subscription_id(DeviceKind::Fcm, "t")
+        );
         assert_eq!(a.len(), 32);
     }
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::conversations::{is_admin, membership};
 use crate::context::AppContext;
 use crate::error::ApiError;
+use crate::kinds::ReportStatus;
 use crate::store::{keys, report_index_key, ReportRecord};
 use crate::time::rfc3339;
 use crate::validate;
@@ -28,7 +29,7 @@ pub struct Report {
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    pub status: String,
+    pub status: ReportStatus,
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handled_by: Option<String>,
@@ -125,22 +126,22 @@ pub async fn create(context: &AppContext, me: &str, new: NewReport) -> Result<St
         user_id: about,
         reason,
         note,
-        status: "open".to_owned(),
+        status: ReportStatus::Open,
         created_at: rfc3339(context.now()),
         handled_by: None,
         handled_at: None,
         gsi1_pk: keys::REPORTS.to_owned(),
-        gsi1_sk: report_index_key("open", &id),
+        gsi1_sk: report_index_key(ReportStatus::Open, &id),
     };
     context.store.put_report(&record).await?;
     Ok(id)
 }
 
-fn status_filter(status: Option<&str>) -> Result<Option<String>, ApiError> {
-    match status {
+fn status_filter(status: Option<&str>) -> Result<Option<ReportStatus>, ApiError> {
+    match status.map(str::parse::<ReportStatus>) {
         None => Ok(None),
-        Some(s @ ("open" | "dismissed" | "actioned")) => Ok(Some(s.to_owned())),
-        Some(_) => Err(ApiError::invalid("status", "must be open, dismissed or actioned")),
+        Some(Ok(status)) => Ok(Some(status)),
+        Some(Err(())) => Err(ApiError::invalid("status", "must be open, dismissed or actioned")),
     }
 }
 
@@ -167,7 +168,7 @@ pub async fn of_conversation(
     let reports = context
         .store
         .reports_of(conversation_id, |r| {
-            r.user_id.as_deref() != Some(me) && status.as_deref().is_none_or(|s| r.status == s)
+            r.user_id.as_deref() != Some(me) && status.is_none_or(|s| r.status == s)
         })
         .await?;
     Ok(reports.into_iter().map(Report::from).collect())
@@ -181,8 +182,8 @@ pub async fn set_status(
     report_id: &str,
     status: Option<&str>,
 ) -> Result<Report, ApiError> {
-    let status = match status {
-        Some(s @ ("dismissed" | "actioned")) => s.to_owned(),
+    let status = match status.map(str::parse::<ReportStatus>) {
+        Some(Ok(status @ (ReportStatus::Dismissed | ReportStatus::Actioned))) => status,
         Some(_) => return Err(ApiError::invalid("status", "must be dismissed or actioned")),
         None => return Err(ApiError::invalid("status", "is required (dismissed or actioned)")),
     };
@@ -200,7 +201,7 @@ pub async fn set_status(
     }
     let updated = context
         .store
-        .set_report_status(conversation_id, &report_id, &status, me, &rfc3339(context.now()))
+        .set_report_status(conversation_id, &report_id, status, me, &rfc3339(context.now()))
         .await?
         .ok_or_else(not_found)?;
     Ok(updated.into())
@@ -215,7 +216,7 @@ pub async fn all(context: &AppContext, me: &str, status: Option<&str>) -> Result
             "Only the platform's administrators see every report.".to_owned(),
         ));
     }
-    let reports = context.store.all_reports(status.as_deref()).await?;
+    let reports = context.store.all_reports(status).await?;
     // Not even a platform admin sees a report about themself.
     Ok(reports
         .into_iter()

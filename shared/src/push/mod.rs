@@ -221,11 +221,11 @@ impl Push {
     }
 
     /// The SNS platform application for a device type, if this deployment has one.
-    pub fn platform_application(&self, kind: &str) -> Option<&str> {
+    pub fn platform_application(&self, kind: crate::kinds::DeviceKind) -> Option<&str> {
         match kind {
-            "apns" => self.settings.apns_application.as_deref(),
-            "fcm" => self.settings.fcm_application.as_deref(),
-            _ => None,
+            crate::kinds::DeviceKind::Apns => self.settings.apns_application.as_deref(),
+            crate::kinds::DeviceKind::Fcm => self.settings.fcm_application.as_deref(),
+            crate::kinds::DeviceKind::WebPush => None,
         }
     }
 }

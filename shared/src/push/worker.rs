@@ -390,8 +390,8 @@ async fn send(
     payload: &Payload,
     payload_json: &str,
 ) -> Outcome {
-    match subscription.kind.as_str() {
-        "webpush" => send_web_push(context, subscription, payload_json).await,
+    match subscription.kind {
+        crate::kinds::DeviceKind::WebPush => send_web_push(context, subscription, payload_json).await,
         _ => match subscription.sns_endpoint_arn.as_deref() {
             Some(arn) => match context.push.publish_to_device(arn, payload).await {
                 Published::Sent => Outcome::Sent,

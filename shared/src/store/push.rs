@@ -26,7 +26,7 @@ pub struct PushSubscriptionRecord {
     pub id: String,
     /// `webpush`, `apns` or `fcm`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: crate::kinds::DeviceKind,
     pub created_at: String,
     /// Web Push: where to post, and the browser's keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]

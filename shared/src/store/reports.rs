@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{item_with_key, key, keys, records, s, Store};
 use crate::error::ApiError;
+use crate::kinds::ReportStatus;
 
 /// The most a listing answers.
 pub const MAX_LISTED_REPORTS: usize = 100;
@@ -26,7 +27,7 @@ pub struct ReportRecord {
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    pub status: String,
+    pub status: ReportStatus,
     pub created_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_by: Option<String>,
@@ -39,7 +40,7 @@ pub struct ReportRecord {
 }
 
 /// A report's GSI1 sort key: its state, then its id (newest last).
-pub fn report_index_key(status: &str, id: &str) -> String {
+pub fn report_index_key(status: ReportStatus, id: &str) -> String {
     format!("{status}#{id}")
 }
 
@@ -107,10 +108,10 @@ impl Store {
     /// Every conversation's reports (in one state, or all), newest first, at most
     /// [`MAX_LISTED_REPORTS`]. The index orders by state first, so all states are one Query each,
     /// merged.
-    pub async fn all_reports(&self, status: Option<&str>) -> Result<Vec<ReportRecord>, ApiError> {
-        let states: Vec<&str> = match status {
+    pub async fn all_reports(&self, status: Option<ReportStatus>) -> Result<Vec<ReportRecord>, ApiError> {
+        let states: Vec<ReportStatus> = match status {
             Some(status) => vec![status],
-            None => vec!["open", "dismissed", "actioned"],
+            None => ReportStatus::ALL.to_vec(),
         };
         let mut found = Vec::new();
         for state in states {
@@ -121,7 +122,7 @@ impl Store {
         Ok(found)
     }
 
-    async fn reports_in(&self, status: &str) -> Result<Vec<ReportRecord>, ApiError> {
+    async fn reports_in(&self, status: ReportStatus) -> Result<Vec<ReportRecord>, ApiError> {
         let out = self
             .client
             .query()
@@ -144,7 +145,7 @@ impl Store {
         &self,
         conversation_id: &str,
         id: &str,
-        status: &str,
+        status: ReportStatus,
         handled_by: &str,
         handled_at: &str,
     ) -> Result<Option<ReportRecord>, ApiError> {
@@ -156,7 +157,7 @@ impl Store {
                 .update_expression("SET #status = :status, GSI1SK = :index, handledBy = :by, handledAt = :at")
                 .condition_expression("attribute_exists(PK)")
                 .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":status", s(status))
+                .expression_attribute_values(":status", s(status.as_str()))
                 .expression_attribute_values(":index", s(report_index_key(status, id)))
                 .expression_attribute_values(":by", s(handled_by))
                 .expression_attribute_values(":at", s(handled_at)),
