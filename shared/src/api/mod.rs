@@ -19,17 +19,9 @@ pub mod sync;
 pub mod users;
 pub mod ws;
 
-use crate::error::ApiError;
-use crate::realtime::Published;
-use crate::AppContext;
-
-/// A domain result's value, once its events are queued for delivery: the one place a route hands
-/// events on. When they cannot be queued the answer is 503; the write itself is idempotent, so the
-/// client's retry publishes them again.
-pub(crate) async fn deliver<T>(context: &AppContext, published: Published<T>) -> Result<T, ApiError> {
-    context.publish(&published.events).await?;
-    Ok(published.value)
-}
+/// How a route hands a domain result's events on: `realtime::deliver` (the alarm responder, which is
+/// no route, uses it too).
+pub(crate) use crate::realtime::deliver;
 
 /// For an optional body field whose `null` is as wrong as any other non-value: absent is `None`
 /// (through `#[serde(default)]`), `null` is refused like a wrong type.

@@ -355,7 +355,7 @@ pub async fn respond(
         )
         .await
         {
-            Ok(published) => crate::api::deliver(context, published).await,
+            Ok(published) => crate::realtime::deliver(context, published).await,
             Err(e) => Err(e),
         };
         match sent {

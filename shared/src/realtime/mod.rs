@@ -48,6 +48,14 @@ use serde_json::Value;
 pub use fanout::{Delivery, Fanout};
 pub use publisher::Publisher;
 
+/// A domain result's value, once its events are queued for delivery: the one place a route (or the
+/// alarm responder) hands events on. When they cannot be queued the answer is 503; the write itself is
+/// idempotent, so the client's retry publishes them again.
+pub async fn deliver<T>(context: &crate::AppContext, published: Published<T>) -> Result<T, crate::error::ApiError> {
+    context.publish(&published.events).await?;
+    Ok(published.value)
+}
+
 /// Members per delivery piece: one BatchGetItem of connection sets.
 pub const PIECE_MEMBERS: u64 = 100;
 /// Events per `batch` frame at most.

@@ -15,28 +15,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Cycles that exist today, each as the sorted set of its modules, by crate directory.
-const KNOWN_CYCLES: &[(&str, &[&str])] = &[
-    (
-        "shared",
-        &[
-            "attachments",
-            "auth",
-            "batch_worker",
-            "config",
-            "context",
-            "domain",
-            "http",
-            "metrics",
-            "push",
-            "rate_limit",
-            "realtime",
-            "secrets",
-            "store",
-            "ws",
-        ],
-    ),
-    ("shared", &["api", "ops"]),
-];
+const KNOWN_CYCLES: &[(&str, &[&str])] = &[(
+    "shared",
+    &[
+        "attachments",
+        "auth",
+        "batch_worker",
+        "config",
+        "context",
+        "domain",
+        "http",
+        "metrics",
+        "push",
+        "rate_limit",
+        "realtime",
+        "secrets",
+        "store",
+        "ws",
+    ],
+)];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
