@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::presigning::PresigningConfig;
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 use crate::error::ApiError;
 
 /// The tag an upload carries until it is attached (the lifecycle rule's filter).

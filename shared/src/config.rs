@@ -2,15 +2,7 @@
 
 use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is not set")]
-    Missing(&'static str),
-    #[error("environment variable {name} is invalid: {problem}")]
-    Invalid { name: &'static str, problem: String },
-    #[error("the token secret could not be read from Secrets Manager: {0}")]
-    SecretUnavailable(String),
-}
+pub use crate::config_error::ConfigError;
 
 #[derive(Clone)]
 pub struct Config {

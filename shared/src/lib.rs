@@ -13,6 +13,7 @@ pub mod auth;
 pub mod batch_worker;
 pub mod cache;
 pub mod config;
+pub mod config_error;
 pub mod context;
 pub mod cursor;
 pub mod domain;

@@ -85,7 +85,6 @@ use std::time::SystemTime;
 use crate::config::RateLimits;
 use crate::context::AppContext;
 use crate::error::ApiError;
-use crate::http::ApiRequest;
 use crate::store::Store;
 use crate::time::epoch_secs;
 
@@ -202,25 +201,20 @@ pub fn uses_bearer_token(route_key: &str) -> bool {
     !SIGN_IN_ROUTES.contains(&route_key) && !EXEMPT_ROUTES.contains(&route_key)
 }
 
-/// Admits `request` before its handler runs (its session already checked by `http::handle`): counts it
-/// against its limits, in order, stopping at the first that is full.
-pub async fn admit(context: &AppContext, request: &ApiRequest) -> Result<(), ApiError> {
-    let route_key = request.route_key.as_str();
-    let sign_in = SIGN_IN_ROUTES.contains(&route_key);
+/// Admits a request before its handler runs, on plain values: its route, its source address, and the
+/// caller its token authenticated (after `http::handle` checked the session; `None` without one, and
+/// ignored on the sign-in routes). Counts it against its limits, in order, stopping at the first that
+/// is full.
+pub async fn admit(
+    context: &AppContext,
+    route_key: &str,
+    source_ip: Option<&str>,
+    caller: Option<&str>,
+) -> Result<(), ApiError> {
     if context.config.rate_limits == RateLimits::OFF {
         return Ok(());
     }
-    let user_id = if sign_in {
-        None
-    } else {
-        request.authenticate(context).ok().map(|claims| claims.sub)
-    };
-    let checks = limits_for(
-        &context.config.rate_limits,
-        &request.route_key,
-        request.source_ip.as_deref(),
-        user_id.as_deref(),
-    );
+    let checks = limits_for(&context.config.rate_limits, route_key, source_ip, caller);
     count(context, checks).await
 }
 

@@ -67,8 +67,18 @@ where
             if crate::rate_limit::uses_bearer_token(&request.route_key) {
                 request.check_session(context).await;
             }
-            match crate::rate_limit::admit(context, &request).await {
-                Ok(()) => handler(context, request)
+            let caller = request.authenticate(context).ok().map(|claims| claims.sub);
+            match crate::rate_limit::admit(
+                context,
+                &request.route_key,
+                request.source_ip.as_deref(),
+                caller.as_deref(),
+            )
+            .await
+            {
+                // Boxed: the handler's future is most of `handle`'s, and in a debug build it would
+                // otherwise make every caller's future too large for a test thread's stack.
+                Ok(()) => Box::pin(handler(context, request))
                     .await
                     .map(|reply| reply.select(fields.as_ref())),
                 Err(refused) => Err(refused),

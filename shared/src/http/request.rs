@@ -25,10 +25,10 @@ pub struct ApiRequest {
     path_params: HashMap<String, String>,
     query: HashMap<String, String>,
     body: Vec<u8>,
-    /// What [`ApiRequest::check_session`] found out about the bearer token's session, before the
-    /// handler ran (`http::handle` asks for every route that takes a token); unset, `authenticate`
-    /// refuses the token.
-    session: std::sync::OnceLock<SessionVerdict>,
+    /// The bearer token's claims and what [`ApiRequest::check_session`] found out about its session,
+    /// before the handler ran (`http::handle` asks for every route that takes a token): the token is
+    /// verified once per request. Unset, `authenticate` refuses the token.
+    session: std::sync::OnceLock<(SessionVerdict, AccessClaims)>,
 }
 
 /// The state of the bearer token's session, as checked before the handler runs.
@@ -155,18 +155,22 @@ impl ApiRequest {
     /// is not revoked (as checked before the handler ran; see `auth::session_state`). A token whose
     /// session was never checked is refused (500): the pipeline, not the handler, must check it.
     pub fn authenticate(&self, context: &AppContext) -> Result<AccessClaims, ApiError> {
-        let claims = self.bearer_claims(context)?;
         match self.session.get() {
-            Some(SessionVerdict::Revoked) => Err(crate::auth::session_state::revoked()),
-            Some(SessionVerdict::Unknown) => Err(ApiError::Unavailable {
+            Some((SessionVerdict::Revoked, _)) => Err(crate::auth::session_state::revoked()),
+            Some((SessionVerdict::Unknown, _)) => Err(ApiError::Unavailable {
                 message: "The sign-in session could not be checked; please retry shortly.".to_owned(),
                 retry_after_secs: 1,
             }),
-            Some(SessionVerdict::Live) => Ok(claims),
-            // Fail closed: an edge that forgot the session check must not let a revoked token through.
-            None => Err(ApiError::internal(
-                "a valid bearer token reached authenticate without its session being checked",
-            )),
+            Some((SessionVerdict::Live, claims)) => Ok(claims.clone()),
+            None => {
+                // No token, or one that does not verify: its own 401.
+                self.bearer_claims(context)?;
+                // Fail closed: an edge that forgot the session check must not let a revoked token
+                // through.
+                Err(ApiError::internal(
+                    "a valid bearer token reached authenticate without its session being checked",
+                ))
+            }
         }
     }
 
@@ -205,7 +209,7 @@ impl ApiRequest {
                 SessionVerdict::Unknown
             }
         };
-        let _ = self.session.set(verdict);
+        let _ = self.session.set((verdict, claims));
     }
 }
 

@@ -269,7 +269,10 @@ impl Store {
         loop {
             match attempt().await {
                 Err(ApiError::Unavailable { .. }) if tokio::time::Instant::now() + ceiling < deadline => {
-                    let jitter = u64::from(u16::from_le_bytes(crate::auth::random_bytes::<2>()));
+                    // Full jitter; the store draws it itself so that it depends on no layer above it.
+                    let mut draw = [0u8; 2];
+                    let _ = getrandom::fill(&mut draw);
+                    let jitter = u64::from(u16::from_le_bytes(draw));
                     let pause = ceiling.as_millis() as u64 * jitter / u64::from(u16::MAX);
                     tokio::time::sleep(Duration::from_millis(pause.max(1))).await;
                     ceiling = (ceiling * 2).min(Duration::from_millis(250));

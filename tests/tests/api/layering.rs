@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 const KNOWN_CYCLES: &[(&str, &[&str])] = &[(
     "shared",
     &[
-        "attachments",
         "auth",
         "batch_worker",
         "config",
@@ -30,7 +29,6 @@ const KNOWN_CYCLES: &[(&str, &[&str])] = &[(
         "rate_limit",
         "realtime",
         "secrets",
-        "store",
         "ws",
     ],
 )];
