@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Map, Value};
 
 use crate::cache::CacheStats;
-use crate::realtime::Delivery;
 use crate::store::Usage;
 
 pub const NAMESPACE: &str = "Parley";
@@ -115,6 +114,19 @@ pub fn invocation(invocation: &Invocation<'_>) {
             )
         );
     }
+}
+
+/// What one fan-out did: members reached for, their connections, and the posts delivered, gone (410)
+/// or failed. Defined here, where it is reported, so that metrics depend on no layer above them
+/// (`realtime` re-exports it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub members: usize,
+    pub connections: usize,
+    pub delivered: usize,
+    pub gone: usize,
+    pub failed: usize,
 }
 
 /// Per fan-out: how many connections, delivered, gone (410) and failed posts.

@@ -23,15 +23,7 @@ const CONCURRENT_POSTS: usize = 64;
 /// running (API Gateway's WebSocket integration timeout is 29 s): it is not removed for that 410.
 pub const CONNECT_GRACE: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Delivery {
-    pub members: usize,
-    pub connections: usize,
-    pub delivered: usize,
-    pub gone: usize,
-    pub failed: usize,
-}
+pub use crate::metrics::Delivery;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Posted {

@@ -24,7 +24,6 @@ const KNOWN_CYCLES: &[(&str, &[&str])] = &[(
         "context",
         "domain",
         "http",
-        "metrics",
         "push",
         "rate_limit",
         "realtime",
