@@ -164,7 +164,7 @@ where
             Ok(()) => None,
             Err(refused) => {
                 if matches!(refused, ApiError::Unauthorized(_)) {
-                    close_connection(context, &connection_id).await;
+                    context.fanout.close_connection(&connection_id).await;
                 }
                 Some(refused)
             }
@@ -269,45 +269,4 @@ pub fn authorize(context: &AppContext, event: &Value) -> Result<Value, LambdaErr
         },
         "context": { "userId": claims.sub, "sessionId": claims.sid }
     }))
-}
-
-/// The @connections management API client: the fan-out's, built once per process.
-fn management(context: &AppContext) -> &aws_sdk_apigatewaymanagement::Client {
-    context.fanout.management()
-}
-
-/// Closes a connection through the management API (`DeleteConnection`); API Gateway then runs
-/// `$disconnect`. A connection that is already gone (410) is fine. Returns whether it was still open.
-pub async fn close_connection(context: &AppContext, connection_id: &str) -> bool {
-    match management(context)
-        .delete_connection()
-        .connection_id(connection_id)
-        .send()
-        .await
-    {
-        Ok(_) => true,
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_gone_exception()) => false,
-        Err(err) => {
-            tracing::warn!(
-                connectionId = %connection_id,
-                error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&err),
-                "could not close a connection"
-            );
-            false
-        }
-    }
-}
-
-/// True when API Gateway says the connection is gone (410 to `GetConnection`); false when it is open
-/// or the answer is anything else (then it is kept: only a definite 410 drops a connection).
-pub async fn connection_is_gone(context: &AppContext, connection_id: &str) -> bool {
-    match management(context)
-        .get_connection()
-        .connection_id(connection_id)
-        .send()
-        .await
-    {
-        Ok(_) => false,
-        Err(err) => err.as_service_error().is_some_and(|e| e.is_gone_exception()),
-    }
 }

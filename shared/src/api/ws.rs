@@ -105,7 +105,7 @@ async fn drop_gone_connections(context: &'static AppContext, user: &str) -> Resu
             let gone = match &record {
                 None => true,
                 Some(record) if record.connected_at < probe_before => {
-                    crate::ws::connection_is_gone(context, &connection_id).await
+                    context.fanout.connection_is_gone(&connection_id).await
                 }
                 Some(_) => false,
             };

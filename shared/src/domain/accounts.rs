@@ -390,7 +390,7 @@ pub async fn revoke(context: &AppContext, session_id: &str, reason: &str) -> Res
     let connections = context.store.session_connections(&session.user_id, session_id).await?;
     let user_id = session.user_id.as_str();
     let closing = connections.iter().map(|connection_id| async move {
-        crate::ws::close_connection(context, connection_id).await;
+        context.fanout.close_connection(connection_id).await;
         // `$disconnect` would remove it too; removing it here means no event is posted to it meanwhile.
         context.store.remove_connection(user_id, connection_id).await
     });

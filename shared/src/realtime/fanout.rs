@@ -78,6 +78,45 @@ impl Fanout {
         })
     }
 
+    /// Closes a connection through the management API (`DeleteConnection`); API Gateway then runs
+    /// `$disconnect`. A connection that is already gone (410) is fine. Returns whether it was still
+    /// open.
+    pub async fn close_connection(&self, connection_id: &str) -> bool {
+        match self
+            .management()
+            .delete_connection()
+            .connection_id(connection_id)
+            .send()
+            .await
+        {
+            Ok(_) => true,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_gone_exception()) => false,
+            Err(err) => {
+                tracing::warn!(
+                    connectionId = %connection_id,
+                    error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&err),
+                    "could not close a connection"
+                );
+                false
+            }
+        }
+    }
+
+    /// True when API Gateway says the connection is gone (410 to `GetConnection`); false when it is
+    /// open or the answer is anything else (then it is kept: only a definite 410 drops a connection).
+    pub async fn connection_is_gone(&self, connection_id: &str) -> bool {
+        match self
+            .management()
+            .get_connection()
+            .connection_id(connection_id)
+            .send()
+            .await
+        {
+            Ok(_) => false,
+            Err(err) => err.as_service_error().is_some_and(|e| e.is_gone_exception()),
+        }
+    }
+
     /// The members of a conversation as of `members_version`, from the cache while it is unchanged.
     pub async fn members(
         &self,

@@ -23,12 +23,9 @@ const KNOWN_CYCLES: &[(&str, &[&str])] = &[(
         "config",
         "context",
         "domain",
-        "http",
         "push",
-        "rate_limit",
         "realtime",
         "secrets",
-        "ws",
     ],
 )];
 
