@@ -42,9 +42,8 @@ where
 }
 
 /// One event through one handler: parse, check the bearer token's session, check the rate limits, run,
-/// and turn the outcome into the
-/// response the API promises (JSON, a request id, error bodies with codes: docs/API-GUIDE.md
-/// "Errors"). Never panics on bad input. Compression is the layer around this (see [`serve`]), so
+/// and turn the outcome into the response the API promises (JSON, a request id, error bodies with
+/// codes: docs/API-GUIDE.md "Errors"). Never panics on bad input. Compression is the layer around this (see [`serve`]), so
 /// the latency metric leaves it out.
 pub async fn handle<H, Fut>(context: &'static AppContext, handler: H, event: Request) -> Response<Body>
 where
