@@ -4,6 +4,46 @@ use std::time::Duration;
 
 pub use crate::config_error::ConfigError;
 
+/// Push settings from the environment (`push::Settings`).
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// `PUSH_QUEUE_URL`: where the delivery worker puts push jobs; unset: nobody is pushed.
+    pub queue_url: Option<String>,
+    /// `VAPID_SECRET` (tests, local tools) or `VAPID_SECRET_ARN` (Secrets Manager).
+    pub secret: crate::secrets::TokenSecretSource,
+    /// `PUSH_CONTACT`: the VAPID `sub` (a `mailto:` or `https:` URL push services may use to reach
+    /// the operator).
+    pub contact: String,
+    /// `PUSH_LOOPBACK_ENDPOINTS=allow`: also accept `http://127.0.0.1` endpoints (the local stack).
+    pub endpoints: PushEndpoints,
+    /// `APNS_PLATFORM_APPLICATION_ARN`, `FCM_PLATFORM_APPLICATION_ARN`: SNS platform applications;
+    /// unset: that kind of device cannot subscribe.
+    pub apns_application: Option<String>,
+    pub fcm_application: Option<String>,
+}
+
+/// Which Web Push endpoints a deployment accepts (`push::webpush::Endpoints`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushEndpoints {
+    /// `https` on a public host only (deployed).
+    Public,
+    /// Also `http://127.0.0.1` and `http://localhost` (the local stack, whose tests run their own
+    /// push service).
+    PublicAndLoopback,
+}
+
+/// The queues the delivery publisher and worker use, `DELIVERY_*_QUEUE_URL`
+/// (`realtime::publisher::Queues`).
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQueues {
+    /// FIFO: every event's first delivery.
+    pub delivery: Option<String>,
+    /// Standard: connections whose posts failed, each with its backoff as `DelaySeconds`.
+    pub retry: Option<String>,
+    /// Standard: deliveries that failed every attempt (an alarm watches its depth).
+    pub parked: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct Config {
     /// The single DynamoDB table (`TABLE_NAME`).
@@ -34,7 +74,7 @@ pub struct Config {
     pub sdk_attempt_timeout: Duration,
     /// The delivery queues (`DELIVERY_QUEUE_URL`, `DELIVERY_RETRY_QUEUE_URL`,
     /// `DELIVERY_PARKED_QUEUE_URL`); without the first, events are delivered in the writer's process.
-    pub delivery_queues: crate::realtime::publisher::Queues,
+    pub delivery_queues: DeliveryQueues,
     /// How long a DynamoDB operation may keep retrying conflicts, throttles and 5xx before the request
     /// is answered 503 (`DYNAMODB_RETRY_BUDGET_MS`, 2000 by default).
     pub dynamodb_retry_budget: Duration,
@@ -52,7 +92,7 @@ pub struct Config {
     /// The attachments bucket and its URL lifetimes (see `attachments::Settings`).
     pub attachments: crate::attachments::Settings,
     /// Push notifications: the queue, the VAPID secret, the SNS platform applications (see `push`).
-    pub push: crate::push::Settings,
+    pub push: PushSettings,
 }
 
 /// Requests allowed per window, enforced across all containers; 0 turns a limit off.
@@ -149,9 +189,9 @@ fn secret_source(
     }
 }
 
-fn push_settings(lookup: &impl Fn(&str) -> Option<String>) -> Result<crate::push::Settings, ConfigError> {
+fn push_settings(lookup: &impl Fn(&str) -> Option<String>) -> Result<PushSettings, ConfigError> {
     let set = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    Ok(crate::push::Settings {
+    Ok(PushSettings {
         queue_url: set("PUSH_QUEUE_URL"),
         secret: secret_source(
             lookup,
@@ -163,8 +203,8 @@ fn push_settings(lookup: &impl Fn(&str) -> Option<String>) -> Result<crate::push
         )?,
         contact: set("PUSH_CONTACT").unwrap_or_else(|| "https://parley.chat".to_owned()),
         endpoints: match set("PUSH_LOOPBACK_ENDPOINTS").as_deref() {
-            Some("allow") => crate::push::webpush::Endpoints::PublicAndLoopback,
-            None | Some("refuse") => crate::push::webpush::Endpoints::Public,
+            Some("allow") => PushEndpoints::PublicAndLoopback,
+            None | Some("refuse") => PushEndpoints::Public,
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     name: "PUSH_LOOPBACK_ENDPOINTS",
@@ -221,7 +261,7 @@ impl Config {
             },
             dynamodb_slow_call: Duration::from_millis(number(&lookup, "DYNAMODB_SLOW_CALL_MS", 100)?),
             sdk_attempt_timeout: Duration::from_millis(number(&lookup, "SDK_ATTEMPT_TIMEOUT_MS", 1000)?.max(1)),
-            delivery_queues: crate::realtime::publisher::Queues {
+            delivery_queues: DeliveryQueues {
                 delivery: lookup("DELIVERY_QUEUE_URL").filter(|v| !v.is_empty()),
                 retry: lookup("DELIVERY_RETRY_QUEUE_URL").filter(|v| !v.is_empty()),
                 parked: lookup("DELIVERY_PARKED_QUEUE_URL").filter(|v| !v.is_empty()),

@@ -29,6 +29,7 @@ pub mod rate_limit;
 pub mod realtime;
 pub mod search;
 pub mod secrets;
+pub mod signing;
 pub mod store;
 pub mod time;
 pub mod validate;

@@ -16,8 +16,8 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
-use crate::auth::tokens::TokenKeys;
 use crate::cursor::Cursors;
+use crate::signing::tokens::TokenKeys;
 
 /// Secrets shorter than this are refused: an HS256 key should be at least as long as its hash.
 pub const MIN_SECRET_BYTES: usize = 32;

@@ -24,7 +24,6 @@ use tokio::time::Instant;
 use crate::error::ApiError;
 use crate::secrets::{FetchSecret, SecretsManagerFetch, TokenSecretSource};
 use vapid::VapidKeys;
-use webpush::Endpoints;
 
 /// At most one push per member per conversation in this long; later messages in the window are
 /// collapsed into it (the push service also replaces a queued one with the same `Topic`).
@@ -123,23 +122,8 @@ pub fn cut_body(text: &str) -> String {
     out
 }
 
-/// Push settings from the environment.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// `PUSH_QUEUE_URL`: where the delivery worker puts push jobs; unset: nobody is pushed.
-    pub queue_url: Option<String>,
-    /// `VAPID_SECRET` (tests, local tools) or `VAPID_SECRET_ARN` (Secrets Manager).
-    pub secret: TokenSecretSource,
-    /// `PUSH_CONTACT`: the VAPID `sub` (a `mailto:` or `https:` URL push services may use to reach
-    /// the operator).
-    pub contact: String,
-    /// `PUSH_LOOPBACK_ENDPOINTS=allow`: also accept `http://127.0.0.1` endpoints (the local stack).
-    pub endpoints: Endpoints,
-    /// `APNS_PLATFORM_APPLICATION_ARN`, `FCM_PLATFORM_APPLICATION_ARN`: SNS platform applications;
-    /// unset: that kind of device cannot subscribe.
-    pub apns_application: Option<String>,
-    pub fcm_application: Option<String>,
-}
+/// Push settings from the environment (defined in `config`, which reads them).
+pub use crate::config::PushSettings as Settings;
 
 /// What a process keeps for push: the settings, the VAPID keys (read on first use, again after the
 /// secret's TTL) and the clients, each built on first use so only the push functions link them.

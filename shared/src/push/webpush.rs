@@ -13,15 +13,8 @@ pub const MAX_ENDPOINT_CHARS: usize = 2048;
 /// is noise.
 pub const PUSH_TTL_SECS: u64 = 6 * 3600;
 
-/// Which endpoints a deployment accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoints {
-    /// `https` on a public host only (deployed).
-    Public,
-    /// Also `http://127.0.0.1` and `http://localhost` (the local stack, whose tests run their own
-    /// push service).
-    PublicAndLoopback,
-}
+/// Which endpoints a deployment accepts (defined in `config`, which reads it).
+pub use crate::config::PushEndpoints as Endpoints;
 
 /// Checks an endpoint: an absolute `https` URL on a host name (not an address of a private network,
 /// which would let anyone make the worker call into the deployment's own network), or, locally, a

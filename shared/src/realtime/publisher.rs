@@ -113,16 +113,8 @@ const BATCH_BYTES: usize = 250 * 1024;
 /// Entries SQS did not take are sent again this many times before the publish fails.
 const RESEND_ATTEMPTS: u32 = 3;
 
-/// The queues the publisher and the worker use (`DELIVERY_*_QUEUE_URL`).
-#[derive(Debug, Clone, Default)]
-pub struct Queues {
-    /// FIFO: every event's first delivery.
-    pub delivery: Option<String>,
-    /// Standard: connections whose posts failed, each with its backoff as `DelaySeconds`.
-    pub retry: Option<String>,
-    /// Standard: deliveries that failed every attempt (an alarm watches its depth).
-    pub parked: Option<String>,
-}
+/// The queues the publisher and the worker use (defined in `config`, which reads them).
+pub use crate::config::DeliveryQueues as Queues;
 
 pub struct Publisher {
     /// Built on first use, so that functions that publish nothing (the reads) do not link SQS's client.
