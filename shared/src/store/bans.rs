@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use serde::{Deserialize, Serialize};
 
-use super::{item_with_key, key, keys, records, s, Store};
+use super::{item_with_key, key, keys, records, Store};
 use crate::error::ApiError;
 
 /// One ban as stored, and as `GET .../bans` lists it.
@@ -60,26 +60,17 @@ impl Store {
     /// Every ban of the conversation, in user-id order (one Query a page of 1 MB).
     pub async fn bans(&self, conversation_id: &str) -> Result<Vec<BanRecord>, ApiError> {
         let mut all = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", s(keys::conversation(conversation_id)))
-                .expression_attribute_values(":prefix", s(keys::BAN_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await?;
-            self.usage.record(false, out.consumed_capacity());
-            all.extend(records::<BanRecord>(out.items.unwrap_or_default())?);
-            match out.last_evaluated_key {
-                Some(last) => start = Some(last),
-                None => return Ok(all),
-            }
-        }
+        self.query_prefix(
+            keys::conversation(conversation_id),
+            keys::BAN_PREFIX,
+            false,
+            None,
+            |items| {
+                all.extend(records::<BanRecord>(items)?);
+                Ok(true)
+            },
+        )
+        .await?;
+        Ok(all)
     }
 }

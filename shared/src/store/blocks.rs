@@ -129,33 +129,18 @@ impl Store {
     /// Everyone who blocked `user_id` (every page), strongly consistent so a fresh block counts at once.
     pub async fn blockers_of(&self, user_id: &str) -> Result<Vec<String>, ApiError> {
         let mut blockers = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", s(keys::user(user_id)))
-                .expression_attribute_values(":prefix", s(keys::BLOCKED_BY_PREFIX))
-                .projection_expression("userId")
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await?;
-            self.usage.record(false, out.consumed_capacity());
-            blockers.extend(
-                out.items
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|item| user_id_of(&item)),
-            );
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(blockers);
-            }
-        }
+        self.query_prefix(
+            keys::user(user_id),
+            keys::BLOCKED_BY_PREFIX,
+            false,
+            Some("userId"),
+            |items| {
+                blockers.extend(items.into_iter().filter_map(|item| user_id_of(&item)));
+                Ok(true)
+            },
+        )
+        .await?;
+        Ok(blockers)
     }
 
     /// Which of `others` have blocked `me`: one strongly consistent BatchGetItem of their

@@ -91,27 +91,12 @@ impl Store {
     /// A user's invitations (expired ones included: the caller filters by time).
     pub async fn invitations_of(&self, user_id: &str) -> Result<Vec<InvitationRecord>, ApiError> {
         let mut found = Vec::new();
-        let mut start: Option<super::Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", s(keys::user(user_id)))
-                .expression_attribute_values(":prefix", s(keys::INVITATION_PREFIX))
-                .set_exclusive_start_key(start.take())
-                .consistent_read(true)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await?;
-            self.usage.record(false, out.consumed_capacity());
-            found.extend(records::<InvitationRecord>(out.items.unwrap_or_default())?);
-            match out.last_evaluated_key {
-                Some(next) => start = Some(next),
-                None => return Ok(found),
-            }
-        }
+        self.query_prefix(keys::user(user_id), keys::INVITATION_PREFIX, false, None, |items| {
+            found.extend(records::<InvitationRecord>(items)?);
+            Ok(true)
+        })
+        .await?;
+        Ok(found)
     }
 
     pub async fn get_invitation(&self, user_id: &str, id: &str) -> Result<Option<InvitationRecord>, ApiError> {

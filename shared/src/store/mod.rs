@@ -240,6 +240,42 @@ impl Store {
 const BATCH_GET_MAX: usize = 100;
 
 impl Store {
+    /// Every item of partition `pk` whose sort key starts with `prefix`, strongly consistent, a Query a
+    /// page (1 MB), in sort-key order or `newest_first`, reading only `projection` when given. `page`
+    /// takes each page's items and says whether to read the next one.
+    pub(crate) async fn query_prefix(
+        &self,
+        pk: String,
+        prefix: &str,
+        newest_first: bool,
+        projection: Option<&str>,
+        mut page: impl FnMut(Vec<Item>) -> Result<bool, ApiError>,
+    ) -> Result<(), ApiError> {
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(prefix))
+                .scan_index_forward(!newest_first)
+                .set_projection_expression(projection.map(str::to_owned))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total)
+                .send()
+                .await?;
+            self.usage.record(false, out.consumed_capacity());
+            let more = page(out.items.unwrap_or_default())?;
+            match out.last_evaluated_key {
+                Some(next) if more => start = Some(next),
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// BatchGetItem over any keys, 100 a call, retrying unprocessed keys with backoff.
     pub(crate) async fn batch_get(&self, keys_wanted: Vec<Item>, consistent: bool) -> Result<Vec<Item>, ApiError> {
         self.batch_get_projected(keys_wanted, consistent, None).await

@@ -74,35 +74,19 @@ impl Store {
         keep: impl Fn(&ReportRecord) -> bool,
     ) -> Result<Vec<ReportRecord>, ApiError> {
         let mut found = Vec::new();
-        let mut start: Option<super::Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", s(keys::conversation(conversation_id)))
-                .expression_attribute_values(":prefix", s(keys::REPORT_PREFIX))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .consistent_read(true)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await?;
-            self.usage.record(false, out.consumed_capacity());
-            for report in records::<ReportRecord>(out.items.unwrap_or_default())? {
-                if keep(&report) {
-                    found.push(report);
-                }
-            }
-            match out.last_evaluated_key {
-                Some(next) if found.len() < MAX_LISTED_REPORTS => start = Some(next),
-                _ => {
-                    found.truncate(MAX_LISTED_REPORTS);
-                    return Ok(found);
-                }
-            }
-        }
+        self.query_prefix(
+            keys::conversation(conversation_id),
+            keys::REPORT_PREFIX,
+            true,
+            None,
+            |items| {
+                found.extend(records::<ReportRecord>(items)?.into_iter().filter(|r| keep(r)));
+                Ok(found.len() < MAX_LISTED_REPORTS)
+            },
+        )
+        .await?;
+        found.truncate(MAX_LISTED_REPORTS);
+        Ok(found)
     }
 
     /// Every conversation's reports (in one state, or all), newest first, at most
